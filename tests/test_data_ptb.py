@@ -1,0 +1,360 @@
+"""PTB/SST reader and writer, label views, malformed input, and the bundled synthetic treebank."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+from nltk import Tree
+
+from treelstm.data import (IGNORE_INDEX, SentimentTree, binary_view, parse_ptb_line, read_ptb,
+                           to_ptb_string)
+
+REPO = Path(__file__).resolve().parents[1]
+SST_DIR = REPO / ".." / "shared" / "data" / "sst"
+SENTIMENT_DIR = REPO / "data" / "sentiment"
+
+EXAMPLE = "(3 (2 It) (4 (2 's) (3 (2 a) (4 lovely) (2 film))))"
+
+# Named lines reused by the round-trip and structure tests.
+LINES = {
+    "example": EXAMPLE,
+    "single preterminal": "(2 Hello)",
+    "binary": "(1 (2 (2 the) (2 plot)) (1 (2 is) (1 (2 not) (3 good))))",
+    "unary chain": "(3 (3 (2 x)) (4 (4 (4 great))))",
+    "internal left of leaf": "(1 (2 (2 a) (2 b)) (0 c))",
+    "wide": "(4 (2 a) (2 b) (3 c) (4 d) (2 e))",
+    "unicode": "(3 (2 Amélie) (4 (2 是) (3 naïve)))",
+    "no-break space in token": "(2 (2 like) (2 8\u00a01\\/2))",
+    "brackets as tokens": "(2 (2 -LRB-) (2 (2 sic) (2 -RRB-)))",
+}
+
+
+def spans_from_nltk(line):
+    """Independent reference: (first token, last token, label) of every node, by recursion."""
+    spans = []
+
+    def visit(node, start):
+        if isinstance(node[0], str):
+            spans.append((start, start, int(node.label())))
+            return start + 1
+        end = start
+        for child in node:
+            end = visit(child, end)
+        spans.append((start, end - 1, int(node.label())))
+        return end
+
+    visit(Tree.fromstring(line, leaf_pattern=r"[^ ()]+"), 0)
+    return sorted(spans)
+
+
+def spans_from_tree(tree):
+    first = list(range(tree.num_nodes))
+    last = list(range(tree.num_nodes))
+    # Walk up from each leaf; leaves are nodes 0..n-1 in sentence order.
+    for i in range(len(tree.tokens)):
+        node = tree.parent[i]
+        while node != -1:
+            if node >= len(tree.tokens):
+                first[node] = min(first[node], i) if node != first[node] else i
+                last[node] = max(last[node], i) if node != last[node] else i
+            node = tree.parent[node]
+    return sorted((first[v], last[v], tree.labels[v]) for v in range(tree.num_nodes))
+
+
+def write(path, text, newline="\n"):
+    path.write_bytes(text.replace("\n", newline).encode("utf-8"))
+    return path
+
+
+# ------------------------------------------------------------------------------ parsing
+def test_parse_example_numbering():
+    tree = parse_ptb_line(EXAMPLE)
+    assert tree.tokens == ["It", "'s", "a", "lovely", "film"]
+    # Leaves 0..4, then internal nodes in post-order: (3 a lovely film)=5, (4 's ...)=6, root=7.
+    assert tree.parent == [7, 6, 5, 5, 5, 6, 7, -1]
+    assert tree.labels == [2, 2, 2, 4, 2, 3, 4, 3]
+    assert tree.root == 7 and tree.root_label == 3 and tree.num_nodes == 8
+
+
+@pytest.mark.parametrize("name", list(LINES))
+def test_structure_matches_independent_spans(name):
+    tree = parse_ptb_line(LINES[name])
+    assert spans_from_tree(tree) == spans_from_nltk(LINES[name])
+    assert tree.root == tree.num_nodes - 1
+    leaves = [v for v in range(tree.num_nodes) if v not in tree.parent]
+    assert leaves == list(range(len(tree.tokens)))
+
+
+@pytest.mark.parametrize("name", list(LINES))
+def test_string_tree_string_round_trip(name):
+    assert to_ptb_string(parse_ptb_line(LINES[name])) == LINES[name]
+
+
+@pytest.mark.parametrize("name", list(LINES))
+def test_tree_string_tree_round_trip(name):
+    tree = parse_ptb_line(LINES[name])
+    assert parse_ptb_line(to_ptb_string(tree)) == tree
+
+
+def test_round_trip_of_a_tree_with_other_node_ids():
+    # Internal nodes numbered root first (not the reader's post-order) still write correctly.
+    tree = SentimentTree(tokens=["a", "b", "c"], parent=[4, 4, 3, -1, 3], labels=[1, 2, 3, 4, 0])
+    assert to_ptb_string(tree) == "(4 (0 (1 a) (2 b)) (3 c))"
+
+
+def test_unary_chain_has_one_child_per_chain_node():
+    tree = parse_ptb_line("(3 (3 (2 x)))")
+    assert tree.tokens == ["x"]
+    assert tree.parent == [1, 2, -1]
+    assert tree.children() == [[], [0], [1]]
+
+
+def test_child_positions_are_left_to_right():
+    tree = parse_ptb_line(LINES["internal left of leaf"])
+    # (1 (2 a b) c): internal node 3 is the left child of the root even though 3 > leaf 2.
+    assert tree.parent == [3, 3, 4, 4, -1]
+    assert tree.children()[4] == [3, 2]
+    assert tree.child_positions() == [0, 1, 1, 0, -1]
+
+
+def test_parse_strips_surrounding_whitespace():
+    assert parse_ptb_line("  (2 a)\r\n") == parse_ptb_line("(2 a)")
+
+
+def test_parse_rejects_non_str():
+    with pytest.raises(TypeError, match="expected a str, got bytes"):
+        parse_ptb_line(b"(2 a)")
+
+
+# ------------------------------------------------------------------------------ files
+def test_read_ptb_lf_crlf_bom_and_trailing_blank_lines(tmp_path):
+    text = EXAMPLE + "\n" + LINES["unicode"] + "\n"
+    expected = [parse_ptb_line(EXAMPLE), parse_ptb_line(LINES["unicode"])]
+    assert read_ptb(write(tmp_path / "lf.txt", text)) == expected
+    assert read_ptb(write(tmp_path / "crlf.txt", text, newline="\r\n")) == expected
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert read_ptb(tmp_path / "bom.txt") == expected
+    assert read_ptb(write(tmp_path / "no_eol.txt", text.rstrip("\n"))) == expected
+    assert read_ptb(write(tmp_path / "blank_end.txt", text + "\n  \n")) == expected
+    assert read_ptb(str(tmp_path / "lf.txt")) == expected
+
+
+def test_read_ptb_empty_file(tmp_path):
+    assert read_ptb(write(tmp_path / "empty.txt", "")) == []
+
+
+def test_fine_view_keeps_labels_and_all_trees(tmp_path):
+    path = write(tmp_path / "views.txt", "(2 (0 a) (4 b))\n(1 (2 c) (1 d))\n")
+    trees = read_ptb(path, view="fine")
+    assert [t.labels for t in trees] == [[0, 4, 2], [2, 1, 1]]
+
+
+def test_binary_view(tmp_path):
+    path = write(tmp_path / "views.txt",
+                 "(2 (0 a) (4 b))\n(1 (2 c) (0 d))\n(3 (2 e) (4 (3 f) (1 g)))\n")
+    trees = read_ptb(path, view="binary")
+    # Neutral root dropped; 0,1 -> 0; 3,4 -> 1; neutral phrases -> ignore.
+    assert [t.tokens for t in trees] == [["c", "d"], ["e", "f", "g"]]
+    assert trees[0].labels == [IGNORE_INDEX, 0, 0]
+    assert trees[1].labels == [IGNORE_INDEX, 1, 0, 1, 1]
+    assert IGNORE_INDEX == -1
+
+
+def test_binary_view_function():
+    assert binary_view(parse_ptb_line("(2 (4 a) (0 b))")) is None
+    tree = parse_ptb_line("(4 (4 a) (2 b))")
+    assert binary_view(tree).labels == [1, -1, 1]
+    assert tree.labels == [4, 2, 4]  # the input is not modified
+
+
+def test_unknown_view(tmp_path):
+    path = write(tmp_path / "file.txt", EXAMPLE + "\n")
+    with pytest.raises(ValueError, match=r"view must be one of \('fine', 'binary'\), got 'sst2'"):
+        read_ptb(path, view="sst2")
+
+
+GOOD = "(3 (2 a) (4 b))\n(1 (1 c))\n"
+
+MALFORMED = {
+    "missing close": ("(3 (2 a) (4 b)", r"malformed brackets: expected '\)' but got 'end-of-string'"),
+    "extra close": ("(3 (2 a) (4 b)))", r"malformed brackets: expected 'end-of-string' but got '\)'"),
+    "two trees": ("(2 a) (3 b)", r"malformed brackets: expected 'end-of-string'"),
+    "bare word": ("hello", r"malformed brackets: expected '\(' but got 'hello'"),
+    "non-integer label": ("(3 (x a) (4 b))", r"label 'x' is not an integer"),
+    "float label": ("(3.0 (2 a))", r"label '3.0' is not an integer"),
+    "label too large": ("(3 (5 a) (4 b))", r"label 5 is out of range; expected 0..4"),
+    "negative label": ("(-1 (2 a))", r"label -1 is out of range"),
+    "no label": ("( (2 a))", r"has no label"),
+    "empty node": ("()", r"has no label"),
+    "node without children": ("(3 (2 a) (3))", r"node \(3\) has no children"),
+    "two words": ("(3 (2 a b) (4 c))", r"preterminal \(2 a b\) has 2 words; expected exactly one"),
+    "mixed children": ("(3 (2 a) b)", r"mixes words and labelled subtrees"),
+    "word in brackets": ("(2 (a))", r"label 'a' is not an integer"),
+    "blank line inside": ("", r"empty line"),
+    "whitespace line inside": ("   \t", r"empty line"),
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_malformed_line_names_file_and_line(tmp_path, name):
+    line, reason = MALFORMED[name]
+    path = write(tmp_path / "file.txt", GOOD + line + "\n(2 z)\n")
+    with pytest.raises(ValueError, match=r"file\.txt:3: " + reason):
+        read_ptb(path)
+
+
+@pytest.mark.parametrize("name", [n for n in MALFORMED if "inside" not in n])
+def test_malformed_line_with_crlf(tmp_path, name):
+    line, reason = MALFORMED[name]
+    path = write(tmp_path / "file.txt", GOOD + line + "\n", newline="\r\n")
+    with pytest.raises(ValueError, match=r"file\.txt:3: " + reason):
+        read_ptb(path)
+
+
+@pytest.mark.parametrize("name", [n for n in MALFORMED if "inside" not in n])
+def test_parse_ptb_line_raises_the_same_reason(name):
+    line, reason = MALFORMED[name]
+    with pytest.raises(ValueError, match=reason):
+        parse_ptb_line(line)
+
+
+def test_invalid_utf8_names_file_and_line(tmp_path):
+    path = tmp_path / "file.txt"
+    path.write_bytes(GOOD.encode() + b"(2 caf\xe9)\n")
+    with pytest.raises(ValueError, match=r"file\.txt:3: not valid UTF-8"):
+        read_ptb(path)
+
+
+def test_error_in_first_line_is_line_1(tmp_path):
+    path = write(tmp_path / "train.txt", "(x (2 a))\n")
+    with pytest.raises(ValueError, match=r"^.*train\.txt:1: label 'x' is not an integer"):
+        read_ptb(path)
+
+
+BAD_TREES = {
+    "binary-view label": (SentimentTree(["a"], [-1], [-1]), r"node 0 has label -1; expected"),
+    "label count": (SentimentTree(["a"], [-1], [2, 2]), r"1 parents but 2 labels"),
+    "two roots": (SentimentTree(["a", "b"], [-1, -1], [2, 2]), r"2 roots"),
+    "leaf with a child": (SentimentTree(["a", "b"], [-1, 0], [2, 2]),
+                          r"node 1 has parent 0, which is a leaf"),
+    "childless internal": (SentimentTree(["a"], [2, -1, 1], [2, 2, 2]),
+                           r"internal node 2 has no children"),
+    "cycle": (SentimentTree(["a"], [1, -1, 3, 2], [2, 2, 2, 2]), r"never reach the root"),
+    "token with space": (SentimentTree(["a b"], [-1], [2]), r"token 0 is 'a b'"),
+    "token with bracket": (SentimentTree(["(a"], [-1], [2]), r"token 0 is '\(a'"),
+    "no tokens": (SentimentTree([], [-1], [2]), r"0 tokens for 1 nodes"),
+    "parent out of range": (SentimentTree(["a"], [5, -1], [2, 2]), r"node 0 has parent 5"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_TREES))
+def test_to_ptb_string_rejects_invalid_trees(name):
+    tree, reason = BAD_TREES[name]
+    with pytest.raises(ValueError, match=r"to_ptb_string: .*" + reason):
+        to_ptb_string(tree)
+
+
+def test_deep_tree_does_not_hit_the_recursion_limit():
+    depth = 3000
+    line = "(2 " * depth + "(2 x)" + ")" * depth
+    tree = parse_ptb_line(line)
+    assert tree.num_nodes == depth + 1
+    assert to_ptb_string(tree) == line
+
+
+# ------------------------------------------------------------------------------ bundled data
+def load_generator():
+    spec = importlib.util.spec_from_file_location("generate_sentiment",
+                                                  REPO / "data" / "generate_sentiment.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bundled_treebank_equals_generator_output(tmp_path):
+    assert load_generator().main(["--seed", "0", "--out", str(tmp_path)]) == 0
+    for split in ("train", "dev", "test"):
+        assert (tmp_path / f"{split}.txt").read_bytes() == \
+            (SENTIMENT_DIR / f"{split}.txt").read_bytes(), split
+
+
+def test_generator_seed_changes_output(tmp_path):
+    generator = load_generator()
+    generator.main(["--seed", "1", "--out", str(tmp_path / "a"), "--train", "20", "--dev", "5",
+                    "--test", "5"])
+    generator.main(["--seed", "1", "--out", str(tmp_path / "b"), "--train", "20", "--dev", "5",
+                    "--test", "5"])
+    generator.main(["--seed", "2", "--out", str(tmp_path / "c"), "--train", "20", "--dev", "5",
+                    "--test", "5"])
+    a, b, c = ((tmp_path / d / "train.txt").read_text() for d in "abc")
+    assert a == b != c
+    assert len(read_ptb(tmp_path / "a" / "dev.txt")) == 5
+
+
+def test_generator_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        load_generator().main(["--help"])
+    assert exit_info.value.code == 0
+    assert "--seed" in capsys.readouterr().out
+
+
+def value(tree, node):
+    return tree.labels[node] - 2
+
+
+def sign(x):
+    return (x > 0) - (x < 0)
+
+
+def test_bundled_treebank_shape_and_label_rules():
+    splits = {split: read_ptb(SENTIMENT_DIR / f"{split}.txt") for split in ("train", "dev", "test")}
+    assert {s: len(t) for s, t in splits.items()} == {"train": 3000, "dev": 500, "test": 500}
+    lines = set()
+    for trees in splits.values():
+        lines |= {to_ptb_string(t) for t in trees}
+    assert len(lines) == 4000  # no tree twice, within or across splits
+    trees = [t for split in splits.values() for t in split]
+    assert 8 <= sum(len(t.tokens) for t in trees) / len(trees) <= 15
+    assert {t.root_label for t in trees} == {0, 1, 2, 3, 4}
+    checked = {"not": 0, "very": 0, "too": 0, "and": 0, "but": 0}
+    for tree in trees:
+        children = tree.children()
+        for node, kids in enumerate(children):
+            if node < len(tree.tokens):
+                continue
+            assert len(kids) == 2  # binary trees
+            left, right = kids
+            word = tree.tokens[left] if left < len(tree.tokens) else None
+            v, x = value(tree, node), value(tree, right)
+            if word in ("not", "hardly", "never"):
+                assert v == -sign(x), to_ptb_string(tree)
+                checked["not"] += 1
+            elif word in ("very", "really", "truly", "extremely", "remarkably", "incredibly"):
+                assert v == sign(x) * min(2, abs(x) + 1), to_ptb_string(tree)
+                checked["very"] += 1
+            elif word == "too":
+                assert v == -1
+                checked["too"] += 1
+            elif right >= len(tree.tokens) and children[right][0] < len(tree.tokens) and \
+                    tree.tokens[children[right][0]] in ("and", "but"):
+                conjunction = tree.tokens[children[right][0]]
+                a, b = value(tree, left), value(tree, children[right][1])
+                expected = max(-2, min(2, a + b)) if conjunction == "and" else (b or a)
+                assert v == expected, to_ptb_string(tree)
+                checked[conjunction] += 1
+    assert min(checked.values()) > 100, checked
+
+
+# ------------------------------------------------------------------------------ real SST
+@pytest.mark.skipif(not SST_DIR.is_dir(), reason=f"SST not found at {SST_DIR} (the shared data "
+                                                 "directory is only present on the dev machine)")
+def test_real_sst_counts_and_exact_round_trip():
+    expected = {"train": (8544, 318582, 6920), "dev": (1101, 41447, 872),
+                "test": (2210, 82600, 1821)}
+    for split, (num_trees, num_nodes, num_binary) in expected.items():
+        path = SST_DIR / f"{split}.txt"
+        trees = read_ptb(path)
+        assert len(trees) == num_trees
+        assert sum(t.num_nodes for t in trees) == num_nodes
+        assert sum(binary_view(t) is not None for t in trees) == num_binary
+        lines = path.read_text(encoding="utf-8").splitlines()
+        assert [to_ptb_string(t) for t in trees] == lines

@@ -1,0 +1,340 @@
+"""TreeLSTM against independent references: the float64 recursion, nn.LSTM, gradcheck, the other
+executor, one tree at a time."""
+import copy
+import io
+import pickle
+
+import pytest
+import torch
+from torch import nn
+
+import reference
+from cases import BINARY_CASES, CASES, chain
+from conftest import BACKENDS, DEVICES, needs_dgl
+from treelstm import TreeBatch, TreeLSTM
+
+CELL_CASES = [("childsum", name) for name in CASES] + [("nary", name) for name in CASES]
+
+
+def make_model(case, cell, backend, num_layers=1, bias=True, input_size=5, hidden_size=4, seed=0):
+    torch.manual_seed(seed)
+    arity = case.arity if cell == "nary" else None
+    return TreeLSTM(input_size, hidden_size, num_layers=num_layers, cell=cell, arity=arity,
+                    bias=bias, backend=backend, dtype=torch.float64)
+
+
+def reference_params(model):
+    return [tuple(None if p is None else p.detach().clone().requires_grad_(True)
+                  for p in model.layer_parameters(k)) for k in range(model.num_layers)]
+
+
+def grad_or_zero(param):
+    """An unused weight (a lone leaf's weight_hh) gets no grad: that is a zero gradient."""
+    return torch.zeros_like(param) if param.grad is None else param.grad
+
+
+def weighted_loss(output, h_n, c_n, seed=1):
+    """A loss that weighs every output element differently, so gradients see every value."""
+    g = torch.Generator().manual_seed(seed)
+    return sum((t * torch.randn(t.shape, generator=g, dtype=t.dtype)).sum()
+               for t in (output, h_n, c_n))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("num_layers,bias", [(1, True), (2, True), (1, False)])
+@pytest.mark.parametrize("cell,case_name", CELL_CASES)
+def test_matches_reference_outputs_and_gradients(cell, case_name, num_layers, bias, backend):
+    case = CASES[case_name]
+    model = make_model(case, cell, backend, num_layers, bias)
+    batch = TreeBatch.from_parents(case.parents, case.positions)
+    x = torch.randn(case.num_nodes, 5, dtype=torch.float64, requires_grad=True)
+
+    output, (h_n, c_n) = model(x, batch)
+    weighted_loss(output, h_n, c_n).backward()
+
+    params = reference_params(model)
+    x_ref = x.detach().clone().requires_grad_(True)
+    ref_output, (ref_h, ref_c) = reference.tree_lstm(params, cell, case.parents, x_ref,
+                                                     case.positions, model.arity)
+    weighted_loss(ref_output, ref_h, ref_c).backward()
+
+    torch.testing.assert_close(output, ref_output)
+    torch.testing.assert_close(h_n, ref_h)
+    torch.testing.assert_close(c_n, ref_c)
+    torch.testing.assert_close(x.grad, x_ref.grad)
+    for k in range(num_layers):
+        for ours, theirs in zip(model.layer_parameters(k), params[k]):
+            if ours is not None:
+                torch.testing.assert_close(grad_or_zero(ours), grad_or_zero(theirs))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", ["childsum", "nary"])
+def test_input_index_equals_zero_input_elsewhere(cell, backend):
+    case = CASES["mixed forest"]
+    model = make_model(case, cell, backend)
+    batch = TreeBatch.from_parents(case.parents, case.positions)
+    leaves = torch.nonzero(batch.num_children == 0).flatten()
+    x_leaves = torch.randn(len(leaves), 5, dtype=torch.float64, requires_grad=True)
+    output, (h_n, _) = model(x_leaves, batch, input_index=leaves)
+    (output.sum() + h_n.sum()).backward()
+
+    x_full = torch.zeros(case.num_nodes, 5, dtype=torch.float64)
+    x_full[leaves] = x_leaves.detach()
+    x_full.requires_grad_(True)
+    params = reference_params(model)
+    ref_output, (ref_h, _) = reference.tree_lstm(params, cell, case.parents, x_full,
+                                                 case.positions, model.arity)
+    (ref_output.sum() + ref_h.sum()).backward()
+    torch.testing.assert_close(output, ref_output)
+    torch.testing.assert_close(x_leaves.grad, x_full.grad[leaves])
+    for ours, theirs in zip(model.layer_parameters(0), params[0]):
+        torch.testing.assert_close(ours.grad, theirs.grad)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_chain_equals_nn_lstm(num_layers, backend):
+    torch.manual_seed(0)
+    lstm = nn.LSTM(7, 6, num_layers=num_layers, dtype=torch.float64)
+    model = TreeLSTM(7, 6, num_layers=num_layers, backend=backend, dtype=torch.float64)
+    model.load_state_dict(lstm.state_dict())
+    lengths = [9, 1, 4]
+    batch = TreeBatch.from_parents([chain(n) for n in lengths])
+    x = torch.randn(sum(lengths), 7, dtype=torch.float64)
+    output, (h_n, c_n) = model(x, batch)
+    start = 0
+    for t, n in enumerate(lengths):
+        lstm_out, (lstm_h, lstm_c) = lstm(x[start:start + n].unsqueeze(1))
+        torch.testing.assert_close(output[start:start + n], lstm_out[:, 0], rtol=0, atol=1e-12)
+        torch.testing.assert_close(h_n[:, t], lstm_h[:, 0], rtol=0, atol=1e-12)
+        torch.testing.assert_close(c_n[:, t], lstm_c[:, 0], rtol=0, atol=1e-12)
+        start += n
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nary_arity_one_equals_nn_lstm(backend):
+    torch.manual_seed(0)
+    lstm = nn.LSTM(3, 5, num_layers=2, dtype=torch.float64)
+    model = TreeLSTM(3, 5, num_layers=2, cell="nary", arity=1, backend=backend,
+                     dtype=torch.float64)
+    model.load_state_dict(lstm.state_dict())
+    x = torch.randn(8, 3, dtype=torch.float64)
+    output, (h_n, _) = model(x, TreeBatch.from_parents([chain(8)]))
+    lstm_out, (lstm_h, _) = lstm(x.unsqueeze(1))
+    torch.testing.assert_close(output, lstm_out[:, 0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(h_n[:, 0], lstm_h[:, 0], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", ["childsum", "nary"])
+def test_gradcheck(cell, backend):
+    case = CASES["unary nodes"]
+    model = make_model(case, cell, backend, num_layers=2, input_size=3, hidden_size=2)
+    batch = TreeBatch.from_parents(case.parents, case.positions)
+    x = torch.randn(case.num_nodes, 3, dtype=torch.float64, requires_grad=True)
+    names = [name for name, _ in model.named_parameters()]
+
+    def run(x, *params):
+        state = dict(zip(names, params))
+        output, (h_n, c_n) = torch.func.functional_call(model, state, (x, batch))
+        return output, h_n, c_n
+
+    assert torch.autograd.gradcheck(run, (x, *model.parameters()))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", ["childsum", "nary"])
+def test_batched_equals_one_tree_at_a_time(cell, backend):
+    case = CASES["mixed forest"]
+    model = make_model(case, cell, backend, num_layers=2)
+    x = torch.randn(case.num_nodes, 5, dtype=torch.float64)
+    output, (h_n, c_n) = model(x, TreeBatch.from_parents(case.parents))
+    start = 0
+    for t, parent in enumerate(case.parents):
+        one_out, (one_h, one_c) = model(x[start:start + len(parent)],
+                                        TreeBatch.from_parents([parent]))
+        torch.testing.assert_close(output[start:start + len(parent)], one_out)
+        torch.testing.assert_close(h_n[:, t], one_h[:, 0])
+        torch.testing.assert_close(c_n[:, t], one_c[:, 0])
+        start += len(parent)
+
+
+@pytest.mark.parametrize("cell", ["childsum", "nary"])
+def test_permuting_trees_permutes_h_n(cell):
+    case = CASES["mixed forest"]
+    model = make_model(case, cell, "native")
+    trees = [torch.randn(len(p), 5, dtype=torch.float64) for p in case.parents]
+    _, (h_n, _) = model(torch.cat(trees), TreeBatch.from_parents(case.parents))
+    perm = [3, 0, 4, 2, 1]
+    _, (h_perm, _) = model(torch.cat([trees[t] for t in perm]),
+                           TreeBatch.from_parents([case.parents[t] for t in perm]))
+    torch.testing.assert_close(h_perm, h_n[:, perm])
+
+
+@needs_dgl
+@pytest.mark.parametrize("cell", ["childsum", "nary"])
+def test_native_and_dgl_agree_on_random_forest(cell):
+    from cases import random_tree
+
+    parents = [random_tree(n, seed=n, max_children=2 if cell == "nary" else None)
+               for n in (1, 3, 17, 30, 8)]
+    torch.manual_seed(3)
+    model = TreeLSTM(6, 5, num_layers=2, cell=cell, arity=2 if cell == "nary" else None)
+    batch = TreeBatch.from_parents(parents)
+    x = torch.randn(batch.num_nodes, 6, requires_grad=True)
+    results = {}
+    for backend in ("native", "dgl"):
+        model.backend = backend
+        model.zero_grad()
+        x.grad = None
+        output, (h_n, c_n) = model(x, batch)
+        weighted_loss(output, h_n, c_n).backward()
+        results[backend] = [output, h_n, c_n, x.grad] + [p.grad.clone() for p in model.parameters()]
+    for ours, theirs in zip(results["native"], results["dgl"]):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+@needs_dgl
+def test_accepts_dgl_graph_directly():
+    from treelstm.dgl import import_dgl
+
+    dgl = import_dgl()
+    case = CASES["mixed forest"]
+    batch = TreeBatch.from_parents(case.parents)
+    model = make_model(case, "nary", "native")
+    x = torch.randn(case.num_nodes, 5, dtype=torch.float64)
+    expected = model(x, batch)[0]
+    graph = batch.to_dgl()
+    torch.testing.assert_close(model(x, graph)[0], expected)
+    # an unbatched graph is one tree
+    single = dgl.graph((torch.tensor([1, 2]), torch.tensor([0, 0])))
+    output, (h_n, _) = model(torch.randn(3, 5, dtype=torch.float64), single)
+    assert output.shape == (3, 4) and h_n.shape == (1, 1, 4)
+
+
+def test_twenty_thousand_node_chain_runs_without_recursion():
+    model = TreeLSTM(2, 3)
+    batch = TreeBatch.from_parents([chain(20_000)])
+    assert batch.num_levels == 20_000
+    with torch.no_grad():
+        output, (h_n, _) = model(torch.randn(20_000, 2), batch)
+    assert output.shape == (20_000, 3)
+    torch.testing.assert_close(h_n[0, 0], output[-1])
+
+
+def test_dropout_between_layers_only_in_training():
+    case = CASES["full binary"]
+    batch = TreeBatch.from_parents(case.parents)
+    model = make_model(case, "childsum", "native", num_layers=2)
+    model.dropout = 0.5
+    x = torch.randn(case.num_nodes, 5, dtype=torch.float64)
+    model.eval()
+    torch.testing.assert_close(model(x, batch)[0], model(x, batch)[0])
+    model.train()
+    torch.manual_seed(0)
+    first = model(x, batch)[0]
+    torch.manual_seed(1)
+    assert not torch.allclose(first, model(x, batch)[0])
+
+
+def test_state_dict_round_trip_repr_pickle_and_dtype():
+    torch.manual_seed(0)
+    model = TreeLSTM(4, 3, num_layers=2, cell="nary", arity=2, dropout=0.1)
+    assert repr(model) == "TreeLSTM(4, 3, num_layers=2, cell='nary', arity=2, dropout=0.1)"
+    assert [name for name, _ in model.named_parameters()] == [
+        f"{kind}_l{k}" for k in range(2) for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    assert model.weight_hh_l0.shape == (5 * 3, 2 * 3) and model.bias_hh_l1.shape == (15,)
+    bound = 1 / 3 ** 0.5
+    assert all(p.abs().max() <= bound for p in model.parameters())
+
+    batch = TreeBatch.from_parents([[-1, 0, 0, 1]])
+    x = torch.randn(4, 4)
+    model.eval()
+    expected = model(x, batch)[0]
+
+    clone = TreeLSTM(4, 3, num_layers=2, cell="nary", arity=2, dropout=0.1).eval()
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    clone.load_state_dict(torch.load(buffer, weights_only=True))
+    torch.testing.assert_close(clone(x, batch)[0], expected)
+
+    unpickled = pickle.loads(pickle.dumps(model))
+    torch.testing.assert_close(unpickled(x, batch)[0], expected)
+    torch.testing.assert_close(copy.deepcopy(model)(x, batch)[0], expected)
+
+    double = model.to(torch.float64)
+    assert double.weight_ih_l0.dtype == torch.float64
+    assert double(x.double(), batch)[0].dtype == torch.float64
+
+
+def test_autocast_bfloat16_close_to_float32():
+    case = CASES["mixed forest"]
+    torch.manual_seed(0)
+    model = TreeLSTM(5, 8, num_layers=2, cell="nary", arity=2)
+    batch = TreeBatch.from_parents(case.parents)
+    x = torch.randn(case.num_nodes, 5)
+    expected = model(x, batch)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = model(x, batch)[0]
+    assert output.dtype in (torch.bfloat16, torch.float32)
+    torch.testing.assert_close(output.float(), expected, rtol=0.05, atol=0.03)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("cell", ["childsum", "nary"])
+def test_device_matches_cpu_float64(device, cell):
+    case = CASES["mixed forest"]
+    model = make_model(case, cell, "native", num_layers=2)
+    batch = TreeBatch.from_parents(case.parents)
+    x = torch.randn(case.num_nodes, 5, dtype=torch.float64)
+    expected = model(x, batch)[0]
+    moved = copy.deepcopy(model).to(device)
+    output = moved(x.to(device), batch.to(device))[0]
+    assert output.device.type == device
+    torch.testing.assert_close(output.cpu(), expected)
+
+
+# ---------------------------------------------------------------- bad input
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(cell="binary"), "cell must be one of"),
+    (dict(cell="nary"), "cell='nary' needs arity"),
+    (dict(cell="nary", arity=0), "positive integer"),
+    (dict(cell="childsum", arity=2), "arity is for cell='nary' only"),
+    (dict(backend="cudnn"), "backend must be one of"),
+    (dict(dropout=1.5), "dropout should be a number in range"),
+    (dict(num_layers=0), "num_layers must be a positive integer"),
+])
+def test_bad_constructor_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TreeLSTM(3, 2, **kwargs)
+
+
+def test_bad_forward_input():
+    model = TreeLSTM(3, 2, cell="nary", arity=2)
+    batch = TreeBatch.from_parents([[-1, 0, 0], [-1]])
+    with pytest.raises(ValueError, match=r"one row per node \(4 rows\), got 5 rows"):
+        model(torch.randn(5, 3), batch)
+    with pytest.raises(ValueError, match="Expected input with 3 features, got 4"):
+        model(torch.randn(4, 4), batch)
+    with pytest.raises(ValueError, match="Expected input to be 2D"):
+        model(torch.randn(4), batch)
+    with pytest.raises(ValueError, match=r"input_index holds node 4; expected node ids in \[0, 4\)"):
+        model(torch.randn(2, 3), batch, input_index=[1, 4])
+    with pytest.raises(ValueError, match="input_index holds node -1"):
+        model(torch.randn(2, 3), batch, input_index=[-1, 2])
+    with pytest.raises(ValueError, match=r"Expected input_index of shape \[2\]"):
+        model(torch.randn(2, 3), batch, input_index=[1, 2, 3])
+    with pytest.raises(ValueError, match="more than once"):
+        model(torch.randn(2, 3), batch, input_index=[1, 1])
+    with pytest.raises(TypeError, match="integer node ids"):
+        model(torch.randn(2, 3), batch, input_index=[1.0, 2.0])
+    with pytest.raises(TypeError, match="TreeBatch or a DGL graph"):
+        model(torch.randn(4, 3), [[-1, 0, 0], [-1]])
+    star = TreeBatch.from_parents([[-1, 0, 0, 0]])
+    with pytest.raises(ValueError, match="tree 0, node 0 has 3 children; expected at most arity=2"):
+        model(torch.randn(4, 3), star)
+    wide_slot = TreeBatch.from_parents([[-1, 0]], positions=[[-1, 2]])
+    with pytest.raises(ValueError, match=r"node 1 is in slot 2; expected a slot in \[0, 2\)"):
+        model(torch.randn(2, 3), wide_slot)

@@ -1,0 +1,12 @@
+"""treelstm: Child-Sum and N-ary Tree-LSTMs for PyTorch, with nn.LSTM's conventions.
+
+Public API::
+
+    from treelstm import TreeBatch, ChildSumTreeLSTMCell, NaryTreeLSTMCell, TreeLSTM
+"""
+from .batch import TreeBatch
+from .cells import ChildSumTreeLSTMCell, NaryTreeLSTMCell
+from .models import TreeLSTM
+
+__version__ = "0.1.0"
+__all__ = ["TreeBatch", "ChildSumTreeLSTMCell", "NaryTreeLSTMCell", "TreeLSTM", "__version__"]

@@ -1,0 +1,425 @@
+"""TreeBatch: a validated batch of trees with its bottom-up level schedule."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+_MAX_REPORTED = 8
+
+
+def _node_list(nodes: np.ndarray) -> str:
+    shown = ", ".join(str(int(v)) for v in nodes[:_MAX_REPORTED])
+    return f"[{shown}{', ...' if len(nodes) > _MAX_REPORTED else ''}]"
+
+
+def _as_int_array(values: Any, what: str) -> np.ndarray:
+    """One parent (or position) list as a 1-D int64 array; TypeError for anything else."""
+    if isinstance(values, Tensor):
+        values = values.detach().cpu().numpy()
+    try:
+        array = np.asarray(values)
+    except ValueError as error:  # ragged nested lists
+        raise TypeError(f"TreeBatch: {what} must be a flat list of integers; got {error}") from None
+    if array.ndim != 1:
+        raise TypeError(f"TreeBatch: {what} must be a flat list of integers; got an array of shape "
+                        f"{tuple(array.shape)}")
+    if array.size and array.dtype.kind not in "iu":
+        bad = next(v for v in values if not isinstance(v, (int, np.integer)) or isinstance(v, bool))
+        raise TypeError(f"TreeBatch: {what} must hold integers; got {bad!r} "
+                        f"({type(bad).__name__})")
+    return array.astype(np.int64, copy=False)
+
+
+@dataclass(frozen=True)
+class Level:
+    """One step of the bottom-up schedule: the nodes of one height and their child edges.
+
+    ``nodes`` ``[n]`` global node ids; ``child`` ``[E]`` the children of those nodes;
+    ``child_parent`` ``[E]`` the index *within* ``nodes`` of each child's parent;
+    ``child_position`` ``[E]`` each child's slot under its parent.
+    """
+
+    nodes: Tensor
+    child: Tensor
+    child_parent: Tensor
+    child_position: Tensor
+
+
+class TreeBatch:
+    r"""A batch of rooted trees, validated once, with the schedule both executors use.
+
+    Node order is tree by tree, and inside a tree the order of its parent list; parents may come
+    before or after their children. Build one with :meth:`from_parents`, :meth:`from_networkx` or
+    :meth:`from_dgl`.
+
+    Attributes (``N`` = ``num_nodes``, ``T`` = ``num_trees``; all ``torch.long`` on ``device``):
+        parent: ``[N]`` global id of each node's parent, ``-1`` at roots.
+        position: ``[N]`` each node's child slot under its parent (``-1`` at roots).
+        tree_index: ``[N]`` the tree each node belongs to.
+        roots: ``[T]`` global id of each tree's root.
+        tree_sizes: ``[T]`` nodes per tree; ``offsets`` ``[T]`` global id of each tree's node 0.
+        depth: ``[N]`` distance to the root (root = 0).
+        height: ``[N]`` longest distance down to a leaf (leaf = 0); the schedule's level.
+        num_children: ``[N]``.
+
+    Example::
+
+        >>> batch = TreeBatch.from_parents([[-1, 0, 0], [2, 2, -1]])
+        >>> batch.num_nodes, batch.num_trees
+        (6, 2)
+        >>> batch.roots
+        tensor([0, 5])
+    """
+
+    def __init__(self, parent: np.ndarray, position: np.ndarray, tree_sizes: np.ndarray,
+                 depth: np.ndarray, height: np.ndarray, device: torch.device = torch.device("cpu")):
+        # Private: use the from_* constructors, which validate.
+        self._np = {"parent": parent, "position": position, "tree_sizes": tree_sizes,
+                    "depth": depth, "height": height}
+        self.device = torch.device(device)
+        self.num_nodes = int(parent.shape[0])
+        self.num_trees = int(tree_sizes.shape[0])
+        offsets = np.zeros(self.num_trees, dtype=np.int64)
+        np.cumsum(tree_sizes[:-1], out=offsets[1:])
+        tree_index = np.repeat(np.arange(self.num_trees, dtype=np.int64), tree_sizes)
+        num_children = np.bincount(parent[parent >= 0], minlength=self.num_nodes)
+        self._np.update(offsets=offsets, tree_index=tree_index, num_children=num_children,
+                        roots=np.flatnonzero(parent < 0))
+        for name, array in self._np.items():
+            setattr(self, name, torch.from_numpy(array).to(self.device))
+        self.num_levels = int(height.max()) + 1 if self.num_nodes else 0
+        self.max_children = int(num_children.max()) if self.num_nodes else 0
+        self._levels: Optional[list[Level]] = None
+        self._dgl_graph = None
+        self._on_device: dict[torch.device, "TreeBatch"] = {self.device: self}
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_parents(cls, parents: Sequence[Sequence[int]],
+                     positions: Optional[Sequence[Sequence[int]]] = None) -> "TreeBatch":
+        """Batch trees given as parent lists.
+
+        Args:
+            parents: one list per tree; ``parents[t][v]`` is the parent of node ``v`` of tree ``t``
+                (an index into the same list), ``-1`` for the root. Lists, arrays or tensors.
+            positions: optional, same shape; ``positions[t][v]`` is node ``v``'s child slot under
+                its parent (used by N-ary cells; the root's entry is ignored). By default a node's
+                slot is its rank among its siblings by node id.
+
+        Raises:
+            TypeError: non-integer parents or positions.
+            ValueError: an empty tree, a parent out of range, zero or several roots, a cycle,
+                a negative slot or a slot used twice under one parent.
+        """
+        if isinstance(parents, (Tensor, np.ndarray)) and parents.ndim == 1 or (
+                isinstance(parents, (list, tuple)) and parents
+                and isinstance(parents[0], (int, np.integer))):
+            raise TypeError("TreeBatch.from_parents: expected one parent list per tree (a list of "
+                            "lists); got a flat list of integers. For one tree pass [parents].")
+        parents = list(parents)
+        if not parents:
+            raise ValueError("TreeBatch.from_parents: expected at least one tree; got none")
+        arrays = [_as_int_array(p, f"parents[{t}]") for t, p in enumerate(parents)]
+        tree_sizes = np.array([len(a) for a in arrays], dtype=np.int64)
+        empty = np.flatnonzero(tree_sizes == 0)
+        if len(empty):
+            raise ValueError(f"TreeBatch: tree {empty[0]} is empty; every tree needs at least one "
+                             "node (its root)")
+        local_parent = np.concatenate(arrays)
+        num_trees, num_nodes = len(arrays), int(tree_sizes.sum())
+        offsets = np.zeros(num_trees, dtype=np.int64)
+        np.cumsum(tree_sizes[:-1], out=offsets[1:])
+        tree_index = np.repeat(np.arange(num_trees, dtype=np.int64), tree_sizes)
+        local_id = np.arange(num_nodes, dtype=np.int64) - offsets[tree_index]
+
+        out_of_range = np.flatnonzero((local_parent < -1) | (local_parent >= tree_sizes[tree_index]))
+        if len(out_of_range):
+            v = out_of_range[0]
+            t = tree_index[v]
+            raise ValueError(f"TreeBatch: tree {t}, node {local_id[v]} has parent "
+                             f"{local_parent[v]}; expected -1 (root) or a node id in "
+                             f"[0, {tree_sizes[t]})")
+        is_root = local_parent == -1
+        roots_per_tree = np.bincount(tree_index[is_root], minlength=num_trees)
+        bad = np.flatnonzero(roots_per_tree != 1)
+        if len(bad):
+            t = bad[0]
+            if roots_per_tree[t] == 0:
+                raise ValueError(f"TreeBatch: tree {t} has no root (no parent -1); expected "
+                                 "exactly one")
+            found = local_id[is_root & (tree_index == t)]
+            raise ValueError(f"TreeBatch: tree {t} has {roots_per_tree[t]} roots (nodes "
+                             f"{_node_list(found)}); expected exactly one")
+        parent = np.where(is_root, -1, local_parent + offsets[tree_index])
+        depth = cls._depths(parent, tree_index, local_id)
+
+        if positions is None:
+            position = cls._default_positions(parent)
+        else:
+            position = cls._checked_positions(positions, parent, tree_sizes, tree_index, local_id)
+        height = cls._heights(parent, depth)
+        return cls(parent, position, tree_sizes, depth, height)
+
+    @staticmethod
+    def _depths(parent: np.ndarray, tree_index: np.ndarray, local_id: np.ndarray) -> np.ndarray:
+        """Depth of every node by pointer doubling (O(N log N), no recursion); ValueError on cycles."""
+        num_nodes = parent.shape[0]
+        nodes = np.arange(num_nodes, dtype=np.int64)
+        jump = np.where(parent < 0, nodes, parent)
+        dist = (parent >= 0).astype(np.int64)
+        for _ in range(max(1, math.ceil(math.log2(max(num_nodes, 2)))) + 1):
+            dist = dist + dist[jump]
+            jump = jump[jump]
+        stuck = np.flatnonzero(parent[jump] >= 0)
+        if len(stuck):
+            t = tree_index[stuck[0]]
+            in_tree = stuck[tree_index[stuck] == t]
+            raise ValueError(f"TreeBatch: tree {t} has a cycle: nodes {_node_list(local_id[in_tree])} "
+                             "never reach the root")
+        return dist
+
+    @staticmethod
+    def _default_positions(parent: np.ndarray) -> np.ndarray:
+        position = np.full(parent.shape[0], -1, dtype=np.int64)
+        children = np.flatnonzero(parent >= 0)
+        by_parent = children[np.argsort(parent[children], kind="stable")]
+        sorted_parent = parent[by_parent]
+        group_start = np.flatnonzero(np.r_[True, sorted_parent[1:] != sorted_parent[:-1]])
+        group_sizes = np.diff(np.r_[group_start, len(by_parent)])
+        rank = np.arange(len(by_parent)) - np.repeat(group_start, group_sizes)
+        position[by_parent] = rank
+        return position
+
+    @staticmethod
+    def _checked_positions(positions, parent, tree_sizes, tree_index, local_id) -> np.ndarray:
+        positions = list(positions)
+        if len(positions) != len(tree_sizes):
+            raise ValueError(f"TreeBatch: got {len(tree_sizes)} parent lists but {len(positions)} "
+                             "position lists; expected one per tree")
+        arrays = [_as_int_array(p, f"positions[{t}]") for t, p in enumerate(positions)]
+        for t, array in enumerate(arrays):
+            if len(array) != tree_sizes[t]:
+                raise ValueError(f"TreeBatch: tree {t} has {tree_sizes[t]} nodes but "
+                                 f"{len(array)} positions; expected one position per node")
+        position = np.concatenate(arrays)
+        position[parent < 0] = -1
+        negative = np.flatnonzero((parent >= 0) & (position < 0))
+        if len(negative):
+            v = negative[0]
+            raise ValueError(f"TreeBatch: tree {tree_index[v]}, node {local_id[v]} has position "
+                             f"{position[v]}; expected a slot >= 0")
+        children = np.flatnonzero(parent >= 0)
+        order = children[np.lexsort((position[children], parent[children]))]
+        same = np.flatnonzero((parent[order[1:]] == parent[order[:-1]])
+                              & (position[order[1:]] == position[order[:-1]]))
+        if len(same):
+            a, b = order[same[0]], order[same[0] + 1]
+            raise ValueError(f"TreeBatch: tree {tree_index[a]}, nodes {local_id[a]} and "
+                             f"{local_id[b]} both use slot {position[a]} under parent "
+                             f"{local_id[parent[a]]}; each slot holds at most one child")
+        return position
+
+    @staticmethod
+    def _heights(parent: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """Height of every node: one vectorised step per depth, deepest first."""
+        height = np.zeros(parent.shape[0], dtype=np.int64)
+        order = np.argsort(depth, kind="stable")
+        bounds = np.searchsorted(depth[order], np.arange(int(depth.max()) + 2))
+        for d in range(int(depth.max()), 0, -1):
+            nodes = order[bounds[d]:bounds[d + 1]]
+            np.maximum.at(height, parent[nodes], height[nodes] + 1)
+        return height
+
+    @classmethod
+    def from_networkx(cls, graphs: Union[Any, Iterable[Any]]) -> "TreeBatch":
+        """Batch ``networkx.DiGraph`` arborescences (edges parent -> child).
+
+        A tree's node order is the graph's node order; a child's slot is the edge attribute
+        ``"position"`` when every edge of the graph has one, else its rank among its siblings.
+        """
+        import networkx as nx
+
+        if isinstance(graphs, nx.Graph):
+            graphs = [graphs]
+        parents, positions, any_position = [], [], False
+        for t, graph in enumerate(graphs):
+            if not isinstance(graph, nx.DiGraph) or graph.is_multigraph():
+                raise TypeError(f"TreeBatch.from_networkx: graph {t} is a {type(graph).__name__}; "
+                                "expected a networkx.DiGraph with edges parent -> child")
+            index = {node: i for i, node in enumerate(graph.nodes)}
+            parent = [-1] * len(index)
+            position = [-1] * len(index)
+            with_position = 0
+            for u, v, data in graph.edges(data=True):
+                if parent[index[v]] != -1:
+                    raise ValueError(f"TreeBatch.from_networkx: graph {t}, node {v!r} has two "
+                                     f"parents ({list(graph.nodes)[parent[index[v]]]!r} and "
+                                     f"{u!r}); expected a tree")
+                parent[index[v]] = index[u]
+                if "position" in data:
+                    position[index[v]] = data["position"]
+                    with_position += 1
+            if with_position not in (0, graph.number_of_edges()):
+                raise ValueError(f"TreeBatch.from_networkx: graph {t} has a 'position' on "
+                                 f"{with_position} of {graph.number_of_edges()} edges; expected "
+                                 "all or none")
+            any_position |= with_position > 0
+            parents.append(parent)
+            positions.append(position if with_position else None)
+        if any_position:
+            defaults = [cls._default_positions(np.asarray(p, dtype=np.int64)) if q is None else q
+                        for p, q in zip(parents, positions)]
+            return cls.from_parents(parents, defaults)
+        return cls.from_parents(parents)
+
+    @classmethod
+    def from_dgl(cls, graph: Any) -> "TreeBatch":
+        """Batch from a DGL graph with edges child -> parent (DGL's tree-LSTM convention).
+
+        A batched graph (``dgl.batch``) keeps its trees; an unbatched one is one tree. A child's
+        slot is ``graph.edata["position"]`` when present.
+        """
+        sizes = graph.batch_num_nodes().cpu().numpy().astype(np.int64)
+        src, dst = (e.cpu().numpy().astype(np.int64) for e in graph.edges())
+        num_nodes = int(sizes.sum())
+        offsets = np.r_[0, np.cumsum(sizes)[:-1]]
+        tree_of = np.repeat(np.arange(len(sizes)), sizes)
+        crossing = np.flatnonzero(tree_of[src] != tree_of[dst])
+        if len(crossing):
+            e = crossing[0]
+            raise ValueError(f"TreeBatch.from_dgl: edge {src[e]} -> {dst[e]} joins trees "
+                             f"{tree_of[src[e]]} and {tree_of[dst[e]]}; expected edges inside a tree")
+        counts = np.bincount(src, minlength=num_nodes)
+        if counts.max(initial=0) > 1:
+            v = int(np.argmax(counts))
+            raise ValueError(f"TreeBatch.from_dgl: node {v} has {counts[v]} outgoing edges; "
+                             "expected edges child -> parent, one parent per node")
+        local_parent = np.full(num_nodes, -1, dtype=np.int64)
+        local_parent[src] = dst - offsets[tree_of[dst]]
+        parents = np.split(local_parent, np.cumsum(sizes)[:-1])
+        positions = None
+        if "position" in graph.edata:
+            position = np.full(num_nodes, -1, dtype=np.int64)
+            position[src] = graph.edata["position"].cpu().numpy()
+            positions = np.split(position, np.cumsum(sizes)[:-1])
+        return cls.from_parents(parents, positions)
+
+    # ------------------------------------------------------------------ conversions
+    def to(self, device: Union[str, torch.device]) -> "TreeBatch":
+        """The same batch with its tensors (and schedule) on ``device``."""
+        device = torch.device(device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        if device not in self._on_device:
+            moved = TreeBatch(self._np["parent"], self._np["position"], self._np["tree_sizes"],
+                              self._np["depth"], self._np["height"], device=device)
+            moved._on_device = self._on_device  # copies share one cache, so each moves once
+            self._on_device[device] = moved
+        return self._on_device[device]
+
+    def local_parents(self) -> list[list[int]]:
+        """The per-tree parent lists this batch was built from."""
+        parent, offsets = self._np["parent"], self._np["offsets"]
+        local = np.where(parent < 0, -1, parent - offsets[self._np["tree_index"]])
+        return [a.tolist() for a in np.split(local, np.cumsum(self._np["tree_sizes"])[:-1])]
+
+    def local_positions(self) -> list[list[int]]:
+        """The per-tree child slots (``-1`` at roots)."""
+        position = self._np["position"]
+        return [a.tolist() for a in np.split(position, np.cumsum(self._np["tree_sizes"])[:-1])]
+
+    def to_networkx(self) -> list:
+        """One ``networkx.DiGraph`` per tree, nodes ``0..n-1``, edges parent -> child with
+        attribute ``"position"``."""
+        import networkx as nx
+
+        graphs = []
+        for parent, position in zip(self.local_parents(), self.local_positions()):
+            graph = nx.DiGraph()
+            graph.add_nodes_from(range(len(parent)))
+            graph.add_edges_from((p, v, {"position": position[v]})
+                                 for v, p in enumerate(parent) if p >= 0)
+            graphs.append(graph)
+        return graphs
+
+    def to_dgl(self):
+        """A batched DGL graph with edges child -> parent and ``edata["position"]``, on this
+        batch's device (DGL's tree-LSTM convention)."""
+        from .dgl import import_dgl
+
+        dgl = import_dgl()
+        parent = self._np["parent"]
+        child = np.flatnonzero(parent >= 0)
+        graph = dgl.graph((torch.from_numpy(child), torch.from_numpy(parent[child])),
+                          num_nodes=self.num_nodes)
+        graph.edata["position"] = torch.from_numpy(self._np["position"][child])
+        graph.set_batch_num_nodes(torch.from_numpy(self._np["tree_sizes"]))
+        graph.set_batch_num_edges(torch.from_numpy(self._np["tree_sizes"] - 1))
+        return graph.to(self.device)
+
+    def dgl_graph(self):
+        """:meth:`to_dgl`, built once and cached."""
+        if self._dgl_graph is None:
+            self._dgl_graph = self.to_dgl()
+        return self._dgl_graph
+
+    # ------------------------------------------------------------------ schedule
+    @property
+    def levels(self) -> list[Level]:
+        """The bottom-up schedule: ``levels[k]`` holds the nodes of height ``k`` (all their
+        children have smaller heights) with their child edges. Computed once, on ``device``."""
+        if self._levels is None:
+            self._levels = self._build_levels()
+        return self._levels
+
+    def _build_levels(self) -> list[Level]:
+        parent, position, height = self._np["parent"], self._np["position"], self._np["height"]
+        node_order = np.argsort(height, kind="stable")
+        node_bounds = np.searchsorted(height[node_order], np.arange(self.num_levels + 1))
+        local_index = np.empty(self.num_nodes, dtype=np.int64)
+        local_index[node_order] = np.arange(self.num_nodes) - np.repeat(
+            node_bounds[:-1], np.diff(node_bounds))
+        child = np.flatnonzero(parent >= 0)
+        child_level = height[parent[child]]
+        edge_order = np.argsort(child_level, kind="stable")
+        child = child[edge_order]
+        edge_bounds = np.searchsorted(child_level[edge_order], np.arange(self.num_levels + 1))
+        # One host->device copy for the whole schedule; levels are views into it.
+        flat = torch.from_numpy(np.concatenate(
+            [node_order, child, local_index[parent[child]], position[child]])).to(self.device)
+        nodes_all, child_all, child_parent_all, child_position_all = flat.split(
+            [self.num_nodes, len(child), len(child), len(child)])
+        levels = []
+        for k in range(self.num_levels):
+            edges = slice(edge_bounds[k], edge_bounds[k + 1])
+            levels.append(Level(nodes_all[node_bounds[k]:node_bounds[k + 1]], child_all[edges],
+                                child_parent_all[edges], child_position_all[edges]))
+        return levels
+
+    def check_arity(self, arity: int) -> None:
+        """ValueError if a node has more children than ``arity`` or a slot ``>= arity``."""
+        num_children, position = self._np["num_children"], self._np["position"]
+        over = np.flatnonzero(num_children > arity)
+        if len(over):
+            v = over[0]
+            t = self._np["tree_index"][v]
+            raise ValueError(f"TreeBatch: tree {t}, node {v - self._np['offsets'][t]} has "
+                             f"{num_children[v]} children; expected at most arity={arity}")
+        slot = np.flatnonzero(position >= arity)
+        if len(slot):
+            v = slot[0]
+            t = self._np["tree_index"][v]
+            raise ValueError(f"TreeBatch: tree {t}, node {v - self._np['offsets'][t]} is in slot "
+                             f"{position[v]}; expected a slot in [0, {arity}) for arity={arity}")
+
+    def __len__(self) -> int:
+        return self.num_trees
+
+    def __repr__(self) -> str:
+        return (f"TreeBatch(num_trees={self.num_trees}, num_nodes={self.num_nodes}, "
+                f"num_levels={self.num_levels}, device={self.device})")

@@ -1,0 +1,130 @@
+"""Turn a list of :class:`~treelstm.data.ptb.SentimentTree` into model inputs.
+
+The same trees feed both models: :func:`collate_trees` for a Tree-LSTM and
+:func:`collate_sequences` for an ``nn.LSTM`` baseline over the tokens.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence, Union
+
+import torch
+from torch import Tensor
+
+from ..batch import TreeBatch
+from .ptb import SentimentTree
+from .vocab import Vocab
+
+__all__ = ["SequenceInputs", "TreeInputs", "collate_sequences", "collate_trees"]
+
+
+@dataclass
+class TreeInputs:
+    """A batch of sentiment trees for a Tree-LSTM (``N`` nodes, ``T`` trees, ``L`` leaves).
+
+    Attributes:
+        batch: the :class:`~treelstm.TreeBatch`; node order is tree by tree, each tree's nodes in
+            its parent-list order; child slots are left to right.
+        token_ids: ``[L]`` vocabulary ids of all tokens, tree by tree in sentence order.
+        leaf_index: ``[L]`` global node id of each token's leaf (token ``i`` of tree ``t`` is
+            node ``batch.offsets[t] + i``).
+        labels: ``[N]`` the label of every node.
+        root_labels: ``[T]`` the label of each tree's root.
+    """
+
+    batch: TreeBatch
+    token_ids: Tensor
+    leaf_index: Tensor
+    labels: Tensor
+    root_labels: Tensor
+
+    def to(self, device: Union[str, torch.device]) -> "TreeInputs":
+        """The same inputs on ``device``."""
+        return TreeInputs(self.batch.to(device), self.token_ids.to(device),
+                          self.leaf_index.to(device), self.labels.to(device),
+                          self.root_labels.to(device))
+
+
+@dataclass
+class SequenceInputs:
+    """The token sequences of a batch of trees for an ``nn.LSTM`` (``B`` trees).
+
+    Attributes:
+        token_ids: ``[B, T_max]`` ids, right-padded with ``vocab.pad_index`` (0).
+        lengths: ``[B]`` tokens per sentence (for ``pack_padded_sequence``; kept on the CPU
+            by :meth:`to`, as that function wants).
+        labels: ``[B]`` root label of each tree.
+    """
+
+    token_ids: Tensor
+    lengths: Tensor
+    labels: Tensor
+
+    def to(self, device: Union[str, torch.device]) -> "SequenceInputs":
+        """The same inputs with ``token_ids`` and ``labels`` on ``device``."""
+        return SequenceInputs(self.token_ids.to(device), self.lengths, self.labels.to(device))
+
+
+def _checked(trees: Sequence[SentimentTree], vocab: Vocab, caller: str) -> list[SentimentTree]:
+    if not isinstance(vocab, Vocab):
+        raise TypeError(f"{caller}: vocab must be a Vocab, got {type(vocab).__name__}")
+    if isinstance(trees, SentimentTree):
+        raise TypeError(f"{caller}: expected a list of SentimentTree, got one tree; pass [tree]")
+    trees = list(trees)
+    if not trees:
+        raise ValueError(f"{caller}: expected at least one tree, got none")
+    for t, tree in enumerate(trees):
+        if not isinstance(tree, SentimentTree):
+            raise TypeError(f"{caller}: item {t} is a {type(tree).__name__}; expected "
+                            "SentimentTree")
+        if len(tree.labels) != len(tree.parent):
+            raise ValueError(f"{caller}: tree {t} has {len(tree.parent)} nodes but "
+                             f"{len(tree.labels)} labels; expected one label per node")
+        if not 0 < len(tree.tokens) <= len(tree.parent):
+            raise ValueError(f"{caller}: tree {t} has {len(tree.tokens)} tokens and "
+                             f"{len(tree.parent)} nodes; expected 1..num_nodes tokens")
+        num_roots = sum(parent == -1 for parent in tree.parent)
+        if num_roots != 1:
+            raise ValueError(f"{caller}: tree {t} has {num_roots} roots (parent -1); expected "
+                             "exactly one")
+    return trees
+
+
+def collate_trees(trees: Sequence[SentimentTree], vocab: Vocab) -> TreeInputs:
+    """Batch trees for a Tree-LSTM; see :class:`TreeInputs` for the shapes.
+
+    Raises:
+        TypeError, ValueError: not a non-empty list of consistent trees; any invalid tree
+            structure as reported by :meth:`TreeBatch.from_parents`.
+    """
+    trees = _checked(trees, vocab, "collate_trees")
+    batch = TreeBatch.from_parents([tree.parent for tree in trees],
+                                   [tree.child_positions() for tree in trees])
+    offsets = batch.offsets.tolist()
+    leaf_index = [offset + i for tree, offset in zip(trees, offsets)
+                  for i in range(len(tree.tokens))]
+    token_ids = [i for tree in trees for i in vocab.encode(tree.tokens)]
+    labels = [label for tree in trees for label in tree.labels]
+    return TreeInputs(batch=batch,
+                      token_ids=torch.tensor(token_ids, dtype=torch.long),
+                      leaf_index=torch.tensor(leaf_index, dtype=torch.long),
+                      labels=torch.tensor(labels, dtype=torch.long),
+                      root_labels=torch.tensor([tree.root_label for tree in trees],
+                                               dtype=torch.long))
+
+
+def collate_sequences(trees: Sequence[SentimentTree], vocab: Vocab) -> SequenceInputs:
+    """Pad the trees' token sequences for an ``nn.LSTM`` baseline; see :class:`SequenceInputs`.
+
+    Use with ``pack_padded_sequence(embed(token_ids), lengths, batch_first=True,
+    enforce_sorted=False)``.
+    """
+    trees = _checked(trees, vocab, "collate_sequences")
+    lengths = [len(tree.tokens) for tree in trees]
+    token_ids = torch.full((len(trees), max(lengths)), vocab.pad_index, dtype=torch.long)
+    for row, tree in enumerate(trees):
+        token_ids[row, :lengths[row]] = torch.tensor(vocab.encode(tree.tokens), dtype=torch.long)
+    return SequenceInputs(token_ids=token_ids,
+                          lengths=torch.tensor(lengths, dtype=torch.long),
+                          labels=torch.tensor([tree.root_label for tree in trees],
+                                              dtype=torch.long))

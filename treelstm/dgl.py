@@ -1,0 +1,91 @@
+"""DGL executor: message passing over a DGL graph batch (edges child -> parent).
+
+``dgl`` is an optional dependency (``pip install 'treelstm[dgl]'``), imported on first use. Each
+topological frontier after the leaves is one ``graph.pull`` with a message function (the per-child
+terms of :mod:`treelstm.functional`), a reduce function (sum over the mailbox, or the N-ary slot
+scatter) and a node-apply function (the node update) -- the same math the native engine runs.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+from torch import Tensor
+
+from . import functional
+
+
+def import_dgl() -> Any:
+    """Import ``dgl`` with the PyTorch backend, or raise an ImportError that says how to get it."""
+    os.environ.setdefault("DGLBACKEND", "pytorch")
+    try:
+        import dgl
+    except ImportError as error:
+        raise ImportError(
+            "treelstm: backend='dgl' and DGL conversions need the optional package 'dgl' "
+            f"({error}). Install it with `pip install 'treelstm[dgl]'` (dgl==1.1.3 works with "
+            "torch 2.x on Python 3.11, CPU only), or use backend='native', which needs no DGL "
+            "and also runs on CUDA.") from error
+    return dgl
+
+
+def run_layer(graph: Any, x_gates: Tensor, weight_hh: Tensor, bias_hh: Optional[Tensor],
+              cell: str, arity: Optional[int] = None) -> tuple[Tensor, Tensor]:
+    """Run one Tree-LSTM layer by DGL message passing.
+
+    Args:
+        graph: a DGL graph with edges child -> parent and, for ``cell="nary"``,
+            ``edata["position"]`` (see :meth:`TreeBatch.to_dgl`).
+        x_gates: ``[num_nodes, 4H]``, each node's ``W_ih x + b_ih``.
+
+    Returns:
+        ``h, c``: ``[num_nodes, H]`` each.
+    """
+    dgl = import_dgl()
+    graph = graph.local_var()
+    hidden_size = x_gates.shape[1] // 4
+    frontiers = [f.to(graph.device) for f in dgl.topological_nodes_generator(graph)]
+
+    leaves = frontiers[0]
+    if cell == "childsum":
+        leaf_h, leaf_c = functional.childsum_update(x_gates[leaves], None, None, bias_hh)
+    else:
+        leaf_h, leaf_c = functional.nary_cell(x_gates[leaves], None, None, weight_hh, bias_hh, arity)
+    graph.ndata["x_gates"] = x_gates
+    graph.ndata["h"] = leaf_h.new_zeros(graph.num_nodes(), hidden_size).index_copy(0, leaves, leaf_h)
+    graph.ndata["c"] = leaf_c.new_zeros(graph.num_nodes(), hidden_size).index_copy(0, leaves, leaf_c)
+
+    if cell == "childsum":
+        def message(edges):
+            hh, fc = functional.childsum_message(edges.src["h"], edges.src["c"],
+                                                 edges.dst["x_gates"], weight_hh, bias_hh)
+            return {"hh": hh, "fc": fc}
+
+        def reduce(nodes):
+            return {"hh_sum": nodes.mailbox["hh"].sum(1), "fc_sum": nodes.mailbox["fc"].sum(1)}
+
+        def apply(nodes):
+            h, c = functional.childsum_update(nodes.data["x_gates"], nodes.data["hh_sum"],
+                                              nodes.data["fc_sum"], bias_hh)
+            return {"h": h, "c": c}
+    else:
+        def message(edges):
+            return {"h": edges.src["h"], "c": edges.src["c"], "position": edges.data["position"]}
+
+        def reduce(nodes):
+            # Mailboxes come in arrival order; put each child's state in its slot.
+            slot = nodes.mailbox["position"].unsqueeze(-1).expand(-1, -1, hidden_size)
+            shape = (slot.shape[0], arity, hidden_size)
+            child_h = nodes.mailbox["h"].new_zeros(shape).scatter(1, slot, nodes.mailbox["h"])
+            child_c = nodes.mailbox["c"].new_zeros(shape).scatter(1, slot, nodes.mailbox["c"])
+            return {"child_h": child_h, "child_c": child_c}
+
+        def apply(nodes):
+            h, c = functional.nary_cell(nodes.data["x_gates"], nodes.data["child_h"],
+                                        nodes.data["child_c"], weight_hh, bias_hh, arity)
+            return {"h": h, "c": c}
+
+    for frontier in frontiers[1:]:
+        graph.pull(frontier, message, reduce, apply)
+    return graph.ndata["h"], graph.ndata["c"]
+

@@ -1,0 +1,236 @@
+"""TreeLSTM: stacked Tree-LSTM layers over a TreeBatch, with ``nn.LSTM``'s parameters and outputs."""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import engine, functional
+from .batch import TreeBatch
+
+CELLS = ("childsum", "nary")
+BACKENDS = ("native", "dgl")
+
+
+def _is_dgl_graph(value: Any) -> bool:
+    return type(value).__module__.startswith("dgl") and hasattr(value, "batch_num_nodes")
+
+
+class TreeLSTM(nn.Module):
+    r"""A multi-layer Tree-LSTM over a batch of trees, evaluated bottom-up.
+
+    Each layer applies a Child-Sum (:class:`ChildSumTreeLSTMCell`) or N-ary
+    (:class:`NaryTreeLSTMCell`) cell at every node once all its children are done. Layer
+    :math:`k > 0` takes layer :math:`k-1`'s :math:`h` at the same node as input, multiplied by a
+    dropout mask (probability ``dropout``) in training, as ``nn.LSTM`` does. On a chain tree
+    (node :math:`t`'s parent is :math:`t+1`) a Child-Sum ``TreeLSTM`` computes exactly ``nn.LSTM``,
+    and ``load_state_dict(nn.LSTM(...).state_dict())`` works.
+
+    Args:
+        input_size: The number of expected features in the input `x`
+        hidden_size: The number of features in the hidden state `h`
+        num_layers: Number of stacked Tree-LSTM layers. Default: 1
+        cell: ``"childsum"`` (any number of children) or ``"nary"`` (at most ``arity`` ordered
+            children). Default: ``"childsum"``
+        arity: The number of child slots of ``cell="nary"``; must be ``None`` for Child-Sum.
+        bias: If ``False``, no bias weights. Default: ``True``
+        dropout: Dropout probability on the outputs of each layer except the last. Default: 0
+        backend: ``"native"`` (level-scheduled plain torch, CPU and CUDA) or ``"dgl"`` (DGL message
+            passing; needs the optional ``dgl`` package). Both use the same parameters and give
+            the same results. Default: ``"native"``
+
+    Inputs: input, batch, input_index
+        - **input** of shape `(N_nodes, H_in)`: the input at every node, rows in batch node order;
+          or `(N_in, H_in)` together with ``input_index``.
+        - **batch**: a :class:`TreeBatch`, or a DGL graph with edges child -> parent.
+        - **input_index** (optional) of shape `(N_in)`: the nodes that get input (e.g. the leaves);
+          row `j` of ``input`` goes to node ``input_index[j]``. All other nodes get zero input and
+          no :math:`W_{ih} x` is computed for them.
+
+    Outputs: output, (h_n, c_n)
+        - **output** of shape `(N_nodes, H_out)`: the last layer's `h` at every node.
+        - **h_n**, **c_n** of shape `(num_layers, N_trees, H_out)`: each layer's state at each
+          tree's root.
+
+    Attributes:
+        weight_ih_l[k]: `(4*hidden_size, input_size)` for `k = 0`, else
+            `(4*hidden_size, hidden_size)`; gate order ``i|f|g|o``
+        weight_hh_l[k]: `(4*hidden_size, hidden_size)` (Child-Sum) or
+            `((arity+3)*hidden_size, arity*hidden_size)` (N-ary)
+        bias_ih_l[k]: `(4*hidden_size)`
+        bias_hh_l[k]: `(4*hidden_size)` (Child-Sum) or `((arity+3)*hidden_size)` (N-ary)
+
+    All are initialised from :math:`\mathcal{U}(-\sqrt{k}, \sqrt{k})`, :math:`k = 1/\text{hidden\_size}`.
+
+    Examples::
+
+        >>> batch = TreeBatch.from_parents([[-1, 0, 0], [2, 2, -1]])
+        >>> model = TreeLSTM(10, 20, cell="nary", arity=2)
+        >>> output, (h_n, c_n) = model(torch.randn(6, 10), batch)
+        >>> output.shape, h_n.shape
+        (torch.Size([6, 20]), torch.Size([1, 2, 20]))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 cell: str = "childsum", arity: Optional[int] = None, bias: bool = True,
+                 dropout: float = 0.0, backend: str = "native", device=None, dtype=None) -> None:
+        super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
+                            ("num_layers", num_layers)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"TreeLSTM: {name} must be a positive integer; got {value!r}")
+        if cell not in CELLS:
+            raise ValueError(f"TreeLSTM: cell must be one of {CELLS}; got {cell!r}")
+        if cell == "nary" and (not isinstance(arity, int) or isinstance(arity, bool) or arity <= 0):
+            raise ValueError(f"TreeLSTM: cell='nary' needs arity, a positive integer; got {arity!r}")
+        if cell == "childsum" and arity is not None:
+            raise ValueError(f"TreeLSTM: arity is for cell='nary' only; got arity={arity!r} with "
+                             "cell='childsum'")
+        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
+            raise ValueError(f"TreeLSTM: dropout should be a number in range [0, 1] representing "
+                             f"the probability of an element being zeroed; got {dropout!r}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn("dropout option adds dropout after all but last tree-LSTM layer, so "
+                          f"non-zero dropout expects num_layers greater than 1, but got "
+                          f"dropout={dropout} and num_layers={num_layers}")
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.cell = cell
+        self.arity = arity
+        self.bias = bias
+        self.dropout = float(dropout)
+        self.backend = backend  # validated by the property setter
+
+        factory = {"device": device, "dtype": dtype}
+        num_slots = 1 if cell == "childsum" else arity
+        hh_rows = 4 * hidden_size if cell == "childsum" else (arity + 3) * hidden_size
+        for k in range(num_layers):
+            layer_input = input_size if k == 0 else hidden_size
+            self.register_parameter(f"weight_ih_l{k}", nn.Parameter(
+                torch.empty(4 * hidden_size, layer_input, **factory)))
+            self.register_parameter(f"weight_hh_l{k}", nn.Parameter(
+                torch.empty(hh_rows, num_slots * hidden_size, **factory)))
+            if bias:
+                self.register_parameter(f"bias_ih_l{k}", nn.Parameter(
+                    torch.empty(4 * hidden_size, **factory)))
+                self.register_parameter(f"bias_hh_l{k}", nn.Parameter(
+                    torch.empty(hh_rows, **factory)))
+            else:
+                self.register_parameter(f"bias_ih_l{k}", None)
+                self.register_parameter(f"bias_hh_l{k}", None)
+        self.reset_parameters()
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        if value not in BACKENDS:
+            raise ValueError(f"TreeLSTM: backend must be one of {BACKENDS}; got {value!r}")
+        self._backend = value
+
+    def reset_parameters(self) -> None:
+        stdv = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -stdv, stdv)
+
+    def layer_parameters(self, k: int) -> tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
+        """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of layer ``k``."""
+        return tuple(getattr(self, f"{name}_l{k}")
+                     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
+    def forward(self, input: Tensor, batch: Union[TreeBatch, Any],
+                input_index: Optional[Union[Tensor, Sequence[int]]] = None
+                ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        batch = self._as_batch(batch, input)
+        input_index = self._check_input(input, batch, input_index)
+        if self.cell == "nary":
+            batch.check_arity(self.arity)
+        graph = batch.dgl_graph() if self.backend == "dgl" else None
+
+        layer_input, h_roots, c_roots = input, [], []
+        for k in range(self.num_layers):
+            weight_ih, weight_hh, bias_ih, bias_hh = self.layer_parameters(k)
+            if k > 0 and self.dropout > 0 and self.training:
+                layer_input = F.dropout(layer_input, self.dropout, training=True)
+            x_gates = functional.input_gates(layer_input, weight_ih, bias_ih)
+            if k == 0 and input_index is not None:
+                no_input = functional.constant_input_gates(batch.num_nodes, weight_ih, bias_ih)
+                x_gates = no_input.to(x_gates.dtype).index_copy(0, input_index, x_gates)
+            if graph is None:
+                h, c = engine.run_layer(batch, x_gates, weight_hh, bias_hh, self.cell, self.arity)
+            else:
+                from . import dgl as dgl_backend
+
+                h, c = dgl_backend.run_layer(graph, x_gates, weight_hh, bias_hh, self.cell,
+                                             self.arity)
+            h_roots.append(h[batch.roots])
+            c_roots.append(c[batch.roots])
+            layer_input = h
+        return layer_input, (torch.stack(h_roots), torch.stack(c_roots))
+
+    def _as_batch(self, batch: Any, input: Tensor) -> TreeBatch:
+        if _is_dgl_graph(batch):
+            batch = TreeBatch.from_dgl(batch)
+        elif not isinstance(batch, TreeBatch):
+            raise TypeError(f"TreeLSTM: expected batch to be a TreeBatch or a DGL graph; got "
+                            f"{type(batch).__name__}")
+        if not isinstance(input, Tensor):
+            raise TypeError(f"TreeLSTM: expected input to be a Tensor; got {type(input).__name__}")
+        return batch.to(input.device)
+
+    def _check_input(self, input: Tensor, batch: TreeBatch,
+                     input_index: Optional[Union[Tensor, Sequence[int]]]) -> Optional[Tensor]:
+        if input.dim() != 2:
+            raise ValueError(f"TreeLSTM: Expected input to be 2D [num_nodes, input_size], got "
+                             f"{input.dim()}D instead")
+        if input.shape[1] != self.input_size:
+            raise ValueError(f"TreeLSTM: Expected input with {self.input_size} features, got "
+                             f"{input.shape[1]}")
+        if input_index is None:
+            if input.shape[0] != batch.num_nodes:
+                raise ValueError(f"TreeLSTM: Expected input with one row per node "
+                                 f"({batch.num_nodes} rows), got {input.shape[0]} rows; pass "
+                                 "input_index to give input to some nodes only")
+            return None
+        if not isinstance(input_index, Tensor):
+            input_index = torch.as_tensor(input_index)
+        if input_index.dtype in (torch.bool,) or input_index.is_floating_point() or \
+                input_index.is_complex():
+            raise TypeError(f"TreeLSTM: input_index must hold integer node ids; got dtype "
+                            f"{input_index.dtype}")
+        if input_index.dim() != 1 or input_index.shape[0] != input.shape[0]:
+            raise ValueError(f"TreeLSTM: Expected input_index of shape [{input.shape[0]}] (one "
+                             f"node id per input row), got {list(input_index.shape)}")
+        input_index = input_index.to(device=input.device, dtype=torch.long)
+        if input_index.numel():
+            low, high = int(input_index.min()), int(input_index.max())
+            if low < 0 or high >= batch.num_nodes:
+                bad = low if low < 0 else high
+                raise ValueError(f"TreeLSTM: input_index holds node {bad}; expected node ids in "
+                                 f"[0, {batch.num_nodes})")
+            if torch.unique(input_index).numel() != input_index.numel():
+                raise ValueError("TreeLSTM: input_index holds a node more than once; expected "
+                                 "each node at most once")
+        return input_index
+
+    def extra_repr(self) -> str:
+        text = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            text += f", num_layers={self.num_layers}"
+        text += f", cell={self.cell!r}"
+        if self.arity is not None:
+            text += f", arity={self.arity}"
+        if not self.bias:
+            text += ", bias=False"
+        if self.dropout:
+            text += f", dropout={self.dropout}"
+        if self.backend != "native":
+            text += f", backend={self.backend!r}"
+        return text
