@@ -47,15 +47,13 @@ def spans_from_nltk(line):
 
 
 def spans_from_tree(tree):
-    first = list(range(tree.num_nodes))
-    last = list(range(tree.num_nodes))
-    # Walk up from each leaf; leaves are nodes 0..n-1 in sentence order.
+    """The same from the parent list: walk up from every leaf (leaves are nodes 0..n-1)."""
+    first = [len(tree.tokens)] * tree.num_nodes
+    last = [-1] * tree.num_nodes
     for i in range(len(tree.tokens)):
-        node = tree.parent[i]
+        node = i
         while node != -1:
-            if node >= len(tree.tokens):
-                first[node] = min(first[node], i) if node != first[node] else i
-                last[node] = max(last[node], i) if node != last[node] else i
+            first[node], last[node] = min(first[node], i), max(last[node], i)
             node = tree.parent[node]
     return sorted((first[v], last[v], tree.labels[v]) for v in range(tree.num_nodes))
 
@@ -106,6 +104,12 @@ def test_unary_chain_has_one_child_per_chain_node():
     assert tree.tokens == ["x"]
     assert tree.parent == [1, 2, -1]
     assert tree.children() == [[], [0], [1]]
+
+
+def test_validate():
+    parse_ptb_line(EXAMPLE).validate()
+    with pytest.raises(ValueError, match=r"SentimentTree: internal node 2 has no children"):
+        SentimentTree(["a"], [1, -1, 1], [2, 2, 2]).validate()
 
 
 def test_child_positions_are_left_to_right():
@@ -175,19 +179,21 @@ def test_unknown_view(tmp_path):
 GOOD = "(3 (2 a) (4 b))\n(1 (1 c))\n"
 
 MALFORMED = {
-    "missing close": ("(3 (2 a) (4 b)", r"malformed brackets: expected '\)' but got 'end-of-string'"),
-    "extra close": ("(3 (2 a) (4 b)))", r"malformed brackets: expected 'end-of-string' but got '\)'"),
+    "missing close": ("(3 (2 a) (4 b)",
+                      r"malformed brackets: expected '\)' but got 'end-of-string' at index 14"),
+    "extra close": ("(3 (2 a) (4 b)))",
+                    r"malformed brackets: expected 'end-of-string' but got '\)' at index 15"),
     "two trees": ("(2 a) (3 b)", r"malformed brackets: expected 'end-of-string'"),
     "bare word": ("hello", r"malformed brackets: expected '\(' but got 'hello'"),
     "non-integer label": ("(3 (x a) (4 b))", r"label 'x' is not an integer"),
     "float label": ("(3.0 (2 a))", r"label '3.0' is not an integer"),
     "label too large": ("(3 (5 a) (4 b))", r"label 5 is out of range; expected 0..4"),
     "negative label": ("(-1 (2 a))", r"label -1 is out of range"),
-    "no label": ("( (2 a))", r"has no label"),
-    "empty node": ("()", r"has no label"),
+    "no label": ("( (2 a))", r"node \( \(2 a\)\) has no label; expected an integer 0..4"),
+    "empty node": ("()", r"node \(\) has no label"),
     "node without children": ("(3 (2 a) (3))", r"node \(3\) has no children"),
     "two words": ("(3 (2 a b) (4 c))", r"preterminal \(2 a b\) has 2 words; expected exactly one"),
-    "mixed children": ("(3 (2 a) b)", r"mixes words and labelled subtrees"),
+    "mixed children": ("(3 (2 a) b)", r"node \(3 \(2 a\) b\) mixes words and labelled subtrees"),
     "word in brackets": ("(2 (a))", r"label 'a' is not an integer"),
     "blank line inside": ("", r"empty line"),
     "whitespace line inside": ("   \t", r"empty line"),
@@ -236,7 +242,7 @@ BAD_TREES = {
     "two roots": (SentimentTree(["a", "b"], [-1, -1], [2, 2]), r"2 roots"),
     "leaf with a child": (SentimentTree(["a", "b"], [-1, 0], [2, 2]),
                           r"node 1 has parent 0, which is a leaf"),
-    "childless internal": (SentimentTree(["a"], [2, -1, 1], [2, 2, 2]),
+    "childless internal": (SentimentTree(["a"], [1, -1, 1], [2, 2, 2]),
                            r"internal node 2 has no children"),
     "cycle": (SentimentTree(["a"], [1, -1, 3, 2], [2, 2, 2, 2]), r"never reach the root"),
     "token with space": (SentimentTree(["a b"], [-1], [2]), r"token 0 is 'a b'"),
@@ -253,12 +259,25 @@ def test_to_ptb_string_rejects_invalid_trees(name):
         to_ptb_string(tree)
 
 
-def test_deep_tree_does_not_hit_the_recursion_limit():
-    depth = 3000
+def test_deep_tree_round_trip():
+    depth = 450  # nltk refuses nesting deeper than 500
     line = "(2 " * depth + "(2 x)" + ")" * depth
     tree = parse_ptb_line(line)
     assert tree.num_nodes == depth + 1
     assert to_ptb_string(tree) == line
+
+
+def test_writer_does_not_recurse():
+    depth = 5000  # deeper than Python's recursion limit
+    tree = SentimentTree(["x"], list(range(1, depth + 1)) + [-1], [2] * (depth + 1))
+    assert to_ptb_string(tree) == "(2 " * depth + "(2 x)" + ")" * depth
+
+
+def test_too_deep_tree_is_an_error(tmp_path):
+    depth = 600
+    path = write(tmp_path / "deep.txt", "(2 " * depth + "(2 x)" + ")" * depth + "\n")
+    with pytest.raises(ValueError, match=r"deep\.txt:1: .*MAX_TREE_DEPTH"):
+        read_ptb(path)
 
 
 # ------------------------------------------------------------------------------ bundled data

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from ..batch import TreeBatch
-from .ptb import SentimentTree
+from .ptb import SentimentTree, _check_structure
 from .vocab import Vocab
 
 __all__ = ["SequenceInputs", "TreeInputs", "collate_sequences", "collate_trees"]
@@ -77,16 +77,7 @@ def _checked(trees: Sequence[SentimentTree], vocab: Vocab, caller: str) -> list[
         if not isinstance(tree, SentimentTree):
             raise TypeError(f"{caller}: item {t} is a {type(tree).__name__}; expected "
                             "SentimentTree")
-        if len(tree.labels) != len(tree.parent):
-            raise ValueError(f"{caller}: tree {t} has {len(tree.parent)} nodes but "
-                             f"{len(tree.labels)} labels; expected one label per node")
-        if not 0 < len(tree.tokens) <= len(tree.parent):
-            raise ValueError(f"{caller}: tree {t} has {len(tree.tokens)} tokens and "
-                             f"{len(tree.parent)} nodes; expected 1..num_nodes tokens")
-        num_roots = sum(parent == -1 for parent in tree.parent)
-        if num_roots != 1:
-            raise ValueError(f"{caller}: tree {t} has {num_roots} roots (parent -1); expected "
-                             "exactly one")
+        _check_structure(tree, f"{caller}: tree {t}")
     return trees
 
 
@@ -94,8 +85,8 @@ def collate_trees(trees: Sequence[SentimentTree], vocab: Vocab) -> TreeInputs:
     """Batch trees for a Tree-LSTM; see :class:`TreeInputs` for the shapes.
 
     Raises:
-        TypeError, ValueError: not a non-empty list of consistent trees; any invalid tree
-            structure as reported by :meth:`TreeBatch.from_parents`.
+        TypeError, ValueError: not a non-empty list of valid trees (see
+            :meth:`SentimentTree.validate`).
     """
     trees = _checked(trees, vocab, "collate_trees")
     batch = TreeBatch.from_parents([tree.parent for tree in trees],

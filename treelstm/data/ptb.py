@@ -78,6 +78,11 @@ class SentimentTree:
     def root_label(self) -> int:
         return self.labels[self.root]
 
+    def validate(self) -> None:
+        """ValueError unless the lists agree: one label per node, one root, leaves
+        ``0..n-1`` without children, every other node with children, no cycles."""
+        _check_structure(self, "SentimentTree")
+
     def children(self) -> list[list[int]]:
         """``[N]`` lists: the children of each node, left to right."""
         children: list[list[int]] = [[] for _ in self.parent]
@@ -107,7 +112,7 @@ class SentimentTree:
         leftmost = list(range(len(self.parent)))
         for node in _bottom_up_order(self.parent, children):
             if node >= num_tokens:
-                leftmost[node] = min(leftmost[child] for child in children[node])
+                leftmost[node] = min((leftmost[c] for c in children[node]), default=node)
         return leftmost
 
 
@@ -127,7 +132,8 @@ def _shorten(text: str) -> str:
 
 
 def _node_text(node: Tree) -> str:
-    return _shorten(node.pformat(margin=1 << 30))
+    # pformat writes an empty node as "(3 )"; show it as written, "(3)".
+    return _shorten(node.pformat(margin=1 << 30).replace(" )", ")"))
 
 
 def _check_node(node: Tree) -> int:
@@ -164,6 +170,8 @@ def _read_brackets(line: str) -> Tree:
         # nltk: "Tree.read(): expected ')' but got 'end-of-string'\n  at index 4.\n ..."
         parts = [p.strip() for p in str(error).splitlines()]
         reason = parts[0].replace("Tree.read(): ", "")
+        if not reason.startswith("expected"):  # e.g. nltk's MAX_TREE_DEPTH (500) guard
+            raise ValueError(reason) from None
         where = f" {parts[1].rstrip('.')}" if len(parts) > 1 and parts[1].startswith("at") else ""
         raise ValueError(f"malformed brackets: {reason}{where}") from None
 
@@ -277,6 +285,37 @@ def read_ptb(path: PathLike, view: str = "fine") -> list[SentimentTree]:
     return trees
 
 
+def _check_structure(tree: SentimentTree, caller: str) -> None:
+    """ValueError unless ``tree`` is a well-formed :class:`SentimentTree` (labels not checked)."""
+    tokens, parent, labels = tree.tokens, tree.parent, tree.labels
+    num_tokens, num_nodes = len(tokens), len(parent)
+    if len(labels) != num_nodes:
+        raise ValueError(f"{caller}: {num_nodes} parents but {len(labels)} labels; expected one "
+                         "label per node")
+    if not 0 < num_tokens <= num_nodes:
+        raise ValueError(f"{caller}: {num_tokens} tokens for {num_nodes} nodes; expected between "
+                         "1 and the number of nodes")
+    roots = [v for v, p in enumerate(parent) if p == -1]
+    if len(roots) != 1:
+        raise ValueError(f"{caller}: {len(roots)} roots {roots[:8]}; expected exactly one")
+    children: list[list[int]] = [[] for _ in range(num_nodes)]
+    for node, p in enumerate(parent):
+        if p != -1:
+            if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p < num_nodes:
+                raise ValueError(f"{caller}: node {node} has parent {p!r}; expected -1 or a node "
+                                 f"id in [0, {num_nodes})")
+            if p < num_tokens:
+                raise ValueError(f"{caller}: node {node} has parent {p}, which is a leaf (token "
+                                 f"{tokens[p]!r}); leaves 0..{num_tokens - 1} take no children")
+            children[p].append(node)
+    childless = [v for v in range(num_tokens, num_nodes) if not children[v]]
+    if childless:
+        raise ValueError(f"{caller}: internal node {childless[0]} has no children; nodes "
+                         f"{num_tokens}..{num_nodes - 1} must be internal")
+    if len(_bottom_up_order(parent, children)) != num_nodes:
+        raise ValueError(f"{caller}: some nodes never reach the root (a cycle)")
+
+
 def to_ptb_string(tree: SentimentTree) -> str:
     """Write a fine-labelled tree as one bracketed line (no newline); inverse of
     :func:`parse_ptb_line`.
@@ -286,34 +325,9 @@ def to_ptb_string(tree: SentimentTree) -> str:
             ``0..n-1`` childless, internal nodes with children, no cycles), a label outside
             0..4, or a token that is empty or contains ASCII whitespace or brackets.
     """
-    tokens, parent, labels = tree.tokens, tree.parent, tree.labels
-    num_tokens, num_nodes = len(tokens), len(parent)
-    if len(labels) != num_nodes:
-        raise ValueError(f"to_ptb_string: {num_nodes} parents but {len(labels)} labels; expected "
-                         "one label per node")
-    if not 0 < num_tokens <= num_nodes:
-        raise ValueError(f"to_ptb_string: {num_tokens} tokens for {num_nodes} nodes; expected "
-                         "between 1 and the number of nodes")
-    roots = [v for v, p in enumerate(parent) if p == -1]
-    if len(roots) != 1:
-        raise ValueError(f"to_ptb_string: {len(roots)} roots {roots[:8]}; expected exactly one")
-    children: list[list[int]] = [[] for _ in range(num_nodes)]
-    for node, p in enumerate(parent):
-        if p != -1:
-            if not isinstance(p, int) or not 0 <= p < num_nodes:
-                raise ValueError(f"to_ptb_string: node {node} has parent {p!r}; expected -1 or "
-                                 f"a node id in [0, {num_nodes})")
-            if p < num_tokens:
-                raise ValueError(f"to_ptb_string: node {node} has parent {p}, which is a leaf "
-                                 f"(token {tokens[p]!r}); leaves 0..{num_tokens - 1} take no "
-                                 "children")
-            children[p].append(node)
-    childless = [v for v in range(num_tokens, num_nodes) if not children[v]]
-    if childless:
-        raise ValueError(f"to_ptb_string: internal node {childless[0]} has no children; "
-                         f"nodes {num_tokens}..{num_nodes - 1} must be internal")
-    if len(_bottom_up_order(parent, children)) != num_nodes:
-        raise ValueError("to_ptb_string: some nodes never reach the root (a cycle)")
+    _check_structure(tree, "to_ptb_string")
+    tokens, labels = tree.tokens, tree.labels
+    num_tokens = len(tokens)
     for node, label in enumerate(labels):
         if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < 5:
             raise ValueError(f"to_ptb_string: node {node} has label {label!r}; expected an "
@@ -325,7 +339,7 @@ def to_ptb_string(tree: SentimentTree) -> str:
 
     order = tree.children()
     pieces: list[str] = []
-    stack: list[Union[int, str]] = [roots[0]]
+    stack: list[Union[int, str]] = [tree.root]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
