@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Optional, Sequence, Union
+from typing import Any, NamedTuple, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -234,3 +234,106 @@ class TreeLSTM(nn.Module):
         if self.backend != "native":
             text += f", backend={self.backend!r}"
         return text
+
+
+class TreeClassifierOutput(NamedTuple):
+    """The output of :class:`TreeLSTMClassifier`: ``node_logits`` ``[N_nodes, C]`` for every node
+    and ``root_logits`` ``[N_trees, C]`` (the rows of ``batch.roots``)."""
+
+    node_logits: Tensor
+    root_logits: Tensor
+
+
+class TreeLSTMClassifier(nn.Module):
+    r"""A sentiment classifier over constituency trees: a label for every node.
+
+    Tokens are embedded and fed to a :class:`TreeLSTM` at the leaves only
+    (``input_index=leaf_index``); every node's :math:`h` goes through dropout and a linear layer,
+    as in Tai, Socher & Manning (2015), Section 5.1:
+
+    .. math::
+        \hat{p}_\theta(y \mid \{x\}_j) = \mathrm{softmax}(W^{(s)} \mathrm{dropout}(h_j) + b^{(s)})
+
+    Args:
+        vocab_size: rows of the embedding (``len(vocab)``); row ``padding_idx`` stays zero.
+        num_classes: ``C``, e.g. 5 (fine-grained) or 2 (binary).
+        embed_dim: size of the word vectors. Default: 300
+        hidden_size: size of :math:`h` and :math:`c`. Default: 150
+        num_layers: stacked Tree-LSTM layers. Default: 1
+        cell: ``"nary"`` (ordered children; binary constituency trees) or ``"childsum"``.
+            Default: ``"nary"``
+        arity: child slots of the N-ary cell; ``None`` means 2. Must be ``None`` for Child-Sum.
+        dropout: dropout probability on :math:`h` before the output layer (and between Tree-LSTM
+            layers when ``num_layers > 1``). Default: 0.5
+        backend: ``"native"`` or ``"dgl"`` (see :class:`TreeLSTM`). Default: ``"native"``
+        padding_idx: the embedding's padding row. Default: 0
+
+    Inputs: inputs
+        - **inputs**: a :class:`~treelstm.data.TreeInputs` (``collate_trees``); its
+          ``token_ids`` ``[L]`` go to the leaves ``leaf_index`` ``[L]`` of ``batch``.
+
+    Outputs: node_logits, root_logits (a :class:`TreeClassifierOutput`)
+        - **node_logits** of shape `(N_nodes, C)`: unnormalised scores for every node.
+        - **root_logits** of shape `(N_trees, C)`: the rows of ``node_logits`` at ``batch.roots``.
+
+    Examples::
+
+        >>> from treelstm.data import Vocab, collate_trees, parse_ptb_line
+        >>> tree = parse_ptb_line("(3 (2 a) (3 (2 very) (3 good)))")
+        >>> vocab = Vocab.build([tree.tokens])
+        >>> model = TreeLSTMClassifier(len(vocab), 5, embed_dim=8, hidden_size=6)
+        >>> node_logits, root_logits = model(collate_trees([tree], vocab))
+        >>> node_logits.shape, root_logits.shape
+        (torch.Size([5, 5]), torch.Size([1, 5]))
+    """
+
+    def __init__(self, vocab_size: int, num_classes: int, embed_dim: int = 300,
+                 hidden_size: int = 150, num_layers: int = 1, cell: str = "nary",
+                 arity: Optional[int] = None, dropout: float = 0.5, backend: str = "native",
+                 padding_idx: Optional[int] = 0) -> None:
+        super().__init__()
+        for name, value in (("vocab_size", vocab_size), ("num_classes", num_classes),
+                            ("embed_dim", embed_dim)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"TreeLSTMClassifier: {name} must be a positive integer; got "
+                                 f"{value!r}")
+        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or \
+                not 0 <= dropout <= 1:
+            raise ValueError(f"TreeLSTMClassifier: dropout must be a number in [0, 1]; got "
+                             f"{dropout!r}")
+        if cell == "nary" and arity is None:
+            arity = 2
+        self.vocab_size = vocab_size
+        self.num_classes = num_classes
+        self.embed_dim = embed_dim
+        self.padding_idx = padding_idx
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=padding_idx)
+        # TreeLSTM's own dropout acts between layers only; with one layer it would just warn.
+        self.tree_lstm = TreeLSTM(embed_dim, hidden_size, num_layers=num_layers, cell=cell,
+                                  arity=arity, dropout=dropout if num_layers > 1 else 0.0,
+                                  backend=backend)
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(hidden_size, num_classes)
+
+    @property
+    def config(self) -> dict:
+        """The constructor arguments (plain JSON types): ``TreeLSTMClassifier(**model.config)``
+        builds the same architecture."""
+        return {"vocab_size": self.vocab_size, "num_classes": self.num_classes,
+                "embed_dim": self.embed_dim, "hidden_size": self.tree_lstm.hidden_size,
+                "num_layers": self.tree_lstm.num_layers, "cell": self.tree_lstm.cell,
+                "arity": self.tree_lstm.arity, "dropout": self.dropout.p,
+                "backend": self.tree_lstm.backend, "padding_idx": self.padding_idx}
+
+    def forward(self, inputs: Any) -> TreeClassifierOutput:
+        if not (hasattr(inputs, "batch") and hasattr(inputs, "leaf_index")):
+            raise TypeError(f"TreeLSTMClassifier: expected TreeInputs (from collate_trees); got "
+                            f"{type(inputs).__name__}")
+        if inputs.token_ids.dim() != 1:
+            raise ValueError(f"TreeLSTMClassifier: Expected token_ids to be 1D [num_leaves], got "
+                             f"{inputs.token_ids.dim()}D instead")
+        embedded = self.embedding(inputs.token_ids)
+        h, _ = self.tree_lstm(embedded, inputs.batch, input_index=inputs.leaf_index)
+        node_logits = self.output(self.dropout(h))
+        roots = inputs.batch.to(node_logits.device).roots
+        return TreeClassifierOutput(node_logits, node_logits.index_select(0, roots))

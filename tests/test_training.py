@@ -1,0 +1,473 @@
+"""treelstm.training and the command line: overfitting, checkpoints, exact resume, corrupt files,
+test-once-with-best, the scripts' --help and smoke runs."""
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from treelstm import training
+from treelstm.__main__ import compare_command, eval_command, main, train_command
+from treelstm.data import Vocab, read_ptb
+from treelstm.models import TreeLSTMClassifier
+from treelstm.training import (TrainConfig, compare, comparison_table, evaluate, get_rng_state,
+                               load_checkpoint, load_model, predict, save_checkpoint,
+                               set_rng_state, train)
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data" / "sentiment"
+MODELS = ["treelstm", "lstm"]
+
+
+@pytest.fixture(scope="module")
+def fine_trees():
+    return read_ptb(DATA / "train.txt")[:60]
+
+
+@pytest.fixture(scope="module")
+def splits(fine_trees):
+    return {"train": fine_trees[:30], "dev": fine_trees[30:45], "test": fine_trees[45:60]}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small batches run fastest on one thread, and much slower with two on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _small(model="treelstm", **kwargs):
+    options = dict(model=model, embed_dim=16, hidden_size=12, batch_size=5, epochs=2,
+                   device="cpu", seed=3)
+    options.update(kwargs)
+    return TrainConfig(**options)
+
+
+def _state_equal(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ---------------------------------------------------------------------------- training
+@pytest.mark.parametrize("model", MODELS)
+def test_overfits_twenty_trees(fine_trees, model):
+    trees = fine_trees[:20]
+    assert len({tree.root_label for tree in trees}) > 2  # not a one-class problem
+    config = _small(model, embed_dim=32, hidden_size=32, dropout=0.0, lr=0.1, weight_decay=0.0,
+                    epochs=30)
+    result = train(config, splits={"train": trees, "dev": trees, "test": trees})
+    assert evaluate(result.model, trees, result.vocab)["root_acc"] == 1.0
+    assert result.metrics["test"]["root_acc"] == 1.0
+    losses = [record["train"]["loss"] for record in result.metrics["history"]]
+    assert losses[-1] < 0.1 * losses[0]
+
+
+def test_tree_loss_covers_every_node_and_ignores_neutral_in_binary(fine_trees):
+    vocab = Vocab.build(tree.tokens for tree in fine_trees)
+    model = TreeLSTMClassifier(len(vocab), 5, 8, 8, dropout=0.0)
+    inputs = training._collate(model, fine_trees[:4], vocab)
+    node_logits, root_logits = model(inputs)
+    phrase, _ = training._loss(model, inputs, phrase_loss=True)
+    root, _ = training._loss(model, inputs, phrase_loss=False)
+    per_node = torch.nn.functional.cross_entropy(node_logits, inputs.labels, reduction="none")
+    torch.testing.assert_close(phrase, per_node.sum() / 4)
+    torch.testing.assert_close(root, per_node[inputs.batch.roots].sum() / 4)
+    # binary view: labels -1 are skipped, not an error
+    binary = [tree for tree in read_ptb(DATA / "dev.txt", view="binary")[:4]]
+    model2 = TreeLSTMClassifier(len(vocab), 2, 8, 8, dropout=0.0)
+    inputs2 = training._collate(model2, binary, vocab)
+    assert (inputs2.labels == -1).any()
+    loss, _ = training._loss(model2, inputs2, phrase_loss=True)
+    logits2 = model2(inputs2).node_logits
+    kept = inputs2.labels != -1
+    expected = torch.nn.functional.cross_entropy(logits2[kept], inputs2.labels[kept],
+                                                 reduction="sum") / 4
+    torch.testing.assert_close(loss, expected)
+
+
+def test_binary_view_run(tmp_path):
+    binary = {split: read_ptb(DATA / f"{split}.txt", view="binary")[:20]
+              for split in ("train", "dev", "test")}
+    metrics = train(_small(view="binary", epochs=1), tmp_path, splits=binary).metrics
+    assert metrics["test"]["binary_root_acc"] == metrics["test"]["root_acc"]
+    assert load_model(tmp_path / "best.pt").model.output.out_features == 2
+
+
+def test_binary_accuracy_from_fine_logits():
+    # gold: 0 (neg), 4 (pos), 2 (neutral: left out), 1 (neg)
+    labels = torch.tensor([0, 4, 2, 1])
+    logits = torch.log(torch.tensor([
+        [0.1, 0.1, 0.6, 0.1, 0.1],     # argmax neutral, but neg == pos mass: counted as negative
+        [0.3, 0.0, 0.3, 0.2, 0.2],     # neg 0.3 < pos 0.4: positive (correct)
+        [0.0, 0.0, 1.0, 0.0, 0.0],
+        [0.0, 0.2, 0.3, 0.5, 0.0],     # pos wins: wrong
+    ]) + 1e-12)
+    assert training._binary_from_fine(logits, labels) == (2, 3)
+
+
+def test_test_split_evaluated_once_with_best_weights(tmp_path, splits, monkeypatch):
+    calls = []
+    real_evaluate = training.evaluate
+
+    def spy(model, trees, *args, **kwargs):
+        calls.append((trees, {k: v.clone() for k, v in model.state_dict().items()}))
+        return real_evaluate(model, trees, *args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate", spy)
+    result = train(_small(epochs=3, lr=0.3), tmp_path, splits=splits)
+    test_calls = [state for trees, state in calls if trees is splits["test"]]
+    assert len(test_calls) == 1
+    assert len([1 for trees, _ in calls if trees is splits["dev"]]) == 3
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best.epoch == result.metrics["best_epoch"]
+    assert _state_equal(test_calls[0], best.state_dict)
+    history = result.metrics["history"]
+    assert max(r["dev"]["root_acc"] for r in history) == result.metrics["best_dev"]["root_acc"]
+
+
+def test_output_files(tmp_path, splits):
+    train(_small(epochs=2), tmp_path, splits=splits)
+    assert {p.name for p in tmp_path.iterdir()} == {"checkpoint.pt", "best.pt", "metrics.json",
+                                                   "learning_curve.png"}
+    assert (tmp_path / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["epochs_done"] == 2 and len(metrics["history"]) == 2
+    assert metrics["test"]["trees"] == 15 and metrics["num_parameters"] > 0
+    assert metrics["config"]["model"] == "treelstm"
+
+
+# -------------------------------------------------------------------------- checkpoints
+@pytest.mark.parametrize("model", MODELS)
+def test_checkpoint_round_trip_gives_identical_predictions(tmp_path, splits, model):
+    config = _small(model, epochs=1, bidirectional=model == "lstm")
+    result = train(config, splits=splits)
+    path = tmp_path / "sub" / "model.pt"
+    save_checkpoint(path, result.model, result.vocab, config.to_dict(), epoch=1)
+    loaded = load_model(path)
+    assert type(loaded.model) is type(result.model)
+    assert loaded.vocab == result.vocab and loaded.config == config.to_dict()
+    assert not loaded.model.training
+    expected = predict(result.model, splits["test"], result.vocab)
+    assert torch.equal(predict(loaded.model, splits["test"], loaded.vocab), expected)
+    # a plain torch.load(weights_only=True) reads it: no pickled objects
+    content = torch.load(path, weights_only=True)
+    assert content["format"] == "treelstm.checkpoint"
+    assert [p.name for p in path.parent.iterdir()] == ["model.pt"]  # no temp file left
+
+
+def test_checkpoint_write_is_atomic(tmp_path, splits, monkeypatch):
+    result = train(_small(epochs=0), splits=splits)
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, result.model, result.vocab)
+    before = path.read_bytes()
+
+    def broken_save(obj, file):
+        file.write(b"PK\x03\x04 half a zip")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, result.model, result.vocab)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+@pytest.fixture
+def good_checkpoint(tmp_path, splits):
+    result = train(_small(epochs=0), splits=splits)
+    path = tmp_path / "good.pt"
+    save_checkpoint(path, result.model, result.vocab, {"view": "fine"})
+    return path
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "flip"])
+def test_corrupt_checkpoint_raises_value_error_naming_the_file(good_checkpoint, damage):
+    data = good_checkpoint.read_bytes()
+    bad = good_checkpoint.with_name(f"bad-{damage}.pt")
+    if damage == "truncate":
+        bad.write_bytes(data[:len(data) // 2])
+    elif damage == "garbage":
+        bad.write_bytes(os.urandom(2048))
+    elif damage == "empty":
+        bad.write_bytes(b"")
+    else:  # overwrite the middle of the archive (tensor data and its CRC no longer match)
+        middle = len(data) // 2
+        bad.write_bytes(data[:middle] + bytes(255 - b for b in data[middle:middle + 64])
+                        + data[middle + 64:])
+    with pytest.raises(ValueError, match=f"bad-{damage}.pt"):
+        load_model(bad)
+
+
+def test_not_a_checkpoint_raises(tmp_path):
+    plain = tmp_path / "plain.pt"
+    torch.save({"weight": torch.zeros(2)}, plain)
+    with pytest.raises(ValueError, match="plain.pt: not a treelstm checkpoint"):
+        load_checkpoint(plain)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_pickled_objects_are_refused(good_checkpoint, tmp_path):
+    """Loading uses weights_only=True: a file with an arbitrary pickled object is refused."""
+    content = torch.load(good_checkpoint, weights_only=True)
+    content["extra"] = Path("/etc/passwd")  # any non-allowlisted class
+    evil = tmp_path / "evil.pt"
+    torch.save(content, evil)
+    with pytest.raises(ValueError, match="evil.pt: not a readable treelstm checkpoint"):
+        load_checkpoint(evil)
+
+
+def test_damaged_metadata_raises(good_checkpoint, tmp_path):
+    content = torch.load(good_checkpoint, weights_only=True)
+    for key, value, match in (("vocab", "{not json", "damaged checkpoint metadata"),
+                              ("model_class", "Transformer", "unknown model class"),
+                              ("version", 99, "checkpoint version 99")):
+        broken = dict(content, **{key: value})
+        broken["checksum"] = training._checksum(broken)  # damaged by a writer, not on disk
+        path = tmp_path / f"{key}.pt"
+        torch.save(broken, path)
+        with pytest.raises(ValueError, match=f"{key}.pt: .*{match}"):
+            load_checkpoint(path)
+    wrong_shapes = dict(content, model_config=json.dumps(
+        dict(json.loads(content["model_config"]), hidden_size=7)))
+    wrong_shapes["checksum"] = training._checksum(wrong_shapes)
+    path = tmp_path / "shapes.pt"
+    torch.save(wrong_shapes, path)
+    with pytest.raises(ValueError, match="shapes.pt: the stored weights do not fit"):
+        load_model(path)
+
+
+def test_changed_weights_fail_the_checksum(good_checkpoint, tmp_path):
+    content = torch.load(good_checkpoint, weights_only=True)
+    content["state_dict"]["output.bias"][0] += 1e-6
+    path = tmp_path / "edited.pt"
+    torch.save(content, path)
+    with pytest.raises(ValueError, match="edited.pt: checksum mismatch"):
+        load_model(path)
+
+
+def test_rng_state_round_trip():
+    state = get_rng_state()
+    first = (random.random(), np.random.rand(), torch.rand(3), random.gauss(0, 1),
+             np.random.randn())
+    set_rng_state(state)
+    second = (random.random(), np.random.rand(), torch.rand(3), random.gauss(0, 1),
+              np.random.randn())
+    assert first[0] == second[0] and first[1] == second[1] and torch.equal(first[2], second[2])
+    assert first[3:] == second[3:]
+    assert all(isinstance(v, (torch.Tensor, int, float, type(None))) for v in state.values()
+               if not isinstance(v, list))
+
+
+# ------------------------------------------------------------------------------ resume
+class Interrupted(Exception):
+    pass
+
+
+def _interrupt_after(epoch):
+    def callback(done, record):
+        if done == epoch:
+            raise Interrupted
+    return callback
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_resume_is_bitwise_identical(tmp_path, splits, model):
+    config = _small(model, epochs=3, dropout=0.5)  # dropout: the RNG state matters
+    straight = train(config, tmp_path / "straight", splits=splits)
+    with pytest.raises(Interrupted):
+        train(config, tmp_path / "resumed", splits=splits, on_epoch_end=_interrupt_after(1))
+    after_one = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")
+    assert after_one.epoch == 1
+    # a fresh process would start with other RNG states: scramble them
+    random.seed(99), np.random.seed(99), torch.manual_seed(99)
+    resumed = train(config, tmp_path / "resumed", resume=True, splits=splits)
+    final = resumed.model.state_dict()
+    assert _state_equal(final, straight.model.state_dict())
+    assert not any(torch.equal(final[k], after_one.state_dict[k]) for k in final
+                   if k != "embedding.weight")  # epochs 2 and 3 did train
+    a, b = straight.metrics, resumed.metrics
+    assert [r["train"]["loss"] for r in a["history"]] == [r["train"]["loss"] for r in b["history"]]
+    assert a["test"]["root_acc"] == b["test"]["root_acc"] and a["best_epoch"] == b["best_epoch"]
+    saved_a = load_checkpoint(tmp_path / "straight" / "checkpoint.pt")
+    saved_b = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")
+    assert _state_equal(saved_a.state_dict, saved_b.state_dict)
+    assert torch.equal(saved_a.rng_state["torch"], saved_b.rng_state["torch"])
+
+
+def test_resume_extends_a_finished_run(tmp_path, splits):
+    """train 1 epoch, then resume with --epochs 2 == train 2 epochs straight."""
+    straight = train(_small(epochs=2), tmp_path / "a", splits=splits)
+    train(_small(epochs=1), tmp_path / "b", splits=splits)
+    extended = train(_small(epochs=2), tmp_path / "b", resume=True, splits=splits)
+    assert _state_equal(extended.model.state_dict(), straight.model.state_dict())
+
+
+def test_resume_without_rng_restore_would_differ(tmp_path, splits, monkeypatch):
+    """The resume test can fail: skipping the RNG restore changes the weights (dropout)."""
+    config = _small(epochs=2, dropout=0.5)
+    straight = train(config, tmp_path / "a", splits=splits)
+    with pytest.raises(Interrupted):
+        train(config, tmp_path / "b", splits=splits, on_epoch_end=_interrupt_after(1))
+    monkeypatch.setattr(training, "set_rng_state", lambda state: None)
+    resumed = train(config, tmp_path / "b", resume=True, splits=splits)
+    assert not _state_equal(resumed.model.state_dict(), straight.model.state_dict())
+
+
+def test_resume_with_other_settings_raises(tmp_path, splits):
+    train(_small(epochs=1), tmp_path, splits=splits)
+    with pytest.raises(ValueError, match="cannot resume: the checkpoint has hidden_size=12"):
+        train(_small(epochs=2, hidden_size=13), tmp_path, resume=True, splits=splits)
+    with pytest.raises(ValueError, match="needs an out_dir"):
+        train(_small(), resume=True, splits=splits)
+
+
+def test_embeddings_file_initialises_the_embedding(tmp_path, splits):
+    vectors = {"the": [0.5] * 16, "plot": [-0.25] * 16, "notinvocab": [9.0] * 16}
+    path = tmp_path / "vectors.txt"
+    path.write_text("".join(f"{word} {' '.join(map(str, values))}\n"
+                            for word, values in vectors.items()))
+    result = train(_small(epochs=0, embeddings=str(path)), splits=splits)
+    weight = result.model.embedding.weight
+    for word in ("the", "plot"):
+        assert torch.equal(weight[result.vocab[word]], torch.tensor(vectors[word]))
+    frozen = train(_small(epochs=1, embeddings=str(path), freeze_embeddings=True), splits=splits)
+    assert torch.equal(frozen.model.embedding.weight[frozen.vocab["the"]],
+                       torch.tensor(vectors["the"]))
+    with pytest.raises(ValueError, match="vectors.txt:1: expected 32 values"):
+        train(_small(epochs=0, embed_dim=32, embeddings=str(path)), splits=splits)
+
+
+def test_bad_config_raises():
+    with pytest.raises(ValueError, match="model must be one of"):
+        TrainConfig(model="gru")
+    with pytest.raises(ValueError, match="view must be one of"):
+        TrainConfig(view="ternary")
+    with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
+        TrainConfig(hidden_size=0)
+
+
+def test_missing_data_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train.txt"):
+        train(_small(data=str(tmp_path)))
+
+
+# ------------------------------------------------------------------------------ compare
+def test_compare_table(tmp_path, splits, monkeypatch):
+    monkeypatch.setattr(training, "load_splits", lambda data, view: splits)
+    result = compare(_small(epochs=1), tmp_path, rows=["treelstm", "lstm"])
+    table = result["table"]
+    lines = [line for line in table.splitlines() if line.startswith("|")]
+    assert len(lines) == 4
+    assert lines[2].startswith("| Tree-LSTM |") and lines[3].startswith("| LSTM |")
+    assert lines[3].split("|")[6].strip() == "n/a"       # all-phrase: Tree-LSTM only
+    assert lines[2].split("|")[6].strip() != "n/a"
+    assert "not a separately trained binary model" in result["caption"] or \
+        "no separate binary model" in result["caption"]
+    assert (tmp_path / "compare.md").read_text() == table
+    saved = json.loads((tmp_path / "compare.json").read_text())
+    assert set(saved["results"]) == {"treelstm", "lstm"}
+    assert (tmp_path / "treelstm" / "best.pt").is_file() and (tmp_path / "lstm" / "best.pt").is_file()
+    with pytest.raises(ValueError, match="rows must be"):
+        compare(_small(), rows=["gru"])
+
+
+def test_comparison_table_uses_the_same_budget(tmp_path, splits, monkeypatch):
+    monkeypatch.setattr(training, "load_splits", lambda data, view: splits)
+    result = compare(_small(epochs=1, seed=5), rows=["treelstm", "treelstm-root", "lstm"])
+    configs = [metrics["config"] for metrics in result["results"].values()]
+    for key in ("epochs", "seed", "hidden_size", "embed_dim", "lr", "batch_size"):
+        assert len({c[key] for c in configs}) == 1
+    assert [c["phrase_loss"] for c in configs[:2]] == [True, False]
+    assert comparison_table(result["results"]).count("\n") == 5
+
+
+# -------------------------------------------------------------------------- command line
+def _run(*args, timeout=120):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+@pytest.mark.parametrize("script", ["examples/train_sst.py", "examples/compare.py"])
+def test_script_help_exits_zero(script):
+    done = _run(script, "--help")
+    assert done.returncode == 0, done.stderr
+    assert "--epochs" in done.stdout and "--data" in done.stdout and "--seed" in done.stdout
+
+
+def test_module_help_lists_commands():
+    done = _run("-m", "treelstm", "--help")
+    assert done.returncode == 0, done.stderr
+    for command in ("train", "eval", "compare"):
+        assert f"  {command} " in done.stdout
+
+
+@pytest.mark.parametrize("command", [train_command, eval_command, compare_command])
+def test_command_help_exits_zero(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        command(["--help"])
+    assert exit_info.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_train_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        train_command(["--help"])
+    text = capsys.readouterr().out
+    for option in ("--model", "--data", "--view", "--epochs", "--seed", "--embeddings", "--out",
+                   "--resume", "--device", "--backend", "--max-train", "--quiet", "--lr",
+                   "--weight-decay", "--batch-size", "--dropout", "--hidden-size"):
+        assert option in text
+    assert "0.05" in text and "0.0001" in text and "150" in text and "300" in text
+
+
+def test_unknown_command_fails(capsys):
+    assert main(["fly"]) == 2
+    assert "unknown command 'fly'" in capsys.readouterr().err
+
+
+def test_train_sst_smoke(tmp_path):
+    out = tmp_path / "run"
+    done = _run("examples/train_sst.py", "--max-train", "30", "--epochs", "2", "--embed-dim",
+                "16", "--hidden-size", "12", "--out", str(out), "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    assert "test root accuracy" in done.stdout
+    assert "epoch 2/2" in done.stderr
+    for name in ("metrics.json", "learning_curve.png", "checkpoint.pt", "best.pt"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["num_trees"]["train"] == 30 and metrics["epochs_done"] == 2
+    # resume a finished run for one more epoch, in process
+    assert train_command(["--max-train", "30", "--epochs", "3", "--embed-dim", "16",
+                          "--hidden-size", "12", "--out", str(out), "--device", "cpu",
+                          "--resume", "--quiet"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["epochs_done"] == 3
+
+
+def test_eval_command(tmp_path, splits, capsys):
+    train(_small(epochs=1), tmp_path, splits=splits)
+    assert eval_command([str(tmp_path / "best.pt"), "--split", "dev", "--json", "--quiet"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["trees"] == 500 and 0 <= metrics["root_acc"] <= 1
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"nonsense")
+    with pytest.raises(SystemExit) as exit_info:
+        eval_command([str(bad), "--quiet"])
+    assert exit_info.value.code == 2
+    assert "bad.pt" in capsys.readouterr().err
+
+
+def test_compare_smoke(tmp_path):
+    out = tmp_path / "cmp"
+    done = _run("examples/compare.py", "--max-train", "30", "--epochs", "1", "--embed-dim", "16",
+                "--hidden-size", "12", "--out", str(out), "--device", "cpu", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "| Tree-LSTM |" in done.stdout and "| LSTM |" in done.stdout
+    assert (out / "compare.md").is_file() and (out / "compare.json").is_file()

@@ -1,0 +1,299 @@
+"""Command line: ``python -m treelstm {train,eval,compare} ...`` (``--help`` on each).
+
+The commands are thin wrappers around :mod:`treelstm.training`; ``examples/train_sst.py`` and
+``examples/compare.py`` call :func:`train_command` and :func:`compare_command`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import textwrap
+from typing import Optional, Sequence
+
+from .training import (COMPARE_ROWS, DEFAULT_COMPARE_ROWS, DEFAULT_DATA, TrainConfig, compare,
+                       load_checkpoint, load_splits, train)
+
+_DEFAULTS = TrainConfig()
+_COMPARE_EPOCHS = 8  # measured: the 3 default rows take about 75 s on one free CPU core
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--embed-dim", type=_positive_int, default=_DEFAULTS.embed_dim,
+                       help="word vector size (default: %(default)s)")
+    group.add_argument("--hidden-size", type=_positive_int, default=_DEFAULTS.hidden_size,
+                       help="size of the (Tree-)LSTM state h and c (default: %(default)s)")
+    group.add_argument("--num-layers", type=_positive_int, default=_DEFAULTS.num_layers,
+                       help="stacked (Tree-)LSTM layers (default: %(default)s)")
+    group.add_argument("--cell", choices=("nary", "childsum"), default=_DEFAULTS.cell,
+                       help="Tree-LSTM cell: 'nary' (arity 2, ordered children: the binary "
+                            "constituency Tree-LSTM of Tai et al.) or 'childsum' "
+                            "(default: %(default)s)")
+    group.add_argument("--backend", choices=("native", "dgl"), default=_DEFAULTS.backend,
+                       help="Tree-LSTM executor: 'native' (level-scheduled torch) or 'dgl' "
+                            "(needs the dgl package) (default: %(default)s)")
+    group.add_argument("--dropout", type=float, default=_DEFAULTS.dropout,
+                       help="dropout before the output layer, and between layers "
+                            "(default: %(default)s)")
+    group.add_argument("--embeddings", metavar="FILE", default=None,
+                       help="word-vector text file (GloVe, or word2vec text with a header) to "
+                            "initialise the embedding; its dimension must equal --embed-dim "
+                            "(default: random initialisation)")
+    group.add_argument("--freeze-embeddings", action="store_true",
+                       help="do not update the embedding during training")
+
+
+def _add_training_options(parser: argparse.ArgumentParser, epochs: int) -> None:
+    group = parser.add_argument_group("training (defaults: Tai et al. 2015)")
+    group.add_argument("--data", metavar="DIR", default=DEFAULT_DATA,
+                       help="directory with train.txt, dev.txt and test.txt, one SST-style "
+                            "bracketed tree per line (default: the bundled data/sentiment)")
+    group.add_argument("--max-train", type=_positive_int, metavar="N", default=None,
+                       help="use only the first N training trees, for quick runs "
+                            "(default: all)")
+    group.add_argument("--epochs", type=int, default=epochs,
+                       help="passes over the training trees (default: %(default)s)")
+    group.add_argument("--seed", type=int, default=_DEFAULTS.seed,
+                       help="seed of python, numpy and torch and of the data order "
+                            "(default: %(default)s)")
+    group.add_argument("--lr", type=float, default=_DEFAULTS.lr,
+                       help="AdaGrad learning rate (default: %(default)s)")
+    group.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay,
+                       help="L2 weight decay (default: %(default)s)")
+    group.add_argument("--batch-size", type=_positive_int, default=_DEFAULTS.batch_size,
+                       help="trees per update (default: %(default)s)")
+
+
+def _add_run_options(parser: argparse.ArgumentParser, out: str) -> None:
+    group = parser.add_argument_group("run")
+    group.add_argument("--out", metavar="DIR", default=out,
+                       help="output directory (default: %(default)s)")
+    group.add_argument("--device", default=_DEFAULTS.device,
+                       help="'cpu', 'cuda', 'cuda:1', ... or 'auto' (CUDA when available) "
+                            "(default: %(default)s)")
+    group.add_argument("--threads", type=int, default=1,
+                       help="torch CPU threads; batches of small trees gain little from more, "
+                            "and they slow down on a busy machine. 0: torch's default "
+                            "(default: %(default)s)")
+    group.add_argument("--quiet", action="store_true",
+                       help="no progress bars and no per-epoch log (progress bars are also off "
+                            "when stderr is not a terminal)")
+
+
+def _setup(args: argparse.Namespace) -> bool:
+    """Logging and threads; returns whether to show progress bars."""
+    import torch
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(message)s", stream=sys.stderr)
+    return not args.quiet and sys.stderr.isatty()
+
+
+def _config(args: argparse.Namespace, **fixed) -> TrainConfig:
+    values = dict(data=args.data, embed_dim=args.embed_dim, hidden_size=args.hidden_size,
+                  num_layers=args.num_layers, cell=args.cell, backend=args.backend,
+                  dropout=args.dropout, lr=args.lr, weight_decay=args.weight_decay,
+                  batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
+                  embeddings=args.embeddings, freeze_embeddings=args.freeze_embeddings,
+                  max_train=args.max_train, device=args.device)
+    values.update(fixed)
+    return TrainConfig(**values)
+
+
+def _wrap(*paragraphs: str) -> str:
+    return "\n\n".join(textwrap.fill(p, width=88) for p in paragraphs)
+
+
+def _fail(parser: argparse.ArgumentParser, error: Exception) -> int:
+    parser.exit(2, f"{parser.prog}: error: {error}\n")
+    return 2
+
+
+# ---------------------------------------------------------------------------------- train
+def train_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_wrap("Train a sentiment classifier on SST-style trees: a Tree-LSTM (a "
+                          "label for every phrase) or an nn.LSTM baseline (a label for the "
+                          "sentence), as in Tai, Socher & Manning (2015), Table 2."),
+        epilog=_wrap("Writes to --out: checkpoint.pt (latest epoch: model, optimizer, epoch, RNG "
+                     "states; for --resume), best.pt (best dev root accuracy), metrics.json "
+                     "(per-epoch history, best dev, test) and learning_curve.png. The test split "
+                     "is evaluated once, at the end, with best.pt.",
+                     "example: python examples/train_sst.py --model treelstm --epochs 5 "
+                     "--out runs/tree"))
+    parser.add_argument("--model", choices=("treelstm", "lstm"), default=_DEFAULTS.model,
+                        help="'treelstm': Tree-LSTM over the parse tree, loss on every node; "
+                             "'lstm': nn.LSTM over the words, loss on the sentence "
+                             "(default: %(default)s)")
+    parser.add_argument("--view", choices=("fine", "binary"), default=_DEFAULTS.view,
+                        help="'fine': 5 classes; 'binary': neutral-root trees dropped, "
+                             "negative/positive, neutral phrases ignored in the loss "
+                             "(ignore_index=-1) (default: %(default)s)")
+    parser.add_argument("--bidirectional", action="store_true",
+                        help="--model lstm only: a bidirectional LSTM")
+    parser.add_argument("--root-loss-only", action="store_true",
+                        help="--model treelstm only: supervise the root label only (default: "
+                             "the loss sums over every labelled node)")
+    _add_model_options(parser)
+    _add_training_options(parser, epochs=_DEFAULTS.epochs)
+    _add_run_options(parser, out="runs/sst-<model>-<view>")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from --out/checkpoint.pt if it exists: the run ends with "
+                             "the same weights as an uninterrupted one (bit for bit with the "
+                             "same --device and --threads); --epochs may be raised to train "
+                             "longer; the other settings must match the checkpoint")
+    return parser
+
+
+def train_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    parser = train_parser(prog)
+    args = parser.parse_args(argv)
+    progress = _setup(args)
+    out = args.out.replace("<model>", args.model).replace("<view>", args.view)
+    try:
+        config = _config(args, model=args.model, view=args.view,
+                         bidirectional=args.bidirectional, phrase_loss=not args.root_loss_only)
+        metrics = train(config, out, resume=args.resume, progress=progress).metrics
+    except (ValueError, FileNotFoundError) as error:
+        return _fail(parser, error)
+    test, dev = metrics["test"], metrics["best_dev"] or {}
+    lines = [f"best epoch {metrics['best_epoch']} of {metrics['epochs_done']}: dev root "
+             f"accuracy {_pct(dev.get('root_acc'))}",
+             f"test root accuracy {_pct(test['root_acc'])} ({config.view})"]
+    if config.view == "fine":
+        lines.append(f"test binary root accuracy {_pct(test['binary_root_acc'])} (from the fine "
+                     "predictions, non-neutral roots)")
+    if test["phrase_acc"] is not None:
+        lines.append(f"test all-phrase accuracy {_pct(test['phrase_acc'])}")
+    lines.append(f"written to {out}/: metrics.json, learning_curve.png, checkpoint.pt, best.pt")
+    print("\n".join(lines))
+    return 0
+
+
+def _pct(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+# ----------------------------------------------------------------------------------- eval
+def eval_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Evaluate a checkpoint (best.pt or checkpoint.pt) on a split.")
+    parser.add_argument("checkpoint", help="a checkpoint written by 'train'")
+    parser.add_argument("--data", metavar="DIR", default=None,
+                        help="directory with <split>.txt (default: the --data of training)")
+    parser.add_argument("--split", choices=("train", "dev", "test"), default="test",
+                        help="which file to evaluate (default: %(default)s)")
+    parser.add_argument("--device", default="cpu", help="(default: %(default)s)")
+    parser.add_argument("--batch-size", type=_positive_int, default=256,
+                        help="trees per forward pass (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads, 0: torch's default (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def eval_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    from .training import evaluate
+
+    parser = eval_parser(prog)
+    args = parser.parse_args(argv)
+    progress = _setup(args)
+    try:
+        checkpoint = load_checkpoint(args.checkpoint)
+        model = checkpoint.build_model().to(args.device)
+        view = checkpoint.config.get("view", "fine")
+        data = args.data or checkpoint.config.get("data") or DEFAULT_DATA
+        trees = load_splits(data, view, splits=(args.split,))[args.split]
+    except (ValueError, FileNotFoundError) as error:
+        return _fail(parser, error)
+    metrics = evaluate(model, trees, checkpoint.vocab, batch_size=args.batch_size,
+                       device=args.device, progress=progress, description=args.split)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        print(f"{args.checkpoint} on {data}/{args.split}.txt ({metrics['trees']} trees, {view}): "
+              f"root accuracy {_pct(metrics['root_acc'])}, binary root accuracy "
+              f"{_pct(metrics['binary_root_acc'])}, all-phrase accuracy "
+              f"{_pct(metrics['phrase_acc'])}, {metrics['trees_per_s']:.0f} trees/s")
+    return 0
+
+
+# -------------------------------------------------------------------------------- compare
+def compare_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_wrap("Train the Tree-LSTM and the nn.LSTM baseline on the same data with "
+                          "the same budget (epochs, seed, sizes, optimizer) and print one table: "
+                          "fine and binary root accuracy (dev, test), all-phrase accuracy, "
+                          "parameters, training and inference trees/s (Tai, Socher & Manning "
+                          "2015, Table 2)."),
+        epilog=_wrap("Rows (--rows): " + "; ".join(f"{name} = {label}" for name, (label, _, _)
+                                                    in COMPARE_ROWS.items()) + ".",
+                     "Binary accuracy is computed from the fine-grained models' predictions on "
+                     "the non-neutral roots. Writes --out/compare.md, --out/compare.json and "
+                     "each row's run (metrics.json, checkpoints, learning curve) in "
+                     "--out/<row>/."))
+    parser.add_argument("--rows", default=",".join(DEFAULT_COMPARE_ROWS),
+                        help="comma-separated rows to train, from "
+                             f"{', '.join(COMPARE_ROWS)} (default: %(default)s)")
+    _add_model_options(parser)
+    _add_training_options(parser, epochs=_COMPARE_EPOCHS)
+    _add_run_options(parser, out="runs/compare")
+    return parser
+
+
+def compare_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    parser = compare_parser(prog)
+    args = parser.parse_args(argv)
+    progress = _setup(args)
+    rows = [row.strip() for row in args.rows.split(",") if row.strip()]
+    try:
+        result = compare(_config(args), args.out, progress=progress, rows=rows)
+    except (ValueError, FileNotFoundError) as error:
+        return _fail(parser, error)
+    print(result["table"])
+    print(f"written to {args.out}/compare.md and {args.out}/compare.json")
+    return 0
+
+
+# ----------------------------------------------------------------------------------- main
+COMMANDS = {
+    "train": (train_command, "train a Tree-LSTM or the LSTM baseline on sentiment trees"),
+    "eval": (eval_command, "evaluate a checkpoint on a split"),
+    "compare": (compare_command, "Tree-LSTM vs LSTM baseline on the same data: one table"),
+}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    usage = "python -m treelstm {train,eval,compare} [options]  (--help after a command for its " \
+            "options)"
+    if not argv or argv[0] in ("-h", "--help"):
+        lines = [f"usage: {usage}", "", "Tree-LSTMs for sentiment trees (Tai, Socher & Manning "
+                 "2015).", "", "commands:"]
+        lines += [f"  {name:<9} {help_text}" for name, (_, help_text) in COMMANDS.items()]
+        print("\n".join(lines))
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"usage: {usage}\npython -m treelstm: error: unknown command {command!r}; "
+              f"choose from {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    return COMMANDS[command][0](rest, prog=f"python -m treelstm {command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
