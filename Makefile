@@ -1,11 +1,12 @@
 # make test  -- the test suite (makes .venv and installs pinned dependencies if needed)
-# make demo  -- the main job (see README)
+# make demo  -- the main job: Tree-LSTM vs nn.LSTM on the bundled sentiment trees (see README)
+# make tour   -- a short tour of the library API (both backends, chain == nn.LSTM)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test demo clean
+.PHONY: install test demo tour clean
 
 install: $(STAMP)
 
@@ -21,6 +22,9 @@ test: $(STAMP)
 	exit $$status
 
 demo: $(STAMP)
+	$(PY) examples/compare.py --out runs/demo
+
+tour: $(STAMP)
 	$(PY) examples/demo.py
 
 clean:

@@ -3,10 +3,13 @@
 Public API::
 
     from treelstm import TreeBatch, ChildSumTreeLSTMCell, NaryTreeLSTMCell, TreeLSTM
+    from treelstm import TreeLSTMClassifier, LSTMClassifier   # sentiment models (per node / per sentence)
 """
 from .batch import TreeBatch
 from .cells import ChildSumTreeLSTMCell, NaryTreeLSTMCell
-from .models import TreeLSTM
+from .baseline import LSTMClassifier
+from .models import TreeLSTM, TreeLSTMClassifier
 
 __version__ = "0.1.0"
-__all__ = ["TreeBatch", "ChildSumTreeLSTMCell", "NaryTreeLSTMCell", "TreeLSTM", "__version__"]
+__all__ = ["TreeBatch", "ChildSumTreeLSTMCell", "NaryTreeLSTMCell", "TreeLSTM", "TreeLSTMClassifier",
+           "LSTMClassifier", "__version__"]
