@@ -1,13 +1,15 @@
-"""Command line: ``python -m treelstm {train,eval,compare} ...`` (``--help`` on each).
+"""Command line: ``python -m treelstm {train,eval,compare,predict} ...`` (``--help`` on each).
 
-The commands are thin wrappers around :mod:`treelstm.training`; ``examples/train_sst.py`` and
-``examples/compare.py`` call :func:`train_command` and :func:`compare_command`.
+The commands are thin wrappers around :mod:`treelstm.training` (``predict``: around
+:mod:`treelstm.predict`); ``examples/train_sst.py`` and ``examples/compare.py`` call
+:func:`train_command` and :func:`compare_command`.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
 import textwrap
 from typing import Optional, Sequence
@@ -269,18 +271,172 @@ def compare_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = 
     return 0
 
 
+# -------------------------------------------------------------------------------- predict
+_PREDICT_WINDOW = 4096
+
+
+def predict_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_wrap("Label trees with a saved classifier (a Tree-LSTM or the LSTM "
+                          "baseline), in batches, streaming: the input may be of any length.",
+                          "Input, one tree per line: PTB brackets as in SST, e.g. "
+                          "'(3 (2 a) (3 (2 very) (4 good)))' (its labels are ignored), or a JSON "
+                          "object {\"parent\": [...], \"tokens\": [...]} whose leaves are "
+                          "nodes 0..n-1 in sentence order and parent -1 marks the root. Blank "
+                          "lines are skipped.",
+                          "Output, JSON Lines in input order: {\"line\": N, \"label\": C, "
+                          "\"probs\": [...]} per tree (N counts input lines from 1; label and "
+                          "probs are the root's), plus \"node_labels\" (one per node, in the "
+                          "tree's node order: leaves first) with --node-labels."),
+        epilog=_wrap("Lines are read --window at a time, sorted by size within the window, run "
+                     "in batches of at most --batch-trees trees and --max-nodes nodes, and "
+                     "written back in input order, so memory stays bounded.",
+                     "Exit status: 0 done (with --skip-bad a malformed line becomes "
+                     "{\"line\": N, \"error\": \"...\"} and the run goes on); 1 a malformed "
+                     "input line, named in the message (the records of the lines before it are "
+                     "written); 2 bad options, or an unreadable checkpoint or input file. A "
+                     "progress bar (when stderr is a terminal) and a last line with the "
+                     "throughput (trees/s) go to stderr.",
+                     "example: python -m treelstm predict runs/sst-treelstm-fine/best.pt "
+                     "data/sentiment/test.txt --output predictions.jsonl"))
+    parser.add_argument("checkpoint", help="a checkpoint written by 'train' (best.pt)")
+    parser.add_argument("input", nargs="?", default="-",
+                        help="file of trees, one per line; '-' or nothing: standard input")
+    parser.add_argument("--format", choices=("auto", "ptb", "jsonl"), default="auto",
+                        help="input lines: 'ptb' brackets, 'jsonl' objects, or 'auto': decided "
+                             "per line by its first character (default: %(default)s)")
+    parser.add_argument("--output", "-o", metavar="FILE", default="-",
+                        help="where the JSON lines go; '-': standard output (default)")
+    parser.add_argument("--batch-trees", type=_positive_int, default=256,
+                        help="at most this many trees per forward pass (default: %(default)s)")
+    parser.add_argument("--max-nodes", type=_positive_int, default=8192,
+                        help="at most this many nodes (LSTM: tokens) per forward pass; a larger "
+                             "tree runs alone (default: %(default)s)")
+    parser.add_argument("--window", type=_positive_int, default=_PREDICT_WINDOW,
+                        help="input lines held at once, sorted by size for batching "
+                             "(default: %(default)s)")
+    parser.add_argument("--device", default="cpu",
+                        help="'cpu', 'cuda', 'cuda:1', ... (default: %(default)s)")
+    parser.add_argument("--dtype", choices=("bf16", "fp16"), default=None,
+                        help="run under torch.autocast in this dtype (default: float32)")
+    parser.add_argument("--node-labels", action="store_true",
+                        help="also write every node's label (Tree-LSTM checkpoints only)")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="write an error record for a malformed line and go on (default: "
+                             "stop with exit status 1)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads, 0: torch's default (default: %(default)s)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar and no throughput line on stderr (the bar is also "
+                             "off when stderr is not a terminal)")
+    return parser
+
+
+def predict_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    import time
+
+    import torch
+
+    from .predict import LineError, Predictor, predict_records
+    from .training import resolve_device
+
+    parser = predict_parser(prog)
+    args = parser.parse_args(argv)
+    prog = parser.prog
+
+    def error(message: str, status: int) -> int:
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return status
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    try:
+        device = resolve_device(args.device)
+        predictor = Predictor.from_checkpoint(args.checkpoint, device=device, dtype=args.dtype)
+    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as problem:
+        return error(str(problem), 2)
+    if args.node_labels and not predictor.is_tree_model:
+        return error(f"--node-labels needs a Tree-LSTM checkpoint; {args.checkpoint} holds an "
+                     f"{type(predictor.model).__name__} (sentence labels only)", 2)
+
+    name = "<stdin>" if args.input == "-" else args.input
+    try:
+        source = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
+    except OSError as problem:
+        return error(f"{args.input}: {problem.strerror or problem}", 2)
+    try:
+        sink = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
+    except OSError as problem:
+        return error(f"{args.output}: {problem.strerror or problem}", 2)
+
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        try:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(unit=" trees", file=sys.stderr, desc="predict")
+        except ImportError:  # optional dependency: no bar
+            bar = None
+    records = predict_records(predictor, source, format=args.format,
+                              batch_trees=args.batch_trees, max_nodes=args.max_nodes,
+                              window=args.window, node_labels=args.node_labels,
+                              skip_bad=args.skip_bad)
+    num_trees = num_errors = 0
+    failure: Optional[str] = None
+    start = time.perf_counter()
+    try:
+        for record in records:
+            sink.write(json.dumps(record) + "\n")
+            if "error" in record:
+                num_errors += 1
+            else:
+                num_trees += 1
+            if bar is not None:
+                bar.update(1)
+        sink.flush()
+    except LineError as problem:
+        sink.flush()
+        failure = (f"{name}:{problem.lineno}: {problem.reason} (--skip-bad writes an error record "
+                   "and goes on)")
+    except BrokenPipeError:
+        # The reader has gone (e.g. "| head"): stop quietly. Python would fail again flushing
+        # stdout at exit, so point it at /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        if bar is not None:
+            bar.close()
+        if source is not sys.stdin.buffer:
+            source.close()
+        if sink is not sys.stdout:
+            sink.close()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    if not args.quiet:
+        rate = num_trees / seconds if seconds > 0 else float("inf")
+        dtype = args.dtype or "float32"
+        skipped = f", {num_errors} bad lines skipped" if num_errors else ""
+        print(f"predict: {num_trees} trees in {seconds:.2f} s: {rate:.0f} trees/s ({device}, "
+              f"{dtype}, batches of <= {args.batch_trees} trees / {args.max_nodes} "
+              f"nodes{skipped})", file=sys.stderr)
+    return error(failure, 1) if failure else 0
+
+
 # ----------------------------------------------------------------------------------- main
 COMMANDS = {
     "train": (train_command, "train a Tree-LSTM or the LSTM baseline on sentiment trees"),
     "eval": (eval_command, "evaluate a checkpoint on a split"),
     "compare": (compare_command, "Tree-LSTM vs LSTM baseline on the same data: one table"),
+    "predict": (predict_command, "label trees from a file or stdin with a checkpoint (JSONL)"),
 }
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    usage = "python -m treelstm {train,eval,compare} [options]  (--help after a command for its " \
-            "options)"
+    usage = "python -m treelstm {train,eval,compare,predict} [options]  (--help after a command " \
+            "for its options)"
     if not argv or argv[0] in ("-h", "--help"):
         lines = [f"usage: {usage}", "", "Tree-LSTMs for sentiment trees (Tai, Socher & Manning "
                  "2015).", "", "commands:"]

@@ -1,0 +1,451 @@
+"""Batched inference: treelstm.predict (Predictor, windows, batch plans, line parsing) and
+``python -m treelstm predict`` (file, stdin, JSONL, bad lines, streaming, input order)."""
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from treelstm.__main__ import main, predict_command
+from treelstm.data import IGNORE_INDEX, SentimentTree, collate_trees, parse_ptb_line, read_ptb
+from treelstm.predict import (LineError, Predictor, TreePrediction, iter_windows, plan_batches,
+                              parse_tree_line, predict_records, tree_from_json)
+from treelstm.training import TrainConfig, predict, save_checkpoint, train
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data" / "sentiment"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _train_tiny(model: str, path: Path) -> Path:
+    config = TrainConfig(model=model, embed_dim=16, hidden_size=12, batch_size=10, epochs=2,
+                         max_train=200, device="cpu", seed=1)
+    result = train(config)
+    save_checkpoint(path, result.model, result.vocab, config.to_dict())
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("predict")
+    return {model: _train_tiny(model, directory / f"{model}.pt") for model in ("treelstm", "lstm")}
+
+
+@pytest.fixture(scope="module")
+def test_trees():
+    return read_ptb(DATA / "test.txt")[:120]
+
+
+def _json_line(tree: SentimentTree) -> str:
+    return json.dumps({"parent": tree.parent, "tokens": tree.tokens})
+
+
+def _run(*args, input=None, timeout=120):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "treelstm", "predict", *args], cwd=ROOT,
+                          input=input, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _records(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+# ------------------------------------------------------------------------ Predictor (API)
+@pytest.mark.parametrize("model", ["treelstm", "lstm"])
+def test_predictor_matches_training_predict(checkpoints, test_trees, model):
+    """Against an independent path: training.predict's root logits, one fixed-size chunking."""
+    predictor = Predictor.from_checkpoint(checkpoints[model])
+    logits = predict(predictor.model, test_trees, predictor.vocab, batch_size=7)
+    results = list(predictor.predict(test_trees, batch_size=32))
+    assert len(results) == len(test_trees)
+    assert all(isinstance(r, TreePrediction) for r in results)
+    assert [r.label for r in results] == logits.argmax(dim=1).tolist()
+    torch.testing.assert_close(torch.tensor([r.probs for r in results]),
+                               logits.softmax(dim=1), rtol=1e-5, atol=1e-6)
+    assert len(set(r.label for r in results)) > 1, "a trained model should not be constant"
+
+
+@pytest.mark.parametrize("batch_size, max_nodes, window", [(1, None, 5), (3, 40, 7),
+                                                           (64, 100000, None), (500, 8, 1000)])
+def test_predictions_do_not_depend_on_batching(checkpoints, test_trees, batch_size, max_nodes,
+                                               window):
+    predictor = Predictor.from_checkpoint(checkpoints["treelstm"])
+    reference = [predictor.predict_batch([tree])[0] for tree in test_trees[:40]]
+    results = list(predictor.predict(test_trees[:40], batch_size=batch_size, max_nodes=max_nodes,
+                                     window=window))
+    assert [r.label for r in results] == [r.label for r in reference]
+    torch.testing.assert_close(torch.tensor([r.probs for r in results]),
+                               torch.tensor([r.probs for r in reference]), rtol=1e-4, atol=1e-6)
+
+
+def test_node_labels_are_the_argmax_at_every_node(checkpoints, test_trees):
+    predictor = Predictor.from_checkpoint(checkpoints["treelstm"])
+    trees = test_trees[:10]
+    results = list(predictor.predict(trees, batch_size=4, node_labels=True))
+    for tree, result in zip(trees, results):
+        with torch.no_grad():
+            node_logits, root_logits = predictor.model(collate_trees([tree], predictor.vocab))
+        assert result.node_labels == node_logits.argmax(dim=1).tolist()
+        assert result.label == result.node_labels[tree.root]
+    assert all(r.node_labels is None for r in predictor.predict(trees))
+
+
+def test_predictor_rejects_bad_input(checkpoints, test_trees):
+    predictor = Predictor.from_checkpoint(checkpoints["treelstm"])
+    with pytest.raises(TypeError, match="item 1 is a str"):
+        list(predictor.predict([test_trees[0], "(2 a)"]))
+    wide = parse_ptb_line("(2 (2 a) (2 b) (2 c))")
+    with pytest.raises(ValueError, match=r"item 1: node 3 has 3 children.*at most 2"):
+        list(predictor.predict([test_trees[0], wide]))
+    lstm = Predictor.from_checkpoint(checkpoints["lstm"])
+    assert len(list(lstm.predict([wide]))) == 1  # the LSTM reads words; any tree will do
+    with pytest.raises(ValueError, match="node labels need a TreeLSTMClassifier"):
+        lstm.predict_batch([wide], node_labels=True)
+    with pytest.raises(ValueError, match="dtype must be"):
+        Predictor(predictor.model, predictor.vocab, dtype="int8")
+    with pytest.raises(TypeError, match="TreeLSTMClassifier or LSTMClassifier"):
+        Predictor(torch.nn.Linear(2, 2), predictor.vocab)
+
+
+def test_missing_or_corrupt_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        Predictor.from_checkpoint(tmp_path / "nothing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pt"):
+        Predictor.from_checkpoint(tmp_path / "junk.pt")
+
+
+def test_autocast_bf16_runs_on_cpu(checkpoints, test_trees):
+    predictor = Predictor.from_checkpoint(checkpoints["treelstm"], dtype="bf16")
+    results = list(predictor.predict(test_trees[:20]))
+    full = list(Predictor.from_checkpoint(checkpoints["treelstm"]).predict(test_trees[:20]))
+    probs = torch.tensor([r.probs for r in results])
+    torch.testing.assert_close(probs.sum(dim=1), torch.ones(20), atol=1e-4, rtol=0)
+    torch.testing.assert_close(probs, torch.tensor([r.probs for r in full]), atol=0.05, rtol=0)
+
+
+# ------------------------------------------------------------------ windows and batches
+def test_iter_windows_holds_a_bounded_window():
+    pulled = 0
+
+    def source():
+        nonlocal pulled
+        for i in range(20_000):
+            pulled += 1
+            yield i
+
+    emitted = []
+    for window in iter_windows(source(), 512):
+        assert len(window) <= 512
+        assert pulled - len(emitted) <= 512  # never more than one window taken ahead
+        emitted.extend(window)
+    assert emitted == list(range(20_000))
+    assert list(iter_windows([], 3)) == []
+    with pytest.raises(ValueError, match="window must be a positive integer"):
+        list(iter_windows([1], 0))
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=st.lists(st.integers(1, 50), max_size=60), batch_trees=st.integers(1, 10),
+       max_nodes=st.one_of(st.none(), st.integers(1, 120)))
+def test_plan_batches_properties(sizes, batch_trees, max_nodes):
+    batches = plan_batches(sizes, batch_trees, max_nodes)
+    flat = [i for batch in batches for i in batch]
+    assert sorted(flat) == list(range(len(sizes)))  # every item exactly once
+    assert [sizes[i] for i in flat] == sorted(sizes)  # similar sizes together
+    for batch in batches:
+        assert 1 <= len(batch) <= batch_trees
+        if max_nodes is not None and len(batch) > 1:
+            assert sum(sizes[i] for i in batch) <= max_nodes
+
+
+def test_plan_batches_rejects_bad_limits():
+    with pytest.raises(ValueError, match="batch_trees"):
+        plan_batches([1, 2], 0)
+    with pytest.raises(ValueError, match="max_nodes"):
+        plan_batches([1, 2], 2, max_nodes=0)
+
+
+def test_predict_records_holds_a_bounded_window_and_keeps_input_order(checkpoints):
+    """The whole pipeline on a 20,000-line generator: lines read ahead of the records written
+    never exceed the window, and records come out in input order."""
+    predictor = Predictor.from_checkpoint(checkpoints["treelstm"])
+    shapes = ["(2 good)", "(1 (2 not) (3 good))", "(3 (2 the) (3 (2 plot) (3 (2 is) (4 great))))"]
+    pulled = 0
+
+    def lines():
+        nonlocal pulled
+        rng = random.Random(0)
+        for _ in range(20_000):
+            pulled += 1
+            yield rng.choice(shapes) + "\n"
+
+    window = 700
+    numbers = []
+    ahead = 0
+    for record in predict_records(predictor, lines(), batch_trees=64, window=window):
+        numbers.append(record["line"])
+        ahead = max(ahead, pulled - len(numbers))
+    assert numbers == list(range(1, 20_001))
+    assert ahead < window
+
+
+# ---------------------------------------------------------------------------- lines
+def test_parse_tree_line_formats():
+    ptb = "(3 (2 a) (3 (2 very) (4 good)))"
+    tree = parse_tree_line(ptb)
+    assert tree == parse_ptb_line(ptb)
+    same = parse_tree_line(_json_line(tree).encode("utf-8"), "jsonl")
+    assert same.tokens == tree.tokens and same.parent == tree.parent
+    assert same.labels == [IGNORE_INDEX] * tree.num_nodes
+    assert parse_tree_line("  " + _json_line(tree) + "\r\n").parent == tree.parent
+    with pytest.raises(ValueError, match="not valid JSON"):
+        parse_tree_line(ptb, "jsonl")
+    with pytest.raises(ValueError):  # the PTB reader's own message
+        parse_tree_line(_json_line(tree), "ptb")
+    with pytest.raises(ValueError, match="neither a bracketed tree"):
+        parse_tree_line("hello world")
+    with pytest.raises(ValueError, match="empty line"):
+        parse_tree_line("   ")
+    with pytest.raises(ValueError, match="not valid UTF-8"):
+        parse_tree_line(b"(2 \xff)")
+    with pytest.raises(ValueError, match="format must be one of"):
+        parse_tree_line(ptb, "xml")
+
+
+@pytest.mark.parametrize("value, message", [
+    ([1, 2], "expected a JSON object"),
+    ({"tokens": ["a"]}, "missing key 'parent'"),
+    ({"parent": [-1]}, "missing key 'tokens'"),
+    ({"parent": "-1", "tokens": ["a"]}, "'parent' must be a list"),
+    ({"parent": [-1.0], "tokens": ["a"]}, "'parent' must hold integers"),
+    ({"parent": [True, -1], "tokens": ["a"]}, "'parent' must hold integers"),
+    ({"parent": [-1], "tokens": [""]}, "non-empty strings"),
+    ({"parent": [-1], "tokens": [3]}, "non-empty strings"),
+    ({"parent": [], "tokens": []}, "0 tokens for 0 nodes"),
+    ({"parent": [2, 2, -1], "tokens": ["a", "b", "c"]}, "leaves 0..2 take no children"),
+    ({"parent": [2, -1, -1], "tokens": ["a"]}, "2 roots"),
+    ({"parent": [2, 2, 3, 2], "tokens": ["a", "b"]}, "0 roots"),
+    ({"parent": [3, 3, 6, 4, 5, 4, -1], "tokens": ["a", "b", "c"]}, "a cycle"),
+    ({"parent": [2, 2, -1, 2], "tokens": ["a", "b"]}, "internal node 3 has no children"),
+    ({"parent": [2, 7, -1], "tokens": ["a", "b"]}, "parent 7"),
+    # leaf 1 hangs off the root, leaves 0 and 2 share node 3: the leaves are not in order
+    ({"parent": [3, 4, 3, 4, -1], "tokens": ["a", "b", "c"]}, "not a contiguous run"),
+])
+def test_json_trees_are_validated(value, message):
+    with pytest.raises(ValueError, match=message):
+        tree_from_json(value)
+
+
+def test_json_tree_with_internal_node_left_of_a_leaf():
+    """Like read_ptb's trees: leaves first, internal nodes after, any nesting."""
+    ptb = parse_ptb_line("(1 (2 (2 a) (2 b)) (0 c))")
+    tree = tree_from_json({"parent": ptb.parent, "tokens": ptb.tokens, "id": "extra keys ok"})
+    assert tree.child_positions() == ptb.child_positions()
+
+
+# ---------------------------------------------------------------------- command line
+def test_cli_on_a_file_matches_in_process_predictions(checkpoints, test_trees, tmp_path):
+    path = tmp_path / "trees.txt"
+    lines = (DATA / "test.txt").read_text(encoding="utf-8").splitlines()[:120]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    expected = list(Predictor.from_checkpoint(checkpoints["treelstm"]).predict(test_trees))
+    done = _run(str(checkpoints["treelstm"]), str(path), "--batch-trees", "16", "--max-nodes",
+                "300", "--window", "50")
+    assert done.returncode == 0, done.stderr
+    records = _records(done.stdout)
+    assert [r["line"] for r in records] == list(range(1, 121))
+    assert [r["label"] for r in records] == [r.label for r in expected]
+    for record, result in zip(records, expected):
+        assert record["probs"] == pytest.approx(result.probs, abs=2e-6)
+        assert "node_labels" not in record
+    assert "trees/s" in done.stderr.splitlines()[-1]
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("stdin_argument", [[], ["-"]])
+def test_cli_reads_stdin(checkpoints, test_trees, stdin_argument):
+    text = "\n".join(_json_line(tree) for tree in test_trees[:30]) + "\n"
+    expected = list(Predictor.from_checkpoint(checkpoints["treelstm"]).predict(test_trees[:30]))
+    done = _run(str(checkpoints["treelstm"]), *stdin_argument, "--format", "jsonl",
+                "--node-labels", input=text)
+    assert done.returncode == 0, done.stderr
+    records = _records(done.stdout)
+    assert [r["label"] for r in records] == [r.label for r in expected]
+    assert [len(r["node_labels"]) for r in records] == [t.num_nodes for t in test_trees[:30]]
+
+
+def _predict_main(args, stdin_text=None, monkeypatch=None):
+    if stdin_text is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin_text.encode())))
+    return main(["predict", *map(str, args)])
+
+
+def test_cli_mixed_formats_and_output_file(checkpoints, test_trees, tmp_path, capsys):
+    lines = []
+    for k, tree in enumerate(test_trees[:20]):  # PTB and JSON lines, and blank lines, mixed
+        from treelstm.data import to_ptb_string
+
+        lines.append(_json_line(tree) if k % 2 else to_ptb_string(tree))
+        if k % 5 == 0:
+            lines.append("")
+    (tmp_path / "in.txt").write_text("\ufeff" + "\n".join(lines), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    status = _predict_main([checkpoints["treelstm"], tmp_path / "in.txt", "--output", out,
+                            "--quiet"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert captured.out == "" and captured.err == ""
+    records = _records(out.read_text(encoding="utf-8"))
+    expected = list(Predictor.from_checkpoint(checkpoints["treelstm"]).predict(test_trees[:20]))
+    assert [r["label"] for r in records] == [r.label for r in expected]
+    blank = {i + 1 for i, line in enumerate(lines) if not line}
+    assert [r["line"] for r in records] == [n for n in range(1, len(lines) + 1)
+                                            if n not in blank]
+
+
+BAD_LINES = ["(3 (2 a) (3 (2 very) (4 good)))",
+             "(3 (2 a) (3 (2 very",                               # unbalanced
+             '{"parent": [2, 2, -1], "tokens": ["a", "b"]}',
+             '{"parent": [3, 4, 3, 4, -1], "tokens": ["a", "b", "c"]}',  # leaves out of order
+             "(2 (2 a) (2 b) (2 c))",                              # 3 children, binary model
+             "(9 word)"]                                           # label out of range
+
+
+def _ptb_error(line):
+    with pytest.raises(ValueError) as error_info:
+        parse_ptb_line(line)
+    return str(error_info.value)
+
+
+def test_bad_line_stops_with_exit_1_naming_the_line(checkpoints, capsys, monkeypatch):
+    status = _predict_main([checkpoints["treelstm"]], "\n".join(BAD_LINES) + "\n", monkeypatch)
+    captured = capsys.readouterr()
+    assert status == 1
+    assert f"<stdin>:2: {_ptb_error(BAD_LINES[1])}" in captured.err
+    assert "Traceback" not in captured.err
+    assert [r["line"] for r in _records(captured.out)] == [1]  # the lines before it are written
+
+
+def test_bad_line_in_a_file_subprocess(checkpoints, tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_text("\n".join(BAD_LINES[2:4]) + "\n", encoding="utf-8")
+    done = _run(str(checkpoints["treelstm"]), str(path), "--quiet")
+    assert done.returncode == 1
+    assert f"{path}:2: tree: node 3 covers 2 of the leaves 0..2" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert _records(done.stdout) == [_records(done.stdout)[0]] and \
+        _records(done.stdout)[0]["line"] == 1
+
+
+def test_skip_bad_writes_error_records_and_goes_on(checkpoints, capsys, monkeypatch):
+    status = _predict_main([checkpoints["treelstm"], "--skip-bad"], "\n".join(BAD_LINES) + "\n",
+                           monkeypatch)
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    records = _records(captured.out)
+    assert [r["line"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert [("error" in r) for r in records] == [False, True, False, True, True, True]
+    assert records[1]["error"] == _ptb_error(BAD_LINES[1])
+    assert "not a contiguous run" in records[3]["error"]
+    assert "3 children" in records[4]["error"]
+    assert records[5]["error"] == _ptb_error(BAD_LINES[5])
+    assert "2 trees" in captured.err and "4 bad lines skipped" in captured.err
+
+
+def test_bad_utf8_line_is_a_bad_line(checkpoints, tmp_path, capsys):
+    path = tmp_path / "bytes.txt"
+    path.write_bytes(b"(2 a)\n(2 \xff)\n(3 b)\n")
+    assert _predict_main([checkpoints["lstm"], path, "--skip-bad"]) == 0
+    records = _records(capsys.readouterr().out)
+    assert "not valid UTF-8" in records[1]["error"] and "label" in records[2]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--node-labels"], "--node-labels needs a Tree-LSTM checkpoint"),
+    (["--device", "cuda:99"], "cuda"),
+])
+def test_lstm_checkpoint_options(checkpoints, tmp_path, capsys, args, message):
+    if "cuda:99" in args and torch.cuda.device_count() > 99:
+        pytest.skip("a machine with 100 GPUs")
+    (tmp_path / "in.txt").write_text("(2 a)\n", encoding="utf-8")
+    assert _predict_main([checkpoints["lstm"], tmp_path / "in.txt", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_setup_errors_exit_2(checkpoints, tmp_path, capsys):
+    assert _predict_main([tmp_path / "missing.pt", tmp_path / "in.txt"]) == 2
+    assert "missing.pt" in capsys.readouterr().err
+    assert _predict_main([checkpoints["treelstm"], tmp_path / "no-such-input.txt"]) == 2
+    assert "no-such-input.txt" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        predict_command(["x.pt", "--batch-trees", "0"])
+    assert exit_info.value.code == 2
+
+
+def test_cli_help_and_command_list(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        predict_command(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--format", "--output", "--batch-trees", "--max-nodes", "--window", "--device",
+                   "--dtype", "--node-labels", "--skip-bad", "--quiet"):
+        assert option in text
+    assert main(["--help"]) == 0
+    assert "  predict " in capsys.readouterr().out
+
+
+def test_cli_dtype_bf16(checkpoints, tmp_path, capsys):
+    (tmp_path / "in.txt").write_text("(3 (2 a) (4 good))\n(1 bad)\n", encoding="utf-8")
+    assert _predict_main([checkpoints["treelstm"], tmp_path / "in.txt", "--dtype", "bf16"]) == 0
+    captured = capsys.readouterr()
+    records = _records(captured.out)
+    assert len(records) == 2 and sum(records[0]["probs"]) == pytest.approx(1, abs=1e-3)
+    assert "bfloat16" not in captured.err and "bf16" in captured.err
+
+
+def test_streaming_a_large_file_keeps_input_order(checkpoints, tmp_path, capsys):
+    """20,000 small trees through the command: one record per line, in input order, each the
+    label of its tree (the tree shapes repeat, so their labels are known in advance)."""
+    rng = random.Random(0)
+    words = ["good", "bad", "plot", "great", "dull", "film", "not"]
+    shapes = []
+    for _ in range(40):
+        leaves = [f"(2 {rng.choice(words)})" for _ in range(rng.randint(1, 6))]
+        while len(leaves) > 1:  # random binary bracketing
+            k = rng.randrange(len(leaves) - 1)
+            leaves[k:k + 2] = [f"(2 {leaves[k]} {leaves[k + 1]})"]
+        shapes.append(leaves[0])
+    predictor = Predictor.from_checkpoint(checkpoints["treelstm"])
+    label_of = {shape: r.label for shape, r in
+                zip(shapes, predictor.predict([parse_ptb_line(s) for s in shapes]))}
+    chosen = [rng.choice(shapes) for _ in range(20_000)]
+    path = tmp_path / "large.txt"
+    path.write_text("\n".join(chosen) + "\n", encoding="utf-8")
+    status = _predict_main([checkpoints["treelstm"], path, "--window", "1000", "--batch-trees",
+                            "128", "--max-nodes", "2000"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    records = _records(captured.out)
+    assert [r["line"] for r in records] == list(range(1, 20_001))
+    assert [r["label"] for r in records] == [label_of[s] for s in chosen]
+    assert "predict: 20000 trees" in captured.err
+
+
+def test_line_error_carries_the_line_number():
+    error = LineError(7, "bad")
+    assert isinstance(error, ValueError) and error.lineno == 7 and str(error) == "bad"

@@ -1,0 +1,432 @@
+"""Batched inference with a saved sentiment classifier, streaming, in input order.
+
+Python::
+
+    from treelstm.predict import Predictor
+    from treelstm.data import parse_ptb_line
+
+    predictor = Predictor.from_checkpoint("runs/tree/best.pt", device="cpu")
+    for result in predictor.predict(trees, batch_size=256):   # trees: SentimentTree objects
+        print(result.label, result.probs)
+
+Command line: ``python -m treelstm predict CHECKPOINT [FILE]`` (``--help``), built on
+:func:`predict_records`.
+
+How a stream of any length is handled in bounded memory: :func:`iter_windows` takes at most
+``window`` items at a time from the input; within a window :func:`plan_batches` sorts the trees by
+size and cuts them into batches of at most ``batch_trees`` trees and ``max_nodes`` nodes (similar
+sizes together: less padding for the LSTM, fewer idle levels for the Tree-LSTM); the results are
+put back in input order before the next window is read.
+
+Input trees come as :class:`~treelstm.data.SentimentTree` (their labels are ignored), or as lines
+(:func:`parse_tree_line`): PTB brackets like ``read_ptb``'s, or JSON objects
+``{"parent": [...], "tokens": [...]}`` whose leaves are nodes ``0..n-1`` in sentence order.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterable, Iterator, NamedTuple, Optional, Sequence, TypeVar, Union
+
+import torch
+from torch import nn
+
+from .baseline import LSTMClassifier
+from .data import IGNORE_INDEX, SentimentTree, Vocab, collate_sequences, collate_trees
+from .data.ptb import _check_structure, parse_ptb_line
+from .models import TreeLSTMClassifier
+from .training import load_model
+
+__all__ = ["FORMATS", "DTYPES", "TreePrediction", "LineError", "Predictor", "iter_windows",
+           "plan_batches", "parse_tree_line", "tree_from_json", "predict_records"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+T = TypeVar("T")
+
+#: Input line formats: PTB brackets, JSON objects, or decided per line by its first character.
+FORMATS = ("auto", "ptb", "jsonl")
+#: ``dtype`` names for :func:`torch.autocast`.
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+_SHOWN_CHARS = 60
+
+
+class TreePrediction(NamedTuple):
+    """The prediction for one tree.
+
+    Attributes:
+        label: the root's class (argmax).
+        probs: ``[C]`` the root's class probabilities (softmax, float32).
+        node_labels: ``[N]`` every node's class, in the tree's node order (leaves ``0..n-1``,
+            then internal nodes), when asked for; ``None`` otherwise.
+    """
+
+    label: int
+    probs: list[float]
+    node_labels: Optional[list[int]] = None
+
+
+class LineError(ValueError):
+    """A malformed input line: ``lineno`` (1-based) and the reason (``str(error)``)."""
+
+    def __init__(self, lineno: int, reason: str):
+        super().__init__(reason)
+        self.lineno = lineno
+        self.reason = reason
+
+
+# ---------------------------------------------------------------------------- windows
+def iter_windows(items: Iterable[T], window: int) -> Iterator[list[T]]:
+    """``items`` in consecutive lists of at most ``window``; an item is taken from ``items`` only
+    when the previous window has been handed out, so at most ``window`` are held at once."""
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"iter_windows: window must be a positive integer; got {window!r}")
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == window:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def plan_batches(sizes: Sequence[int], batch_trees: int,
+                 max_nodes: Optional[int] = None) -> list[list[int]]:
+    """Group item indices into batches of similar size.
+
+    The indices are sorted by ``sizes`` (stable: ties keep input order) and cut greedily: a
+    batch ends before it would exceed ``batch_trees`` items or ``max_nodes`` total size. An item
+    larger than ``max_nodes`` gets a batch of its own. Every index appears exactly once.
+    """
+    if isinstance(batch_trees, bool) or not isinstance(batch_trees, int) or batch_trees < 1:
+        raise ValueError(f"plan_batches: batch_trees must be a positive integer; got "
+                         f"{batch_trees!r}")
+    if max_nodes is not None and (isinstance(max_nodes, bool) or not isinstance(max_nodes, int)
+                                  or max_nodes < 1):
+        raise ValueError(f"plan_batches: max_nodes must be a positive integer or None; got "
+                         f"{max_nodes!r}")
+    order = sorted(range(len(sizes)), key=sizes.__getitem__)
+    batches: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for index in order:
+        size = sizes[index]
+        if current and (len(current) == batch_trees
+                        or (max_nodes is not None and total + size > max_nodes)):
+            batches.append(current)
+            current, total = [], 0
+        current.append(index)
+        total += size
+    if current:
+        batches.append(current)
+    return batches
+
+
+# ------------------------------------------------------------------------------ input
+def _shorten(text: str) -> str:
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS - 3] + "..."
+
+
+def tree_from_json(value: Any) -> SentimentTree:
+    """A tree from ``{"parent": [...], "tokens": [...]}`` (other keys are ignored).
+
+    ``parent[v]`` is node ``v``'s parent (``-1`` at the root); token ``i`` is node ``i``. As in
+    :func:`~treelstm.data.read_ptb`'s trees, the leaves must be nodes ``0..n-1`` (``n`` tokens)
+    in sentence order -- every internal node covers a contiguous run of them -- and nodes
+    ``n..N-1`` internal. Labels are unknown: they are set to ``IGNORE_INDEX``.
+
+    Raises:
+        ValueError: a missing or mistyped field, or parents that do not make such a tree.
+    """
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object {{\"parent\": [...], \"tokens\": [...]}}; got "
+                         f"a JSON {type(value).__name__}")
+    for key in ("parent", "tokens"):
+        if key not in value:
+            raise ValueError(f"missing key {key!r}; expected {{\"parent\": [...], \"tokens\": "
+                             "[...]}")
+        if not isinstance(value[key], list):
+            raise ValueError(f"{key!r} must be a list; got {type(value[key]).__name__}")
+    parent, tokens = value["parent"], value["tokens"]
+    bad = next((p for p in parent if isinstance(p, bool) or not isinstance(p, int)), None)
+    if bad is not None:
+        raise ValueError(f"'parent' must hold integers; got {bad!r}")
+    for token in tokens:
+        if not isinstance(token, str) or not token:
+            raise ValueError(f"'tokens' must hold non-empty strings; got {token!r}")
+    tree = SentimentTree(tokens=list(tokens), parent=list(parent),
+                         labels=[IGNORE_INDEX] * len(parent))
+    _check_structure(tree, "tree")
+    _check_leaf_order(tree)
+    return tree
+
+
+def _check_leaf_order(tree: SentimentTree) -> None:
+    """ValueError unless every internal node spans a contiguous run of leaves (so that leaves
+    0..n-1 read left to right are the sentence)."""
+    num_tokens = len(tree.tokens)
+    first = list(range(tree.num_nodes))
+    last = list(range(tree.num_nodes))
+    count = [1 if v < num_tokens else 0 for v in range(tree.num_nodes)]
+    # Children before parents: depth-first order of a stack walk, reversed.
+    children = [[] for _ in range(tree.num_nodes)]
+    for node, p in enumerate(tree.parent):
+        if p >= 0:
+            children[p].append(node)
+    order, stack = [], [tree.root]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(children[node])
+    for node in reversed(order):
+        if node >= num_tokens:
+            first[node] = min(first[c] for c in children[node])
+            last[node] = max(last[c] for c in children[node])
+            count[node] = sum(count[c] for c in children[node])
+            if last[node] - first[node] + 1 != count[node]:
+                raise ValueError(f"tree: node {node} covers {count[node]} of the leaves "
+                                 f"{first[node]}..{last[node]}, not a contiguous run; leaves "
+                                 f"0..{num_tokens - 1} must be in sentence order (no crossing "
+                                 "branches)")
+
+
+def parse_tree_line(line: Union[str, bytes], format: str = "auto") -> SentimentTree:
+    """One input line -> a tree (labels of PTB lines kept, JSON trees get ``IGNORE_INDEX``).
+
+    Args:
+        line: a PTB bracketed tree or a JSON object (str, or UTF-8 bytes).
+        format: ``"ptb"``, ``"jsonl"`` or ``"auto"`` (JSON if the line starts with ``{``, PTB
+            if with ``(``).
+
+    Raises:
+        ValueError: the line is not a tree in that format (the message says why).
+    """
+    if format not in FORMATS:
+        raise ValueError(f"parse_tree_line: format must be one of {FORMATS}; got {format!r}")
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"not valid UTF-8 ({error.reason} at byte {error.start})") from None
+    text = line.strip()
+    if not text:
+        raise ValueError("empty line; expected a tree")
+    if format == "auto":
+        if text[0] == "{":
+            format = "jsonl"
+        elif text[0] == "(":
+            format = "ptb"
+        else:
+            raise ValueError(f"neither a bracketed tree '(...)' nor a JSON object '{{...}}': "
+                             f"{_shorten(text)!r}")
+    if format == "ptb":
+        return parse_ptb_line(text)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not valid JSON: {error.msg} at column {error.colno}") from None
+    return tree_from_json(value)
+
+
+# -------------------------------------------------------------------------- predictor
+def _resolve_dtype(dtype: Union[None, str, torch.dtype]) -> Optional[torch.dtype]:
+    if dtype is None or isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    raise ValueError(f"Predictor: dtype must be None, {', '.join(map(repr, DTYPES))}, "
+                     f"torch.bfloat16 or torch.float16; got {dtype!r}")
+
+
+class Predictor:
+    """A classifier in eval mode with its vocabulary, for predictions in batches.
+
+    Args:
+        model: a :class:`~treelstm.TreeLSTMClassifier` or :class:`~treelstm.LSTMClassifier`.
+        vocab: the vocabulary of its embedding.
+        device: where to run. Default: ``"cpu"``
+        dtype: ``None`` (the model's own, float32), ``"bf16"`` or ``"fp16"``: run under
+            ``torch.autocast`` in that dtype. Default: ``None``
+    """
+
+    def __init__(self, model: nn.Module, vocab: Vocab, device: Union[str, torch.device] = "cpu",
+                 dtype: Union[None, str, torch.dtype] = None) -> None:
+        if not isinstance(model, (TreeLSTMClassifier, LSTMClassifier)):
+            raise TypeError(f"Predictor: model must be a TreeLSTMClassifier or LSTMClassifier; "
+                            f"got {type(model).__name__}")
+        if not isinstance(vocab, Vocab):
+            raise TypeError(f"Predictor: vocab must be a Vocab; got {type(vocab).__name__}")
+        self.device = torch.device(device)
+        self.dtype = _resolve_dtype(dtype)
+        self.model = model.to(self.device).eval()
+        self.vocab = vocab
+        self.is_tree_model = isinstance(model, TreeLSTMClassifier)
+        # N-ary cells take at most `arity` children; checked per tree so that one bad tree
+        # does not fail a whole batch.
+        tree_lstm = getattr(model, "tree_lstm", None)
+        self.max_children = tree_lstm.arity if tree_lstm is not None and \
+            tree_lstm.cell == "nary" else None
+
+    @classmethod
+    def from_checkpoint(cls, path: PathLike, device: Union[str, torch.device] = "cpu",
+                        dtype: Union[None, str, torch.dtype] = None) -> "Predictor":
+        """Load a checkpoint written by :func:`treelstm.training.save_checkpoint`.
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: naming the file: not a readable checkpoint, or weights that do not fit.
+        """
+        model, vocab, _ = load_model(path, map_location="cpu")
+        return cls(model, vocab, device=device, dtype=dtype)
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.num_classes
+
+    def size_of(self, tree: SentimentTree) -> int:
+        """The cost measure of batching: nodes (Tree-LSTM) or tokens (LSTM)."""
+        return tree.num_nodes if self.is_tree_model else len(tree.tokens)
+
+    def check_tree(self, tree: SentimentTree) -> None:
+        """ValueError if the model cannot take ``tree`` (an N-ary model and a node with more
+        children than its arity)."""
+        if self.max_children is None:
+            return
+        counts = [0] * tree.num_nodes
+        for p in tree.parent:
+            if p >= 0:
+                counts[p] += 1
+        widest = max(range(tree.num_nodes), key=counts.__getitem__)
+        if counts[widest] > self.max_children:
+            raise ValueError(f"node {widest} has {counts[widest]} children; this model's N-ary "
+                             f"Tree-LSTM takes at most {self.max_children} (binarise the tree)")
+
+    @torch.inference_mode()
+    def predict_batch(self, trees: Sequence[SentimentTree],
+                      node_labels: bool = False) -> list[TreePrediction]:
+        """One forward pass over ``trees``; results in the same order."""
+        if node_labels and not self.is_tree_model:
+            raise ValueError("Predictor: node labels need a TreeLSTMClassifier; an "
+                             "LSTMClassifier labels sentences only")
+        trees = list(trees)
+        if not trees:
+            return []
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+            if self.is_tree_model:
+                inputs = collate_trees(trees, self.vocab).to(self.device)
+                node_logits, root_logits = self.model(inputs)
+            else:
+                root_logits = self.model(collate_sequences(trees, self.vocab).to(self.device))
+        probs = root_logits.float().softmax(dim=1).cpu()
+        labels = probs.argmax(dim=1).tolist()
+        per_node: list[Optional[list[int]]] = [None] * len(trees)
+        if node_labels:
+            flat = node_logits.argmax(dim=1).cpu().tolist()
+            start = 0
+            for t, tree in enumerate(trees):
+                per_node[t] = flat[start:start + tree.num_nodes]
+                start += tree.num_nodes
+        return [TreePrediction(label, row, nodes)
+                for label, row, nodes in zip(labels, probs.tolist(), per_node)]
+
+    def predict(self, trees: Iterable[SentimentTree], batch_size: int = 256,
+                max_nodes: Optional[int] = None, node_labels: bool = False,
+                window: Optional[int] = None) -> Iterator[TreePrediction]:
+        """Predictions for ``trees``, yielded one per tree in input order.
+
+        ``trees`` may be any iterable (a generator over a huge file): it is read ``window``
+        trees at a time (default: ``16 * batch_size``), sorted by size within the window, run
+        in batches of at most ``batch_size`` trees and ``max_nodes`` nodes, and the window's
+        results are yielded in input order before the next window is read.
+
+        Raises:
+            ValueError: a tree the model cannot take (see :meth:`check_tree`), naming its index.
+        """
+        window = window if window is not None else 16 * batch_size
+        offset = 0
+        for chunk in iter_windows(trees, window):
+            for k, tree in enumerate(chunk):
+                if not isinstance(tree, SentimentTree):
+                    raise TypeError(f"Predictor.predict: item {offset + k} is a "
+                                    f"{type(tree).__name__}; expected SentimentTree")
+                try:
+                    _check_structure(tree, "tree")
+                    self.check_tree(tree)
+                except ValueError as error:
+                    raise ValueError(f"Predictor.predict: item {offset + k}: {error}") from None
+            results: list[Optional[TreePrediction]] = [None] * len(chunk)
+            for batch in plan_batches([self.size_of(t) for t in chunk], batch_size, max_nodes):
+                for index, result in zip(batch, self.predict_batch([chunk[i] for i in batch],
+                                                                   node_labels)):
+                    results[index] = result
+            offset += len(chunk)
+            yield from results
+
+
+# ------------------------------------------------------------------------------ lines
+def _strip_bom(line: Union[str, bytes]) -> Union[str, bytes]:
+    """A byte-order mark at the start of the input is not part of the first tree."""
+    if isinstance(line, bytes):
+        return line[3:] if line.startswith(b"\xef\xbb\xbf") else line
+    return line[1:] if line.startswith("\ufeff") else line
+
+
+def predict_records(predictor: Predictor, lines: Iterable[Union[str, bytes]],
+                    format: str = "auto", batch_trees: int = 256,
+                    max_nodes: Optional[int] = None, window: int = 4096,
+                    node_labels: bool = False, skip_bad: bool = False,
+                    digits: Optional[int] = 6) -> Iterator[dict]:
+    """JSON-ready records for the trees of ``lines`` (one tree per line), in input order.
+
+    A record is ``{"line": N, "label": ..., "probs": [...]}`` (plus ``"node_labels"`` when
+    asked), ``N`` counting lines from 1. Blank lines are skipped (no record). A line that is not
+    a tree (or one the model cannot take) raises :class:`LineError` after the records of the
+    lines before it have been yielded; with ``skip_bad`` it becomes ``{"line": N, "error":
+    "..."}`` and the stream goes on.
+
+    Memory: at most ``window`` lines are held at a time (see :func:`iter_windows`).
+
+    Args:
+        digits: round probabilities to this many decimals (``None``: full float32 values).
+    """
+    if format not in FORMATS:
+        raise ValueError(f"predict_records: format must be one of {FORMATS}; got {format!r}")
+    numbered = enumerate(lines, start=1)
+    for chunk in iter_windows(numbered, window):
+        entries: list[tuple[int, Optional[SentimentTree], Optional[str]]] = []
+        failure: Optional[LineError] = None
+        for lineno, raw in chunk:
+            if lineno == 1:
+                raw = _strip_bom(raw)
+            if not raw.strip():
+                continue
+            try:
+                tree = parse_tree_line(raw, format)
+                predictor.check_tree(tree)
+            except ValueError as error:
+                if not skip_bad:
+                    failure = LineError(lineno, str(error))
+                    break
+                entries.append((lineno, None, str(error)))
+                continue
+            entries.append((lineno, tree, None))
+
+        trees = [(k, tree) for k, (_, tree, _) in enumerate(entries) if tree is not None]
+        results: list[Optional[TreePrediction]] = [None] * len(entries)
+        sizes = [predictor.size_of(tree) for _, tree in trees]
+        for batch in plan_batches(sizes, batch_trees, max_nodes):
+            predictions = predictor.predict_batch([trees[i][1] for i in batch], node_labels)
+            for i, prediction in zip(batch, predictions):
+                results[trees[i][0]] = prediction
+        for (lineno, _, error), result in zip(entries, results):
+            if result is None:
+                yield {"line": lineno, "error": error}
+                continue
+            record = {"line": lineno, "label": result.label,
+                      "probs": [round(p, digits) for p in result.probs] if digits is not None
+                      else result.probs}
+            if node_labels:
+                record["node_labels"] = result.node_labels
+            yield record
+        if failure is not None:
+            raise failure
