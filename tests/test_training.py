@@ -423,7 +423,7 @@ def test_train_help_explains_every_option(capsys):
     text = capsys.readouterr().out
     for option in ("--model", "--data", "--view", "--epochs", "--seed", "--embeddings", "--out",
                    "--resume", "--device", "--backend", "--max-train", "--quiet", "--lr",
-                   "--weight-decay", "--batch-size", "--dropout", "--hidden-size"):
+                   "--weight-decay", "--batch-size", "--clip-grad-norm", "--dropout", "--hidden-size"):
         assert option in text
     assert "0.05" in text and "0.0001" in text and "150" in text and "300" in text
 

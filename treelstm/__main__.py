@@ -73,6 +73,12 @@ def _add_training_options(parser: argparse.ArgumentParser, epochs: int) -> None:
                        help="L2 weight decay (default: %(default)s)")
     group.add_argument("--batch-size", type=_positive_int, default=_DEFAULTS.batch_size,
                        help="trees per update (default: %(default)s)")
+    group.add_argument("--clip-grad-norm", type=float, metavar="MAX",
+                       default=_DEFAULTS.clip_grad_norm,
+                       help="rescale the gradients before each update so that their total 2-norm "
+                            "is at most MAX (torch.nn.utils.clip_grad_norm_); a NaN or infinite "
+                            "loss or gradient stops training either way (default: no clipping, "
+                            "as Tai et al.)")
 
 
 def _add_run_options(parser: argparse.ArgumentParser, out: str) -> None:
@@ -108,7 +114,8 @@ def _config(args: argparse.Namespace, **fixed) -> TrainConfig:
                   dropout=args.dropout, lr=args.lr, weight_decay=args.weight_decay,
                   batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
                   embeddings=args.embeddings, freeze_embeddings=args.freeze_embeddings,
-                  max_train=args.max_train, device=args.device)
+                  max_train=args.max_train, device=args.device,
+                  clip_grad_norm=args.clip_grad_norm)
     values.update(fixed)
     return TrainConfig(**values)
 
@@ -168,7 +175,7 @@ def train_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = No
         config = _config(args, model=args.model, view=args.view,
                          bidirectional=args.bidirectional, phrase_loss=not args.root_loss_only)
         metrics = train(config, out, resume=args.resume, progress=progress).metrics
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
         return _fail(parser, error)
     test, dev = metrics["test"], metrics["best_dev"] or {}
     lines = [f"best epoch {metrics['best_epoch']} of {metrics['epochs_done']}: dev root "
@@ -264,7 +271,7 @@ def compare_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = 
     rows = [row.strip() for row in args.rows.split(",") if row.strip()]
     try:
         result = compare(_config(args), args.out, progress=progress, rows=rows)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
         return _fail(parser, error)
     print(result["table"])
     print(f"written to {args.out}/compare.md and {args.out}/compare.json")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import glob
 import hashlib
 import io
 import json
@@ -26,6 +27,7 @@ import logging
 import math
 import os
 import random
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -45,8 +47,8 @@ from .models import BACKENDS, CELLS, TreeLSTMClassifier
 __all__ = ["DEFAULT_DATA", "MODEL_KINDS", "COMPARE_ROWS", "TrainConfig", "TrainResult",
            "Checkpoint", "LoadedModel", "load_splits", "build_model", "count_parameters",
            "evaluate", "predict", "train", "compare", "comparison_table", "save_checkpoint",
-           "load_checkpoint", "load_model", "get_rng_state", "set_rng_state", "seed_everything",
-           "plot_learning_curve"]
+           "load_checkpoint", "load_model", "remove_stale_temp_files", "get_rng_state",
+           "set_rng_state", "seed_everything", "plot_learning_curve"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,8 @@ CHECKPOINT_FORMAT = "treelstm.checkpoint"
 CHECKPOINT_VERSION = 1
 # Settings that may change when a run is resumed (the rest must match the checkpoint).
 _RESUMABLE_CHANGES = ("epochs", "device", "backend")
+# What train() writes to its out_dir.
+_OUTPUT_FILES = ("checkpoint.pt", "best.pt", "metrics.json", "learning_curve.png")
 
 
 # ------------------------------------------------------------------------------- config
@@ -90,6 +94,12 @@ class TrainConfig:
         phrase_loss: Tree-LSTM only: the loss sums over every labelled node (as Tai et al.); if
             ``False`` only the root is supervised, like the baseline.
         max_train: use only the first ``max_train`` training trees.
+        clip_grad_norm: if set, rescale the gradients before each update so that their total
+            2-norm (all parameters together) is at most this, as
+            ``torch.nn.utils.clip_grad_norm_``. ``None`` (the default): no clipping, as Tai et
+            al. (AdaGrad's per-parameter step sizes already bound the updates; clipping is for
+            larger learning rates or exploding gradients on deep trees). Non-finite gradients
+            are an error either way.
         device: ``"cpu"``, ``"cuda"``, ... or ``"auto"`` (CUDA when available).
     """
 
@@ -112,6 +122,7 @@ class TrainConfig:
     freeze_embeddings: bool = False
     phrase_loss: bool = True
     max_train: Optional[int] = None
+    clip_grad_norm: Optional[float] = None
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -141,6 +152,12 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: lr must be a positive number; got {self.lr!r}")
         if not self.weight_decay >= 0:
             raise ValueError(f"TrainConfig: weight_decay must be >= 0; got {self.weight_decay!r}")
+        if self.clip_grad_norm is not None and (
+                isinstance(self.clip_grad_norm, bool)
+                or not isinstance(self.clip_grad_norm, (int, float))
+                or not 0 < self.clip_grad_norm < math.inf):
+            raise ValueError(f"TrainConfig: clip_grad_norm must be a positive number or None; got "
+                             f"{self.clip_grad_norm!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -385,11 +402,33 @@ def _umask() -> int:
     return mask
 
 
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (POSIX); a no-op where directories cannot be
+    opened (Windows)."""
+    try:
+        handle = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
 def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write through a temporary file in the same directory, then ``os.replace``: a reader
-    never sees a half-written file."""
+    """Write through a temporary file in the same directory, fsync it, ``os.replace`` it over
+    ``path``, fsync the directory: a reader (or a process killed at any moment, or a power cut)
+    sees the old file or the new one, never a mix. A process killed mid-write leaves its
+    ``.<name>.*.tmp`` behind; :func:`remove_stale_temp_files` clears them."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, temp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp",
+                                         dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
@@ -403,6 +442,22 @@ def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> Non
         except FileNotFoundError:
             pass
         raise
+    _fsync_directory(path.parent)
+
+
+def remove_stale_temp_files(directory: PathLike, names: Sequence[str]) -> list[Path]:
+    """Delete the temporary files (``.<name>.*.tmp``) that writers of ``directory/<name>`` killed
+    mid-write left behind; returns them. Only for a directory no other process is writing to."""
+    directory = Path(directory)
+    removed = []
+    for name in names:
+        for stale in directory.glob(f"{glob.escape(_temp_prefix(Path(name)))}*.tmp"):
+            try:
+                stale.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(stale)
+    return removed
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -506,12 +561,24 @@ class LoadedModel(NamedTuple):
     config: dict
 
 
+# torch's weights-only unpickler names the global it refused, e.g. "GLOBAL posix.system".
+_FORBIDDEN_GLOBAL = re.compile(r"(?:unsupported GLOBAL|Unsupported global: GLOBAL) ([\w.]+)")
+
+
 def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> Checkpoint:
     """Read a file written by :func:`save_checkpoint` with ``torch.load(weights_only=True)``.
 
+    Never runs code from the file: ``weights_only=True`` unpickles tensors and plain
+    containers only (a pickled object of any other class, e.g. one whose unpickling would call
+    ``os.system``, is refused before anything is called), and it cannot be overridden by
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``. The content is then checked against its SHA-256
+    digest (torch's zip reader does not check CRCs), its fields' types, and the vocabulary
+    against the model's ``vocab_size``.
+
     Raises:
         FileNotFoundError: no such file.
-        ValueError: naming the file, if it is truncated, corrupt or not a treelstm checkpoint.
+        ValueError: naming the file, if it is truncated, corrupt, holds a pickled object other
+            than tensors and plain containers, or is not a treelstm checkpoint.
     """
     name = os.fspath(path)
     try:
@@ -519,7 +586,14 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except Exception as error:  # truncated zip, bad pickle, forbidden global, ...
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        text = str(error).strip()
+        forbidden = _FORBIDDEN_GLOBAL.search(text)
+        if forbidden or "Weights only load failed" in text:
+            what = f" ({forbidden.group(1)})" if forbidden else ""
+            raise ValueError(f"{name}: not a readable treelstm checkpoint: it holds a pickled "
+                             f"object other than tensors and plain containers{what}; refused "
+                             "without running it") from None
+        reason = text.splitlines()[0] if text else ""
         raise ValueError(f"{name}: not a readable treelstm checkpoint (corrupt or truncated?): "
                          f"{type(error).__name__}: {reason[:200]}") from None
     if not isinstance(content, dict) or content.get("format") != CHECKPOINT_FORMAT:
@@ -548,6 +622,14 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
                       pad=vocab_fields["pad"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{name}: damaged checkpoint metadata: {error}") from None
+    for key, value in (("model_config", model_config), ("config", config), ("extra", extra)):
+        if not isinstance(value, dict):
+            raise ValueError(f"{name}: damaged checkpoint metadata: {key} should be a JSON object, "
+                             f"got {type(value).__name__}")
+    if model_config.get("vocab_size") != len(vocab):
+        raise ValueError(f"{name}: the stored vocabulary has {len(vocab)} words but the model was "
+                         f"built for vocab_size={model_config.get('vocab_size')!r}: vocabulary "
+                         "and weights do not belong together")
     return Checkpoint(path=name, model_class=content["model_class"], model_config=model_config,
                       state_dict=content["state_dict"], vocab=vocab, config=config,
                       optimizer=content.get("optimizer"), epoch=content.get("epoch"),
@@ -566,6 +648,10 @@ def load_model(path: PathLike, map_location: Union[str, torch.device] = "cpu") -
 # ---------------------------------------------------------------------------- training
 def _check_resumable(saved: dict, config: TrainConfig, path: str) -> None:
     current = config.to_dict()
+    # A setting the checkpoint predates had its default value in the run that wrote it.
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)
+                if f.default is not dataclasses.MISSING}
+    saved = {**{key: value for key, value in defaults.items() if key not in saved}, **saved}
     for key, value in saved.items():
         if key in _RESUMABLE_CHANGES or key not in current:
             continue
@@ -579,31 +665,89 @@ def _check_resumable(saved: dict, config: TrainConfig, path: str) -> None:
                              "may change")
 
 
+def _data_fingerprint(trees: Sequence[SentimentTree]) -> str:
+    """SHA-256 of the training trees (tokens, structure, labels, order): a resumed run must see
+    the same data."""
+    digest = hashlib.sha256()
+    for tree in trees:
+        digest.update(repr((tree.tokens, tree.parent, tree.labels)).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _check_same_data(checkpoint: Checkpoint, trees: Sequence[SentimentTree]) -> None:
+    """ValueError naming the checkpoint if the training trees are not those it was trained on."""
+    vocab = Vocab.build(tree.tokens for tree in trees)
+    if vocab != checkpoint.vocab:
+        new = next((w for w in vocab.itos if w not in checkpoint.vocab), None)
+        raise ValueError(f"{checkpoint.path}: cannot resume: the training data changed: its "
+                         f"vocabulary has {len(vocab)} words, the checkpoint's "
+                         f"{len(checkpoint.vocab)}"
+                         + (f" (e.g. {new!r} is new)" if new is not None else ""))
+    saved = checkpoint.extra.get("data_fingerprint")
+    if saved is not None and saved != _data_fingerprint(trees):
+        raise ValueError(f"{checkpoint.path}: cannot resume: the training trees (their order, "
+                         "structure or labels) differ from those the checkpoint was trained on")
+
+
+def _parameter_names(model: nn.Module, tensors: Sequence[Tensor]) -> list[str]:
+    ids = {id(t) for t in tensors}
+    return [name for name, p in model.named_parameters() if id(p) in ids]
+
+
 def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, trees: list[SentimentTree],
                  vocab: Vocab, config: TrainConfig, epoch: int, device: torch.device,
                  progress: bool) -> dict:
+    """One pass over ``trees``. FloatingPointError (before the update, so the weights stay
+    finite) if a batch's loss or gradient is NaN or infinite."""
     model.train()
     order = _epoch_order(len(trees), config.seed, epoch)
     batches = list(_chunks(order, config.batch_size))
+    parameters = [p for p in model.parameters() if p.requires_grad]
     loss_sum = 0.0
     root_correct = 0
     start = time.perf_counter()
     bar = _progress(batches, len(batches), progress, f"epoch {epoch + 1}/{config.epochs}")
-    for batch_order in bar:
+    for batch_number, batch_order in enumerate(bar, start=1):
         inputs = _collate(model, [trees[i] for i in batch_order], vocab).to(device)
         loss, root_logits = _loss(model, inputs, config.phrase_loss)
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"{_batch_name(epoch, batch_number, batches)}: the loss is "
+                                     f"{loss_value}; stopped before the update")
         optimizer.zero_grad()
         loss.backward()
+        gradients = [p.grad for p in parameters if p.grad is not None]
+        grad_norm = torch.nn.utils.get_total_norm(gradients)
+        if not torch.isfinite(grad_norm):
+            bad = [p for p in parameters
+                   if p.grad is not None and not torch.isfinite(p.grad).all()]
+            which = (f"in {_shorten_list(_parameter_names(model, bad))}" if bad
+                     else "(every entry finite: the norm overflowed)")
+            raise FloatingPointError(f"{_batch_name(epoch, batch_number, batches)}: the gradient "
+                                     f"norm is {float(grad_norm)} {which}; stopped before the "
+                                     "update (try --clip-grad-norm or a smaller --lr)")
+        if config.clip_grad_norm is not None:
+            torch.nn.utils.clip_grads_with_norm_(parameters, config.clip_grad_norm, grad_norm)
         optimizer.step()
-        loss_sum += float(loss.detach()) * len(batch_order)
+        loss_sum += loss_value * len(batch_order)
         root_correct += int((root_logits.argmax(dim=1) == _root_labels(inputs)).sum())
         if progress and hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+            bar.set_postfix(loss=f"{loss_value:.3f}")
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     return {"loss": loss_sum / len(trees), "root_acc": root_correct / len(trees),
             "seconds": seconds, "trees_per_s": len(trees) / seconds}
+
+
+def _shorten_list(items: list, shown: int = 8) -> str:
+    return "[" + ", ".join(map(str, items[:shown])) + (", ...]" if len(items) > shown else "]")
+
+
+def _batch_name(epoch: int, batch_number: int, batches: list[np.ndarray]) -> str:
+    """``"epoch 2, batch 3 of 6 (training trees [...])"`` for error messages (1-based)."""
+    trees = _shorten_list(batches[batch_number - 1].tolist())
+    return f"epoch {epoch + 1}, batch {batch_number} of {len(batches)} (training trees {trees})"
 
 
 def _summary(config: TrainConfig, model: nn.Module, vocab: Vocab, splits: dict,
@@ -660,6 +804,14 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
         a :class:`TrainResult`; its ``metrics`` (also ``metrics.json``): config, parameters,
         history (per epoch: train loss and accuracy, dev metrics, seconds), best epoch and its
         dev metrics, test metrics (:func:`evaluate`), training and inference trees/s.
+
+    Raises:
+        ValueError: a bad setting; with ``resume``, a checkpoint that is damaged, was written
+            with other settings (only ``epochs``, ``device``, ``backend`` may change), or on
+            other training trees (vocabulary and a SHA-256 of the trees are compared).
+        FloatingPointError: a NaN or infinite loss or gradient, naming the epoch, the batch and
+            its trees (and the parameters with non-finite gradients); raised before that
+            update, so ``checkpoint.pt`` holds the last finished epoch.
     """
     config.validate()
     out_dir = Path(out_dir) if out_dir is not None else None
@@ -671,9 +823,15 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
     splits = dict(splits)
     if config.max_train is not None:
         splits["train"] = splits["train"][:config.max_train]
+    for split in SPLITS:
+        if not splits.get(split):
+            raise ValueError(f"train: the {split} split has no trees")
     train_trees = splits["train"]
 
     checkpoint_path = out_dir / "checkpoint.pt" if out_dir is not None else None
+    if out_dir is not None:
+        for stale in remove_stale_temp_files(out_dir, _OUTPUT_FILES):
+            logger.info("removed %s, left by a run killed while writing", stale)
     checkpoint = None
     if resume and checkpoint_path.is_file():
         checkpoint = load_checkpoint(checkpoint_path)
@@ -681,6 +839,7 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
         if checkpoint.optimizer is None or checkpoint.rng_state is None or checkpoint.epoch is None:
             raise ValueError(f"{checkpoint_path}: cannot resume: the checkpoint holds no "
                              "optimizer / RNG state / epoch")
+        _check_same_data(checkpoint, train_trees)
     elif resume:
         logger.info("%s not found: starting from scratch", checkpoint_path)
 
@@ -701,10 +860,17 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
     best: dict = {}
     best_state = None
     start_epoch = 0
+    fingerprint = _data_fingerprint(train_trees) if out_dir is not None else None
     if checkpoint is not None:
-        model.load_state_dict(checkpoint.state_dict)
-        optimizer.load_state_dict(checkpoint.optimizer)
-        set_rng_state(checkpoint.rng_state)
+        try:
+            model.load_state_dict(checkpoint.state_dict)
+            optimizer.load_state_dict(checkpoint.optimizer)
+            set_rng_state(checkpoint.rng_state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise ValueError(f"{checkpoint_path}: cannot resume: its model, optimizer or RNG "
+                             f"state does not fit this run's settings: {type(error).__name__}: "
+                             f"{reason[:300]}") from None
         start_epoch = checkpoint.epoch
         history = checkpoint.extra.get("history", [])
         best = checkpoint.extra.get("best", {})
@@ -735,7 +901,8 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
         if out_dir is not None:
             save_checkpoint(checkpoint_path, model, vocab, config.to_dict(), optimizer=optimizer,
                             epoch=epoch + 1, rng_state=get_rng_state(),
-                            extra={"history": history, "best": best})
+                            extra={"history": history, "best": best,
+                                   "data_fingerprint": fingerprint})
             _write_metrics(out_dir, _summary(config, model, vocab, splits, history, best, None))
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, record)
@@ -745,7 +912,18 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
     if best_state is not None:
         model.load_state_dict(best_state)
     elif best and out_dir is not None:
-        model.load_state_dict(load_checkpoint(out_dir / "best.pt").state_dict)
+        best_checkpoint = load_checkpoint(out_dir / "best.pt")
+        if best_checkpoint.epoch != best["epoch"]:
+            # e.g. a run killed after writing best.pt and before checkpoint.pt, resumed with
+            # fewer epochs: that best.pt is of an epoch this history does not have.
+            raise ValueError(f"{best_checkpoint.path}: holds epoch {best_checkpoint.epoch}, but "
+                             f"the best epoch on dev is {best['epoch']}; resume with more "
+                             "--epochs or start again")
+        try:
+            model.load_state_dict(best_checkpoint.state_dict)
+        except RuntimeError as error:
+            raise ValueError(f"{best_checkpoint.path}: does not fit this run's model: "
+                             f"{str(error).strip().splitlines()[0][:300]}") from None
     test = evaluate(model, splits["test"], vocab, device=device, progress=progress,
                     description="test")
     logger.info("test (best dev epoch %s): root acc %.2f%%", best.get("epoch"),

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 from nltk import Tree
+from nltk.tree.tree import MAX_TREE_DEPTH  # nltk refuses deeper nesting; we pass that on
 
-__all__ = ["IGNORE_INDEX", "NUM_CLASSES", "VIEWS", "SentimentTree", "binary_view",
+__all__ = ["IGNORE_INDEX", "MAX_TREE_DEPTH", "NUM_CLASSES", "VIEWS", "SentimentTree", "binary_view",
            "parse_ptb_line", "read_ptb", "to_ptb_string"]
 
 #: Label of nodes a loss should skip (neutral phrases in the binary view).
@@ -143,11 +144,13 @@ def _check_node(node: Tree) -> int:
     if not label:
         raise ValueError(f"node {_node_text(node)} has no label; expected an integer 0..4")
     if not _INTEGER.fullmatch(label):
-        raise ValueError(f"label {label!r} is not an integer (node {_node_text(node)})")
+        raise ValueError(f"label {_shorten(repr(label))} is not an integer (node "
+                         f"{_node_text(node)})")
+    # int() of a very long digit string is slow (and refused past 4300 digits): out of range.
+    if len(label.lstrip("+-0")) > 1 or not 0 <= int(label) < _NUM_FINE_LABELS:
+        raise ValueError(f"label {_shorten(label)} is out of range; expected "
+                         f"0..{_NUM_FINE_LABELS - 1} (node {_node_text(node)})")
     value = int(label)
-    if not 0 <= value < _NUM_FINE_LABELS:
-        raise ValueError(f"label {label} is out of range; expected 0..{_NUM_FINE_LABELS - 1} "
-                         f"(node {_node_text(node)})")
     words = sum(isinstance(child, str) for child in node)
     if not len(node):
         raise ValueError(f"node {_node_text(node)} has no children; expected a preterminal "
@@ -166,10 +169,16 @@ def _read_brackets(line: str) -> Tree:
         raise ValueError("empty line; expected one bracketed tree per line")
     try:
         return Tree.fromstring(line, node_pattern=_FIELD, leaf_pattern=_FIELD)
+    except TimeoutError:
+        # nltk bounds its pattern matching by wall-clock time; a huge line can run past it.
+        raise ValueError(f"line of {len(line)} characters is too long for nltk's bracket reader "
+                         "(it timed out); expected one sentence per line") from None
     except ValueError as error:
         # nltk: "Tree.read(): expected ')' but got 'end-of-string'\n  at index 4.\n ..."
         parts = [p.strip() for p in str(error).splitlines()]
         reason = parts[0].replace("Tree.read(): ", "")
+        if len(reason) > 2 * _SHOWN_CHARS:  # nltk quotes the offending token whole (1 MB words)
+            reason = reason[:2 * _SHOWN_CHARS - 3] + "..."
         if not reason.startswith("expected"):  # e.g. nltk's MAX_TREE_DEPTH (500) guard
             raise ValueError(reason) from None
         where = f" {parts[1].rstrip('.')}" if len(parts) > 1 and parts[1].startswith("at") else ""
