@@ -141,7 +141,11 @@ def train_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                      "(per-epoch history, best dev, test) and learning_curve.png. The test split "
                      "is evaluated once, at the end, with best.pt.",
                      "example: python examples/train_sst.py --model treelstm --epochs 5 "
-                     "--out runs/tree"))
+                     "--out runs/tree",
+                     "several processes (torch.distributed, DistributedDataParallel): torchrun "
+                     "--nproc_per_node=4 examples/train_sst.py --distributed --out runs/tree; "
+                     "across machines add torchrun's --nnodes, --node_rank (or --rdzv_backend=c10d "
+                     "--rdzv_endpoint=HOST:PORT) on each."))
     parser.add_argument("--model", choices=("treelstm", "lstm"), default=_DEFAULTS.model,
                         help="'treelstm': Tree-LSTM over the parse tree, loss on every node; "
                              "'lstm': nn.LSTM over the words, loss on the sentence "
@@ -163,20 +167,31 @@ def train_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                              "the same weights as an uninterrupted one (bit for bit with the "
                              "same --device and --threads); --epochs may be raised to train "
                              "longer; the other settings must match the checkpoint")
+    parser.add_argument("--distributed", action="store_true",
+                        help="one of the processes started by torchrun: DistributedDataParallel "
+                             "(NCCL on cuda:LOCAL_RANK, Gloo on the CPU), each process takes "
+                             "its share of every batch of --batch-size trees, so the updates are "
+                             "those of a single process; rank 0 evaluates, logs and writes --out")
     return parser
 
 
 def train_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     parser = train_parser(prog)
     args = parser.parse_args(argv)
+    # With --distributed only rank 0 logs and prints (a missing RANK is reported by train()).
+    main_rank = not args.distributed or os.environ.get("RANK", "0") == "0"
+    args.quiet = args.quiet or not main_rank
     progress = _setup(args)
     out = args.out.replace("<model>", args.model).replace("<view>", args.view)
     try:
         config = _config(args, model=args.model, view=args.view,
                          bidirectional=args.bidirectional, phrase_loss=not args.root_loss_only)
-        metrics = train(config, out, resume=args.resume, progress=progress).metrics
+        metrics = train(config, out, resume=args.resume, progress=progress,
+                        distributed=args.distributed).metrics
     except (ValueError, FileNotFoundError, FloatingPointError) as error:
         return _fail(parser, error)
+    if not main_rank:
+        return 0
     test, dev = metrics["test"], metrics["best_dev"] or {}
     lines = [f"best epoch {metrics['best_epoch']} of {metrics['epochs_done']}: dev root "
              f"accuracy {_pct(dev.get('root_acc'))}",

@@ -28,6 +28,7 @@ import math
 import os
 import random
 import re
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -186,6 +187,134 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
+# -------------------------------------------------------------------------- distributed
+#: What torchrun sets in each process; ``init_process_group("env://")`` reads them.
+TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+@dataclass(frozen=True)
+class _Group:
+    """This process's place in a training run: one process (rank 0 of 1, ``active=False``) or
+    one of ``world_size`` torch.distributed processes."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: Optional[torch.device] = None
+    active: bool = False
+    owns_process_group: bool = False  # train() initialised it, so train() destroys it
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+_SINGLE_PROCESS = _Group()
+
+
+def _distributed_device(device: str, local_rank: int) -> torch.device:
+    """``cuda:LOCAL_RANK`` for ``"auto"`` (with CUDA) and ``"cuda"``, else the CPU."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    resolved = resolve_device(device)
+    if resolved.type != "cuda":
+        return resolved
+    if resolved.index is not None and resolved.index != local_rank:
+        raise ValueError(f"distributed training: device {device!r}, but each process uses "
+                         f"cuda:LOCAL_RANK (here cuda:{local_rank}); give --device cuda or auto")
+    if local_rank >= torch.cuda.device_count():
+        raise ValueError(f"distributed training: LOCAL_RANK={local_rank}, but this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s); start at most that many "
+                         "processes per machine (torchrun --nproc_per_node)")
+    return torch.device("cuda", local_rank)
+
+
+def _start_distributed(device: str) -> _Group:
+    """Join the torch.distributed run that torchrun started (``env://``: the variables of
+    :data:`TORCHRUN_VARIABLES`), or the process group the caller already initialised. Backend:
+    NCCL on CUDA, Gloo on the CPU."""
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        raise ValueError("distributed training: this build of torch has no torch.distributed")
+    if dist.is_initialized():
+        rank, world_size = dist.get_rank(), dist.get_world_size()
+        local_rank = int(os.environ.get("LOCAL_RANK", rank))
+        owns = False
+    else:
+        missing = [name for name in TORCHRUN_VARIABLES if not os.environ.get(name)]
+        if missing:
+            raise ValueError(f"distributed training needs the environment variables "
+                             f"{', '.join(TORCHRUN_VARIABLES)} that torchrun sets (missing: "
+                             f"{', '.join(missing)}); start it with e.g. 'torchrun "
+                             "--nproc_per_node=2 examples/train_sst.py --distributed ...'")
+        try:
+            rank, local_rank, world_size = (int(os.environ[name])
+                                            for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE"))
+        except ValueError:
+            raise ValueError("distributed training: RANK, LOCAL_RANK and WORLD_SIZE must be "
+                             "integers; got " + ", ".join(f"{name}={os.environ[name]!r}" for name
+                                                          in ("RANK", "LOCAL_RANK", "WORLD_SIZE"))
+                             ) from None
+        owns = True
+    resolved = _distributed_device(device, local_rank)
+    if resolved.type == "cuda":
+        torch.cuda.set_device(resolved)
+    if owns:
+        dist.init_process_group(backend="nccl" if resolved.type == "cuda" else "gloo",
+                                init_method="env://")
+    return _Group(rank=rank, world_size=world_size, device=resolved, active=True,
+                  owns_process_group=owns)
+
+
+def _broadcast(value: Any, group: _Group) -> Any:
+    """``value`` of rank 0, on every rank."""
+    if not group.active:
+        return value
+    import torch.distributed as dist
+
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def _all_sum(values: Sequence[float], group: _Group) -> list[float]:
+    """The sums over the ranks of ``values`` (float64)."""
+    if not group.active:
+        return list(values)
+    import torch.distributed as dist
+
+    totals = torch.tensor(values, dtype=torch.float64, device=group.device)
+    dist.all_reduce(totals)
+    return totals.tolist()
+
+
+def _barrier(group: _Group) -> None:
+    if group.active:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _gather_rng_state(group: _Group) -> dict:
+    """:func:`get_rng_state` of rank 0, with every rank's under ``"ranks"`` when distributed (a
+    resumed run restores each rank's dropout stream)."""
+    state = get_rng_state()
+    if not group.active:
+        return state
+    import torch.distributed as dist
+
+    states: list = [None] * group.world_size
+    dist.all_gather_object(states, state)
+    return {**states[0], "ranks": states}
+
+
+def _seed_rank(seed: int, group: _Group, *more: int) -> None:
+    """Give ranks other than 0 their own torch stream (dropout masks), from (seed, rank)."""
+    if group.active and group.rank > 0:
+        torch.manual_seed(int(np.random.SeedSequence([seed, group.rank, *more])
+                              .generate_state(1)[0]))
+
+
 # --------------------------------------------------------------------------------- data
 def load_splits(data_dir: PathLike, view: str = "fine",
                 splits: Sequence[str] = SPLITS) -> dict[str, list[SentimentTree]]:
@@ -241,30 +370,40 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def _forward(model: nn.Module, inputs) -> tuple[Tensor, Optional[Tensor]]:
-    """``(root_logits [T, C], node_logits [N, C] or None)``."""
+def _forward(model: nn.Module, inputs,
+             runner: Optional[nn.Module] = None) -> tuple[Tensor, Optional[Tensor]]:
+    """``(root_logits [T, C], node_logits [N, C] or None)``. ``runner``: what to call instead of
+    ``model`` (its ``DistributedDataParallel`` wrapper)."""
+    runner = model if runner is None else runner
     if isinstance(model, TreeLSTMClassifier):
-        node_logits, root_logits = model(inputs)
+        node_logits, root_logits = runner(inputs)
         return root_logits, node_logits
-    return model(inputs), None
+    return runner(inputs), None
 
 
 def _root_labels(inputs) -> Tensor:
     return inputs.root_labels if hasattr(inputs, "root_labels") else inputs.labels
 
 
-def _loss(model: nn.Module, inputs, phrase_loss: bool) -> tuple[Tensor, Tensor]:
-    """Summed cross-entropy per tree, averaged over the trees of the batch (Tai et al.);
-    returns ``(loss, root_logits)``."""
-    root_logits, node_logits = _forward(model, inputs)
-    num_trees = root_logits.shape[0]
+def _loss_sum(model: nn.Module, inputs, phrase_loss: bool,
+              runner: Optional[nn.Module] = None) -> tuple[Tensor, Tensor]:
+    """Cross-entropy summed over the trees of the batch (over every labelled node of each with
+    ``phrase_loss``); returns ``(loss_sum, root_logits)``."""
+    root_logits, node_logits = _forward(model, inputs, runner)
     if node_logits is not None and phrase_loss:
         loss = F.cross_entropy(node_logits, inputs.labels, ignore_index=IGNORE_INDEX,
                                reduction="sum")
     else:
         loss = F.cross_entropy(root_logits, _root_labels(inputs), ignore_index=IGNORE_INDEX,
                                reduction="sum")
-    return loss / num_trees, root_logits
+    return loss, root_logits
+
+
+def _loss(model: nn.Module, inputs, phrase_loss: bool) -> tuple[Tensor, Tensor]:
+    """Summed cross-entropy per tree, averaged over the trees of the batch (Tai et al.);
+    returns ``(loss, root_logits)``."""
+    loss, root_logits = _loss_sum(model, inputs, phrase_loss)
+    return loss / root_logits.shape[0], root_logits
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -696,21 +835,39 @@ def _parameter_names(model: nn.Module, tensors: Sequence[Tensor]) -> list[str]:
 
 def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, trees: list[SentimentTree],
                  vocab: Vocab, config: TrainConfig, epoch: int, device: torch.device,
-                 progress: bool) -> dict:
+                 progress: bool, group: _Group = _SINGLE_PROCESS,
+                 runner: Optional[nn.Module] = None) -> dict:
     """One pass over ``trees``. FloatingPointError (before the update, so the weights stay
-    finite) if a batch's loss or gradient is NaN or infinite."""
+    finite) if a batch's loss or gradient is NaN or infinite.
+
+    Distributed (``group.active``, ``runner`` the ``DistributedDataParallel`` wrapper of
+    ``model``): every rank walks the same global batches and takes every ``world_size``-th tree
+    of each, from its rank on. Its loss is its trees' sum over the global batch size, times
+    ``world_size`` since DDP averages the gradients over the ranks: the update is that of one
+    process on the whole batch, however unevenly the trees fall.
+    """
     model.train()
     order = _epoch_order(len(trees), config.seed, epoch)
     batches = list(_chunks(order, config.batch_size))
     parameters = [p for p in model.parameters() if p.requires_grad]
-    loss_sum = 0.0
+    epoch_loss_sum = 0.0
     root_correct = 0
     start = time.perf_counter()
     bar = _progress(batches, len(batches), progress, f"epoch {epoch + 1}/{config.epochs}")
     for batch_number, batch_order in enumerate(bar, start=1):
-        inputs = _collate(model, [trees[i] for i in batch_order], vocab).to(device)
-        loss, root_logits = _loss(model, inputs, config.phrase_loss)
-        loss_value = float(loss.detach())
+        share = batch_order[group.rank::group.world_size]
+        # A rank with no tree in a short last batch must still join DDP's gradient all-reduce:
+        # it runs the batch's first tree with weight 0.
+        inputs = _collate(model, [trees[i] for i in (share if len(share) else batch_order[:1])],
+                          vocab).to(device)
+        loss_sum, root_logits = _loss_sum(model, inputs, config.phrase_loss, runner)
+        loss = loss_sum / len(batch_order)
+        if group.active:
+            loss = loss * (group.world_size if len(share) else 0.0)
+            local_sum = float(loss_sum.detach()) if len(share) else 0.0
+            loss_value = _all_sum([local_sum], group)[0] / len(batch_order)
+        else:
+            loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"{_batch_name(epoch, batch_number, batches)}: the loss is "
                                      f"{loss_value}; stopped before the update")
@@ -729,14 +886,16 @@ def _train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, trees: list
         if config.clip_grad_norm is not None:
             torch.nn.utils.clip_grads_with_norm_(parameters, config.clip_grad_norm, grad_norm)
         optimizer.step()
-        loss_sum += loss_value * len(batch_order)
-        root_correct += int((root_logits.argmax(dim=1) == _root_labels(inputs)).sum())
+        epoch_loss_sum += loss_value * len(batch_order)
+        if len(share):
+            root_correct += int((root_logits.argmax(dim=1) == _root_labels(inputs)).sum())
         if progress and hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{loss_value:.3f}")
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    root_correct = int(_all_sum([root_correct], group)[0])
     seconds = time.perf_counter() - start
-    return {"loss": loss_sum / len(trees), "root_acc": root_correct / len(trees),
+    return {"loss": epoch_loss_sum / len(trees), "root_acc": root_correct / len(trees),
             "seconds": seconds, "trees_per_s": len(trees) / seconds}
 
 
@@ -780,7 +939,8 @@ class TrainResult(NamedTuple):
 
 def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool = False,
           progress: bool = False, splits: Optional[dict[str, list[SentimentTree]]] = None,
-          on_epoch_end: Optional[Callable[[int, dict], None]] = None) -> TrainResult:
+          on_epoch_end: Optional[Callable[[int, dict], None]] = None,
+          distributed: bool = False) -> TrainResult:
     """Train ``config.model`` on ``config.data``, pick the best epoch on dev, test it once.
 
     Each epoch: one pass over the training trees in an order that depends on (seed, epoch)
@@ -798,7 +958,16 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
         splits: ``{"train": [...], "dev": [...], "test": [...]}`` instead of reading
             ``config.data`` (already in ``config.view``).
         on_epoch_end: called as ``on_epoch_end(epoch, record)`` after each epoch's files are
-            written (``epoch`` counts from 1).
+            written (``epoch`` counts from 1); on rank 0 only when distributed.
+        distributed: one of the processes started by ``torchrun`` (``env://`` variables; or of
+            a process group initialised by the caller): the model is wrapped in
+            ``DistributedDataParallel`` (NCCL on ``cuda:LOCAL_RANK``, Gloo on the CPU), each
+            rank trains on its share of every global batch of ``config.batch_size`` trees, and
+            the updates are those of one process on the same batches (equal within float
+            rounding without dropout; with dropout each rank draws its own masks). Rank 0 alone
+            evaluates, logs, shows progress and writes the files (the others wait for it), so
+            ``out_dir`` need only exist for rank 0; resuming reads it there and broadcasts it.
+            Every rank returns the same ``metrics``.
 
     Returns:
         a :class:`TrainResult`; its ``metrics`` (also ``metrics.json``): config, parameters,
@@ -817,7 +986,43 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
     out_dir = Path(out_dir) if out_dir is not None else None
     if resume and out_dir is None:
         raise ValueError("train: resume=True needs an out_dir holding checkpoint.pt")
-    device = resolve_device(config.device)
+    group = _start_distributed(config.device) if distributed else _SINGLE_PROCESS
+    try:
+        return _train(config, out_dir, resume, progress and group.is_main, splits, on_epoch_end,
+                      group)
+    finally:
+        if group.owns_process_group:
+            import torch.distributed as dist
+
+            # Tearing Gloo down while a peer still reads the last broadcast aborts the process.
+            if sys.exc_info()[0] is None:
+                dist.barrier()
+            dist.destroy_process_group()
+
+
+def _load_resumable(out_dir: Path, config: TrainConfig,
+                    train_trees: Sequence[SentimentTree]) -> Optional[Checkpoint]:
+    """``out_dir/checkpoint.pt`` checked against this run, or ``None`` if there is none."""
+    checkpoint_path = out_dir / "checkpoint.pt"
+    if not checkpoint_path.is_file():
+        logger.info("%s not found: starting from scratch", checkpoint_path)
+        return None
+    checkpoint = load_checkpoint(checkpoint_path)
+    _check_resumable(checkpoint.config, config, str(checkpoint_path))
+    if checkpoint.optimizer is None or checkpoint.rng_state is None or checkpoint.epoch is None:
+        raise ValueError(f"{checkpoint_path}: cannot resume: the checkpoint holds no "
+                         "optimizer / RNG state / epoch")
+    _check_same_data(checkpoint, train_trees)
+    if checkpoint.extra.get("history") and not (out_dir / "best.pt").is_file():
+        raise ValueError(f"{out_dir / 'best.pt'}: missing; cannot resume without it")
+    return checkpoint
+
+
+def _train(config: TrainConfig, out_dir: Optional[Path], resume: bool, progress: bool,
+           splits: Optional[dict[str, list[SentimentTree]]],
+           on_epoch_end: Optional[Callable[[int, dict], None]], group: _Group) -> TrainResult:
+    """:func:`train` in one process of ``group``."""
+    device = group.device if group.active else resolve_device(config.device)
     if splits is None:
         splits = load_splits(config.data, config.view)
     splits = dict(splits)
@@ -829,19 +1034,22 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
     train_trees = splits["train"]
 
     checkpoint_path = out_dir / "checkpoint.pt" if out_dir is not None else None
-    if out_dir is not None:
-        for stale in remove_stale_temp_files(out_dir, _OUTPUT_FILES):
-            logger.info("removed %s, left by a run killed while writing", stale)
-    checkpoint = None
-    if resume and checkpoint_path.is_file():
-        checkpoint = load_checkpoint(checkpoint_path)
-        _check_resumable(checkpoint.config, config, str(checkpoint_path))
-        if checkpoint.optimizer is None or checkpoint.rng_state is None or checkpoint.epoch is None:
-            raise ValueError(f"{checkpoint_path}: cannot resume: the checkpoint holds no "
-                             "optimizer / RNG state / epoch")
-        _check_same_data(checkpoint, train_trees)
-    elif resume:
-        logger.info("%s not found: starting from scratch", checkpoint_path)
+    checkpoint, problem = None, None
+    if group.is_main:
+        try:
+            if out_dir is not None:
+                for stale in remove_stale_temp_files(out_dir, _OUTPUT_FILES):
+                    logger.info("removed %s, left by a run killed while writing", stale)
+            if resume:
+                checkpoint = _load_resumable(out_dir, config, train_trees)
+        except (ValueError, OSError) as error:
+            if not group.active:
+                raise
+            problem = error
+    # Rank 0 alone reads out_dir; the other ranks get its checkpoint, or its error.
+    checkpoint, problem = _broadcast((checkpoint, problem), group)
+    if problem is not None:
+        raise problem
 
     seed_everything(config.seed)
     vocab = checkpoint.vocab if checkpoint else Vocab.build(tree.tokens for tree in train_trees)
@@ -855,6 +1063,7 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
     model.to(device)
     optimizer = torch.optim.Adagrad([p for p in model.parameters() if p.requires_grad],
                                     lr=config.lr, weight_decay=config.weight_decay)
+    _seed_rank(config.seed, group)
 
     history: list[dict] = []
     best: dict = {}
@@ -865,7 +1074,12 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
         try:
             model.load_state_dict(checkpoint.state_dict)
             optimizer.load_state_dict(checkpoint.optimizer)
-            set_rng_state(checkpoint.rng_state)
+            rank_states = checkpoint.rng_state.get("ranks")
+            if group.active and rank_states is not None and len(rank_states) == group.world_size:
+                set_rng_state(rank_states[group.rank])
+            else:
+                set_rng_state(checkpoint.rng_state)
+                _seed_rank(config.seed, group, checkpoint.epoch)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
             raise ValueError(f"{checkpoint_path}: cannot resume: its model, optimizer or RNG "
@@ -874,14 +1088,29 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
         start_epoch = checkpoint.epoch
         history = checkpoint.extra.get("history", [])
         best = checkpoint.extra.get("best", {})
-        logger.info("resuming %s after epoch %d", checkpoint_path, start_epoch)
-        if not (out_dir / "best.pt").is_file() and history:
-            raise ValueError(f"{out_dir / 'best.pt'}: missing; cannot resume without it")
+        if group.is_main:
+            logger.info("resuming %s after epoch %d", checkpoint_path, start_epoch)
+    runner = None
+    if group.active:
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel
+
+        # device_ids=None: the batches are already on the device (DDP would try to copy the
+        # TreeBatch itself).
+        runner = DistributedDataParallel(model)
+        if group.is_main:
+            logger.info("distributed training: %d processes, backend %s, %s per process",
+                        group.world_size, dist.get_backend(), device)
 
     for epoch in range(start_epoch, config.epochs):
         train_metrics = _train_epoch(model, optimizer, train_trees, vocab, config, epoch, device,
-                                     progress)
+                                     progress, group, runner)
         train_metrics["trees"] = len(train_trees)
+        # Every rank's RNG state (a collective: all ranks take part, whatever their out_dir).
+        rank_rng_state = _gather_rng_state(group) if group.active else None
+        if not group.is_main:
+            _barrier(group)  # rank 0 evaluates on dev and writes the files
+            continue
         dev = evaluate(model, splits["dev"], vocab, device=device, progress=progress,
                        description="dev")
         improved = not best or dev["root_acc"] > best["dev"]["root_acc"]
@@ -900,13 +1129,17 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
                     " (best)" if improved else "", train_metrics["trees_per_s"])
         if out_dir is not None:
             save_checkpoint(checkpoint_path, model, vocab, config.to_dict(), optimizer=optimizer,
-                            epoch=epoch + 1, rng_state=get_rng_state(),
+                            epoch=epoch + 1,
+                            rng_state=rank_rng_state or get_rng_state(),
                             extra={"history": history, "best": best,
                                    "data_fingerprint": fingerprint})
             _write_metrics(out_dir, _summary(config, model, vocab, splits, history, best, None))
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, record)
+        _barrier(group)
 
+    if not group.is_main:
+        return TrainResult(_broadcast(None, group), model, vocab)
     # Test once, with the best weights on dev (the last weights if no epoch was run).
     final_state = copy.deepcopy(model.state_dict())
     if best_state is not None:
@@ -935,7 +1168,7 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
         if history:
             plot_learning_curve(history, out_dir / "learning_curve.png",
                                 title=f"{config.model} ({config.view})")
-    return TrainResult(metrics, model, vocab)
+    return TrainResult(_broadcast(metrics, group), model, vocab)
 
 
 def plot_learning_curve(history: list[dict], path: PathLike, title: str = "") -> bool:
