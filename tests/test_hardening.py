@@ -441,17 +441,17 @@ def _poison(kind):
 @pytest.mark.parametrize("kind", ["nan", "inf"])
 def test_non_finite_loss_stops_training_naming_epoch_and_batch(tmp_path, splits, monkeypatch,
                                                                kind):
-    real_loss = training._loss
+    real_loss_sum = training._loss_sum  # what the training step calls
     calls = []
 
-    def poisoned(model, inputs, phrase_loss):
-        loss, root_logits = real_loss(model, inputs, phrase_loss)
+    def poisoned(model, inputs, phrase_loss, *rest):
+        loss, root_logits = real_loss_sum(model, inputs, phrase_loss, *rest)
         calls.append(1)
         if len(calls) == 6 + 3:  # 6 batches per epoch: epoch 2, batch 3
             loss = loss * _poison(kind)
         return loss, root_logits
 
-    monkeypatch.setattr(training, "_loss", poisoned)
+    monkeypatch.setattr(training, "_loss_sum", poisoned)
     with pytest.raises(FloatingPointError, match=rf"epoch 2, batch 3 of 6 \(training trees "
                                                  rf"\[[0-9, ]+\]\): the loss is {kind}; stopped "
                                                  "before the update"):
