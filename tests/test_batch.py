@@ -42,6 +42,39 @@ def test_schedule_covers_every_node_once_children_first(case_name):
     assert edges == batch.num_nodes - batch.num_trees
 
 
+@pytest.mark.parametrize("case_name", list(CASES))
+def test_level_order_is_the_schedule_as_rows(case_name):
+    case = CASES[case_name]
+    batch = TreeBatch.from_parents(case.parents, case.positions)
+    order = batch.level_order
+    assert order.nodes.tolist() == [v for level in batch.levels for v in level.nodes.tolist()]
+    assert order.row[order.nodes].tolist() == list(range(batch.num_nodes))
+    assert order.bounds == tuple(np.cumsum([0] + [len(lv.nodes) for lv in batch.levels]))
+    # level 0 is exactly the leaves
+    assert sorted(order.nodes[:order.bounds[1]].tolist()) == \
+        torch.nonzero(batch.num_children == 0).flatten().tolist()
+    for k, level in enumerate(batch.levels):
+        edges = slice(order.edge_bounds[k], order.edge_bounds[k + 1])
+        assert order.child_row[edges].tolist() == order.row[level.child].tolist()
+
+
+@pytest.mark.parametrize("case_name", ["unary nodes", "mixed forest", "full binary", "chain"])
+def test_child_slots_hold_each_child_row_in_its_slot(case_name):
+    case = CASES[case_name]
+    batch = TreeBatch.from_parents(case.parents, case.positions)
+    order, arity = batch.level_order, case.arity + 1  # one more slot than needed: always empty
+    slots = batch.child_slots(arity)
+    num_leaves = order.bounds[1]
+    assert slots.shape == (batch.num_nodes - num_leaves, arity)
+    expected = torch.full_like(slots, batch.num_nodes)
+    for child in range(batch.num_nodes):
+        parent = batch.parent[child].item()
+        if parent >= 0:
+            expected[order.row[parent] - num_leaves, batch.position[child]] = order.row[child]
+    assert slots.tolist() == expected.tolist()
+    assert batch.child_slots(arity) is slots  # cached
+
+
 def test_depth_and_height_match_a_plain_walk():
     parents = [random_tree(40, seed=s) for s in range(5)]
     batch = TreeBatch.from_parents(parents)

@@ -447,17 +447,25 @@ def predict_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = 
 
 
 # ----------------------------------------------------------------------------------- main
+def bench_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    from .bench import main as bench_main  # imports DGL etc. only when benchmarking
+
+    bench_main(argv)
+    return 0
+
+
 COMMANDS = {
     "train": (train_command, "train a Tree-LSTM or the LSTM baseline on sentiment trees"),
     "eval": (eval_command, "evaluate a checkpoint on a split"),
     "compare": (compare_command, "Tree-LSTM vs LSTM baseline on the same data: one table"),
     "predict": (predict_command, "label trees from a file or stdin with a checkpoint (JSONL)"),
+    "bench": (bench_command, "speed benchmark: native, DGL, nn.LSTM, LSTMCell loop, recursion"),
 }
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    usage = "python -m treelstm {train,eval,compare,predict} [options]  (--help after a command " \
+    usage = "python -m treelstm {train,eval,compare,predict,bench} [options]  (--help after a command " \
             "for its options)"
     if not argv or argv[0] in ("-h", "--help"):
         lines = [f"usage: {usage}", "", "Tree-LSTMs for sentiment trees (Tai, Socher & Manning "

@@ -50,6 +50,26 @@ class Level:
     child_position: Tensor
 
 
+@dataclass(frozen=True)
+class LevelOrder:
+    """The schedule as rows of one buffer: the nodes level by level, so that each level is one
+    contiguous block of rows (level 0 = the leaves), for executors that keep all states in one
+    ``[num_nodes, H]`` buffer and write each level in place.
+
+    ``nodes`` ``[N]`` the node in each row (``levels[0].nodes``, then ``levels[1].nodes``, ...);
+    ``row`` ``[N]`` each node's row (the inverse permutation); level ``k`` is rows
+    ``bounds[k]:bounds[k + 1]``. ``child_row`` ``[E]`` the row of each child edge's child, edges in
+    the order of ``levels[0].child``, ``levels[1].child``, ...; the edges into level ``k`` are
+    ``edge_bounds[k]:edge_bounds[k + 1]``.
+    """
+
+    nodes: Tensor
+    row: Tensor
+    bounds: tuple[int, ...]
+    child_row: Tensor
+    edge_bounds: tuple[int, ...]
+
+
 class TreeBatch:
     r"""A batch of rooted trees, validated once, with the schedule both executors use.
 
@@ -95,6 +115,8 @@ class TreeBatch:
         self.num_levels = int(height.max()) + 1 if self.num_nodes else 0
         self.max_children = int(num_children.max()) if self.num_nodes else 0
         self._levels: Optional[list[Level]] = None
+        self._level_order: Optional[LevelOrder] = None
+        self._child_slots: dict[int, Tensor] = {}
         self._dgl_graph = None
         self._on_device: dict[torch.device, "TreeBatch"] = {self.device: self}
 
@@ -384,6 +406,8 @@ class TreeBatch:
         local_index = np.empty(self.num_nodes, dtype=np.int64)
         local_index[node_order] = np.arange(self.num_nodes) - np.repeat(
             node_bounds[:-1], np.diff(node_bounds))
+        row = np.empty(self.num_nodes, dtype=np.int64)
+        row[node_order] = np.arange(self.num_nodes)
         child = np.flatnonzero(parent >= 0)
         child_level = height[parent[child]]
         edge_order = np.argsort(child_level, kind="stable")
@@ -391,15 +415,42 @@ class TreeBatch:
         edge_bounds = np.searchsorted(child_level[edge_order], np.arange(self.num_levels + 1))
         # One host->device copy for the whole schedule; levels are views into it.
         flat = torch.from_numpy(np.concatenate(
-            [node_order, child, local_index[parent[child]], position[child]])).to(self.device)
-        nodes_all, child_all, child_parent_all, child_position_all = flat.split(
-            [self.num_nodes, len(child), len(child), len(child)])
+            [node_order, child, local_index[parent[child]], position[child], row,
+             row[child]])).to(self.device)
+        nodes_all, child_all, child_parent_all, child_position_all, row_all, child_row_all = \
+            flat.split([self.num_nodes] + [len(child)] * 3 + [self.num_nodes, len(child)])
         levels = []
         for k in range(self.num_levels):
             edges = slice(edge_bounds[k], edge_bounds[k + 1])
             levels.append(Level(nodes_all[node_bounds[k]:node_bounds[k + 1]], child_all[edges],
                                 child_parent_all[edges], child_position_all[edges]))
+        self._level_order = LevelOrder(nodes_all, row_all, tuple(node_bounds.tolist()),
+                                       child_row_all, tuple(edge_bounds.tolist()))
         return levels
+
+    @property
+    def level_order(self) -> LevelOrder:
+        """:attr:`levels` as rows of one buffer (see :class:`LevelOrder`). Computed once, with
+        :attr:`levels`, on ``device``."""
+        if self._level_order is None:
+            self._levels = self._build_levels()  # sets _level_order too
+        return self._level_order
+
+    def child_slots(self, arity: int) -> Tensor:
+        """``[num_nodes - L, arity]``, ``L`` = the number of leaves: for each non-leaf row of
+        :attr:`level_order` (rows ``L..N-1``), the rows of its children by slot, ``num_nodes`` for
+        an empty slot. For N-ary executors; call :meth:`check_arity` first. Computed once per
+        arity, on ``device``."""
+        if arity not in self._child_slots:
+            order = self.level_order
+            parent, position = self._np["parent"], self._np["position"]
+            num_leaves = order.bounds[1]
+            row = order.row.cpu().numpy()
+            child = np.flatnonzero(parent >= 0)
+            slots = np.full((self.num_nodes - num_leaves, arity), self.num_nodes, dtype=np.int64)
+            slots[row[parent[child]] - num_leaves, position[child]] = row[child]
+            self._child_slots[arity] = torch.from_numpy(slots).to(self.device)
+        return self._child_slots[arity]
 
     def check_arity(self, arity: int) -> None:
         """ValueError if a node has more children than ``arity`` or a slot ``>= arity``."""

@@ -48,7 +48,7 @@ def run_layer(graph: Any, x_gates: Tensor, weight_hh: Tensor, bias_hh: Optional[
 
     leaves = frontiers[0]
     if cell == "childsum":
-        leaf_h, leaf_c = functional.childsum_update(x_gates[leaves], None, None, bias_hh)
+        leaf_h, leaf_c = functional.childsum_cell(x_gates[leaves], None, None, weight_hh, bias_hh)
     else:
         leaf_h, leaf_c = functional.nary_cell(x_gates[leaves], None, None, weight_hh, bias_hh, arity)
     graph.ndata["x_gates"] = x_gates
@@ -57,16 +57,19 @@ def run_layer(graph: Any, x_gates: Tensor, weight_hh: Tensor, bias_hh: Optional[
 
     if cell == "childsum":
         def message(edges):
-            hh, fc = functional.childsum_message(edges.src["h"], edges.src["c"],
-                                                 edges.dst["x_gates"], weight_hh, bias_hh)
-            return {"hh": hh, "fc": fc}
+            forget = functional.childsum_forget(
+                edges.src["h"], edges.dst["x_gates"][:, hidden_size:2 * hidden_size], weight_hh,
+                bias_hh)
+            return {"h": edges.src["h"], "fc": forget * edges.src["c"]}
 
         def reduce(nodes):
-            return {"hh_sum": nodes.mailbox["hh"].sum(1), "fc_sum": nodes.mailbox["fc"].sum(1)}
+            return {"h_sum": nodes.mailbox["h"].sum(1), "fc_sum": nodes.mailbox["fc"].sum(1)}
 
         def apply(nodes):
-            h, c = functional.childsum_update(nodes.data["x_gates"], nodes.data["hh_sum"],
-                                              nodes.data["fc_sum"], bias_hh)
+            preactivation = functional.childsum_preactivation(
+                nodes.data["x_gates"], nodes.data["h_sum"], weight_hh, bias_hh)
+            i, _, g, o = functional.gates(preactivation, 0)
+            h, c = functional.state(i, g, o, nodes.data["fc_sum"])
             return {"h": h, "c": c}
     else:
         def message(edges):

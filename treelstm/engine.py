@@ -1,23 +1,86 @@
 """Native executor: level-scheduled, bottom-up, in plain torch (CPU and CUDA).
 
-Each level of :attr:`TreeBatch.levels` is one fused step over all its nodes in all trees: one
-gather of the children's states, one matrix product for the children's ``U h``, the gate math of
-:mod:`treelstm.functional`, and an in-place write of the new states into two preallocated
-``[num_nodes, H]`` buffers (so activations stay O(num_nodes * H), not O(levels * num_nodes * H)).
+Node states live in two ``[N + 1, H]`` buffers whose rows are the nodes level by level
+(:class:`~treelstm.batch.LevelOrder`), so each level of :attr:`TreeBatch.levels` is one contiguous
+block of rows, written once, in place; the extra row is the zero state of an empty N-ary slot.
+Each level is one step over all its nodes in all trees: one gather of the children's states, one
+matrix product for their ``U h`` written into a preallocated buffer of activations, and the gate
+math of :mod:`treelstm.functional`, in place.
+
+A layer is one :class:`torch.autograd.Function` (:func:`layer`, :func:`run_layer`). Its backward
+walks the levels top-down by hand instead of letting autograd record and replay a dozen ops per
+level: the factors of the derivatives that do not depend on the incoming gradients
+(:func:`~treelstm.functional.state_backward_factors`,
+:func:`~treelstm.functional.forget_backward_factor`) are computed for all nodes at once, then each
+level is a few multiplications, one matrix product and two ``index_add_`` into the children's
+gradient buffers. The weight gradients are one matrix product each over all levels. Activations
+stay O(num_nodes * H).
+
+Work skipped: leaves have no children, so no forget gate and no ``U h``; :func:`layer` projects
+only the ``i | g | o`` rows of ``W_ih`` when every input row is a leaf (constituency trees), and
+nodes without input get ``b_ih`` folded into the bias of their ``U h`` product. A Child-Sum node
+multiplies ``U_{iog}`` with the *sum* of its children's ``h`` once, and only ``U_f`` per child.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from . import functional
 from .batch import TreeBatch
 
 
+@dataclass(frozen=True, eq=False)
+class _Plan:
+    """A layer's non-tensor arguments: the schedule and where each projected input row goes."""
+
+    batch: TreeBatch
+    cell: str
+    hidden_size: int
+    num_forget: int  # forget row blocks of weight_hh: the arity (N-ary), 1 (Child-Sum)
+    input_rows: Tensor  # [M] the level-order row of each input row (distinct)
+    leaves_only: bool  # every input row is a leaf: project i | g | o only (3H + padding)
+    identity_rows: bool  # input_rows == 0..M-1, M all rows of the input buffer
+
+    @property
+    def num_leaves(self) -> int:
+        return self.batch.level_order.bounds[1]
+
+
+def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
+          bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], cell: str,
+          arity: Optional[int] = None, input_index: Optional[Tensor] = None
+          ) -> tuple[Tensor, Tensor]:
+    """Run one Tree-LSTM layer over ``batch`` from the layer's input.
+
+    ``W_ih x`` is computed once per input row -- only its ``i | g | o`` rows when every input row
+    is a leaf -- and nowhere else: nodes without input get ``b_ih``.
+
+    Args:
+        input: ``[N, X]``, one row per node in batch node order; or ``[M, X]`` with
+            ``input_index`` ``[M]``, distinct node ids (checked by the caller).
+        cell: ``"childsum"`` or ``"nary"`` (with ``arity``).
+
+    Returns:
+        ``h, c``: ``[num_nodes, H]`` each, rows in batch node order.
+    """
+    order = batch.level_order
+    rows = order.row if input_index is None else order.row.index_select(0, input_index)
+    leaves_only = rows.numel() == 0 or int(rows.max()) < order.bounds[1]
+    num_rows = order.bounds[1] if leaves_only else batch.num_nodes  # rows of the input buffer
+    plan = _Plan(batch, cell, weight_ih.shape[0] // 4, 1 if cell == "childsum" else arity, rows,
+                 leaves_only, rows.shape[0] == num_rows and _is_identity(rows))
+    return _run(plan, input, weight_ih, weight_hh, bias_ih, bias_hh)
+
+
 def run_layer(batch: TreeBatch, x_gates: Tensor, weight_hh: Tensor, bias_hh: Optional[Tensor],
               cell: str, arity: Optional[int] = None) -> tuple[Tensor, Tensor]:
-    """Run one Tree-LSTM layer over ``batch``.
+    """Run one Tree-LSTM layer over ``batch`` from every node's input gates.
 
     Args:
         x_gates: ``[num_nodes, 4H]``, each node's ``W_ih x + b_ih``.
@@ -26,36 +89,414 @@ def run_layer(batch: TreeBatch, x_gates: Tensor, weight_hh: Tensor, bias_hh: Opt
     Returns:
         ``h, c``: ``[num_nodes, H]`` each, rows in batch node order.
     """
-    hidden_size = x_gates.shape[1] // 4
-    h_all = c_all = None
-    for level in batch.levels:
-        level_x_gates = x_gates.index_select(0, level.nodes)
-        if level.child.numel() == 0:  # leaves
-            if cell == "childsum":
-                h, c = functional.childsum_update(level_x_gates, None, None, bias_hh)
-            else:
-                h, c = functional.nary_cell(level_x_gates, None, None, weight_hh, bias_hh, arity)
-        elif cell == "childsum":
-            hh, fc = functional.childsum_message(
-                h_all.index_select(0, level.child), c_all.index_select(0, level.child),
-                level_x_gates.index_select(0, level.child_parent), weight_hh, bias_hh)
-            num_level_nodes = level.nodes.shape[0]
-            hh_sum = hh.new_zeros(num_level_nodes, hh.shape[1]).index_add_(0, level.child_parent, hh)
-            fc_sum = fc.new_zeros(num_level_nodes, hidden_size).index_add_(0, level.child_parent, fc)
-            h, c = functional.childsum_update(level_x_gates, hh_sum, fc_sum, bias_hh)
+    rows = batch.level_order.row
+    plan = _Plan(batch, cell, x_gates.shape[1] // 4, 1 if cell == "childsum" else arity, rows,
+                 False, _is_identity(rows))
+    return _run(plan, x_gates, None, weight_hh, None, bias_hh)
+
+
+def _is_identity(rows: Tensor) -> bool:
+    return bool(torch.equal(rows, torch.arange(rows.shape[0], device=rows.device)))
+
+
+def _pad_rows(tensor: Tensor, multiple: int = 16) -> Tensor:
+    """``tensor`` with zero rows appended up to a multiple of 16 rows. A product with it has rows
+    of a multiple of 64 bytes, which MKL's float32 GEMM writes up to 1.7x as fast when it has many
+    rows (450 or 750 columns are slow, 464 or 752 are not)."""
+    return F.pad(tensor, [0, 0] * (tensor.dim() - 1) + [0, -tensor.shape[0] % multiple])
+
+
+def _pad_column_blocks(weight: Tensor, num_blocks: int, multiple: int = 8) -> Tensor:
+    """``weight`` ``[R, num_blocks * H]`` with each block of ``H`` columns padded with zero
+    columns to a multiple of 8, for aligned rows in ``grad @ weight`` (see :func:`_pad_rows`)."""
+    rows, width = weight.shape
+    block = weight.view(rows, num_blocks, width // num_blocks)
+    return F.pad(block, (0, -block.shape[2] % multiple)).view(rows, -1)
+
+
+def _compute_dtype(input: Tensor) -> torch.dtype:
+    """The states' dtype: autocast's for float32 input (autocast would run the projection so),
+    else the input's."""
+    device_type = input.device.type
+    if input.dtype == torch.float32 and torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return input.dtype
+
+
+def _cast(dtype: torch.dtype, *tensors: Optional[Tensor]) -> list[Optional[Tensor]]:
+    return [None if t is None else t.to(dtype) for t in tensors]
+
+
+def _projection_weight(plan: _Plan, weight_ih: Tensor) -> Tensor:
+    """The rows of ``weight_ih`` that are used: ``i | g | o`` (padded) when only leaves have input."""
+    if plan.leaves_only:
+        return _pad_rows(functional.iog(weight_ih, plan.hidden_size, dim=0))
+    return weight_ih
+
+
+def _forward(plan: _Plan, input: Tensor, weight_ih: Optional[Tensor], weight_hh: Tensor,
+             bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], keep: bool):
+    """The forward: projection, then the levels. Returns level-order ``h_rows``, ``c_rows`` and,
+    with ``keep``, the activations the backward needs (else each level's are dropped after use).
+    """
+    dtype = _compute_dtype(input)
+    with torch.autocast(input.device.type, enabled=False):  # the dtype is chosen here, once
+        input, weight_ih, weight_hh, bias_ih, bias_hh = _cast(
+            dtype, input, weight_ih, weight_hh, bias_ih, bias_hh)
+        if weight_ih is None:  # run_layer: the caller's x_gates, not ours to overwrite
+            x_proj, owned = input, False
         else:
-            slot = level.child_parent * arity + level.child_position
-            num_slots = level.nodes.shape[0] * arity
-            child_h = h_all.new_zeros(num_slots, hidden_size).index_copy_(
-                0, slot, h_all.index_select(0, level.child))
-            child_c = c_all.new_zeros(num_slots, hidden_size).index_copy_(
-                0, slot, c_all.index_select(0, level.child))
-            h, c = functional.nary_cell(level_x_gates, child_h.view(-1, arity, hidden_size),
-                                        child_c.view(-1, arity, hidden_size), weight_hh, bias_hh,
-                                        arity)
-        if h_all is None:  # level 0; under autocast the state dtype is known only now
-            h_all = h.new_zeros(batch.num_nodes, hidden_size)
-            c_all = c.new_zeros(batch.num_nodes, hidden_size)
-        h_all.index_copy_(0, level.nodes, h)
-        c_all.index_copy_(0, level.nodes, c)
-    return h_all, c_all
+            x_proj, owned = input.mm(_projection_weight(plan, weight_ih).t()), True
+        return _FORWARD[plan.cell](plan, x_proj, owned, weight_hh, bias_ih, bias_hh, keep)
+
+
+def _run(plan: _Plan, input: Tensor, weight_ih: Optional[Tensor], weight_hh: Tensor,
+         bias_ih: Optional[Tensor], bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+    tensors = (input, weight_ih, weight_hh, bias_ih, bias_hh)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        return _Layer.apply(plan, *tensors)
+    h_rows, c_rows, _ = _forward(plan, *tensors, keep=False)
+    row = plan.batch.level_order.row
+    return h_rows.index_select(0, row), c_rows.index_select(0, row)
+
+
+class _Layer(torch.autograd.Function):
+    """One layer: forward level by level, backward level by level over the saved activations."""
+
+    @staticmethod
+    def forward(ctx, plan: _Plan, input: Tensor, weight_ih: Optional[Tensor], weight_hh: Tensor,
+                bias_ih: Optional[Tensor], bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        h_rows, c_rows, activations = _forward(plan, input, weight_ih, weight_hh, bias_ih,
+                                               bias_hh, keep=True)
+        ctx.plan, ctx.activations, ctx.h_rows, ctx.c_rows = plan, activations, h_rows, c_rows
+        ctx.save_for_backward(input, weight_ih, weight_hh, bias_ih, bias_hh)
+        row = plan.batch.level_order.row
+        return h_rows.index_select(0, row), c_rows.index_select(0, row)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_h: Tensor, grad_c: Tensor):
+        plan, h_rows = ctx.plan, ctx.h_rows
+        input, weight_ih, weight_hh, bias_ih, bias_hh = ctx.saved_tensors
+        dtype, nodes = h_rows.dtype, plan.batch.level_order.nodes
+        # Gradients of h and c in level order (one more row: empty slots); the children's parts
+        # are added level by level.
+        grad_rows = []
+        for grad in (grad_h, grad_c):
+            rows = h_rows.new_empty(h_rows.shape)
+            rows[-1] = 0
+            torch.index_select(grad.to(dtype), 0, nodes, out=rows[:-1])
+            grad_rows.append(rows)
+        with torch.autocast(h_rows.device.type, enabled=False):
+            grad_x_rows, grad_weight_hh, grad_bias_hh = _BACKWARD[plan.cell](
+                plan, ctx.activations, h_rows, ctx.c_rows, *grad_rows, weight_hh.to(dtype))
+            grad_x_proj = grad_x_rows if plan.identity_rows else grad_x_rows.index_select(
+                0, plan.input_rows)
+            grad_input = grad_weight_ih = None
+            if weight_ih is None:
+                grad_input = grad_x_proj
+            else:
+                grad_input, grad_weight_ih = _projection_backward(
+                    plan, grad_x_proj, input.to(dtype), weight_ih.to(dtype))
+        grad_bias_ih = None
+        if bias_ih is not None:
+            grad_bias_ih = _bias_ih_grad(grad_bias_hh, plan.hidden_size, plan.num_forget)
+        grads = (grad_input, grad_weight_ih, grad_weight_hh, grad_bias_ih, grad_bias_hh)
+        return (None,) + tuple(None if t is None or grad is None else grad.to(t.dtype)
+                               for t, grad in zip(ctx.saved_tensors, grads))
+
+
+def _projection_backward(plan: _Plan, grad_x_proj: Tensor, input: Tensor, weight_ih: Tensor
+                         ) -> tuple[Tensor, Tensor]:
+    """Gradients of ``input`` and ``weight_ih`` from those of the projected rows (``i | g | o``
+    only, or ``i | f | g | o``)."""
+    grad_weight = grad_x_proj.t().mm(input)
+    if plan.leaves_only:
+        hidden_size = plan.hidden_size
+        weight_ih = functional.iog(weight_ih, hidden_size, dim=0)
+        grad_weight = torch.cat([grad_weight[:hidden_size],
+                                 grad_weight.new_zeros(hidden_size, grad_weight.shape[1]),
+                                 grad_weight[hidden_size:]])
+    # (W^T G^T)^T: rows as long as the batch, not X (300 floats are not 64-byte aligned; slow)
+    return weight_ih.t().mm(grad_x_proj.t()).t(), grad_weight
+
+
+def _bias_ih_grad(grad_bias_hh: Tensor, hidden_size: int, num_forget: int) -> Tensor:
+    """``b_ih`` (``i | f | g | o``) is added wherever ``b_hh`` (``i | f_1..f_K | g | o``) is;
+    its forget block serves all ``K`` forget gates."""
+    forget = grad_bias_hh[hidden_size:(num_forget + 1) * hidden_size]
+    return torch.cat([grad_bias_hh[:hidden_size], forget.view(num_forget, hidden_size).sum(0),
+                      grad_bias_hh[(num_forget + 1) * hidden_size:]])
+
+
+# ----------------------------------------------------------------------------- shared steps
+def _input_buffer(plan: _Plan, x_proj: Tensor, owned: bool, bias: Optional[Tensor],
+                  num_rows: int) -> Tensor:
+    """``[num_rows, width]``: ``x_proj + bias`` in the level-order rows of the input nodes,
+    ``bias`` in the others; ``x_proj`` itself when it is ``owned`` and already in that order."""
+    if plan.identity_rows:
+        if owned:
+            return x_proj if bias is None else x_proj.add_(bias)
+        return x_proj.clone() if bias is None else torch.add(x_proj, bias)
+    if x_proj.shape[0] == num_rows:  # every row has input: no fill
+        buffer = x_proj.new_empty(num_rows, x_proj.shape[1]).index_copy_(0, plan.input_rows,
+                                                                          x_proj)
+        return buffer if bias is None else buffer.add_(bias)
+    buffer = x_proj.new_zeros(num_rows, x_proj.shape[1])
+    if bias is not None:
+        buffer += bias
+    return buffer.index_add_(0, plan.input_rows, x_proj)
+
+
+def _sum_or_none(*tensors: Optional[Tensor]) -> Optional[Tensor]:
+    present = [t for t in tensors if t is not None]
+    return sum(present[1:], present[0]) if present else None
+
+
+def _leaf_states(plan: _Plan, x_proj: Tensor, owned: bool, bias_ih: Optional[Tensor],
+                 bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
+    """State buffers ``[N + 1, H]`` with the leaves (rows ``0..L-1``) done; the ``[N, 4H]`` input
+    rows (``None`` when only leaves have input); the leaves' activations ``i | g | o``."""
+    num_nodes, num_leaves, hidden_size = plan.batch.num_nodes, plan.num_leaves, plan.hidden_size
+    if plan.leaves_only:  # x_proj holds i | g | o (+ padding): the leaves' pre-activations
+        hidden_bias = None if bias_hh is None else functional.iog(bias_hh, hidden_size,
+                                                                  plan.num_forget)
+        input_bias = None if bias_ih is None else functional.iog(bias_ih, hidden_size)
+        bias = _sum_or_none(input_bias, hidden_bias)
+        x_rows = None
+        activations = _input_buffer(plan, x_proj, owned,
+                                    None if bias is None else _pad_rows(bias), num_leaves)
+    else:
+        x_rows = _input_buffer(plan, x_proj, owned, bias_ih, num_nodes)
+        activations = functional.leaf_preactivation(x_rows[:num_leaves], bias_hh,
+                                                    plan.num_forget)
+    h_rows = activations.new_empty(num_nodes + 1, hidden_size)
+    c_rows = torch.empty_like(h_rows)
+    h_rows[num_nodes] = 0  # the zero state of an empty N-ary slot
+    c_rows[num_nodes] = 0
+    i, _, g, o = functional.gates(activations, 0, hidden_size, inplace=True)
+    functional.state(i, g, o, None, out=(h_rows[:num_leaves], c_rows[:num_leaves]))
+    return h_rows, c_rows, x_rows, activations
+
+
+def _backward_factors(activations: Tensor, num_forget: int, hidden_size: int, c: Tensor,
+                      child_c: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+    """For rows with activations ``i | f_1..f_K | g | o``: ``through`` ``[n, H]`` and
+    ``factors`` ``[n, (K+3)H]`` (see :func:`functional.state_backward_factors`), so that a level's
+    pre-activation gradients are ``factors * grad_c_total`` (blocks ``i | f.. | g``) and
+    ``factors * grad_h`` (block ``o``)."""
+    n, block = activations.shape[0], (num_forget + 1) * hidden_size
+    i, forget, g, o = functional.gates_views(activations, num_forget, hidden_size)
+    factors = activations.new_empty(activations.shape)  # the same padding columns, zero
+    factors[:, (num_forget + 3) * hidden_size:] = 0
+    through, *_ = functional.state_backward_factors(
+        i, g, o, c, out=(factors[:, :hidden_size], factors[:, block:block + hidden_size],
+                         factors[:, block + hidden_size:block + 2 * hidden_size]))
+    if num_forget:
+        functional.forget_backward_factor(
+            forget, child_c, out=factors[:, hidden_size:block].view(n, num_forget, hidden_size))
+    return through, factors
+
+
+def _level_grads(factors: Tensor, through: Tensor, grad_h: Tensor, grad_c: Tensor,
+                 num_forget: int, hidden_size: int) -> Tensor:
+    """In place, ``factors`` (blocks ``i | f_1..f_K | g``, then ``o``) become the level's
+    pre-activation gradients; returns ``grad_c_total``."""
+    grad_c_total = torch.addcmul(grad_c, grad_h, through)
+    output = (num_forget + 2) * hidden_size
+    factors[:, :output].view(factors.shape[0], -1, hidden_size).mul_(grad_c_total.unsqueeze(1))
+    factors[:, output:output + hidden_size].mul_(grad_h)
+    return grad_c_total
+
+
+def _leaf_backward(activations: Tensor, c_rows: Tensor, grad_h_rows: Tensor,
+                   grad_c_rows: Tensor, num_leaves: int, hidden_size: int) -> Tensor:
+    """``[L, 3H]`` gradients of the leaves' ``i | g | o`` pre-activations."""
+    through, factors = _backward_factors(activations, 0, hidden_size, c_rows[:num_leaves])
+    _level_grads(factors, through, grad_h_rows[:num_leaves], grad_c_rows[:num_leaves], 0,
+                 hidden_size)
+    return factors[:, :3 * hidden_size]
+
+
+def _grad_bias_hh(grad_igo_sum: Tensor, grad_forget_sum: Tensor) -> Tensor:
+    """``b_hh``'s gradient, ``i | f_1..f_K | g | o``, from the summed gradients of the ``i | g | o``
+    pre-activations (``[3H]``) and of the forget pre-activations (``[K*H]``)."""
+    hidden_size = grad_igo_sum.shape[0] // 3
+    return torch.cat([grad_igo_sum[:hidden_size], grad_forget_sum, grad_igo_sum[hidden_size:]])
+
+
+def _grad_x_rows(plan: _Plan, grad_leaf: Tensor, grad_igo: Tensor, grad_forget: Tensor) -> Tensor:
+    """``[N, 4H]`` gradients of all rows' input gates ``i | f | g | o`` (a leaf's ``f`` gets none)
+    from the leaves' ``[L, 3H]`` and the internal rows' ``grad_igo`` ``[N - L, 3H]`` and
+    ``grad_forget`` ``[N - L, H]``. (When only leaves have input, the leaves' alone serve.)"""
+    num_leaves, hidden_size = plan.num_leaves, plan.hidden_size
+    grad = grad_leaf.new_zeros(plan.batch.num_nodes, 4 * hidden_size)
+    grad[:num_leaves, :hidden_size] = grad_leaf[:, :hidden_size]
+    grad[:num_leaves, 2 * hidden_size:] = grad_leaf[:, hidden_size:]
+    grad[num_leaves:, :hidden_size] = grad_igo[:, :hidden_size]
+    grad[num_leaves:, hidden_size:2 * hidden_size] = grad_forget
+    grad[num_leaves:, 2 * hidden_size:] = grad_igo[:, hidden_size:]
+    return grad
+
+
+# ----------------------------------------------------------------------------- N-ary
+def _nary_forward(plan: _Plan, x_proj: Tensor, owned: bool, weight_hh: Tensor,
+                  bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], keep: bool
+                  ) -> tuple[Tensor, Tensor, Optional[tuple[Tensor, Tensor]]]:
+    arity, hidden_size, bounds = plan.num_forget, plan.hidden_size, plan.batch.level_order.bounds
+    num_leaves = bounds[1]
+    h_rows, c_rows, x_rows, leaf_activations = _leaf_states(plan, x_proj, owned, bias_ih,
+                                                            bias_hh)
+    if x_rows is None and bias_ih is not None:  # no W_ih x above the leaves: b_ih joins b_hh
+        bias_hh = _sum_or_none(bias_hh, functional.expand_forget(bias_ih, arity))
+    weight_hh = _pad_rows(weight_hh)
+    bias_hh = None if bias_hh is None else _pad_rows(bias_hh)
+    # Every internal row's activations i | f_1..f_N | g | o (+ padding), written level by level
+    # (kept for the backward, or one level at a time).
+    activations = h_rows.new_empty(plan.batch.num_nodes - num_leaves if keep else 0,
+                                   weight_hh.shape[0])
+    slots = plan.batch.child_slots(arity)
+    for k in range(1, len(bounds) - 1):
+        start, stop = bounds[k], bounds[k + 1]
+        level = slice(start - num_leaves, stop - num_leaves)
+        children = slots[level].view(-1)
+        child_h = h_rows.index_select(0, children).view(-1, arity * hidden_size)
+        level_activations = functional.nary_preactivation(
+            None if x_rows is None else x_rows[start:stop], child_h, weight_hh, bias_hh, arity,
+            out=activations[level] if keep else None)
+        i, forget, g, o = functional.gates(level_activations, arity, hidden_size, inplace=True)
+        child_c = c_rows.index_select(0, children).view(-1, arity, hidden_size)
+        functional.state(i, g, o, functional.forget_sum(forget, child_c),
+                         out=(h_rows[start:stop], c_rows[start:stop]))
+    return h_rows, c_rows, (leaf_activations, activations) if keep else None
+
+
+def _nary_backward(plan: _Plan, saved: tuple[Tensor, Tensor], h_rows: Tensor, c_rows: Tensor,
+                   grad_h_rows: Tensor, grad_c_rows: Tensor, weight_hh: Tensor
+                   ) -> tuple[Tensor, Tensor, Tensor]:
+    arity, hidden_size, bounds = plan.num_forget, plan.hidden_size, plan.batch.level_order.bounds
+    num_leaves, num_nodes = bounds[1], plan.batch.num_nodes
+    width = (arity + 3) * hidden_size
+    leaf_activations, activations = saved
+    slots = plan.batch.child_slots(arity)
+    # (rows padded like the forward's; columns too, so that grad @ weight has aligned rows)
+    padded_weight = _pad_rows(_pad_column_blocks(weight_hh, arity))
+    forget = activations[:, hidden_size:(arity + 1) * hidden_size].view(-1, arity, hidden_size)
+    child_c = c_rows.index_select(0, slots.view(-1)).view(-1, arity, hidden_size)
+    # All that does not depend on the incoming gradients, at once; `grad_pre` then becomes the
+    # internal rows' pre-activation gradients, i | f_1..f_N | g | o (+ zero padding), level by
+    # level.
+    through, grad_pre = _backward_factors(activations, arity, hidden_size,
+                                          c_rows[num_leaves:num_nodes], child_c)
+    for k in range(len(bounds) - 2, 0, -1):
+        start, stop = bounds[k], bounds[k + 1]
+        level = slice(start - num_leaves, stop - num_leaves)
+        children = slots[level].view(-1)
+        grad_c_total = _level_grads(grad_pre[level], through[level], grad_h_rows[start:stop],
+                                    grad_c_rows[start:stop], arity, hidden_size)
+        grad_child_h = grad_pre[level].mm(padded_weight).view(children.shape[0], -1)
+        grad_h_rows.index_add_(0, children, grad_child_h[:, :hidden_size])
+        grad_c_rows.index_add_(0, children, (grad_c_total.unsqueeze(1) * forget[level]).view(
+            -1, hidden_size))
+    grad_leaf = _leaf_backward(leaf_activations, c_rows, grad_h_rows, grad_c_rows, num_leaves,
+                               hidden_size)
+
+    child_h = h_rows.index_select(0, slots.view(-1)).view(-1, arity * hidden_size)
+    grad_weight_hh = child_h.t().mm(grad_pre).t()[:width]  # (C^T G)^T: aligned rows
+    total = grad_pre.sum(0)
+    grad_bias_hh = _grad_bias_hh(functional.iog(total, hidden_size, arity) + grad_leaf.sum(0),
+                                 total[hidden_size:(arity + 1) * hidden_size])
+    if plan.leaves_only:
+        return grad_leaf, grad_weight_hh, grad_bias_hh
+    # the input's forget term serves all N forget gates
+    grad_forget = grad_pre[:, hidden_size:(arity + 1) * hidden_size]
+    grad_x_rows = _grad_x_rows(plan, grad_leaf, functional.iog(grad_pre, hidden_size, arity),
+                               grad_forget.reshape(-1, arity, hidden_size).sum(1))
+    return grad_x_rows, grad_weight_hh, grad_bias_hh
+
+
+# ----------------------------------------------------------------------------- Child-Sum
+def _childsum_forward(plan: _Plan, x_proj: Tensor, owned: bool, weight_hh: Tensor,
+                      bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], keep: bool
+                      ) -> tuple[Tensor, Tensor, Optional[tuple]]:
+    order, hidden_size = plan.batch.level_order, plan.hidden_size
+    bounds, num_leaves = order.bounds, order.bounds[1]
+    h_rows, c_rows, x_rows, leaf_activations = _leaf_states(plan, x_proj, owned, bias_ih,
+                                                            bias_hh)
+    no_input = bias_ih if bias_ih is not None else h_rows.new_zeros(4 * hidden_size)
+    num_internal = plan.batch.num_nodes - num_leaves
+    activations = h_rows.new_empty(num_internal, 3 * hidden_size)  # i | g | o per internal row
+    forget = h_rows.new_empty(order.child_row.shape[0], hidden_size)  # f_k per child edge
+    h_sums = h_rows.new_zeros(num_internal, hidden_size)  # sum_k h_k, for the weight gradient
+    for k in range(1, len(bounds) - 1):
+        start, stop = bounds[k], bounds[k + 1]
+        level = slice(start - num_leaves, stop - num_leaves)
+        edges = slice(order.edge_bounds[k], order.edge_bounds[k + 1])
+        children, parent = order.child_row[edges], plan.batch.levels[k].child_parent
+        x_gates = no_input if x_rows is None else x_rows[start:stop]
+        child_h = h_rows.index_select(0, children)
+        h_sum = h_sums[level].index_add_(0, parent, child_h)
+        parent_x_forget = x_gates[..., hidden_size:2 * hidden_size]
+        if x_rows is not None:
+            parent_x_forget = parent_x_forget.index_select(0, parent)
+        functional.childsum_forget(child_h, parent_x_forget, weight_hh, bias_hh, out=forget[edges])
+        forget_sum = torch.zeros_like(h_sum).index_add_(
+            0, parent, forget[edges] * c_rows.index_select(0, children))
+        level_activations = functional.childsum_preactivation(
+            x_gates, h_sum, weight_hh, bias_hh, out=activations[level])
+        i, _, g, o = functional.gates(level_activations, 0, hidden_size, inplace=True)
+        functional.state(i, g, o, forget_sum, out=(h_rows[start:stop], c_rows[start:stop]))
+    return h_rows, c_rows, (leaf_activations, activations, forget, h_sums) if keep else None
+
+
+def _childsum_backward(plan: _Plan, saved: tuple, h_rows: Tensor, c_rows: Tensor,
+                       grad_h_rows: Tensor, grad_c_rows: Tensor, weight_hh: Tensor
+                       ) -> tuple[Tensor, Tensor, Tensor]:
+    order, hidden_size = plan.batch.level_order, plan.hidden_size
+    bounds, num_leaves, num_nodes = order.bounds, order.bounds[1], plan.batch.num_nodes
+    leaf_activations, activations, forget, h_sums = saved
+    weight_iog = functional.iog(weight_hh, hidden_size, dim=0)
+    weight_forget = weight_hh[hidden_size:2 * hidden_size]
+    # All that does not depend on the incoming gradients, at once; `grad_igo` (per internal row)
+    # and `grad_forget` (per edge) then become pre-activation gradients, level by level.
+    through, grad_igo = _backward_factors(activations, 0, hidden_size,
+                                          c_rows[num_leaves:num_nodes])
+    grad_forget = functional.forget_backward_factor(forget,
+                                                    c_rows.index_select(0, order.child_row))
+    for k in range(len(bounds) - 2, 0, -1):
+        start, stop = bounds[k], bounds[k + 1]
+        level = slice(start - num_leaves, stop - num_leaves)
+        edges = slice(order.edge_bounds[k], order.edge_bounds[k + 1])
+        children, parent = order.child_row[edges], plan.batch.levels[k].child_parent
+        grad_c_total = _level_grads(grad_igo[level], through[level], grad_h_rows[start:stop],
+                                    grad_c_rows[start:stop], 0, hidden_size)
+        edge_grad_c = grad_c_total.index_select(0, parent)
+        grad_forget[edges] *= edge_grad_c
+        grad_child_h = torch.addmm(grad_igo[level].mm(weight_iog).index_select(0, parent),
+                                   grad_forget[edges], weight_forget)
+        grad_h_rows.index_add_(0, children, grad_child_h)
+        grad_c_rows.index_add_(0, children, edge_grad_c * forget[edges])
+    grad_leaf = _leaf_backward(leaf_activations, c_rows, grad_h_rows, grad_c_rows, num_leaves,
+                               hidden_size)
+
+    grad_weight_iog = grad_igo.t().mm(h_sums)
+    grad_weight_hh = torch.cat([grad_weight_iog[:hidden_size],
+                                grad_forget.t().mm(h_rows.index_select(0, order.child_row)),
+                                grad_weight_iog[hidden_size:]])
+    grad_bias_hh = _grad_bias_hh(grad_igo.sum(0) + grad_leaf.sum(0), grad_forget.sum(0))
+    if plan.leaves_only:
+        return grad_leaf, grad_weight_hh, grad_bias_hh
+    forget_per_row = grad_igo.new_zeros(grad_igo.shape[0], hidden_size).index_add_(
+        0, _edge_parent_rows(plan) - num_leaves, grad_forget)
+    return _grad_x_rows(plan, grad_leaf, grad_igo, forget_per_row), grad_weight_hh, grad_bias_hh
+
+
+def _edge_parent_rows(plan: _Plan) -> Tensor:
+    """``[E]`` the level-order row of each edge's parent (edges as in ``child_row``)."""
+    order, parent = plan.batch.level_order, plan.batch.parent
+    return order.row.index_select(0, parent.index_select(0, order.nodes.index_select(
+        0, order.child_row)))
+
+
+_FORWARD = {"nary": _nary_forward, "childsum": _childsum_forward}
+_BACKWARD = {"nary": _nary_backward, "childsum": _childsum_backward}

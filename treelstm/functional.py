@@ -4,20 +4,30 @@ Gate order is ``nn.LSTM``'s: input ``i``, forget ``f``, cell candidate ``g`` (Ta
 output ``o``. ``x_gates`` always means the input projection ``W_ih x + b_ih`` of a node, shape
 ``[n, 4H]``; a node without input has ``x_gates = b_ih`` (or zeros without bias).
 
-Child-Sum (Tai, Socher & Manning 2015, eqs. 2-7) is split into a per-child *message* and a per-node
-*update*, so that the dense cell (children ``[n, K, H]``), the native engine (one row per child
-edge, summed with ``index_add``) and DGL (message / sum-reduce / apply) run the same code:
+A step is split the same way for every caller -- the dense cells, the native engine (level by
+level), DGL (message / reduce / apply): pre-activations (:func:`leaf_preactivation`,
+:func:`nary_preactivation`, :func:`childsum_preactivation` and :func:`childsum_forget`), the gate
+nonlinearities (:func:`gates`) and the new state (:func:`state`, :func:`forget_sum`). The native
+engine's hand-written backward uses :func:`state_backward_factors` and
+:func:`forget_backward_factor`, the derivatives of the same functions. Some functions take
+``out=`` (or ``inplace=True``) so that the engine writes into preallocated buffers; those paths
+are for code that runs without autograd.
+
+Child-Sum (Tai, Socher & Manning 2015, eqs. 2-7), children ``k`` of a node:
 
 .. math::
     \begin{array}{ll}
-    m_k = U h_k, \qquad f_k = \sigma(W_f x + U_f h_k + b_f), \qquad s_k = f_k \odot c_k
-        & \text{(message of child } k\text{)} \\
-    (i, g, o) = (\sigma, \tanh, \sigma)\big(W_{iog} x + \textstyle\sum_k (m_k)_{iog} + b_{iog}\big) \\
-    c = i \odot g + \textstyle\sum_k s_k, \qquad h = o \odot \tanh(c) & \text{(node update)}
+    f_k = \sigma(W_f x + U_f h_k + b_f) & \text{(per child)} \\
+    (i, g, o) = (\sigma, \tanh, \sigma)\big(W_{iog} x + U_{iog} \textstyle\sum_k h_k + b_{iog}\big) \\
+    c = i \odot g + \textstyle\sum_k f_k \odot c_k, \qquad h = o \odot \tanh(c)
     \end{array}
 
 N-ary (eqs. 9-14): the children's hidden states are concatenated in slot order (zeros for empty
-slots), ``weight_hh`` has row blocks ``i | f_1..f_N | g | o``.
+slots), ``weight_hh`` has row blocks ``i | f_1..f_N | g | o``, and ``W_f x`` is shared by the ``N``
+forget gates.
+
+A leaf has no children: no forget gate and no ``U h``, so only the ``i | g | o`` blocks of its
+``x_gates`` are used.
 """
 from __future__ import annotations
 
@@ -40,71 +50,210 @@ def constant_input_gates(num_nodes: int, weight_ih: Tensor, bias_ih: Optional[Te
     return bias_ih.expand(num_nodes, -1)
 
 
-def childsum_message(child_h: Tensor, child_c: Tensor, parent_x_gates: Tensor,
-                     weight_hh: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor]:
-    """Per-child terms of a Child-Sum node.
+def iog(gates_or_rows: Tensor, hidden_size: int, num_forget: int = 1, dim: int = -1) -> Tensor:
+    """The ``i | g | o`` blocks of a tensor laid out ``i | f_1..f_K | g | o`` along ``dim``
+    (``K = num_forget``): ``x_gates`` columns, ``weight_ih`` / ``weight_hh`` rows, biases."""
+    return torch.cat([gates_or_rows.narrow(dim, 0, hidden_size),
+                      gates_or_rows.narrow(dim, (num_forget + 1) * hidden_size, 2 * hidden_size)],
+                     dim)
 
-    Shapes (``*`` is ``[E]`` for one row per child edge, or ``[n, K]`` for dense children):
-        child_h, child_c: ``[*, H]``; parent_x_gates: ``[*, 4H]`` (the parent's ``W_ih x + b_ih``,
-        broadcastable); returns ``hh = U h_k`` ``[*, 4H]`` (its i, g, o blocks are summed at the
-        parent) and ``f_k * c_k`` ``[*, H]``.
 
-    A zero child (``h_k = c_k = 0``) contributes zero to both sums, so padding rows are neutral.
+def tanh(x: Tensor) -> Tensor:
+    """``tanh(x) = 2 σ(2x) - 1``: on the CPU, torch's ``tanh`` takes several times as long as its
+    ``sigmoid``, and the gates are mostly ``σ``. (Same values up to rounding: an absolute error of
+    a few ``eps``.)"""
+    if x.device.type != "cpu":
+        return torch.tanh(x)
+    sigmoid = torch.sigmoid(2 * x)
+    if torch.is_grad_enabled() and sigmoid.requires_grad:  # autograd needs sigmoid unchanged
+        return 2 * sigmoid - 1
+    return sigmoid.mul_(2).sub_(1)
+
+
+def gates(preactivation: Tensor, num_forget: int, hidden_size: Optional[int] = None,
+          inplace: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The gate nonlinearities: ``preactivation`` ``[n, (K+3)H]`` with blocks
+    ``i | f_1..f_K | g | o`` (``K = num_forget``; ``K = 0`` for ``i | g | o``); returns
+    ``i = σ(.)`` ``[n, H]``, ``f = σ(.)`` ``[n, K, H]``, ``g = tanh(.)`` ``[n, H]``, ``o = σ(.)``
+    ``[n, H]``, views of one ``[n, (K+3)H]`` tensor (``g`` too with ``inplace``).
+
+    With ``hidden_size`` given, columns after the ``(K+3)H`` are ignored (padding).
+    ``inplace=True`` (no autograd) overwrites ``preactivation`` with the activations.
+    """
+    if hidden_size is None:
+        hidden_size = preactivation.shape[-1] // (num_forget + 3)
+    cell_block = preactivation[..., (num_forget + 1) * hidden_size:(num_forget + 2) * hidden_size]
+    # One σ over the whole contiguous block (g's columns too) beats three on strided column slices.
+    if inplace:
+        cell_block.mul_(2)
+        sigmoid = preactivation.sigmoid_()
+        cell = cell_block.mul_(2).sub_(1)  # tanh(x) = 2σ(2x) - 1, as in tanh()
+    else:
+        sigmoid = torch.sigmoid(preactivation)
+        cell = tanh(cell_block)
+    i, forget, _, o = gates_views(sigmoid, num_forget, hidden_size)
+    return i, forget, cell, o
+
+
+def gates_views(activations: Tensor, num_forget: int, hidden_size: int
+                ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``i``, ``f`` ``[n, K, H]``, ``g``, ``o``: views of the blocks of ``[n, (K+3)H]`` activations
+    (or pre-activations)."""
+    block = (num_forget + 1) * hidden_size
+    forget = activations[..., hidden_size:block].unflatten(-1, (num_forget, hidden_size))
+    return (activations[..., :hidden_size], forget, activations[..., block:block + hidden_size],
+            activations[..., block + hidden_size:block + 2 * hidden_size])
+
+
+def state(input_gate: Tensor, cell_gate: Tensor, output_gate: Tensor,
+          forget_sum: Optional[Tensor], out: Optional[tuple[Tensor, Tensor]] = None
+          ) -> tuple[Tensor, Tensor]:
+    """``c = i * g + sum_k f_k * c_k``, ``h = o * tanh(c)``, from the activated gates and
+    ``forget_sum = sum_k f_k * c_k`` (``None`` for a leaf); all ``[n, H]``. Returns ``h, c``,
+    written into ``out = (h, c)`` if given (no autograd)."""
+    h_out, c_out = (None, None) if out is None else out
+    if forget_sum is None:
+        c = torch.mul(input_gate, cell_gate, out=c_out)
+    else:
+        c = torch.addcmul(forget_sum, input_gate, cell_gate, out=c_out)
+    return torch.mul(output_gate, tanh(c), out=h_out), c
+
+
+def forget_sum(forget: Tensor, child_c: Tensor) -> Tensor:
+    """``sum_k f_k * c_k`` over the slots of ``forget`` and ``child_c`` ``[n, K, H]``: ``[n, H]``."""
+    total = forget[..., 0, :] * child_c[..., 0, :]
+    for k in range(1, forget.shape[-2]):
+        total = total.addcmul_(forget[..., k, :], child_c[..., k, :])
+    return total
+
+
+def state_backward_factors(input_gate: Tensor, cell_gate: Tensor, output_gate: Tensor, c: Tensor,
+                           out: Optional[tuple[Tensor, Tensor, Tensor]] = None
+                           ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The parts of the backward of :func:`gates` (``i, g, o``) and :func:`state` that do not
+    depend on the incoming gradients, so that a hand-written backward computes them for all
+    nodes at once and only multiplies level by level. With ``grad_h``, ``grad_c`` the gradients
+    of ``h`` and ``c``:
+
+    - ``grad_c_total = grad_c + grad_h * through`` is the whole gradient of ``c`` (the forget
+      terms get it: see :func:`forget_backward_factor`);
+    - the pre-activations of ``i``, ``g``, ``o`` get ``grad_c_total * d_i``,
+      ``grad_c_total * d_g``, ``grad_h * d_o``.
+
+    Returns ``through, d_i, d_g, d_o``, all ``[n, H]`` (the last three written into ``out`` if
+    given; no autograd).
+    """
+    d_i, d_g, d_o = (None, None, None) if out is None else out
+    tanh_c = tanh(c)
+    # s (1 - s) as s - s * s: one pass (addcmul) instead of two
+    through = torch.addcmul(output_gate, output_gate, tanh_c * tanh_c, value=-1)
+    d_i = torch.mul(torch.addcmul(input_gate, input_gate, input_gate, value=-1), cell_gate,
+                    out=d_i)
+    d_g = torch.addcmul(input_gate, input_gate * cell_gate, cell_gate, value=-1, out=d_g)
+    d_o = torch.mul(torch.addcmul(output_gate, output_gate, output_gate, value=-1), tanh_c,
+                    out=d_o)
+    return through, d_i, d_g, d_o
+
+
+def forget_backward_factor(forget: Tensor, child_c: Tensor, out: Optional[Tensor] = None) -> Tensor:
+    """The forget terms ``f_k * c_k`` (``f_k = σ(.)``) in the backward: the forget gate's
+    pre-activation gets ``grad_c_total * factor`` with ``factor = c_k * f_k * (1 - f_k)``
+    returned here, and the child's ``c_k`` gets ``grad_c_total * f_k`` (``grad_c_total`` the
+    parent's, see :func:`state_backward_factors`)."""
+    return torch.mul(torch.addcmul(forget, forget, forget, value=-1), child_c, out=out)
+
+
+def leaf_preactivation(x_gates: Tensor, bias_hh: Optional[Tensor], num_forget: int = 1) -> Tensor:
+    """``i | g | o`` pre-activations of leaves, ``[n, 3H]``: ``x_gates`` ``[n, 4H]`` (or ``[4H]``)
+    plus the ``i | g | o`` blocks of ``bias_hh`` (row blocks ``i | f_1..f_K | g | o``,
+    ``K = num_forget``: the arity of an N-ary cell, 1 for Child-Sum)."""
+    hidden_size = x_gates.shape[-1] // 4
+    preactivation = iog(x_gates, hidden_size)
+    if bias_hh is not None:
+        preactivation = preactivation + iog(bias_hh, hidden_size, num_forget)
+    return preactivation
+
+
+def expand_forget(x_gates: Tensor, arity: int) -> Tensor:
+    """``[..., 4H]`` ``i | f | g | o`` -> ``[..., (N+3)H]`` ``i | f..f | g | o``: the input's
+    forget term is shared by the ``N`` forget gates of an N-ary node."""
+    hidden_size = x_gates.shape[-1] // 4
+    forget = x_gates[..., hidden_size:2 * hidden_size]
+    return torch.cat([x_gates[..., :hidden_size]] + [forget] * arity
+                     + [x_gates[..., 2 * hidden_size:]], -1)
+
+
+def nary_preactivation(x_gates: Optional[Tensor], child_h: Tensor, weight_hh: Tensor,
+                       bias_hh: Optional[Tensor], arity: int, out: Optional[Tensor] = None
+                       ) -> Tensor:
+    """``W_ih x + b_ih + U [h_1; ..; h_N] + b_hh`` of N-ary nodes, blocks ``i | f_1..f_N | g | o``.
+
+    ``x_gates`` ``[n, 4H]``, or ``None`` for nodes without input when ``bias_hh`` already holds
+    ``b_hh + expand_forget(b_ih)`` (one pass less); ``child_h`` ``[n, N*H]`` (slots concatenated).
+    Returns ``[n, (N+3)H]`` (more columns if ``weight_hh`` has padding rows), in ``out`` if given
+    (no autograd).
+    """
+    if bias_hh is None:
+        preactivation = torch.mm(child_h, weight_hh.t(), out=out)
+    else:
+        preactivation = torch.addmm(bias_hh, child_h, weight_hh.t(), out=out)
+    if x_gates is not None:
+        expanded = expand_forget(x_gates, arity)
+        preactivation[..., :expanded.shape[-1]] += expanded
+    return preactivation
+
+
+def childsum_forget(child_h: Tensor, parent_x_forget: Tensor, weight_hh: Tensor,
+                    bias_hh: Optional[Tensor], out: Optional[Tensor] = None) -> Tensor:
+    """Forget gate of each child of a Child-Sum node, ``σ(W_f x + b_if + U_f h_k + b_hf)``.
+
+    ``child_h`` ``[*, H]``; ``parent_x_forget`` the ``f`` block of the parent's ``x_gates``
+    (broadcastable); ``weight_hh`` ``[4H, H]``. Returns ``[*, H]`` (in ``out`` if given, no
+    autograd). A zero child (``h_k = c_k = 0``) adds nothing to ``sum_k f_k c_k``, so padding rows
+    are neutral.
     """
     hidden_size = child_h.shape[-1]
-    hh = F.linear(child_h, weight_hh)
-    forget = parent_x_gates[..., hidden_size:2 * hidden_size] + hh[..., hidden_size:2 * hidden_size]
-    if bias_hh is not None:
-        forget = forget + bias_hh[hidden_size:2 * hidden_size]
-    return hh, torch.sigmoid(forget) * child_c
+    rows = slice(hidden_size, 2 * hidden_size)
+    preactivation = F.linear(child_h, weight_hh[rows], None if bias_hh is None else bias_hh[rows])
+    return torch.sigmoid(preactivation + parent_x_forget, out=out)
 
 
-def childsum_update(x_gates: Tensor, hh_sum: Optional[Tensor], fc_sum: Optional[Tensor],
-                    bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor]:
-    """Node update of a Child-Sum cell from the summed child messages (``None`` for a leaf).
-
-    Shapes: x_gates ``[n, 4H]``, hh_sum ``[n, 4H]``, fc_sum ``[n, H]``; returns ``h, c`` ``[n, H]``.
-    """
-    gates = x_gates
-    if hh_sum is not None:
-        gates = gates + hh_sum
-    if bias_hh is not None:
-        gates = gates + bias_hh
-    i, _, g, o = gates.chunk(4, dim=-1)
-    c = torch.sigmoid(i) * torch.tanh(g)
-    if fc_sum is not None:
-        c = c + fc_sum
-    h = torch.sigmoid(o) * torch.tanh(c)
-    return h, c
+def childsum_preactivation(x_gates: Tensor, h_sum: Optional[Tensor], weight_hh: Tensor,
+                           bias_hh: Optional[Tensor], out: Optional[Tensor] = None) -> Tensor:
+    """``i | g | o`` pre-activations of Child-Sum nodes, ``W x + U sum_k h_k + b``: ``x_gates``
+    ``[n, 4H]`` (or ``[4H]``), ``h_sum`` ``[n, H]`` (``None`` for leaves). Returns ``[n, 3H]``, in
+    ``out`` if given (no autograd)."""
+    preactivation = leaf_preactivation(x_gates, bias_hh)
+    if h_sum is None:
+        return preactivation
+    weight = iog(weight_hh, h_sum.shape[-1], dim=0)
+    if preactivation.dim() == 1:  # the same for every node: the bias of one product
+        return torch.addmm(preactivation, h_sum, weight.t(), out=out)
+    result = torch.mm(h_sum, weight.t(), out=out)
+    result += preactivation
+    return result
 
 
 def childsum_cell(x_gates: Tensor, child_h: Optional[Tensor], child_c: Optional[Tensor],
                   weight_hh: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor]:
     """A Child-Sum step with dense children ``[n, K, H]`` (``None`` for leaves)."""
     if child_h is None:
-        return childsum_update(x_gates, None, None, bias_hh)
-    hh, fc = childsum_message(child_h, child_c, x_gates.unsqueeze(-2), weight_hh, bias_hh)
-    return childsum_update(x_gates, hh.sum(dim=-2), fc.sum(dim=-2), bias_hh)
+        i, _, g, o = gates(childsum_preactivation(x_gates, None, weight_hh, bias_hh), 0)
+        return state(i, g, o, None)
+    hidden_size = child_h.shape[-1]
+    forget = childsum_forget(child_h, x_gates[..., None, hidden_size:2 * hidden_size],
+                             weight_hh, bias_hh)
+    i, _, g, o = gates(childsum_preactivation(x_gates, child_h.sum(-2), weight_hh, bias_hh), 0)
+    return state(i, g, o, (forget * child_c).sum(-2))
 
 
 def nary_cell(x_gates: Tensor, child_h: Optional[Tensor], child_c: Optional[Tensor],
               weight_hh: Tensor, bias_hh: Optional[Tensor], arity: int) -> tuple[Tensor, Tensor]:
     """An N-ary step. Shapes: x_gates ``[n, 4H]``, child_h / child_c ``[n, N, H]`` in slot order
     (zeros for empty slots; ``None`` for leaves); returns ``h, c`` ``[n, H]``."""
-    hidden_size = weight_hh.shape[1] // arity
-    x_i, x_f, x_g, x_o = x_gates.chunk(4, dim=-1)
     if child_h is None:
-        if bias_hh is None:
-            h_i = h_g = h_o = 0.0
-        else:
-            h_i = bias_hh[:hidden_size]
-            h_g = bias_hh[(arity + 1) * hidden_size:(arity + 2) * hidden_size]
-            h_o = bias_hh[(arity + 2) * hidden_size:]
-        c = torch.sigmoid(x_i + h_i) * torch.tanh(x_g + h_g)
-        return torch.sigmoid(x_o + h_o) * torch.tanh(c), c
-    hh = F.linear(child_h.flatten(-2), weight_hh, bias_hh)
-    h_i, h_f, h_g, h_o = hh.split([hidden_size, arity * hidden_size, hidden_size, hidden_size], dim=-1)
-    forget = torch.sigmoid(x_f.unsqueeze(-2) + h_f.unflatten(-1, (arity, hidden_size)))
-    c = torch.sigmoid(x_i + h_i) * torch.tanh(x_g + h_g) + (forget * child_c).sum(dim=-2)
-    h = torch.sigmoid(x_o + h_o) * torch.tanh(c)
-    return h, c
+        i, _, g, o = gates(leaf_preactivation(x_gates, bias_hh, arity), 0)
+        return state(i, g, o, None)
+    preactivation = nary_preactivation(x_gates, child_h.flatten(-2), weight_hh, bias_hh, arity)
+    i, forget, g, o = gates(preactivation, arity)
+    return state(i, g, o, forget_sum(forget, child_c))

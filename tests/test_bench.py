@@ -1,0 +1,68 @@
+"""The benchmark command: a smoke run with --quick (no timing assertions), its JSON and table."""
+import json
+
+import pytest
+
+from conftest import HAS_DGL
+from treelstm import TreeBatch, bench
+
+
+def test_quick_run_writes_json_and_prints_a_table(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    result = bench.main(["--quick", "--json", str(path)])
+    assert json.loads(path.read_text()) == json.loads(json.dumps(result))
+    assert set(result) == {"config", "environment", "data", "results"}
+    config = result["config"]
+    assert config["baseline"] == "lstm" and config["batch_sizes"] == [1, 4]
+    assert result["environment"]["threads"] == 2
+    rows = result["results"]
+    assert len(rows) == len(bench.METHODS) * len(bench.MODES) * 2
+    for row in rows:
+        assert set(row) >= {"method", "mode", "batch_size", "status", "notes", "capped",
+                            "trees_measured", "iterations", "seconds_per_step", "trees_per_s",
+                            "ratio_to_lstm", "peak_memory_bytes"}
+        if row["method"] == "dgl" and not HAS_DGL:
+            assert row["status"] == "unavailable" and row["trees_per_s"] is None
+            continue
+        assert row["status"] == "ok", row
+        assert row["trees_per_s"] > 0 and row["ratio_to_lstm"] > 0
+        assert len(row["seconds_per_step"]) == 1  # --quick: one repeat
+        assert row["peak_memory_bytes"] is None or row["peak_memory_bytes"] >= 0
+    assert all(row["ratio_to_lstm"] == 1.0 for row in rows if row["method"] == "lstm")
+    table = capsys.readouterr().out
+    assert "train (forward+backward)" in table and "inference (forward, no_grad)" in table
+    for method in bench.METHODS:
+        assert method in table
+
+
+def test_generated_trees_are_binary_with_leaves_first_and_sst_like_lengths():
+    trees = bench.random_sst_like_trees(400, seed=1)
+    stats = bench.tree_stats(trees)
+    assert 16 < stats["mean_tokens"] < 23  # SST train: 19.1
+    for tree in trees[:50]:
+        n = tree.num_leaves
+        assert len(tree.parent) == 2 * n - 1
+        children = {}
+        for v, p in enumerate(tree.parent):
+            if p >= 0:
+                children.setdefault(p, []).append(tree.position[v])
+        assert set(children) == set(range(n, 2 * n - 1))  # leaves 0..n-1 have no children
+        assert all(sorted(slots) == [0, 1] for slots in children.values())
+    TreeBatch.from_parents([t.parent for t in trees], [t.position for t in trees]).check_arity(2)
+
+
+def test_reads_ptb_directory(tmp_path):
+    (tmp_path / "train.txt").write_text("(3 (2 It) (4 (2 's) (3 (2 a) (4 (4 lovely) (2 film)))))\n"
+                                       "(1 (2 Not) (1 good))\n")
+    trees = bench.read_tree_dir(tmp_path)
+    assert [t.num_leaves for t in trees] == [5, 2]
+    assert trees[1].parent == [2, 2, -1] and trees[1].position == [0, 1, -1]
+    with pytest.raises(ValueError, match="not a directory"):
+        bench.read_tree_dir(tmp_path / "missing")
+
+
+def test_bad_arguments_exit_with_usage():
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--methods", "native,cudnn"])
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--batch-sizes", "0"])

@@ -1,0 +1,181 @@
+"""The native engine's own entry points (engine.layer, engine.run_layer) and its hand-written
+backward, against the float64 reference, gradcheck and autograd through functional."""
+import pytest
+import torch
+
+import reference
+from cases import CASES
+from treelstm import TreeBatch, TreeLSTM, engine, functional
+
+CELLS = ["childsum", "nary"]
+
+
+def make_params(case, cell, bias=True, input_size=5, hidden_size=4, num_layers=1, seed=0):
+    torch.manual_seed(seed)
+    model = TreeLSTM(input_size, hidden_size, num_layers=num_layers, cell=cell,
+                     arity=case.arity if cell == "nary" else None, bias=bias,
+                     dtype=torch.float64)
+    return model, [tuple(None if p is None else p.detach().clone().requires_grad_(True)
+                         for p in model.layer_parameters(k)) for k in range(num_layers)]
+
+
+def run_layers(batch, x, params, cell, arity, input_index=None):
+    """Stacked engine.layer calls, the way TreeLSTM stacks layers (no dropout)."""
+    h_n, c_n = [], []
+    for k, (weight_ih, weight_hh, bias_ih, bias_hh) in enumerate(params):
+        x, c = engine.layer(batch, x, weight_ih, weight_hh, bias_ih, bias_hh, cell, arity,
+                            input_index if k == 0 else None)
+        h_n.append(x[batch.roots])
+        c_n.append(c[batch.roots])
+    return x, torch.stack(h_n), torch.stack(c_n)
+
+
+def input_nodes(batch, which):
+    if which == "leaves":
+        return torch.nonzero(batch.num_children == 0).flatten()
+    if which == "leaves and some internal":  # the 4H path with rows that get no input
+        internal = torch.nonzero(batch.num_children > 0).flatten()
+        return torch.cat([torch.nonzero(batch.num_children == 0).flatten(), internal[::2]])
+    if which == "some leaves":
+        return torch.nonzero(batch.num_children == 0).flatten()[1::2]
+    return None  # every node
+
+
+def weighted_sum(*tensors, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return sum((t * torch.randn(t.shape, generator=g, dtype=t.dtype)).sum() for t in tensors)
+
+
+@pytest.mark.parametrize("which", ["leaves", "leaves and some internal", "some leaves", "all"])
+@pytest.mark.parametrize("num_layers,bias", [(1, True), (2, True), (1, False)])
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("case_name", ["mixed forest", "unary nodes", "random", "single node"])
+def test_layer_matches_reference(case_name, cell, num_layers, bias, which):
+    case = CASES[case_name]
+    model, params = make_params(case, cell, bias, num_layers=num_layers)
+    batch = TreeBatch.from_parents(case.parents, case.positions)
+    nodes = input_nodes(batch, which)
+    num_rows = batch.num_nodes if nodes is None else len(nodes)
+    x = torch.randn(num_rows, 5, dtype=torch.float64, requires_grad=True)
+    output, h_n, c_n = run_layers(batch, x, params, cell, model.arity, nodes)
+    weighted_sum(output, h_n, c_n).backward()
+
+    ref_params = [tuple(None if p is None else p.detach().clone().requires_grad_(True)
+                        for p in layer) for layer in params]
+    x_full = torch.zeros(batch.num_nodes, 5, dtype=torch.float64)
+    x_full[slice(None) if nodes is None else nodes] = x.detach()
+    x_full.requires_grad_(True)
+    ref_output, (ref_h, ref_c) = reference.tree_lstm(ref_params, cell, case.parents, x_full,
+                                                     case.positions, model.arity)
+    weighted_sum(ref_output, ref_h, ref_c).backward()
+
+    torch.testing.assert_close(output, ref_output)
+    torch.testing.assert_close(h_n, ref_h)
+    torch.testing.assert_close(c_n, ref_c)
+    torch.testing.assert_close(x.grad, x_full.grad[slice(None) if nodes is None else nodes])
+    for ours, theirs in zip(params, ref_params):
+        for p, q in zip(ours, theirs):
+            if p is not None:
+                expected = torch.zeros_like(q) if q.grad is None else q.grad
+                torch.testing.assert_close(p.grad, expected)
+
+
+@pytest.mark.parametrize("which", ["leaves", "leaves and some internal", "all"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_layer_gradcheck(cell, which):
+    """The hand-written backward, on a tree with empty N-ary slots (unary nodes)."""
+    case = CASES["unary nodes"]
+    model, params = make_params(case, cell, input_size=3, hidden_size=2, num_layers=2)
+    batch = TreeBatch.from_parents(case.parents, case.positions)
+    nodes = input_nodes(batch, which)
+    x = torch.randn(batch.num_nodes if nodes is None else len(nodes), 3, dtype=torch.float64,
+                    requires_grad=True)
+    flat = [p for layer in params for p in layer]
+
+    def run(x, *flat):
+        layers = [tuple(flat[4 * k:4 * k + 4]) for k in range(2)]
+        return run_layers(batch, x, layers, cell, model.arity, nodes)
+
+    assert torch.autograd.gradcheck(run, (x, *flat))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_run_layer_gradcheck_and_autograd_through_functional(cell):
+    """run_layer (x_gates at every node) against the same math recorded by autograd, one level
+    at a time through the dense cells of functional."""
+    case = CASES["mixed forest"]
+    model, ((_, weight_hh, _, bias_hh),) = make_params(case, cell, hidden_size=3)
+    arity = model.arity
+    batch = TreeBatch.from_parents(case.parents, case.positions)
+    x_gates = torch.randn(batch.num_nodes, 12, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda *args: engine.run_layer(batch, *args, cell=cell, arity=arity),
+        (x_gates, weight_hh, bias_hh))
+
+    h, c = engine.run_layer(batch, x_gates, weight_hh, bias_hh, cell, arity)
+    parent, position = batch.parent.tolist(), batch.position.tolist()
+    children = {v: [u for u, p in enumerate(parent) if p == v] for v in range(batch.num_nodes)}
+    width = arity if cell == "nary" else batch.max_children
+    zero = torch.zeros(3, dtype=torch.float64)
+    h_all, c_all = [None] * batch.num_nodes, [None] * batch.num_nodes
+
+    def padded(states, v):  # N-ary: by slot; Child-Sum: any order, zero padding
+        row = [zero] * width
+        for rank, u in enumerate(children[v]):
+            row[position[u] if cell == "nary" else rank] = states[u]
+        return torch.stack(row)
+
+    for level in batch.levels:
+        nodes = level.nodes.tolist()
+        child_h = child_c = None
+        if level.child.numel():
+            child_h = torch.stack([padded(h_all, v) for v in nodes])
+            child_c = torch.stack([padded(c_all, v) for v in nodes])
+        if cell == "nary":
+            level_h, level_c = functional.nary_cell(x_gates[level.nodes], child_h, child_c,
+                                                    weight_hh, bias_hh, arity)
+        else:
+            level_h, level_c = functional.childsum_cell(x_gates[level.nodes], child_h, child_c,
+                                                        weight_hh, bias_hh)
+        for row, v in enumerate(nodes):
+            h_all[v], c_all[v] = level_h[row], level_c[row]
+    expected_h, expected_c = torch.stack(h_all), torch.stack(c_all)
+    torch.testing.assert_close(h, expected_h)
+    torch.testing.assert_close(c, expected_c)
+    grads = torch.autograd.grad(weighted_sum(h, c), (x_gates, weight_hh, bias_hh))
+    expected = torch.autograd.grad(weighted_sum(expected_h, expected_c),
+                                   (x_gates, weight_hh, bias_hh))
+    for ours, theirs in zip(grads, expected):
+        torch.testing.assert_close(ours, theirs)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_no_grad_and_grad_paths_agree(cell):
+    case = CASES["mixed forest"]
+    model, params = make_params(case, cell, num_layers=2)
+    batch = TreeBatch.from_parents(case.parents, case.positions)
+    leaves = input_nodes(batch, "leaves")
+    x = torch.randn(len(leaves), 5, dtype=torch.float64)
+    with torch.no_grad():
+        expected = run_layers(batch, x, params, cell, model.arity, leaves)
+    for ours, theirs in zip(run_layers(batch, x, params, cell, model.arity, leaves), expected):
+        assert ours.requires_grad
+        torch.testing.assert_close(ours.detach(), theirs)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_layer_autocast_bfloat16(cell):
+    case = CASES["mixed forest"]
+    model, params = make_params(case, cell, hidden_size=8, num_layers=2)
+    params = [tuple(p.detach().float().requires_grad_(True) for p in layer) for layer in params]
+    batch = TreeBatch.from_parents(case.parents, case.positions)
+    leaves = input_nodes(batch, "leaves")
+    x = torch.randn(len(leaves), 5)
+    expected = run_layers(batch, x, params, cell, model.arity, leaves)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = run_layers(batch, x, params, cell, model.arity, leaves)[0]
+    assert output.dtype == torch.bfloat16
+    torch.testing.assert_close(output.float(), expected, rtol=0.05, atol=0.03)
+    output.float().sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 and p.grad.isfinite().all()
+               for layer in params for p in layer)
