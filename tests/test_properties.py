@@ -92,3 +92,25 @@ def test_dgl_round_trip(forest):
     again = TreeBatch.from_dgl(batch.to_dgl())
     assert again.parent.tolist() == batch.parent.tolist()
     assert again.position.tolist() == batch.position.tolist()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(forest=st.lists(slotted_trees(arity=2), min_size=2, max_size=5),
+       cell=st.sampled_from(["childsum", "nary"]), seed=st.integers(0, 2 ** 16))
+def test_batched_equals_per_tree(forest, cell, seed):
+    parents = [p for p, _ in forest]
+    positions = [q for _, q in forest]
+    torch.manual_seed(seed)
+    model = TreeLSTM(3, 2, num_layers=2, cell=cell, arity=2 if cell == "nary" else None,
+                     dtype=torch.float64)
+    batch = TreeBatch.from_parents(parents, positions)
+    x = torch.randn(batch.num_nodes, 3, dtype=torch.float64)
+    output, (h_n, c_n) = model(x, batch)
+    start = 0
+    for t, (parent, position) in enumerate(forest):
+        rows = slice(start, start + len(parent))
+        one_out, (one_h, one_c) = model(x[rows], TreeBatch.from_parents([parent], [position]))
+        torch.testing.assert_close(output[rows], one_out)
+        torch.testing.assert_close(h_n[:, t], one_h[:, 0])
+        torch.testing.assert_close(c_n[:, t], one_c[:, 0])
+        start += len(parent)
