@@ -159,15 +159,17 @@ class TreeLSTM(nn.Module):
             weight_ih, weight_hh, bias_ih, bias_hh = self.layer_parameters(k)
             if k > 0 and self.dropout > 0 and self.training:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
-            x_gates = functional.input_gates(layer_input, weight_ih, bias_ih)
-            if k == 0 and input_index is not None:
-                no_input = functional.constant_input_gates(batch.num_nodes, weight_ih, bias_ih)
-                x_gates = no_input.to(x_gates.dtype).index_copy(0, input_index, x_gates)
-            if graph is None:
-                h, c = engine.run_layer(batch, x_gates, weight_hh, bias_hh, self.cell, self.arity)
+            index = input_index if k == 0 else None
+            if graph is None:  # W_ih x only for the rows given, i | g | o only at leaves
+                h, c = engine.layer(batch, layer_input, weight_ih, weight_hh, bias_ih, bias_hh,
+                                    self.cell, self.arity, index)
             else:
                 from . import dgl as dgl_backend
 
+                x_gates = functional.input_gates(layer_input, weight_ih, bias_ih)
+                if index is not None:
+                    no_input = functional.constant_input_gates(batch.num_nodes, weight_ih, bias_ih)
+                    x_gates = no_input.to(x_gates.dtype).index_copy(0, index, x_gates)
                 h, c = dgl_backend.run_layer(graph, x_gates, weight_hh, bias_hh, self.cell,
                                              self.arity)
             h_roots.append(h[batch.roots])
