@@ -65,18 +65,28 @@ class SequenceInputs:
         return SequenceInputs(self.token_ids.to(device), self.lengths, self.labels.to(device))
 
 
+def checked_items(items: Sequence, item_type: type, caller: str, noun: str = "tree",
+                  hint: str = "") -> list:
+    """``items`` as a non-empty list of ``item_type``; TypeError / ValueError naming ``caller``
+    otherwise (shared by every collate function)."""
+    if isinstance(items, item_type):
+        raise TypeError(f"{caller}: expected a list of {item_type.__name__}, got one {noun}; "
+                        f"pass [{noun}]")
+    items = list(items)
+    if not items:
+        raise ValueError(f"{caller}: expected at least one {noun}, got none")
+    for i, item in enumerate(items):
+        if not isinstance(item, item_type):
+            raise TypeError(f"{caller}: item {i} is a {type(item).__name__}; expected "
+                            f"{item_type.__name__}{hint}")
+    return items
+
+
 def _checked(trees: Sequence[SentimentTree], vocab: Vocab, caller: str) -> list[SentimentTree]:
     if not isinstance(vocab, Vocab):
         raise TypeError(f"{caller}: vocab must be a Vocab, got {type(vocab).__name__}")
-    if isinstance(trees, SentimentTree):
-        raise TypeError(f"{caller}: expected a list of SentimentTree, got one tree; pass [tree]")
-    trees = list(trees)
-    if not trees:
-        raise ValueError(f"{caller}: expected at least one tree, got none")
+    trees = checked_items(trees, SentimentTree, caller)
     for t, tree in enumerate(trees):
-        if not isinstance(tree, SentimentTree):
-            raise TypeError(f"{caller}: item {t} is a {type(tree).__name__}; expected "
-                            "SentimentTree")
         _check_structure(tree, f"{caller}: tree {t}")
     return trees
 

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ..batch import TreeBatch
+from .collate import checked_items
 from .vocab import Vocab
 
 __all__ = ["DependencyTree", "DependencyInputs", "parents_from_heads", "collate_dependency_trees"]
@@ -174,16 +175,8 @@ def collate_dependency_trees(trees: Sequence[DependencyTree], vocab: Vocab) -> D
     Raises:
         TypeError, ValueError: not a non-empty list of valid :class:`DependencyTree`.
     """
-    if isinstance(trees, DependencyTree):
-        raise TypeError("collate_dependency_trees: expected a list of DependencyTree, got one "
-                        "tree; pass [tree]")
-    trees = list(trees)
-    if not trees:
-        raise ValueError("collate_dependency_trees: expected at least one tree, got none")
+    trees = checked_items(trees, DependencyTree, "collate_dependency_trees")
     for t, tree in enumerate(trees):
-        if not isinstance(tree, DependencyTree):
-            raise TypeError(f"collate_dependency_trees: item {t} is a {type(tree).__name__}; "
-                            "expected DependencyTree")
         try:
             tree.validate()
         except ValueError as error:

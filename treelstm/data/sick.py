@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from ..batch import TreeBatch
+from .collate import checked_items
 from .dependency import DependencyTree, _HeadsError, parents_from_heads
 from .vocab import Vocab
 
@@ -274,16 +275,8 @@ def collate_pairs(pairs: Sequence[RelatednessPair], vocab: Vocab) -> PairInputs:
     Raises:
         TypeError, ValueError: not a non-empty list of :class:`RelatednessPair`.
     """
-    if isinstance(pairs, RelatednessPair):
-        raise TypeError("collate_pairs: expected a list of RelatednessPair, got one pair; pass "
-                        "[pair]")
-    pairs = list(pairs)
-    if not pairs:
-        raise ValueError("collate_pairs: expected at least one pair, got none")
-    for p, pair in enumerate(pairs):
-        if not isinstance(pair, RelatednessPair):
-            raise TypeError(f"collate_pairs: item {p} is a {type(pair).__name__}; expected "
-                            "RelatednessPair (a SICKRecord has no trees)")
+    pairs = checked_items(pairs, RelatednessPair, "collate_pairs", noun="pair",
+                          hint=" (a SICKRecord has no trees)")
     trees = [pair.left for pair in pairs] + [pair.right for pair in pairs]
     for t, tree in enumerate(trees):
         try:
