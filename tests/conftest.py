@@ -19,3 +19,12 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 
 BACKENDS = ["native", pytest.param("dgl", marks=needs_dgl)]
 DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, needs_cuda])]
+
+
+@pytest.fixture
+def one_thread():
+    """Small batches run fastest on one thread, and much slower with two on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

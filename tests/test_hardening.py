@@ -48,12 +48,7 @@ DATA = ROOT / "data" / "sentiment"
 TRAIN_LINES = (DATA / "train.txt").read_text(encoding="utf-8").splitlines()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 @pytest.fixture(scope="module")

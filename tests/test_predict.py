@@ -23,12 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "sentiment"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 def _train_tiny(model: str, path: Path) -> Path:

@@ -34,13 +34,7 @@ def splits(fine_trees):
     return {"train": fine_trees[:30], "dev": fine_trees[30:45], "test": fine_trees[45:60]}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small batches run fastest on one thread, and much slower with two on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 def _small(model="treelstm", **kwargs):
