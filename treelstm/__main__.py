@@ -155,7 +155,9 @@ def train_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                              "negative/positive, neutral phrases ignored in the loss "
                              "(ignore_index=-1) (default: %(default)s)")
     parser.add_argument("--bidirectional", action="store_true",
-                        help="--model lstm only: a bidirectional LSTM")
+                        help="read both directions: a bidirectional LSTM, or a bidirectional "
+                             "Tree-LSTM (a top-down pass after the bottom-up one, so every "
+                             "phrase sees the whole sentence)")
     parser.add_argument("--root-loss-only", action="store_true",
                         help="--model treelstm only: supervise the root label only (default: "
                              "the loss sums over every labelled node)")

@@ -70,6 +70,22 @@ class LevelOrder:
     edge_bounds: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class DepthOrder:
+    """The top-down schedule as rows of one buffer: the nodes by depth, roots first, so that
+    depth ``d`` is rows ``bounds[d]:bounds[d + 1]`` (depth 0 = the roots, one per tree).
+
+    ``nodes`` ``[N]`` the node in each row; ``row`` ``[N]`` each node's row (the inverse
+    permutation); ``parent_offset`` ``[N - T]`` for rows ``T..N-1`` the index of the row's
+    parent *within* the previous depth's rows.
+    """
+
+    nodes: Tensor
+    row: Tensor
+    bounds: tuple[int, ...]
+    parent_offset: Tensor
+
+
 class TreeBatch:
     r"""A batch of rooted trees, validated once, with the schedule both executors use.
 
@@ -116,6 +132,7 @@ class TreeBatch:
         self.max_children = int(num_children.max()) if self.num_nodes else 0
         self._levels: Optional[list[Level]] = None
         self._level_order: Optional[LevelOrder] = None
+        self._depth_order: Optional[DepthOrder] = None
         self._child_slots: dict[int, Tensor] = {}
         self._dgl_graph = None
         self._on_device: dict[torch.device, "TreeBatch"] = {self.device: self}
@@ -435,6 +452,26 @@ class TreeBatch:
         if self._level_order is None:
             self._levels = self._build_levels()  # sets _level_order too
         return self._level_order
+
+    @property
+    def depth_order(self) -> DepthOrder:
+        """The top-down schedule (see :class:`DepthOrder`), for bidirectional layers. Computed
+        once, on ``device``."""
+        if self._depth_order is None:
+            parent, depth = self._np["parent"], self._np["depth"]
+            num_depths = int(depth.max()) + 1 if self.num_nodes else 0
+            node_order = np.argsort(depth, kind="stable")
+            bounds = np.searchsorted(depth[node_order], np.arange(num_depths + 1))
+            row = np.empty(self.num_nodes, dtype=np.int64)
+            row[node_order] = np.arange(self.num_nodes)
+            below_roots = node_order[self.num_trees:]
+            row_depth = depth[below_roots]
+            parent_offset = row[parent[below_roots]] - bounds[row_depth - 1]
+            flat = torch.from_numpy(np.concatenate([node_order, row, parent_offset])).to(
+                self.device)
+            nodes, rows, offsets = flat.split([self.num_nodes] * 2 + [len(below_roots)])
+            self._depth_order = DepthOrder(nodes, rows, tuple(bounds.tolist()), offsets)
+        return self._depth_order
 
     def child_slots(self, arity: int) -> Tensor:
         """``[num_nodes - L, arity]``, ``L`` = the number of leaves: for each non-leaf row of

@@ -92,3 +92,43 @@ def run_layer(graph: Any, x_gates: Tensor, weight_hh: Tensor, bias_hh: Optional[
         graph.pull(frontier, message, reduce, apply)
     return graph.ndata["h"], graph.ndata["c"]
 
+
+
+def run_top_down(graph: Any, x_gates: Tensor, weight_hh: Tensor, bias_hh: Optional[Tensor]
+                 ) -> tuple[Tensor, Tensor]:
+    """Run the top-down pass of a bidirectional layer by DGL message passing on the reversed
+    graph (edges parent -> child): each node's message is its parent's state, the node update an
+    LSTM step (an arity-1 N-ary cell); roots start from the zero state.
+
+    Args:
+        graph: a DGL graph with edges child -> parent.
+        x_gates: ``[num_nodes, 4H]``, each node's ``W_ih u + b_ih`` (``u`` its bottom-up ``h``).
+
+    Returns:
+        ``h, c``: ``[num_nodes, H]`` each.
+    """
+    dgl = import_dgl()
+    graph = dgl.reverse(graph)
+    hidden_size = x_gates.shape[1] // 4
+    frontiers = [f.to(graph.device) for f in dgl.topological_nodes_generator(graph)]
+
+    roots = frontiers[0]
+    root_h, root_c = functional.nary_cell(x_gates[roots], None, None, weight_hh, bias_hh, 1)
+    graph.ndata["x_gates"] = x_gates
+    graph.ndata["h"] = root_h.new_zeros(graph.num_nodes(), hidden_size).index_copy(0, roots, root_h)
+    graph.ndata["c"] = root_c.new_zeros(graph.num_nodes(), hidden_size).index_copy(0, roots, root_c)
+
+    def message(edges):
+        return {"h": edges.src["h"], "c": edges.src["c"]}
+
+    def reduce(nodes):  # one parent: the mailbox is [n, 1, H], the N-ary cell's slot layout
+        return {"parent_h": nodes.mailbox["h"], "parent_c": nodes.mailbox["c"]}
+
+    def apply(nodes):
+        h, c = functional.nary_cell(nodes.data["x_gates"], nodes.data["parent_h"],
+                                    nodes.data["parent_c"], weight_hh, bias_hh, 1)
+        return {"h": h, "c": c}
+
+    for frontier in frontiers[1:]:
+        graph.pull(frontier, message, reduce, apply)
+    return graph.ndata["h"], graph.ndata["c"]

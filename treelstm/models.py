@@ -21,7 +21,8 @@ def _is_dgl_graph(value: Any) -> bool:
 
 
 class TreeLSTM(nn.Module):
-    r"""A multi-layer Tree-LSTM over a batch of trees, evaluated bottom-up.
+    r"""A multi-layer Tree-LSTM over a batch of trees, evaluated bottom-up (and top-down with
+    ``bidirectional=True``).
 
     Each layer applies a Child-Sum (:class:`ChildSumTreeLSTMCell`) or N-ary
     (:class:`NaryTreeLSTMCell`) cell at every node once all its children are done. Layer
@@ -29,6 +30,25 @@ class TreeLSTM(nn.Module):
     dropout mask (probability ``dropout``) in training, as ``nn.LSTM`` does. On a chain tree
     (node :math:`t`'s parent is :math:`t+1`) a Child-Sum ``TreeLSTM`` computes exactly ``nn.LSTM``,
     and ``load_state_dict(nn.LSTM(...).state_dict())`` works.
+
+    With ``bidirectional=True`` each layer's bottom-up pass (:math:`h^\uparrow, c^\uparrow`) is
+    followed by a top-down pass, roots first: at node :math:`j` with parent :math:`p` an LSTM step
+    whose input is :math:`h^\uparrow_j` and whose previous state is the parent's top-down state
+    (zero at a root),
+
+    .. math::
+        \begin{array}{ll}
+        (i, f, g, o) = (\sigma, \sigma, \tanh, \sigma)\big(W^{\downarrow}_{ih} h^\uparrow_j
+            + b^{\downarrow}_{ih} + W^{\downarrow}_{hh} h^\downarrow_p + b^{\downarrow}_{hh}\big) \\
+        c^\downarrow_j = i \odot g + f \odot c^\downarrow_p, \qquad
+        h^\downarrow_j = o \odot \tanh(c^\downarrow_j)
+        \end{array}
+
+    so that every node's output :math:`[h^\uparrow_j; h^\downarrow_j]` sees the whole tree, its
+    subtree from below and the rest from above. The two are concatenated, as ``nn.LSTM``'s
+    directions are, and are the next layer's input. (Unlike ``nn.LSTM``'s reverse direction, the
+    top-down pass reads :math:`h^\uparrow`, not :math:`x`: inner nodes of constituency trees
+    have no :math:`x`.)
 
     Args:
         input_size: The number of expected features in the input `x`
@@ -42,6 +62,8 @@ class TreeLSTM(nn.Module):
         backend: ``"native"`` (level-scheduled plain torch, CPU and CUDA) or ``"dgl"`` (DGL message
             passing; needs the optional ``dgl`` package). Both use the same parameters and give
             the same results. Default: ``"native"``
+        bidirectional: If ``True``, a top-down pass after each bottom-up one (above).
+            Default: ``False``
 
     Inputs: input, batch, input_index
         - **input** of shape `(N_nodes, H_in)`: the input at every node, rows in batch node order;
@@ -52,17 +74,24 @@ class TreeLSTM(nn.Module):
           no :math:`W_{ih} x` is computed for them.
 
     Outputs: output, (h_n, c_n)
-        - **output** of shape `(N_nodes, H_out)`: the last layer's `h` at every node.
-        - **h_n**, **c_n** of shape `(num_layers, N_trees, H_out)`: each layer's state at each
-          tree's root.
+        - **output** of shape `(N_nodes, D * H_out)`: the last layer's `h` at every node
+          (bidirectional: :math:`[h^\uparrow; h^\downarrow]`).
+        - **h_n**, **c_n** of shape `(D * num_layers, N_trees, H_out)`: each layer's state at each
+          tree's root; bidirectional: layer `k`'s bottom-up root state at `2k`, its top-down
+          state at the root (the first step of the top-down pass) at `2k + 1`.
+
+    where `D` is 2 if ``bidirectional=True``, otherwise 1.
 
     Attributes:
         weight_ih_l[k]: `(4*hidden_size, input_size)` for `k = 0`, else
-            `(4*hidden_size, hidden_size)`; gate order ``i|f|g|o``
+            `(4*hidden_size, D*hidden_size)`; gate order ``i|f|g|o``
         weight_hh_l[k]: `(4*hidden_size, hidden_size)` (Child-Sum) or
             `((arity+3)*hidden_size, arity*hidden_size)` (N-ary)
         bias_ih_l[k]: `(4*hidden_size)`
         bias_hh_l[k]: `(4*hidden_size)` (Child-Sum) or `((arity+3)*hidden_size)` (N-ary)
+        weight_ih_l[k]_reverse, weight_hh_l[k]_reverse: `(4*hidden_size, hidden_size)`, the
+            top-down pass's (bidirectional only)
+        bias_ih_l[k]_reverse, bias_hh_l[k]_reverse: `(4*hidden_size)` (bidirectional only)
 
     All are initialised from :math:`\mathcal{U}(-\sqrt{k}, \sqrt{k})`, :math:`k = 1/\text{hidden\_size}`.
 
@@ -77,7 +106,8 @@ class TreeLSTM(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  cell: str = "childsum", arity: Optional[int] = None, bias: bool = True,
-                 dropout: float = 0.0, backend: str = "native", device=None, dtype=None) -> None:
+                 dropout: float = 0.0, backend: str = "native", device=None, dtype=None,
+                 bidirectional: bool = False) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("num_layers", num_layers)):
@@ -93,6 +123,8 @@ class TreeLSTM(nn.Module):
         if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
             raise ValueError(f"TreeLSTM: dropout should be a number in range [0, 1] representing "
                              f"the probability of an element being zeroed; got {dropout!r}")
+        if not isinstance(bidirectional, bool):
+            raise TypeError(f"TreeLSTM: bidirectional must be a bool; got {bidirectional!r}")
         if dropout > 0 and num_layers == 1:
             warnings.warn("dropout option adds dropout after all but last tree-LSTM layer, so "
                           f"non-zero dropout expects num_layers greater than 1, but got "
@@ -104,26 +136,33 @@ class TreeLSTM(nn.Module):
         self.arity = arity
         self.bias = bias
         self.dropout = float(dropout)
+        self.bidirectional = bidirectional
         self.backend = backend  # validated by the property setter
 
         factory = {"device": device, "dtype": dtype}
         num_slots = 1 if cell == "childsum" else arity
         hh_rows = 4 * hidden_size if cell == "childsum" else (arity + 3) * hidden_size
         for k in range(num_layers):
-            layer_input = input_size if k == 0 else hidden_size
-            self.register_parameter(f"weight_ih_l{k}", nn.Parameter(
-                torch.empty(4 * hidden_size, layer_input, **factory)))
-            self.register_parameter(f"weight_hh_l{k}", nn.Parameter(
-                torch.empty(hh_rows, num_slots * hidden_size, **factory)))
-            if bias:
-                self.register_parameter(f"bias_ih_l{k}", nn.Parameter(
-                    torch.empty(4 * hidden_size, **factory)))
-                self.register_parameter(f"bias_hh_l{k}", nn.Parameter(
-                    torch.empty(hh_rows, **factory)))
-            else:
-                self.register_parameter(f"bias_ih_l{k}", None)
-                self.register_parameter(f"bias_hh_l{k}", None)
+            layer_input = input_size if k == 0 else self.num_directions * hidden_size
+            self._add_parameters(f"l{k}", (4 * hidden_size, layer_input),
+                                 (hh_rows, num_slots * hidden_size), factory)
+            if bidirectional:  # the top-down LSTM step: input h_up, state the parent's
+                self._add_parameters(f"l{k}_reverse", (4 * hidden_size, hidden_size),
+                                     (4 * hidden_size, hidden_size), factory)
         self.reset_parameters()
+
+    def _add_parameters(self, suffix: str, ih_shape: tuple[int, int], hh_shape: tuple[int, int],
+                        factory: dict) -> None:
+        for name, shape in (("weight_ih", ih_shape), ("weight_hh", hh_shape)):
+            self.register_parameter(f"{name}_{suffix}",
+                                    nn.Parameter(torch.empty(shape, **factory)))
+        for name, rows in (("bias_ih", ih_shape[0]), ("bias_hh", hh_shape[0])):
+            self.register_parameter(f"{name}_{suffix}", nn.Parameter(
+                torch.empty(rows, **factory)) if self.bias else None)
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
 
     @property
     def backend(self) -> str:
@@ -140,9 +179,12 @@ class TreeLSTM(nn.Module):
         for weight in self.parameters():
             nn.init.uniform_(weight, -stdv, stdv)
 
-    def layer_parameters(self, k: int) -> tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
-        """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of layer ``k``."""
-        return tuple(getattr(self, f"{name}_l{k}")
+    def layer_parameters(self, k: int, reverse: bool = False
+                         ) -> tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
+        """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of layer ``k`` (its top-down pass's with
+        ``reverse=True``)."""
+        suffix = f"l{k}_reverse" if reverse else f"l{k}"
+        return tuple(getattr(self, f"{name}_{suffix}")
                      for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
 
     def forward(self, input: Tensor, batch: Union[TreeBatch, Any],
@@ -174,8 +216,23 @@ class TreeLSTM(nn.Module):
                                              self.arity)
             h_roots.append(h[batch.roots])
             c_roots.append(c[batch.roots])
+            if self.bidirectional:
+                h_down, c_down = self._top_down(batch, graph, h, k)
+                h_roots.append(h_down[batch.roots])
+                c_roots.append(c_down[batch.roots])
+                h = torch.cat([h, h_down], 1)
             layer_input = h
         return layer_input, (torch.stack(h_roots), torch.stack(c_roots))
+
+    def _top_down(self, batch: TreeBatch, graph: Any, h_up: Tensor, k: int
+                  ) -> tuple[Tensor, Tensor]:
+        weight_ih, weight_hh, bias_ih, bias_hh = self.layer_parameters(k, reverse=True)
+        if graph is None:
+            return engine.top_down_layer(batch, h_up, weight_ih, weight_hh, bias_ih, bias_hh)
+        from . import dgl as dgl_backend
+
+        return dgl_backend.run_top_down(graph, functional.input_gates(h_up, weight_ih, bias_ih),
+                                        weight_hh, bias_hh)
 
     def _as_batch(self, batch: Any, input: Tensor) -> TreeBatch:
         if _is_dgl_graph(batch):
@@ -235,6 +292,8 @@ class TreeLSTM(nn.Module):
             text += f", dropout={self.dropout}"
         if self.backend != "native":
             text += f", backend={self.backend!r}"
+        if self.bidirectional:
+            text += ", bidirectional=True"
         return text
 
 
@@ -269,6 +328,9 @@ class TreeLSTMClassifier(nn.Module):
             layers when ``num_layers > 1``). Default: 0.5
         backend: ``"native"`` or ``"dgl"`` (see :class:`TreeLSTM`). Default: ``"native"``
         padding_idx: the embedding's padding row. Default: 0
+        bidirectional: a bidirectional :class:`TreeLSTM` (a top-down pass after the bottom-up
+            one); the output layer then reads :math:`[h^\uparrow_j; h^\downarrow_j]`.
+            Default: ``False``
 
     Inputs: inputs
         - **inputs**: a :class:`~treelstm.data.TreeInputs` (``collate_trees``); its
@@ -292,7 +354,7 @@ class TreeLSTMClassifier(nn.Module):
     def __init__(self, vocab_size: int, num_classes: int, embed_dim: int = 300,
                  hidden_size: int = 150, num_layers: int = 1, cell: str = "nary",
                  arity: Optional[int] = None, dropout: float = 0.5, backend: str = "native",
-                 padding_idx: Optional[int] = 0) -> None:
+                 padding_idx: Optional[int] = 0, bidirectional: bool = False) -> None:
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("num_classes", num_classes),
                             ("embed_dim", embed_dim)):
@@ -313,9 +375,9 @@ class TreeLSTMClassifier(nn.Module):
         # TreeLSTM's own dropout acts between layers only; with one layer it would just warn.
         self.tree_lstm = TreeLSTM(embed_dim, hidden_size, num_layers=num_layers, cell=cell,
                                   arity=arity, dropout=dropout if num_layers > 1 else 0.0,
-                                  backend=backend)
+                                  backend=backend, bidirectional=bidirectional)
         self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(hidden_size, num_classes)
+        self.output = nn.Linear(self.tree_lstm.num_directions * hidden_size, num_classes)
 
     @property
     def config(self) -> dict:
@@ -325,7 +387,8 @@ class TreeLSTMClassifier(nn.Module):
                 "embed_dim": self.embed_dim, "hidden_size": self.tree_lstm.hidden_size,
                 "num_layers": self.tree_lstm.num_layers, "cell": self.tree_lstm.cell,
                 "arity": self.tree_lstm.arity, "dropout": self.dropout.p,
-                "backend": self.tree_lstm.backend, "padding_idx": self.padding_idx}
+                "backend": self.tree_lstm.backend, "padding_idx": self.padding_idx,
+                "bidirectional": self.tree_lstm.bidirectional}
 
     def forward(self, inputs: Any) -> TreeClassifierOutput:
         if not (hasattr(inputs, "batch") and hasattr(inputs, "leaf_index")):

@@ -84,7 +84,8 @@ class TrainConfig:
         cell: Tree-LSTM cell, ``"nary"`` (arity 2, for binary constituency trees) or
             ``"childsum"``.
         backend: Tree-LSTM executor, ``"native"`` or ``"dgl"``.
-        bidirectional: LSTM baseline only: read both directions.
+        bidirectional: read both directions: a bidirectional LSTM, or a Tree-LSTM with a
+            top-down pass after the bottom-up one.
         dropout: before the output layer (0.5).
         lr, weight_decay: AdaGrad learning rate (0.05) and L2 weight decay (1e-4).
         batch_size: trees per update (25).
@@ -360,7 +361,7 @@ def build_model(config: TrainConfig, vocab_size: int) -> nn.Module:
         return TreeLSTMClassifier(vocab_size, config.num_classes, embed_dim=config.embed_dim,
                                   hidden_size=config.hidden_size, num_layers=config.num_layers,
                                   cell=config.cell, dropout=config.dropout,
-                                  backend=config.backend)
+                                  backend=config.backend, bidirectional=config.bidirectional)
     return LSTMClassifier(vocab_size, config.num_classes, embed_dim=config.embed_dim,
                           hidden_size=config.hidden_size, num_layers=config.num_layers,
                           bidirectional=config.bidirectional, dropout=config.dropout)
@@ -1210,8 +1211,11 @@ def plot_learning_curve(history: list[dict], path: PathLike, title: str = "") ->
 # ----------------------------------------------------------------------------- compare
 #: The rows :func:`compare` can train: name -> (label, model, settings changed from the config).
 COMPARE_ROWS = {
-    "treelstm": ("Tree-LSTM", "treelstm", {"phrase_loss": True}),
-    "treelstm-root": ("Tree-LSTM, root labels only", "treelstm", {"phrase_loss": False}),
+    "treelstm": ("Tree-LSTM", "treelstm", {"phrase_loss": True, "bidirectional": False}),
+    "treelstm-root": ("Tree-LSTM, root labels only", "treelstm",
+                      {"phrase_loss": False, "bidirectional": False}),
+    "bitreelstm": ("Bidirectional Tree-LSTM", "treelstm",
+                   {"phrase_loss": True, "bidirectional": True}),
     "lstm": ("LSTM", "lstm", {"bidirectional": False}),
     "bilstm": ("Bidirectional LSTM", "lstm", {"bidirectional": True}),
 }
