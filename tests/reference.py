@@ -96,3 +96,70 @@ def tree_lstm(layer_params, cell, parents, x, positions=None, arity=None):
         h_n.append(torch.stack([h for h, _ in roots]))
         c_n.append(torch.stack([c for _, c in roots]))
     return torch.stack(layer_input), (torch.stack(h_n), torch.stack(c_n))
+
+
+def lstm_cell_step(params, x, state):
+    """One ``nn.LSTMCell`` step; ``state`` is the previous ``(h, c)``, or None for zeros."""
+    weight_ih, weight_hh, bias_ih, bias_hh = params
+    H = weight_hh.shape[1]
+
+    def gate(k):
+        total = weight_ih[k * H:(k + 1) * H] @ x
+        if bias_ih is not None:
+            total = total + bias_ih[k * H:(k + 1) * H] + bias_hh[k * H:(k + 1) * H]
+        if state is not None:
+            total = total + weight_hh[k * H:(k + 1) * H] @ state[0]
+        return total
+
+    i, f, g, o = torch.sigmoid(gate(0)), torch.sigmoid(gate(1)), torch.tanh(gate(2)), \
+        torch.sigmoid(gate(3))
+    c = i * g
+    if state is not None:
+        c = c + f * state[1]
+    return o * torch.tanh(c), c
+
+
+def top_down_order(parent):
+    """The nodes of one tree, root first, every parent before its children."""
+    order = [parent.index(-1)]
+    for v in order:  # grows while we walk it: a breadth-first walk
+        order.extend(u for u, p in enumerate(parent) if p == v)
+    return order
+
+
+def bidirectional_tree_lstm(layer_params, cell, parents, x, positions=None, arity=None):
+    """Reference bidirectional TreeLSTM over a list of trees.
+
+    Each layer runs the bottom-up pass (:func:`tree_lstm`, one layer), then a top-down pass, root
+    first: an ``nn.LSTMCell`` step at every node whose input is the node's bottom-up ``h`` and whose
+    previous state is its parent's top-down state (zeros at a root). The layer's output is
+    ``[h_up, h_down]``.
+
+    Args:
+        layer_params: per layer ``(up, down)``, each ``(weight_ih, weight_hh, bias_ih, bias_hh)``.
+        parents, x, positions, arity: as in :func:`tree_lstm`.
+
+    Returns:
+        output ``[num_nodes, 2H]`` and ``(h_n, c_n)`` ``[2 * num_layers, num_trees, H]``: row
+        ``2k`` the bottom-up state of layer ``k`` at each root, row ``2k + 1`` the top-down one.
+    """
+    offsets, total = [], 0
+    for p in parents:
+        offsets.append(total)
+        total += len(p)
+    layer_input = x
+    h_n, c_n = [], []
+    for up_params, down_params in layer_params:
+        h_up, (h_up_n, c_up_n) = tree_lstm([up_params], cell, parents, layer_input, positions,
+                                           arity)
+        down = {}
+        for t, parent in enumerate(parents):
+            for v in top_down_order(parent):
+                above = None if parent[v] < 0 else down[offsets[t] + parent[v]]
+                down[offsets[t] + v] = lstm_cell_step(down_params, h_up[offsets[t] + v], above)
+        h_down = torch.stack([down[v][0] for v in range(total)])
+        roots = [offsets[t] + parent.index(-1) for t, parent in enumerate(parents)]
+        h_n += [h_up_n[0], torch.stack([down[r][0] for r in roots])]
+        c_n += [c_up_n[0], torch.stack([down[r][1] for r in roots])]
+        layer_input = torch.cat([h_up, h_down], dim=1)
+    return layer_input, (torch.stack(h_n), torch.stack(c_n))
