@@ -1,22 +1,29 @@
 """Benchmark: Tree-LSTM executors against sequence LSTMs on the same SST-like binary trees.
 
-One run measures, side by side, on the same batches (``X`` = 300, ``H`` = 150, input at the leaves
-only):
+One run measures, side by side, on the same batches of sentences -- token ids, embedded by a
+trainable ``nn.Embedding`` (``X`` = 300) in every method, ``H`` = 150, input at the leaves only:
 
-- ``native``: :class:`~treelstm.TreeLSTM` (N-ary, arity 2), ``backend="native"``;
+- ``native``: :class:`~treelstm.TreeLSTM` (N-ary, arity 2), ``backend="native"``, called as
+  :class:`~treelstm.TreeLSTMClassifier` calls it: in training the distinct tokens of the batch
+  are embedded and projected once (``input_rows``); at inference the embedding table is the
+  input, and the projection of every vocabulary word is kept between batches
+  (:class:`~treelstm.engine.ProjectionCache`; built in the warm-up step, not timed);
 - ``dgl``: the same model with ``backend="dgl"`` (when ``dgl`` is importable);
-- ``lstm``: ``nn.LSTM`` over each tree's leaves (its sentence): the padded batch ``[B, T, X]``, as
-  an embedding of padded token ids gives it, through ``pack_padded_sequence`` (as
-  :mod:`treelstm.baseline` does);
+- ``lstm``: ``nn.LSTM`` over each tree's leaves (its sentence): the embedded padded batch
+  ``[B, T, X]`` through ``pack_padded_sequence`` (as :mod:`treelstm.baseline` does);
 - ``lstmcell``: an ``nn.LSTMCell`` loop over time steps (the packed batch shrinking as sentences
   end);
 - ``naive``: a per-tree Python recursion calling :class:`~treelstm.NaryTreeLSTMCell` once per node,
   one tree at a time -- the way most Tree-LSTM repositories do it.
 
 ``train`` is forward + backward of the sum of every state ``h`` the method computes (all tree
-nodes, or all time steps), ``inference`` is the forward pass under ``torch.no_grad()``. Structure
-(the :class:`~treelstm.TreeBatch` and its schedule, the sentence lengths) is built before timing,
-as a data loader would; the data movement of the input rows is timed.
+nodes, or all time steps) into all parameters and the embedding (a sparse gradient, so that a
+vocabulary-sized gradient buffer, the same for every method, does not hide the differences);
+``inference`` is the forward pass under ``torch.no_grad()``. Structure (the
+:class:`~treelstm.TreeBatch` and its schedule, the sentence lengths, the token ids) is built before
+timing, as a data loader would. Generated sentences draw their tokens from a Zipf law (exponent 1)
+over SST's 18,280 training words, which gives SST's share of distinct tokens in a batch (0.61 of
+the tokens at 25 sentences, 0.38 at 256); ``--data`` reads real tokens.
 
 Throughput is trees per second, the median over repeats (warm-up excluded); the methods of one
 batch size are timed in round robin, so that machine noise hits all of them alike. Slow cells are
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 import gc
 import json
 import logging
@@ -48,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -71,16 +80,19 @@ PER_TREE_METHODS = ("naive",)
 SST_LENGTH_SHAPE, SST_LENGTH_SCALE = 4.22, 4.53
 SST_MAX_LENGTH = 60
 SST_LEFT_SHARE_BINS = (0.530, 0.049, 0.055, 0.041, 0.025, 0.062, 0.030, 0.015, 0.013, 0.181)
+SST_VOCAB_SIZE = 18280  # distinct tokens of SST's training split
 
 
 # ---------------------------------------------------------------------------------- trees
 @dataclass(frozen=True)
 class BinaryTree:
-    """A constituency tree: leaves are nodes ``0..num_leaves-1`` in sentence order."""
+    """A constituency tree: leaves are nodes ``0..num_leaves-1`` in sentence order, with the
+    token ids ``token_ids`` ``[num_leaves]``."""
 
     parent: list[int]
     position: list[int]
     num_leaves: int
+    token_ids: tuple[int, ...] = ()
 
 
 def random_binary_tree(num_leaves: int, rng: random.Random) -> BinaryTree:
@@ -113,12 +125,19 @@ def random_binary_tree(num_leaves: int, rng: random.Random) -> BinaryTree:
 
 
 def random_sst_like_trees(num_trees: int, seed: int = 0) -> list[BinaryTree]:
-    """``num_trees`` random binary trees with SST's sentence lengths and branching."""
+    """``num_trees`` random binary trees with SST's sentence lengths and branching, and tokens
+    drawn from a Zipf law over :data:`SST_VOCAB_SIZE` words (see the module doc)."""
     rng = random.Random(seed)
     lengths = [min(SST_MAX_LENGTH, max(1, round(rng.gammavariate(SST_LENGTH_SHAPE,
                                                                    SST_LENGTH_SCALE))))
                for _ in range(num_trees)]
-    return [random_binary_tree(n, rng) for n in lengths]
+    frequency = 1.0 / np.arange(1, SST_VOCAB_SIZE + 1)
+    tokens = np.random.default_rng(seed).choice(SST_VOCAB_SIZE, size=sum(lengths),
+                                                p=frequency / frequency.sum())
+    starts = np.cumsum([0] + lengths)
+    return [dataclasses.replace(random_binary_tree(n, rng),
+                                token_ids=tuple(tokens[start:start + n].tolist()))
+            for n, start in zip(lengths, starts)]
 
 
 def read_tree_dir(path: os.PathLike) -> list[BinaryTree]:
@@ -134,7 +153,10 @@ def read_tree_dir(path: os.PathLike) -> list[BinaryTree]:
     if not files:
         raise ValueError(f"bench: --data {str(path)!r} holds no .txt files of bracketed trees")
     trees = [tree for file in files for tree in read_ptb(file)]
-    return [BinaryTree(tree.parent, tree.child_positions(), len(tree.tokens)) for tree in trees]
+    ids: dict[str, int] = {}
+    return [BinaryTree(tree.parent, tree.child_positions(), len(tree.tokens),
+                       tuple(ids.setdefault(token, len(ids)) for token in tree.tokens))
+            for tree in trees]
 
 
 def tree_stats(trees: Sequence[BinaryTree]) -> dict:
@@ -152,19 +174,21 @@ def tree_stats(trees: Sequence[BinaryTree]) -> dict:
 class Workload:
     """One batch of trees with everything each method needs, built before timing.
 
-    ``x`` ``[L, X]`` holds the leaves' inputs, tree by tree in sentence order; ``leaf_index``
-    ``[L]`` their node ids in ``batch``; ``lengths`` the leaves per tree.
+    ``token_ids`` ``[L]`` holds the leaves' tokens, tree by tree in sentence order;
+    ``leaf_index`` ``[L]`` their node ids in ``batch``; ``lengths`` the leaves per tree;
+    ``vocab_size`` the rows of the embedding (the last row is padding).
     """
 
     trees: list[BinaryTree]
     batch: TreeBatch
     leaf_index: Tensor
     lengths: list[int]
-    x: Tensor
+    token_ids: Tensor
+    vocab_size: int
 
     @classmethod
-    def build(cls, trees: list[BinaryTree], input_size: int, device: torch.device,
-              seed: int) -> "Workload":
+    def build(cls, trees: list[BinaryTree], device: torch.device, vocab_size: int
+              ) -> "Workload":
         batch = TreeBatch.from_parents([t.parent for t in trees],
                                        [t.position for t in trees]).to(device)
         batch.levels  # the schedule is part of the data, built once per batch
@@ -172,15 +196,18 @@ class Workload:
         offsets = batch.offsets.tolist()
         leaf_index = torch.tensor([offset + i for offset, n in zip(offsets, lengths)
                                    for i in range(n)], device=device)
-        generator = torch.Generator().manual_seed(seed)
-        x = torch.randn(sum(lengths), input_size, generator=generator).to(device)
-        return cls(trees, batch, leaf_index, lengths, x)
+        token_ids = torch.tensor([i for t in trees for i in t.token_ids], device=device)
+        return cls(trees, batch, leaf_index, lengths, token_ids, vocab_size)
 
     def prefix(self, num_trees: int) -> "Workload":
         """The first ``num_trees`` trees."""
         if num_trees >= len(self.trees):
             return self
-        return Workload.build(self.trees[:num_trees], self.x.shape[1], self.x.device, 0)
+        return Workload.build(self.trees[:num_trees], self.token_ids.device, self.vocab_size)
+
+    @property
+    def padding_id(self) -> int:
+        return self.vocab_size - 1
 
 
 @dataclass
@@ -192,55 +219,66 @@ class Config:
 
 
 # ---------------------------------------------------------------------------------- methods
-def _train_or_infer(parameters: list[Tensor], x: Tensor, train: bool,
-                    loss_fn: Callable[[Tensor], Tensor]) -> Callable[[], None]:
-    """A step: ``loss_fn(x)`` under ``no_grad`` (inference), or its backward (train)."""
+def _embedding(work: Workload, config: Config) -> nn.Embedding:
+    """Every method's embedding: the same weights (seeded), a sparse gradient (module doc)."""
+    torch.manual_seed(config.seed)
+    return nn.Embedding(work.vocab_size, config.input_size, padding_idx=work.padding_id,
+                        sparse=True).to(config.device)
+
+
+def _train_or_infer(parameters: list[Tensor], train: bool,
+                    loss_fn: Callable[[], Tensor]) -> Callable[[], None]:
+    """A step: ``loss_fn()`` under ``no_grad`` (inference), or its backward (train)."""
     if not train:
         def step() -> None:
             with torch.no_grad():
-                loss_fn(x)
+                loss_fn()
         return step
-    x = x.detach().requires_grad_(True)  # as if from a trained embedding
 
     def step() -> None:
-        for tensor in parameters + [x]:
+        for tensor in parameters:
             tensor.grad = None
-        loss_fn(x).backward()
+        loss_fn().backward()
     return step
 
 
 def make_tree_lstm(work: Workload, config: Config, train: bool, backend: str) -> Callable[[], None]:
-    torch.manual_seed(config.seed)
+    embedding = _embedding(work, config)
     model = TreeLSTM(config.input_size, config.hidden_size, cell="nary", arity=2,
                      backend=backend).to(config.device)
     if backend == "dgl":
         work.batch.dgl_graph()  # the DGL graph is part of the data, built once per batch
 
-    def loss(x: Tensor) -> Tensor:
-        output, _ = model(x, work.batch, input_index=work.leaf_index)
+    def loss() -> Tensor:
+        if train:  # each distinct token embedded and projected once (as TreeLSTMClassifier)
+            distinct, rows = torch.unique(work.token_ids, return_inverse=True)
+            output, _ = model(embedding(distinct), work.batch, input_index=work.leaf_index,
+                              input_rows=rows)
+        else:  # the vocabulary's projection is kept between batches (as TreeLSTMClassifier)
+            output, _ = model(embedding.weight, work.batch, input_index=work.leaf_index,
+                              input_rows=work.token_ids)
         return output.sum()
-    return _train_or_infer(list(model.parameters()), work.x, train, loss)
+    return _train_or_infer([embedding.weight, *model.parameters()], train, loss)
 
 
 def make_lstm(work: Workload, config: Config, train: bool) -> Callable[[], None]:
-    torch.manual_seed(config.seed)
+    embedding = _embedding(work, config)
     lstm = nn.LSTM(config.input_size, config.hidden_size, batch_first=True).to(config.device)
-    # Its input is what an embedding of padded token ids gives (as in treelstm.baseline): padded
-    # [B, T, X]. (pack_sequence on the [L, X] rows would be slower: pad_sequence's backward copies
-    # the whole padded batch once per sentence.)
-    padded = nn.utils.rnn.pad_sequence(work.x.split(work.lengths), batch_first=True)
+    # As in treelstm.baseline: padded token ids [B, T] -> embedding -> pack_padded_sequence.
+    padded = nn.utils.rnn.pad_sequence(work.token_ids.split(work.lengths), batch_first=True,
+                                       padding_value=work.padding_id)
     lengths = torch.tensor(work.lengths)
 
-    def loss(x: Tensor) -> Tensor:
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True,
+    def loss() -> Tensor:
+        packed = nn.utils.rnn.pack_padded_sequence(embedding(padded), lengths, batch_first=True,
                                                    enforce_sorted=False)
         output, _ = lstm(packed)
         return output.data.sum()
-    return _train_or_infer(list(lstm.parameters()), padded, train, loss)
+    return _train_or_infer([embedding.weight, *lstm.parameters()], train, loss)
 
 
 def make_lstmcell(work: Workload, config: Config, train: bool) -> Callable[[], None]:
-    torch.manual_seed(config.seed)
+    embedding = _embedding(work, config)
     cell = nn.LSTMCell(config.input_size, config.hidden_size).to(config.device)
     # The time-major packed layout of nn.LSTM: step t holds the batch_sizes[t] longest sentences.
     sorted_lengths, order = torch.sort(torch.tensor(work.lengths), descending=True, stable=True)
@@ -249,7 +287,8 @@ def make_lstmcell(work: Workload, config: Config, train: bool) -> Callable[[], N
     batch_sizes = (sorted_lengths.unsqueeze(0) > steps.unsqueeze(1)).sum(1).tolist()
     time_major = (starts[order].unsqueeze(0) + steps.unsqueeze(1)).to(config.device)
 
-    def loss(x: Tensor) -> Tensor:
+    def loss() -> Tensor:
+        x = embedding(work.token_ids)
         h = x.new_zeros(len(work.lengths), config.hidden_size)
         c = torch.zeros_like(h)
         total = x.new_zeros(())
@@ -258,14 +297,14 @@ def make_lstmcell(work: Workload, config: Config, train: bool) -> Callable[[], N
             total = total + h_t.sum()
             h, c = torch.cat([h_t, h[n:]]), torch.cat([c_t, c[n:]])
         return total
-    return _train_or_infer(list(cell.parameters()), work.x, train, loss)
+    return _train_or_infer([embedding.weight, *cell.parameters()], train, loss)
 
 
 def make_naive(work: Workload, config: Config, train: bool) -> Callable[[], None]:
-    torch.manual_seed(config.seed)
+    embedding = _embedding(work, config)
     cell = NaryTreeLSTMCell(config.input_size, config.hidden_size, arity=2).to(config.device)
-    no_input = work.x.new_zeros(config.input_size)
-    no_child = work.x.new_zeros(config.hidden_size)
+    no_input = embedding.weight.new_zeros(config.input_size)
+    no_child = embedding.weight.new_zeros(config.hidden_size)
     children = []
     for tree in work.trees:
         kids: list[list[int]] = [[-1, -1] for _ in tree.parent]
@@ -277,7 +316,8 @@ def make_naive(work: Workload, config: Config, train: bool) -> Callable[[], None
     for n in work.lengths[:-1]:
         leaf_offsets.append(leaf_offsets[-1] + n)
 
-    def loss(x: Tensor) -> Tensor:
+    def loss() -> Tensor:
+        x = embedding(work.token_ids)
         total = x.new_zeros(())
         for tree, kids, leaf_offset in zip(work.trees, children, leaf_offsets):
             outputs: list[Tensor] = []
@@ -295,7 +335,7 @@ def make_naive(work: Workload, config: Config, train: bool) -> Callable[[], None
             visit(tree.parent.index(-1))
             total = total + torch.stack(outputs).sum()
         return total
-    return _train_or_infer(list(cell.parameters()), work.x, train, loss)
+    return _train_or_infer([embedding.weight, *cell.parameters()], train, loss)
 
 
 def make_step(method: str, work: Workload, config: Config, train: bool) -> Callable[[], None]:
@@ -442,7 +482,7 @@ def measure_group(methods: Sequence[str], work: Workload, config: Config, train:
             cell.step = make_step(method, sub_work, config, train)
             cell.num_trees = len(sub_work.trees)
             warmup = _timed(cell.step, 1, device, clock)
-            if warmup < min_time:
+            if warmup < budget / 4:  # the first call may pay one-off costs (caches, lazy init)
                 warmup = min(warmup, _timed(cell.step, 1, device, clock))
         except (RuntimeError, NotImplementedError) as error:  # e.g. DGL graphs on an unsupported device
             cell.status, cell.notes, cell.step = "unavailable", [f"{type(error).__name__}: {error}"], None
@@ -487,6 +527,7 @@ def run_benchmark(trees: Sequence[BinaryTree], methods: Sequence[str], modes: Se
     """Measure every (mode, batch size, method); returns one row per measurement."""
     rows: list[dict] = []
     device = torch.device(config.device)
+    vocab_size = 1 + max((i for t in trees for i in t.token_ids), default=-1) + 1  # + padding
     for mode in modes:
         per_tree_seconds: dict[str, float] = {}
         for batch_size in sorted(batch_sizes):
@@ -494,7 +535,7 @@ def run_benchmark(trees: Sequence[BinaryTree], methods: Sequence[str], modes: Se
             rng = random.Random(f"{config.seed}-{batch_size}")
             sample = rng.sample(list(trees), batch_size) if batch_size <= len(trees) else \
                 rng.choices(list(trees), k=batch_size)
-            work = Workload.build(sample, config.input_size, device, config.seed)
+            work = Workload.build(sample, device, vocab_size)
             logger.info("bench: %s, batch size %d (%d nodes)", mode, batch_size,
                         work.batch.num_nodes)
             rows += measure_group(methods, work, config, mode == "train", repeats, min_time,
@@ -641,7 +682,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                          clock=args.clock)
     result = {
         "config": {"input_size": args.input_size, "hidden_size": args.hidden_size,
-                   "cell": "nary", "arity": 2, "input": "leaves only (input_index)",
+                   "cell": "nary", "arity": 2,
+                   "input": "token ids -> nn.Embedding, at the leaves only (input_index)",
                    "batch_sizes": args.batch_sizes, "repeats": args.repeats,
                    "min_time": args.min_time, "budget": args.budget, "clock": args.clock,
                    "seed": args.seed,

@@ -46,6 +46,7 @@ class _Plan:
     input_rows: Tensor  # [M] the level-order row of each input row (distinct)
     leaves_only: bool  # every input row is a leaf: project i | g | o only (3H + padding)
     identity_rows: bool  # input_rows == 0..M-1, M all rows of the input buffer
+    gather: Optional[Tensor] = None  # [M] the row of `input` each input node reads (else j)
 
     @property
     def num_leaves(self) -> int:
@@ -54,7 +55,8 @@ class _Plan:
 
 def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
           bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], cell: str,
-          arity: Optional[int] = None, input_index: Optional[Tensor] = None
+          arity: Optional[int] = None, input_index: Optional[Tensor] = None,
+          input_rows: Optional[Tensor] = None, cache: Optional["ProjectionCache"] = None
           ) -> tuple[Tensor, Tensor]:
     """Run one Tree-LSTM layer over ``batch`` from the layer's input.
 
@@ -63,19 +65,33 @@ def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
 
     Args:
         input: ``[N, X]``, one row per node in batch node order; or ``[M, X]`` with
-            ``input_index`` ``[M]``, distinct node ids (checked by the caller).
+            ``input_index`` ``[M]``, distinct node ids (checked by the caller); or ``[V, X]``, a
+            table (e.g. of word vectors), with ``input_index`` ``[M]`` and ``input_rows`` ``[M]``:
+            node ``input_index[j]`` reads row ``input_rows[j]``.
         cell: ``"childsum"`` or ``"nary"`` (with ``arity``).
+        cache: with ``input_rows`` and without autograd, keeps the projection of the whole
+            table for the next calls (see :class:`ProjectionCache`).
 
     Returns:
         ``h, c``: ``[num_nodes, H]`` each, rows in batch node order.
     """
+    if input_rows is None:
+        cache = None  # only a table read through input_rows is kept
+    else:
+        tensors = (input, weight_ih, weight_hh, bias_ih, bias_hh)
+        needs_grad = torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in tensors)
+        if needs_grad or cache is None or not cache.fits(input, weight_ih):
+            cache = None  # project the distinct rows only, each once
+            distinct, input_rows = torch.unique(input_rows, return_inverse=True)
+            input = input.index_select(0, distinct)
     order = batch.level_order
     rows = order.row if input_index is None else order.row.index_select(0, input_index)
     leaves_only = rows.numel() == 0 or int(rows.max()) < order.bounds[1]
     num_rows = order.bounds[1] if leaves_only else batch.num_nodes  # rows of the input buffer
     plan = _Plan(batch, cell, weight_ih.shape[0] // 4, 1 if cell == "childsum" else arity, rows,
-                 leaves_only, rows.shape[0] == num_rows and _is_identity(rows))
-    return _run(plan, input, weight_ih, weight_hh, bias_ih, bias_hh)
+                 leaves_only, rows.shape[0] == num_rows and _is_identity(rows), input_rows)
+    return _run(plan, input, weight_ih, weight_hh, bias_ih, bias_hh, cache)
 
 
 def run_layer(batch: TreeBatch, x_gates: Tensor, weight_hh: Tensor, bias_hh: Optional[Tensor],
@@ -127,35 +143,83 @@ def _cast(dtype: torch.dtype, *tensors: Optional[Tensor]) -> list[Optional[Tenso
     return [None if t is None else t.to(dtype) for t in tensors]
 
 
-def _projection_weight(plan: _Plan, weight_ih: Tensor) -> Tensor:
+def _projection_weight(leaves_only: bool, hidden_size: int, weight_ih: Tensor) -> Tensor:
     """The rows of ``weight_ih`` that are used: ``i | g | o`` (padded) when only leaves have input."""
-    if plan.leaves_only:
-        return _pad_rows(functional.iog(weight_ih, plan.hidden_size, dim=0))
+    if leaves_only:
+        return _pad_rows(functional.iog(weight_ih, hidden_size, dim=0))
     return weight_ih
 
 
+class ProjectionCache:
+    """The projection ``W_ih x`` of every row of an input table (e.g. an embedding's weight),
+    kept between calls without autograd -- at inference each vocabulary word is projected once,
+    not once per occurrence -- and recomputed when the table or ``weight_ih`` changes (a new
+    tensor, an in-place update such as an optimizer step or ``load_state_dict``, another dtype).
+    A table whose projection would take more than ``max_bytes`` is not cached (the distinct rows
+    of each batch are projected instead).
+    """
+
+    def __init__(self, max_bytes: int = 256 * 2 ** 20) -> None:
+        self.max_bytes = max_bytes
+        self._key: Optional[tuple] = None
+        self._projection: Optional[Tensor] = None
+
+    def fits(self, table: Tensor, weight_ih: Tensor) -> bool:
+        """Whether ``table``'s projection may be cached (inference tensors have no version
+        counter to tell a change by, so they are not)."""
+        if table.is_inference() or weight_ih.is_inference():
+            return False
+        return table.shape[0] * weight_ih.shape[0] * table.element_size() <= self.max_bytes
+
+    def projection(self, table: Tensor, weight_ih: Tensor, dtype: torch.dtype,
+                   leaves_only: bool) -> Tensor:
+        """``table @ W.t()`` in ``dtype``, ``W`` the rows of ``weight_ih`` in use (see
+        :func:`_projection_weight`), from the cache when all are unchanged."""
+        key = (table, table._version, weight_ih, weight_ih._version, dtype, leaves_only)
+        if self._key is None or any(a is not b if isinstance(a, Tensor) else a != b
+                                    for a, b in zip(key, self._key)):
+            self._key, self._projection = None, None  # free the old one first
+            weight = _projection_weight(leaves_only, weight_ih.shape[0] // 4,
+                                        weight_ih.to(dtype))
+            self._projection = table.to(dtype).mm(weight.t())
+            self._key = key
+        return self._projection
+
+    def clear(self) -> None:
+        self._key, self._projection = None, None
+
+
 def _forward(plan: _Plan, input: Tensor, weight_ih: Optional[Tensor], weight_hh: Tensor,
-             bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], keep: bool):
+             bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], keep: bool,
+             cache: Optional[ProjectionCache] = None):
     """The forward: projection, then the levels. Returns level-order ``h_rows``, ``c_rows`` and,
     with ``keep``, the activations the backward needs (else each level's are dropped after use).
     """
     dtype = _compute_dtype(input)
+    table, original_weight_ih = input, weight_ih
     with torch.autocast(input.device.type, enabled=False):  # the dtype is chosen here, once
-        input, weight_ih, weight_hh, bias_ih, bias_hh = _cast(
-            dtype, input, weight_ih, weight_hh, bias_ih, bias_hh)
+        weight_ih, weight_hh, bias_ih, bias_hh = _cast(dtype, weight_ih, weight_hh, bias_ih,
+                                                       bias_hh)
         if weight_ih is None:  # run_layer: the caller's x_gates, not ours to overwrite
-            x_proj, owned = input, False
+            x_proj, owned = input.to(dtype), False
+        elif cache is not None and cache.fits(table, weight_ih):
+            projection = cache.projection(table, original_weight_ih, dtype, plan.leaves_only)
+            x_proj, owned = projection.index_select(0, plan.gather), True
         else:
-            x_proj, owned = input.mm(_projection_weight(plan, weight_ih).t()), True
+            weight = _projection_weight(plan.leaves_only, plan.hidden_size, weight_ih)
+            x_proj, owned = input.to(dtype).mm(weight.t()), True
+            if plan.gather is not None:
+                x_proj = x_proj.index_select(0, plan.gather)
         return _FORWARD[plan.cell](plan, x_proj, owned, weight_hh, bias_ih, bias_hh, keep)
 
 
 def _run(plan: _Plan, input: Tensor, weight_ih: Optional[Tensor], weight_hh: Tensor,
-         bias_ih: Optional[Tensor], bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+         bias_ih: Optional[Tensor], bias_hh: Optional[Tensor],
+         cache: Optional[ProjectionCache] = None) -> tuple[Tensor, Tensor]:
     tensors = (input, weight_ih, weight_hh, bias_ih, bias_hh)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return _Layer.apply(plan, *tensors)
-    h_rows, c_rows, _ = _forward(plan, *tensors, keep=False)
+    h_rows, c_rows, _ = _forward(plan, *tensors, keep=False, cache=cache)
     row = plan.batch.level_order.row
     return h_rows.index_select(0, row), c_rows.index_select(0, row)
 
@@ -192,6 +256,9 @@ class _Layer(torch.autograd.Function):
                 plan, ctx.activations, h_rows, ctx.c_rows, *grad_rows, weight_hh.to(dtype))
             grad_x_proj = grad_x_rows if plan.identity_rows else grad_x_rows.index_select(
                 0, plan.input_rows)
+            if plan.gather is not None:  # rows read by several nodes add up
+                grad_x_proj = grad_x_proj.new_zeros(input.shape[0], grad_x_proj.shape[1]) \
+                    .index_add_(0, plan.gather, grad_x_proj)
             grad_input = grad_weight_ih = None
             if weight_ih is None:
                 grad_input = grad_x_proj

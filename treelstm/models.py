@@ -72,6 +72,13 @@ class TreeLSTM(nn.Module):
         - **input_index** (optional) of shape `(N_in)`: the nodes that get input (e.g. the leaves);
           row `j` of ``input`` goes to node ``input_index[j]``. All other nodes get zero input and
           no :math:`W_{ih} x` is computed for them.
+        - **input_rows** (optional, with ``input_index``) of shape `(N_in)`: node
+          ``input_index[j]`` reads row ``input_rows[j]`` of ``input``, which is then a table of
+          any number of rows, e.g. an embedding's ``weight`` with ``input_rows`` the token ids.
+          Each distinct row is projected (:math:`W_{ih} x`) once however many nodes read it;
+          without autograd (inference) the native backend keeps the whole table's projection
+          for the next calls while neither the table nor the weights change (tables whose
+          projection exceeds ``projection_cache.max_bytes``, 256 MiB, are not kept).
 
     Outputs: output, (h_n, c_n)
         - **output** of shape `(N_nodes, D * H_out)`: the last layer's `h` at every node
@@ -138,6 +145,7 @@ class TreeLSTM(nn.Module):
         self.dropout = float(dropout)
         self.bidirectional = bidirectional
         self.backend = backend  # validated by the property setter
+        self.projection_cache = engine.ProjectionCache()
 
         factory = {"device": device, "dtype": dtype}
         num_slots = 1 if cell == "childsum" else arity
@@ -188,10 +196,11 @@ class TreeLSTM(nn.Module):
                      for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
 
     def forward(self, input: Tensor, batch: Union[TreeBatch, Any],
-                input_index: Optional[Union[Tensor, Sequence[int]]] = None
+                input_index: Optional[Union[Tensor, Sequence[int]]] = None,
+                input_rows: Optional[Union[Tensor, Sequence[int]]] = None
                 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         batch = self._as_batch(batch, input)
-        input_index = self._check_input(input, batch, input_index)
+        input_index, input_rows = self._check_input(input, batch, input_index, input_rows)
         if self.cell == "nary":
             batch.check_arity(self.arity)
         graph = batch.dgl_graph() if self.backend == "dgl" else None
@@ -201,13 +210,15 @@ class TreeLSTM(nn.Module):
             weight_ih, weight_hh, bias_ih, bias_hh = self.layer_parameters(k)
             if k > 0 and self.dropout > 0 and self.training:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
-            index = input_index if k == 0 else None
+            index, rows = (input_index, input_rows) if k == 0 else (None, None)
             if graph is None:  # W_ih x only for the rows given, i | g | o only at leaves
                 h, c = engine.layer(batch, layer_input, weight_ih, weight_hh, bias_ih, bias_hh,
-                                    self.cell, self.arity, index)
+                                    self.cell, self.arity, index, rows, self.projection_cache)
             else:
                 from . import dgl as dgl_backend
 
+                if rows is not None:
+                    layer_input = layer_input.index_select(0, rows)
                 x_gates = functional.input_gates(layer_input, weight_ih, bias_ih)
                 if index is not None:
                     no_input = functional.constant_input_gates(batch.num_nodes, weight_ih, bias_ih)
@@ -245,7 +256,9 @@ class TreeLSTM(nn.Module):
         return batch.to(input.device)
 
     def _check_input(self, input: Tensor, batch: TreeBatch,
-                     input_index: Optional[Union[Tensor, Sequence[int]]]) -> Optional[Tensor]:
+                     input_index: Optional[Union[Tensor, Sequence[int]]],
+                     input_rows: Optional[Union[Tensor, Sequence[int]]] = None
+                     ) -> tuple[Optional[Tensor], Optional[Tensor]]:
         if input.dim() != 2:
             raise ValueError(f"TreeLSTM: Expected input to be 2D [num_nodes, input_size], got "
                              f"{input.dim()}D instead")
@@ -253,20 +266,31 @@ class TreeLSTM(nn.Module):
             raise ValueError(f"TreeLSTM: Expected input with {self.input_size} features, got "
                              f"{input.shape[1]}")
         if input_index is None:
+            if input_rows is not None:
+                raise ValueError("TreeLSTM: input_rows needs input_index (the nodes that read "
+                                 "those rows)")
             if input.shape[0] != batch.num_nodes:
                 raise ValueError(f"TreeLSTM: Expected input with one row per node "
                                  f"({batch.num_nodes} rows), got {input.shape[0]} rows; pass "
                                  "input_index to give input to some nodes only")
-            return None
-        if not isinstance(input_index, Tensor):
-            input_index = torch.as_tensor(input_index)
-        if input_index.dtype in (torch.bool,) or input_index.is_floating_point() or \
-                input_index.is_complex():
-            raise TypeError(f"TreeLSTM: input_index must hold integer node ids; got dtype "
-                            f"{input_index.dtype}")
-        if input_index.dim() != 1 or input_index.shape[0] != input.shape[0]:
-            raise ValueError(f"TreeLSTM: Expected input_index of shape [{input.shape[0]}] (one "
-                             f"node id per input row), got {list(input_index.shape)}")
+            return None, None
+        input_index = self._as_index(input_index, "input_index", "node ids")
+        if input_rows is None:
+            if input_index.dim() != 1 or input_index.shape[0] != input.shape[0]:
+                raise ValueError(f"TreeLSTM: Expected input_index of shape [{input.shape[0]}] "
+                                 f"(one node id per input row), got {list(input_index.shape)}")
+        else:
+            input_rows = self._as_index(input_rows, "input_rows", "row numbers of input")
+            if input_index.dim() != 1 or input_rows.shape != input_index.shape:
+                raise ValueError(f"TreeLSTM: Expected input_index and input_rows of one shape "
+                                 f"[N_in], got {list(input_index.shape)} and "
+                                 f"{list(input_rows.shape)}")
+            input_rows = input_rows.to(device=input.device, dtype=torch.long)
+            if input_rows.numel():
+                low, high = int(input_rows.min()), int(input_rows.max())
+                if low < 0 or high >= input.shape[0]:
+                    raise ValueError(f"TreeLSTM: input_rows holds row {low if low < 0 else high}"
+                                     f"; expected rows of input, in [0, {input.shape[0]})")
         input_index = input_index.to(device=input.device, dtype=torch.long)
         if input_index.numel():
             low, high = int(input_index.min()), int(input_index.max())
@@ -277,7 +301,15 @@ class TreeLSTM(nn.Module):
             if torch.unique(input_index).numel() != input_index.numel():
                 raise ValueError("TreeLSTM: input_index holds a node more than once; expected "
                                  "each node at most once")
-        return input_index
+        return input_index, input_rows
+
+    @staticmethod
+    def _as_index(values: Union[Tensor, Sequence[int]], name: str, what: str) -> Tensor:
+        if not isinstance(values, Tensor):
+            values = torch.as_tensor(values)
+        if values.dtype == torch.bool or values.is_floating_point() or values.is_complex():
+            raise TypeError(f"TreeLSTM: {name} must hold integer {what}; got dtype {values.dtype}")
+        return values
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
@@ -397,8 +429,13 @@ class TreeLSTMClassifier(nn.Module):
         if inputs.token_ids.dim() != 1:
             raise ValueError(f"TreeLSTMClassifier: Expected token_ids to be 1D [num_leaves], got "
                              f"{inputs.token_ids.dim()}D instead")
-        embedded = self.embedding(inputs.token_ids)
-        h, _ = self.tree_lstm(embedded, inputs.batch, input_index=inputs.leaf_index)
+        if torch.is_grad_enabled():  # each distinct token embedded and projected once
+            distinct, rows = torch.unique(inputs.token_ids, return_inverse=True)
+            h, _ = self.tree_lstm(self.embedding(distinct), inputs.batch,
+                                  input_index=inputs.leaf_index, input_rows=rows)
+        else:  # inference: the projection of the whole vocabulary is kept between batches
+            h, _ = self.tree_lstm(self.embedding.weight, inputs.batch,
+                                  input_index=inputs.leaf_index, input_rows=inputs.token_ids)
         node_logits = self.output(self.dropout(h))
         roots = inputs.batch.to(node_logits.device).roots
         return TreeClassifierOutput(node_logits, node_logits.index_select(0, roots))
