@@ -6,8 +6,9 @@ trainable ``nn.Embedding`` (``X`` = 300) in every method, ``H`` = 150, input at 
 - ``native``: :class:`~treelstm.TreeLSTM` (N-ary, arity 2), ``backend="native"``, called as
   :class:`~treelstm.TreeLSTMClassifier` calls it: in training the distinct tokens of the batch
   are embedded and projected once (``input_rows``); at inference the embedding table is the
-  input, and the projection of every vocabulary word is kept between batches
-  (:class:`~treelstm.engine.ProjectionCache`; built in the warm-up step, not timed);
+  input, and with :meth:`~treelstm.TreeLSTM.cache_projections` on (as a
+  :class:`~treelstm.Predictor` has it) each vocabulary word's projection, leaf state and terms
+  in its parent are kept between batches (built in the warm-up step, not timed);
 - ``dgl``: the same model with ``backend="dgl"`` (when ``dgl`` is importable);
 - ``lstm``: ``nn.LSTM`` over each tree's leaves (its sentence): the embedded padded batch
   ``[B, T, X]`` through ``pack_padded_sequence`` (as :mod:`treelstm.baseline` does);
@@ -246,6 +247,7 @@ def make_tree_lstm(work: Workload, config: Config, train: bool, backend: str) ->
     embedding = _embedding(work, config)
     model = TreeLSTM(config.input_size, config.hidden_size, cell="nary", arity=2,
                      backend=backend).to(config.device)
+    model.cache_projections(not train)  # as a Predictor does
     if backend == "dgl":
         work.batch.dgl_graph()  # the DGL graph is part of the data, built once per batch
 

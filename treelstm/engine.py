@@ -23,6 +23,7 @@ multiplies ``U_{iog}`` with the *sum* of its children's ``h`` once, and only ``U
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
@@ -47,6 +48,10 @@ class _Plan:
     leaves_only: bool  # every input row is a leaf: project i | g | o only (3H + padding)
     identity_rows: bool  # input_rows == 0..M-1, M all rows of the input buffer
     gather: Optional[Tensor] = None  # [M] the row of `input` each input node reads (else j)
+    # inference with a cached table: the table and cache, for the leaves' per-word terms
+    table: Optional[Tensor] = None
+    cache: Optional["ProjectionCache"] = None
+    weights: tuple = ()  # the layer's weight_ih, weight_hh, bias_ih, bias_hh as given
 
     @property
     def num_leaves(self) -> int:
@@ -153,21 +158,31 @@ def _projection_weight(leaves_only: bool, hidden_size: int, weight_ih: Tensor) -
 class ProjectionCache:
     """The projection ``W_ih x`` of every row of an input table (e.g. an embedding's weight),
     kept between calls without autograd -- at inference each vocabulary word is projected once,
-    not once per occurrence -- and recomputed when the table or ``weight_ih`` changes (a new
-    tensor, an in-place update such as an optimizer step or ``load_state_dict``, another dtype).
-    A table whose projection would take more than ``max_bytes`` is not cached (the distinct rows
-    of each batch are projected instead).
+    not once per occurrence. Off unless ``enabled`` (:meth:`TreeLSTM.cache_projections`): turn
+    it on for inference with fixed weights. It is recomputed when the table or a weight is
+    another tensor, another dtype, or changed in place through autograd-tracked ops (an
+    ordinary optimizer step, ``load_state_dict``); writes that bypass tensor version counters
+    -- through ``.data``, fused optimizer kernels, ``vector_to_parameters`` -- cannot be seen:
+    call :meth:`clear` after those. A table whose projection would take more than
+    ``max_bytes`` is not cached (the distinct rows of each batch are projected instead).
+
+    The N-ary engine also keeps, per word, what a leaf with that word adds to its parent's
+    pre-activations in each child slot (``U_k h_leaf``), so that nodes whose children are all
+    leaves need no matrix product (when that fits in ``max_bytes`` too).
     """
 
-    def __init__(self, max_bytes: int = 256 * 2 ** 20) -> None:
+    def __init__(self, max_bytes: int = 256 * 2 ** 20, enabled: bool = False) -> None:
         self.max_bytes = max_bytes
+        self.enabled = enabled
         self._key: Optional[tuple] = None
         self._projection: Optional[Tensor] = None
+        self._leaf_key: Optional[tuple] = None
+        self._leaf_terms: Optional[Tensor] = None
 
     def fits(self, table: Tensor, weight_ih: Tensor) -> bool:
         """Whether ``table``'s projection may be cached (inference tensors have no version
         counter to tell a change by, so they are not)."""
-        if table.is_inference() or weight_ih.is_inference():
+        if not self.enabled or table.is_inference() or weight_ih.is_inference():
             return False
         return table.shape[0] * weight_ih.shape[0] * table.element_size() <= self.max_bytes
 
@@ -175,7 +190,8 @@ class ProjectionCache:
                    leaves_only: bool) -> Tensor:
         """``table @ W.t()`` in ``dtype``, ``W`` the rows of ``weight_ih`` in use (see
         :func:`_projection_weight`), from the cache when all are unchanged."""
-        key = (table, table._version, weight_ih, weight_ih._version, dtype, leaves_only)
+        key = (table, table._version, table.data_ptr(), weight_ih, weight_ih._version,
+               weight_ih.data_ptr(), dtype, leaves_only)
         if self._key is None or any(a is not b if isinstance(a, Tensor) else a != b
                                     for a, b in zip(key, self._key)):
             self._key, self._projection = None, None  # free the old one first
@@ -185,8 +201,28 @@ class ProjectionCache:
             self._key = key
         return self._projection
 
+    def leaf_terms(self, key_tensors: tuple[Optional[Tensor], ...], extra: tuple,
+                   compute) -> Tensor:
+        """``compute()``, kept while the tensors of ``key_tensors`` (by identity and version)
+        and ``extra`` are unchanged."""
+        key = tuple((t, None if t is None else (t._version, t.data_ptr()))
+                    for t in key_tensors) + extra
+        if self._leaf_key is None or len(key) != len(self._leaf_key) or any(
+                _changed(a, b) for a, b in zip(key, self._leaf_key)):
+            self._leaf_key, self._leaf_terms = None, None
+            self._leaf_terms = compute()
+            self._leaf_key = key
+        return self._leaf_terms
+
     def clear(self) -> None:
         self._key, self._projection = None, None
+        self._leaf_key, self._leaf_terms = None, None
+
+
+def _changed(a, b) -> bool:
+    if isinstance(a, tuple):
+        return a[0] is not b[0] or a[1] != b[1]
+    return a != b
 
 
 def _forward(plan: _Plan, input: Tensor, weight_ih: Optional[Tensor], weight_hh: Tensor,
@@ -196,15 +232,16 @@ def _forward(plan: _Plan, input: Tensor, weight_ih: Optional[Tensor], weight_hh:
     with ``keep``, the activations the backward needs (else each level's are dropped after use).
     """
     dtype = _compute_dtype(input)
-    table, original_weight_ih = input, weight_ih
+    table, weights = input, (weight_ih, weight_hh, bias_ih, bias_hh)
     with torch.autocast(input.device.type, enabled=False):  # the dtype is chosen here, once
         weight_ih, weight_hh, bias_ih, bias_hh = _cast(dtype, weight_ih, weight_hh, bias_ih,
                                                        bias_hh)
         if weight_ih is None:  # run_layer: the caller's x_gates, not ours to overwrite
             x_proj, owned = input.to(dtype), False
         elif cache is not None and cache.fits(table, weight_ih):
-            projection = cache.projection(table, original_weight_ih, dtype, plan.leaves_only)
+            projection = cache.projection(table, weights[0], dtype, plan.leaves_only)
             x_proj, owned = projection.index_select(0, plan.gather), True
+            plan = dataclasses.replace(plan, table=table, cache=cache, weights=weights)
         else:
             weight = _projection_weight(plan.leaves_only, plan.hidden_size, weight_ih)
             x_proj, owned = input.to(dtype).mm(weight.t()), True
@@ -412,17 +449,19 @@ def _nary_forward(plan: _Plan, x_proj: Tensor, owned: bool, weight_hh: Tensor,
                   ) -> tuple[Tensor, Tensor, Optional[tuple[Tensor, Tensor]]]:
     arity, hidden_size, bounds = plan.num_forget, plan.hidden_size, plan.batch.level_order.bounds
     num_leaves = bounds[1]
+    if not keep and plan.leaves_only:
+        return _nary_inference(plan, x_proj, owned, weight_hh, bias_ih, bias_hh)
     h_rows, c_rows, x_rows, leaf_activations = _leaf_states(plan, x_proj, owned, bias_ih,
                                                             bias_hh)
     if x_rows is None and bias_ih is not None:  # no W_ih x above the leaves: b_ih joins b_hh
         bias_hh = _sum_or_none(bias_hh, functional.expand_forget(bias_ih, arity))
     weight_hh = _pad_rows(weight_hh)
     bias_hh = None if bias_hh is None else _pad_rows(bias_hh)
+    slots = plan.batch.child_slots(arity)
     # Every internal row's activations i | f_1..f_N | g | o (+ padding), written level by level
     # (kept for the backward, or one level at a time).
     activations = h_rows.new_empty(plan.batch.num_nodes - num_leaves if keep else 0,
                                    weight_hh.shape[0])
-    slots = plan.batch.child_slots(arity)
     for k in range(1, len(bounds) - 1):
         start, stop = bounds[k], bounds[k + 1]
         level = slice(start - num_leaves, stop - num_leaves)
@@ -436,6 +475,103 @@ def _nary_forward(plan: _Plan, x_proj: Tensor, owned: bool, weight_hh: Tensor,
         functional.state(i, g, o, functional.forget_sum(forget, child_c),
                          out=(h_rows[start:stop], c_rows[start:stop]))
     return h_rows, c_rows, (leaf_activations, activations) if keep else None
+
+
+def _nary_inference(plan: _Plan, x_proj: Tensor, owned: bool, weight_hh: Tensor,
+                    bias_ih: Optional[Tensor], bias_hh: Optional[Tensor]
+                    ) -> tuple[Tensor, Tensor, None]:
+    """The N-ary levels without autograd and without input above the leaves (constituency
+    trees at inference), in a dozen fewer ops per level than the shared path -- in small batches
+    much of a level's time is per op, not per element. The same math, rearranged: the ``g``
+    rows of ``U`` and ``b`` are doubled once, so that one ``σ`` over a level's pre-activations
+    gives ``s = σ(2 u)`` for ``g = tanh(u) = 2 s - 1``; then ``c = Σ_k f_k c_k - i + 2 i s`` and
+    ``h = o (2 σ(2 c) - 1)``.
+
+    With a cached table (:class:`ProjectionCache`) whose rows are all the leaves' input, the
+    first level (nodes whose children are all leaves: a quarter to a third of SST's inner nodes)
+    takes ``U_k h_leaf`` per slot from the per-word terms instead of a matrix product.
+    """
+    arity, hidden_size, bounds = plan.num_forget, plan.hidden_size, plan.batch.level_order.bounds
+    num_leaves, num_nodes = bounds[1], plan.batch.num_nodes
+    leaf_bias = _sum_or_none(*(None if b is None else functional.iog(b, hidden_size, n)
+                               for b, n in ((bias_hh, arity), (bias_ih, 1))))
+    level_bias = bias_hh  # no W_ih x above the leaves: b_ih joins b_hh
+    if bias_ih is not None:
+        level_bias = _sum_or_none(bias_hh, functional.expand_forget(bias_ih, arity))
+    weight_hh = _pad_rows(weight_hh)
+    width = weight_hh.shape[0]
+    cell_rows = slice((arity + 1) * hidden_size, (arity + 2) * hidden_size)
+    scale = weight_hh.new_ones(width, 1)
+    scale[cell_rows] = 2
+    weight_t = (weight_hh * scale).t()
+    bias = None if level_bias is None else _pad_rows(level_bias) * scale[:, 0]
+    split = [hidden_size, arity * hidden_size, hidden_size, hidden_size,
+             width - (arity + 3) * hidden_size]
+    slots = plan.batch.child_slots(arity)
+    word_terms = _leaf_word_terms(plan, weight_t, leaf_bias)
+    if word_terms is None:
+        h_rows, c_rows, _, _ = _leaf_states(plan, x_proj, owned, bias_ih, bias_hh)
+    else:  # the leaves' states are their words'
+        leaf_words = plan.gather
+        h_rows = torch.cat([word_terms[2].index_select(0, leaf_words),
+                            weight_t.new_zeros(num_nodes + 1 - num_leaves, hidden_size)])
+        c_rows = torch.cat([word_terms[3].index_select(0, leaf_words),
+                            weight_t.new_zeros(num_nodes + 1 - num_leaves, hidden_size)])
+    for k in range(1, len(bounds) - 1):
+        start, stop = bounds[k], bounds[k + 1]
+        children = slots[start - num_leaves:stop - num_leaves].view(-1)
+        if k == 1 and word_terms is not None:  # every child a leaf (or an empty slot)
+            terms, word_of_row = word_terms[:2]
+            words = word_of_row.index_select(0, children).view(-1, arity)
+            activations = terms[0].index_select(0, words[:, 0])
+            for slot in range(1, arity):
+                activations += terms[slot].index_select(0, words[:, slot])
+            if bias is not None:
+                activations += bias
+        else:
+            child_h = h_rows.index_select(0, children).view(-1, arity * hidden_size)
+            activations = child_h.mm(weight_t) if bias is None else torch.addmm(bias, child_h,
+                                                                                weight_t)
+        i, forget, cell_sigmoid, o, _ = activations.sigmoid_().split(split, 1)
+        child_c = c_rows.index_select(0, children).view(-1, arity, hidden_size)
+        c = torch.sum(forget.view(-1, arity, hidden_size).mul(child_c), 1, out=c_rows[start:stop])
+        c.sub_(i).addcmul_(i, cell_sigmoid, value=2)
+        torch.mul(c, 2, out=h_rows[start:stop]).sigmoid_().mul_(2).sub_(1).mul_(o)
+    return h_rows, c_rows, None
+
+
+def _leaf_word_terms(plan: _Plan, weight_t: Tensor, leaf_bias: Optional[Tensor]
+                     ) -> Optional[tuple[Tensor, Tensor, Tensor, Tensor]]:
+    """``terms`` ``[arity, V + 1, width]``: ``h_leaf(v) @ U_k^T`` for each word ``v`` of the
+    cached table and slot ``k`` (row ``V``: zero, for empty slots); ``word_of_row`` ``[N + 1]``:
+    the word of each leaf row (``V`` elsewhere); ``h_leaf``, ``c_leaf`` ``[V, H]``: the state of
+    a leaf with each word. ``None`` when there is no cached table, when some leaf has no input,
+    or when the terms would not fit the cache."""
+    cache, table = plan.cache, plan.table
+    num_leaves, hidden_size, arity = plan.num_leaves, plan.hidden_size, plan.num_forget
+    if cache is None or not (plan.leaves_only and plan.identity_rows) or len(
+            plan.batch.levels) < 2:
+        return None
+    num_words, width = table.shape[0], weight_t.shape[1]
+    if arity * (num_words + 1) * width * weight_t.element_size() > cache.max_bytes:
+        return None
+
+    def compute() -> Tensor:
+        leaf = cache.projection(table, weight_ih, weight_t.dtype, True)
+        if leaf_bias is not None:
+            leaf = leaf + _pad_rows(leaf_bias)
+        i, _, g, o = functional.gates(leaf, 0, hidden_size)
+        h_leaf, c_leaf = functional.state(i, g, o, None)
+        terms = torch.stack([h_leaf.mm(weight_t[slot * hidden_size:(slot + 1) * hidden_size])
+                             for slot in range(arity)])
+        return F.pad(terms, (0, 0, 0, 1)), h_leaf, c_leaf
+
+    weight_ih = plan.weights[0]
+    terms, h_leaf, c_leaf = cache.leaf_terms((table, *plan.weights), (weight_t.dtype, arity),
+                                             compute)
+    word_of_row = plan.gather.new_full((plan.batch.num_nodes + 1,), num_words)
+    word_of_row[:num_leaves] = plan.gather
+    return terms, word_of_row, h_leaf, c_leaf
 
 
 def _nary_backward(plan: _Plan, saved: tuple[Tensor, Tensor], h_rows: Tensor, c_rows: Tensor,

@@ -76,9 +76,8 @@ class TreeLSTM(nn.Module):
           ``input_index[j]`` reads row ``input_rows[j]`` of ``input``, which is then a table of
           any number of rows, e.g. an embedding's ``weight`` with ``input_rows`` the token ids.
           Each distinct row is projected (:math:`W_{ih} x`) once however many nodes read it;
-          without autograd (inference) the native backend keeps the whole table's projection
-          for the next calls while neither the table nor the weights change (tables whose
-          projection exceeds ``projection_cache.max_bytes``, 256 MiB, are not kept).
+          after :meth:`cache_projections`, calls without autograd (inference) on the native
+          backend keep the whole table's projection for the next calls.
 
     Outputs: output, (h_n, c_n)
         - **output** of shape `(N_nodes, D * H_out)`: the last layer's `h` at every node
@@ -167,6 +166,23 @@ class TreeLSTM(nn.Module):
         for name, rows in (("bias_ih", ih_shape[0]), ("bias_hh", hh_shape[0])):
             self.register_parameter(f"{name}_{suffix}", nn.Parameter(
                 torch.empty(rows, **factory)) if self.bias else None)
+
+    def cache_projections(self, enabled: bool = True) -> "TreeLSTM":
+        """Keep, between calls without autograd, the first layer's projection of the input
+        table given with ``input_rows`` (and, N-ary, each word's leaf state and its terms in the
+        parent's pre-activations), so that a vocabulary word is projected once, not once per
+        batch: for inference with fixed weights (a :class:`~treelstm.Predictor` turns it on).
+        Weight updates through autograd-tracked in-place ops are noticed; writes through
+        ``.data``, fused optimizers or ``vector_to_parameters`` are not -- call
+        ``projection_cache.clear()`` after them, or leave this off while training. Tables whose
+        kept terms exceed ``projection_cache.max_bytes`` (256 MiB) are not kept. Returns
+        ``self``."""
+        if not isinstance(enabled, bool):
+            raise TypeError(f"TreeLSTM.cache_projections: enabled must be a bool; got {enabled!r}")
+        self.projection_cache.enabled = enabled
+        if not enabled:
+            self.projection_cache.clear()
+        return self
 
     @property
     def num_directions(self) -> int:

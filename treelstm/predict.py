@@ -264,6 +264,8 @@ class Predictor:
         # N-ary cells take at most `arity` children; checked per tree so that one bad tree
         # does not fail a whole batch.
         tree_lstm = getattr(model, "tree_lstm", None)
+        if tree_lstm is not None:  # fixed weights: each word projected once, not once per batch
+            tree_lstm.cache_projections()
         self.max_children = tree_lstm.arity if tree_lstm is not None and \
             tree_lstm.cell == "nary" else None
 
