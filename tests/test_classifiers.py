@@ -214,3 +214,74 @@ def test_repr_shows_the_parts(vocab):
     text = repr(TreeLSTMClassifier(len(vocab), 5, 6, 5))
     assert "TreeLSTM(6, 5, cell='nary', arity=2)" in text and "Linear" in text
     assert isinstance(LSTMClassifier(len(vocab), 5, 6, 5).lstm, nn.LSTM)
+
+
+# ------------------------------------------------- input_rows: no_grad reads the embedding table
+def _logits_from_embedded_tokens(model, inputs):
+    """node_logits written plainly: every token embedded, the rows fed at the leaves."""
+    h, _ = model.tree_lstm(model.embedding(inputs.token_ids), inputs.batch,
+                           input_index=inputs.leaf_index)
+    return model.output(h)
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cell", ["nary", "childsum"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("cache", [False, True], ids=["not kept", "kept"])
+def test_tree_classifier_no_grad_equals_grad_enabled(trees, vocab, backend, cell, bidirectional,
+                                                     cache):
+    model = _tree_model(vocab, cell=cell, backend=backend, num_layers=2,
+                        bidirectional=bidirectional)
+    model.tree_lstm.cache_projections(cache)
+    inputs = collate_trees(trees + trees[::-1], vocab)  # every token read twice or more
+    with torch.no_grad():
+        first, second = model(inputs).node_logits, model(inputs).node_logits
+    with_grad = model(inputs).node_logits
+    assert with_grad.requires_grad
+    plain = _logits_from_embedded_tokens(model, inputs).detach()
+    for logits in (first, second, with_grad.detach()):
+        torch.testing.assert_close(logits, plain, rtol=0, atol=1e-12)
+
+
+OPTIMIZERS = {
+    "sgd": lambda params: torch.optim.SGD(params, lr=0.5),
+    "adam": lambda params: torch.optim.Adam(params, lr=0.05),
+    "fused adam": lambda params: torch.optim.Adam(params, lr=0.05, fused=True),
+}
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("optimizer_name,cache", [
+    ("sgd", False), ("sgd", True), ("adam", True),
+    ("fused adam", False),  # a fused step bumps no version counter: not with a kept projection
+], ids=["sgd", "sgd-kept", "adam-kept", "fused adam"])
+@pytest.mark.parametrize("frozen_embedding", [False, True])
+def test_tree_classifier_no_grad_is_right_after_a_training_step(trees, vocab, backend,
+                                                               optimizer_name, cache,
+                                                               frozen_embedding):
+    model = _tree_model(vocab, backend=backend)
+    model.tree_lstm.cache_projections(cache)
+    model.embedding.weight.requires_grad_(not frozen_embedding)  # frozen: only W_ih changes
+    inputs = collate_trees(trees + trees[::-1], vocab)
+    optimizer = OPTIMIZERS[optimizer_name](p for p in model.parameters() if p.requires_grad)
+    with torch.no_grad():
+        before = model(inputs).node_logits  # kept: the native backend keeps the projection
+    for _ in range(2):
+        model.train()
+        loss = nn.functional.cross_entropy(model(inputs).node_logits, inputs.labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            after = model(inputs).node_logits
+        fresh = TreeLSTMClassifier(**model.config).double().eval()
+        fresh.load_state_dict(model.state_dict())
+        with torch.no_grad():
+            torch.testing.assert_close(after, fresh(inputs).node_logits, rtol=0, atol=1e-12)
+        torch.testing.assert_close(after, _logits_from_embedded_tokens(fresh, inputs).detach(),
+                                   rtol=0, atol=1e-12)
+        assert not torch.allclose(after, before)
+        before = after
