@@ -69,9 +69,11 @@ def _assert_same_training(distributed: Path, single: Path, atol: float) -> None:
     assert got.state_dict.keys() == expected.state_dict.keys()
     for name, value in expected.state_dict.items():
         torch.testing.assert_close(got.state_dict[name], value, atol=atol, rtol=0, msg=name)
-    for key, state in expected.optimizer["state"].items():  # AdaGrad's sums of squares
+    # AdaGrad's sums of squares grow into the hundreds: float32 rounding of a different
+    # summation order (two processes) is relative (exact runs, atol=0, stay exact)
+    for key, state in expected.optimizer["state"].items():
         torch.testing.assert_close(got.optimizer["state"][key]["sum"], state["sum"], atol=atol,
-                                   rtol=0)
+                                   rtol=0 if atol == 0 else 1e-6)
     for got_record, record in zip(got.extra["history"], expected.extra["history"]):
         assert got_record["train"]["loss"] == pytest.approx(record["train"]["loss"], rel=1e-5)
         assert got_record["train"]["root_acc"] == record["train"]["root_acc"]
