@@ -162,7 +162,7 @@ class ProjectionCache:
     it on for inference with fixed weights. It is recomputed when the table or a weight is
     another tensor, another dtype, or changed in place through autograd-tracked ops (an
     ordinary optimizer step, ``load_state_dict``); writes that bypass tensor version counters
-    -- through ``.data``, fused optimizer kernels, ``vector_to_parameters`` -- cannot be seen:
+    -- in-place writes through ``.data``, fused optimizer kernels -- cannot be seen:
     call :meth:`clear` after those. A table whose projection would take more than
     ``max_bytes`` is not cached (the distinct rows of each batch are projected instead).
 

@@ -172,8 +172,8 @@ class TreeLSTM(nn.Module):
         table given with ``input_rows`` (and, N-ary, each word's leaf state and its terms in the
         parent's pre-activations), so that a vocabulary word is projected once, not once per
         batch: for inference with fixed weights (a :class:`~treelstm.Predictor` turns it on).
-        Weight updates through autograd-tracked in-place ops are noticed; writes through
-        ``.data``, fused optimizers or ``vector_to_parameters`` are not -- call
+        Weight updates through autograd-tracked in-place ops or new storage are noticed;
+        in-place writes through ``.data`` and fused optimizers are not -- call
         ``projection_cache.clear()`` after them, or leave this off while training. Tables whose
         kept terms exceed ``projection_cache.max_bytes`` (256 MiB) are not kept. Returns
         ``self``."""
