@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -83,10 +83,8 @@ def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
     if input_rows is None:
         cache = None  # only a table read through input_rows is kept
     else:
-        tensors = (input, weight_ih, weight_hh, bias_ih, bias_hh)
-        needs_grad = torch.is_grad_enabled() and any(
-            t is not None and t.requires_grad for t in tensors)
-        if needs_grad or cache is None or not cache.fits(input, weight_ih):
+        if _needs_grad(input, weight_ih, weight_hh, bias_ih, bias_hh) or cache is None or \
+                not cache.fits(input, weight_ih):
             cache = None  # project the distinct rows only, each once
             distinct, input_rows = torch.unique(input_rows, return_inverse=True)
             input = input.index_select(0, distinct)
@@ -114,6 +112,10 @@ def run_layer(batch: TreeBatch, x_gates: Tensor, weight_hh: Tensor, bias_hh: Opt
     plan = _Plan(batch, cell, x_gates.shape[1] // 4, 1 if cell == "childsum" else arity, rows,
                  False, _is_identity(rows))
     return _run(plan, x_gates, None, weight_hh, None, bias_hh)
+
+
+def _needs_grad(*tensors: Optional[Tensor]) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def _is_identity(rows: Tensor) -> bool:
@@ -174,10 +176,7 @@ class ProjectionCache:
     def __init__(self, max_bytes: int = 256 * 2 ** 20, enabled: bool = False) -> None:
         self.max_bytes = max_bytes
         self.enabled = enabled
-        self._key: Optional[tuple] = None
-        self._projection: Optional[Tensor] = None
-        self._leaf_key: Optional[tuple] = None
-        self._leaf_terms: Optional[Tensor] = None
+        self._kept: dict[str, tuple[tuple, Any]] = {}  # name -> (key, value)
 
     def fits(self, table: Tensor, weight_ih: Tensor) -> bool:
         """Whether ``table``'s projection may be cached (inference tensors have no version
@@ -190,36 +189,37 @@ class ProjectionCache:
                    leaves_only: bool) -> Tensor:
         """``table @ W.t()`` in ``dtype``, ``W`` the rows of ``weight_ih`` in use (see
         :func:`_projection_weight`), from the cache when all are unchanged."""
-        key = (table, table._version, table.data_ptr(), weight_ih, weight_ih._version,
-               weight_ih.data_ptr(), dtype, leaves_only)
-        if self._key is None or any(a is not b if isinstance(a, Tensor) else a != b
-                                    for a, b in zip(key, self._key)):
-            self._key, self._projection = None, None  # free the old one first
+        def compute() -> Tensor:
             weight = _projection_weight(leaves_only, weight_ih.shape[0] // 4,
                                         weight_ih.to(dtype))
-            self._projection = table.to(dtype).mm(weight.t())
-            self._key = key
-        return self._projection
+            return table.to(dtype).mm(weight.t())
+        return self._kept_value("projection", (table, weight_ih), (dtype, leaves_only), compute)
 
     def leaf_terms(self, key_tensors: tuple[Optional[Tensor], ...], extra: tuple,
-                   compute) -> Tensor:
-        """``compute()``, kept while the tensors of ``key_tensors`` (by identity and version)
-        and ``extra`` are unchanged."""
+                   compute: Callable[[], Any]) -> Any:
+        """``compute()``, kept while the tensors of ``key_tensors`` and ``extra`` are
+        unchanged."""
+        return self._kept_value("leaf_terms", key_tensors, extra, compute)
+
+    def _kept_value(self, name: str, key_tensors: tuple[Optional[Tensor], ...], extra: tuple,
+                    compute: Callable[[], Any]) -> Any:
+        """The value kept under ``name`` if its key still holds, else ``compute()`` kept anew.
+        A tensor's part of the key is its identity, version counter and storage address."""
         key = tuple((t, None if t is None else (t._version, t.data_ptr()))
                     for t in key_tensors) + extra
-        if self._leaf_key is None or len(key) != len(self._leaf_key) or any(
-                _changed(a, b) for a, b in zip(key, self._leaf_key)):
-            self._leaf_key, self._leaf_terms = None, None
-            self._leaf_terms = compute()
-            self._leaf_key = key
-        return self._leaf_terms
+        kept = self._kept.get(name)
+        if kept is None or len(kept[0]) != len(key) or any(
+                _changed(a, b) for a, b in zip(key, kept[0])):
+            self._kept.pop(name, None)  # free the old value first
+            self._kept[name] = (key, compute())
+        return self._kept[name][1]
 
     def clear(self) -> None:
-        self._key, self._projection = None, None
-        self._leaf_key, self._leaf_terms = None, None
+        self._kept.clear()
 
 
-def _changed(a, b) -> bool:
+def _changed(a: Any, b: Any) -> bool:
+    """Whether two parts of a :class:`ProjectionCache` key differ (tensors by identity)."""
     if isinstance(a, tuple):
         return a[0] is not b[0] or a[1] != b[1]
     return a != b
@@ -254,7 +254,7 @@ def _run(plan: _Plan, input: Tensor, weight_ih: Optional[Tensor], weight_hh: Ten
          bias_ih: Optional[Tensor], bias_hh: Optional[Tensor],
          cache: Optional[ProjectionCache] = None) -> tuple[Tensor, Tensor]:
     tensors = (input, weight_ih, weight_hh, bias_ih, bias_hh)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+    if _needs_grad(*tensors):
         return _Layer.apply(plan, *tensors)
     h_rows, c_rows, _ = _forward(plan, *tensors, keep=False, cache=cache)
     row = plan.batch.level_order.row

@@ -301,23 +301,26 @@ class TreeLSTM(nn.Module):
                 raise ValueError(f"TreeLSTM: Expected input_index and input_rows of one shape "
                                  f"[N_in], got {list(input_index.shape)} and "
                                  f"{list(input_rows.shape)}")
-            input_rows = input_rows.to(device=input.device, dtype=torch.long)
-            if input_rows.numel():
-                low, high = int(input_rows.min()), int(input_rows.max())
-                if low < 0 or high >= input.shape[0]:
-                    raise ValueError(f"TreeLSTM: input_rows holds row {low if low < 0 else high}"
-                                     f"; expected rows of input, in [0, {input.shape[0]})")
-        input_index = input_index.to(device=input.device, dtype=torch.long)
+            input_rows = self._in_range(input_rows.to(device=input.device, dtype=torch.long),
+                                        input.shape[0], "input_rows holds row {}",
+                                        "rows of input, in")
+        input_index = self._in_range(input_index.to(device=input.device, dtype=torch.long),
+                                     batch.num_nodes, "input_index holds node {}", "node ids in")
         if input_index.numel():
-            low, high = int(input_index.min()), int(input_index.max())
-            if low < 0 or high >= batch.num_nodes:
-                bad = low if low < 0 else high
-                raise ValueError(f"TreeLSTM: input_index holds node {bad}; expected node ids in "
-                                 f"[0, {batch.num_nodes})")
             if torch.unique(input_index).numel() != input_index.numel():
                 raise ValueError("TreeLSTM: input_index holds a node more than once; expected "
                                  "each node at most once")
         return input_index, input_rows
+
+    @staticmethod
+    def _in_range(values: Tensor, size: int, holds: str, expected: str) -> Tensor:
+        """``values``, or a ValueError naming one outside ``[0, size)``."""
+        if values.numel():
+            low, high = int(values.min()), int(values.max())
+            if low < 0 or high >= size:
+                raise ValueError(f"TreeLSTM: {holds.format(low if low < 0 else high)}; expected "
+                                 f"{expected} [0, {size})")
+        return values
 
     @staticmethod
     def _as_index(values: Union[Tensor, Sequence[int]], name: str, what: str) -> Tensor:
@@ -449,7 +452,8 @@ class TreeLSTMClassifier(nn.Module):
             distinct, rows = torch.unique(inputs.token_ids, return_inverse=True)
             h, _ = self.tree_lstm(self.embedding(distinct), inputs.batch,
                                   input_index=inputs.leaf_index, input_rows=rows)
-        else:  # inference: the projection of the whole vocabulary is kept between batches
+        else:  # inference: the vocabulary is the table (kept between batches after
+            # tree_lstm.cache_projections(), as a Predictor has it)
             h, _ = self.tree_lstm(self.embedding.weight, inputs.batch,
                                   input_index=inputs.leaf_index, input_rows=inputs.token_ids)
         node_logits = self.output(self.dropout(h))
