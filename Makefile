@@ -22,7 +22,7 @@ test: $(STAMP)
 	exit $$status
 
 demo: $(STAMP)
-	$(PY) examples/compare.py --out runs/demo
+	$(PY) examples/compare.py --out runs/demo --overwrite
 
 tour: $(STAMP)
 	$(PY) examples/demo.py

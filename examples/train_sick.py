@@ -45,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seed of the initial weights and the data order (default: "
                              "%(default)s)")
     parser.add_argument("--out", metavar="DIR", default=None,
-                        help="write results.json and results.md here (default: print only)")
+                        help="write results.json and results.md here (default: print only); a "
+                             "folder that already holds them is refused unless --overwrite")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the results already in --out")
     parser.add_argument("--max-train", type=int, metavar="N", default=None,
                         help="use only the first N training pairs (default: all)")
     parser.add_argument("--embed-dim", type=int, default=300, help="(default: %(default)s)")
@@ -95,7 +98,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import torch
 
     from treelstm.data import Vocab, load_vectors, read_sick_splits
+    from treelstm.files import check_no_run, write_text
     from treelstm.sick_model import RelatednessModel, evaluate_relatedness, train_relatedness
+    from treelstm.training import MAX_SEED, resolve_device
+
+    if not 0 <= args.seed <= MAX_SEED:
+        parser.error(f"--seed must be an integer in [0, {MAX_SEED}]")
+    try:
+        resolve_device(args.device)
+        if args.out and not args.overwrite:  # before training, not after
+            check_no_run(args.out, ("results.json", "results.md"), resume_hint="")
+    except (ValueError, FileExistsError) as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -139,11 +153,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(table(results))
     if args.out:
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
         settings = {key: value for key, value in vars(args).items()}
-        (out / "results.json").write_text(json.dumps({"settings": settings, "results": results},
-                                                     indent=2) + "\n", encoding="utf-8")
-        (out / "results.md").write_text(table(results) + "\n", encoding="utf-8")
+        write_text(out / "results.json", json.dumps({"settings": settings, "results": results},
+                                                    indent=2) + "\n")
+        write_text(out / "results.md", table(results) + "\n")
         print(f"written to {out}/results.json and {out}/results.md", file=sys.stderr)
     return 0
 

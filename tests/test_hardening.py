@@ -332,9 +332,10 @@ def test_resume_checks_settings_the_checkpoint_predates(one_epoch_run, splits):
 def test_resume_with_weights_that_do_not_fit_the_settings(one_epoch_run, splits):
     """The checkpoint's settings say hidden 13 but its weights are hidden 12 (a writer bug):
     a ValueError naming the file, not torch's RuntimeError."""
-    path = one_epoch_run / "checkpoint.pt"
-    config = json.loads(torch.load(path, weights_only=True)["config"])
-    _rewrite(path, path, config=json.dumps(dict(config, hidden_size=13)))
+    for name in ("checkpoint.pt", "best.pt"):  # best.pt's settings are checked too
+        path = one_epoch_run / name
+        config = json.loads(torch.load(path, weights_only=True)["config"])
+        _rewrite(path, path, config=json.dumps(dict(config, hidden_size=13)))
     with pytest.raises(ValueError, match=r"checkpoint\.pt: cannot resume: its model, optimizer "
                                          r"or RNG state does not fit"):
         train(_small(hidden_size=13), one_epoch_run, resume=True, splits=splits)

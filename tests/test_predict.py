@@ -287,7 +287,10 @@ def test_cli_reads_stdin(checkpoints, test_trees, stdin_argument):
 def _predict_main(args, stdin_text=None, monkeypatch=None):
     if stdin_text is not None:
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin_text.encode())))
-    return main(["predict", *map(str, args)])
+    try:  # the exit status, whether returned or raised by argparse
+        return main(["predict", *map(str, args)])
+    except SystemExit as exit_info:
+        return exit_info.code
 
 
 def test_cli_mixed_formats_and_output_file(checkpoints, test_trees, tmp_path, capsys):
@@ -444,3 +447,240 @@ def test_streaming_a_large_file_keeps_input_order(checkpoints, tmp_path, capsys)
 def test_line_error_carries_the_line_number():
     error = LineError(7, "bad")
     assert isinstance(error, ValueError) and error.lineno == 7 and str(error) == "bad"
+
+
+# ------------------------------------------------------- nothing lost, nothing silently wrong
+def _fresh_probs(model, trees, vocab):
+    """An independent reference: a copy of ``model`` as it is now, eval mode, no cache, one
+    plain forward under no_grad."""
+    import copy
+
+    from treelstm.data import collate_sequences
+
+    reference = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        if hasattr(reference, "tree_lstm"):
+            reference.tree_lstm.cache_projections(False)
+            _, root_logits = reference(collate_trees(trees, vocab))
+        else:
+            root_logits = reference(collate_sequences(trees, vocab))
+    return root_logits.softmax(dim=1)
+
+
+def _predictor_probs(predictor, trees):
+    return torch.tensor([r.probs for r in predictor.predict(trees, batch_size=16)])
+
+
+@pytest.fixture
+def trained(checkpoints):
+    """A fresh Tree-LSTM classifier in training mode (the caller's), with its vocabulary."""
+    loaded = Predictor.from_checkpoint(checkpoints["treelstm"])
+    from treelstm.training import load_model
+
+    model, vocab, _ = load_model(checkpoints["treelstm"])
+    return model.train(), vocab
+
+
+def test_predictor_leaves_the_callers_model_alone(trained, test_trees):
+    model, vocab = trained
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    predictor = Predictor(model, vocab)
+    list(predictor.predict(test_trees[:20]))
+    assert model.training
+    assert all(p.requires_grad for p in model.parameters())
+    assert not model.tree_lstm.projection_cache.enabled
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert predictor.model is not model and not predictor.model.training
+    assert not any(p.requires_grad for p in predictor.model.parameters())
+
+
+def _adam_steps(model, trees, vocab, steps=5, fused=True):
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05, fused=fused)
+    for _ in range(steps):
+        _, root_logits = model(collate_trees(trees, vocab))
+        loss = torch.nn.functional.cross_entropy(
+            root_logits, torch.tensor([t.root_label for t in trees]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+@pytest.mark.parametrize("change", ["fused_adam", "numpy_view", "data_write", "load_state_dict"])
+def test_predictions_follow_the_weights_they_were_built_from(trained, test_trees, change):
+    """Old Predictor: the weights at its construction; new Predictor: the weights now; each
+    equal to a fresh forward of those weights, whatever way the caller changed them."""
+    model, vocab = trained
+    trees = test_trees[:60]
+    old = Predictor(model, vocab)
+    old_reference = _fresh_probs(model, trees, vocab)
+    torch.testing.assert_close(_predictor_probs(old, trees), old_reference, rtol=1e-5, atol=1e-6)
+    if change == "fused_adam":
+        _adam_steps(model, trees, vocab)
+    elif change == "numpy_view":  # bypasses version counters
+        model.embedding.weight.detach().numpy()[:] *= 2
+        model.tree_lstm.weight_ih_l0.detach().numpy()[:] *= -1
+    elif change == "data_write":
+        model.tree_lstm.weight_ih_l0.data.add_(0.3)
+    else:
+        state = {k: torch.randn_like(v) * 0.3 for k, v in model.state_dict().items()}
+        model.load_state_dict(state)
+    new_reference = _fresh_probs(model, trees, vocab)
+    assert (new_reference - old_reference).abs().max() > 1e-3, "the change must matter"
+    torch.testing.assert_close(_predictor_probs(Predictor(model, vocab), trees), new_reference,
+                               rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(_predictor_probs(old, trees), old_reference, rtol=1e-5, atol=1e-6)
+
+
+def test_interleaved_training_and_prediction(trained, test_trees):
+    model, vocab = trained
+    trees = test_trees[:40]
+    for _ in range(3):
+        _adam_steps(model, trees, vocab, steps=2)
+        predictor = Predictor(model, vocab)
+        torch.testing.assert_close(_predictor_probs(predictor, trees),
+                                   _fresh_probs(model, trees, vocab), rtol=1e-5, atol=1e-6)
+        assert model.training and all(p.requires_grad for p in model.parameters())
+
+
+def test_output_may_not_be_the_input_or_the_checkpoint(checkpoints, tmp_path, capsys):
+    source = tmp_path / "s.txt"
+    source.write_text("(2 a)\n(3 (2 b) (3 c))\n", encoding="utf-8")
+    (tmp_path / "link.txt").symlink_to(source)
+    checkpoint_bytes = Path(checkpoints["lstm"]).read_bytes()
+    for output in (source, tmp_path / "link.txt", tmp_path / "." / "s.txt"):
+        assert _predict_main([checkpoints["lstm"], source, "-o", output]) == 2
+        assert "is the input" in capsys.readouterr().err
+    assert source.read_text(encoding="utf-8") == "(2 a)\n(3 (2 b) (3 c))\n"
+    assert _predict_main([checkpoints["lstm"], source, "-o", checkpoints["lstm"]]) == 2
+    assert "is the checkpoint" in capsys.readouterr().err
+    assert Path(checkpoints["lstm"]).read_bytes() == checkpoint_bytes
+
+
+def test_interrupted_predict_keeps_the_previous_output(checkpoints, test_trees, tmp_path,
+                                                       monkeypatch):
+    import treelstm.predict as predict_module
+
+    source = tmp_path / "in.txt"
+    source.write_text("".join(_json_line(t) + "\n" for t in test_trees[:30]), encoding="utf-8")
+    output = tmp_path / "out.jsonl"
+    output.write_text("previous good results\n")
+    real = predict_module.predict_records
+
+    def interrupted(*args, **kwargs):
+        for number, record in enumerate(real(*args, **kwargs)):
+            if number == 10:
+                raise KeyboardInterrupt
+            yield record
+
+    monkeypatch.setattr(predict_module, "predict_records", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        main(["predict", str(checkpoints["treelstm"]), str(source), "-o", str(output)])
+    assert output.read_text() == "previous good results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]
+
+
+def test_kill_9_mid_predict_keeps_the_previous_output(checkpoints, test_trees, tmp_path):
+    import signal
+    import time
+
+    output = tmp_path / "out.jsonl"
+    output.write_text("previous good results\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    process = subprocess.Popen([sys.executable, "-m", "treelstm", "predict",
+                                str(checkpoints["treelstm"]), "-", "-o", str(output),
+                                "--window", "1", "--quiet"],
+                               cwd=ROOT, stdin=subprocess.PIPE, env=env)
+    try:
+        process.stdin.write(("".join(_json_line(t) + "\n" for t in test_trees[:50])).encode())
+        process.stdin.flush()
+        deadline = time.monotonic() + 60
+        # Wait until it is writing its temporary file, then kill it.
+        while time.monotonic() < deadline and not any(
+                p.name.startswith(".out.jsonl.") and p.stat().st_size > 0
+                for p in tmp_path.iterdir()):
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+    assert output.read_text() == "previous good results\n"
+
+
+def test_closed_stdin_and_full_disk_are_one_line_errors(checkpoints, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = f"{sys.executable} -m treelstm predict {checkpoints['lstm']}"
+    closed = subprocess.run(["bash", "-c", f"{command} - <&-"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert closed.returncode == 2 and "standard input is closed" in closed.stderr
+    assert "Traceback" not in closed.stderr
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full (Linux)")
+    source = tmp_path / "in.txt"
+    source.write_text("(2 a)\n" * 2000, encoding="utf-8")
+    for redirect in (f"{source} -o /dev/full", f"{source} > /dev/full"):
+        full = subprocess.run(["bash", "-c", f"{command} {redirect}"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert full.returncode == 1, full.stderr
+        assert "No space left on device" in full.stderr and "Traceback" not in full.stderr
+
+
+def test_non_finite_weights_are_refused_at_load(checkpoints, tmp_path, capsys):
+    from treelstm.training import load_model
+
+    model, vocab, config = load_model(checkpoints["treelstm"])
+    with torch.no_grad():
+        model.output.weight[0, 0] = float("nan")
+    path = tmp_path / "nan.pt"
+    save_checkpoint(path, model, vocab, config)
+    with pytest.raises(ValueError, match=r"nan\.pt: weight 'output\.weight' holds NaN"):
+        Predictor.from_checkpoint(path)
+    (tmp_path / "in.txt").write_text("(2 a)\n", encoding="utf-8")
+    assert _predict_main([path, tmp_path / "in.txt"]) == 2
+    captured = capsys.readouterr()
+    assert "output.weight" in captured.err and captured.out == ""
+
+
+def test_non_finite_probabilities_become_errors_not_invalid_json(checkpoints, test_trees,
+                                                                 monkeypatch):
+    predictor = Predictor.from_checkpoint(checkpoints["lstm"])
+    real = predictor.predict_batch
+
+    def poisoned(trees, node_labels=False):
+        results = real(trees, node_labels)
+        return [r._replace(probs=[float("nan")] * len(r.probs)) if len(trees[k].tokens) % 3 == 0
+                else r for k, r in enumerate(results)]
+
+    monkeypatch.setattr(predictor, "predict_batch", poisoned)
+    lines = [_json_line(t) for t in test_trees[:40]]
+    records = list(predict_records(predictor, lines, skip_bad=True))
+    bad = [r for r in records if "error" in r]
+    assert bad and all("non-finite" in r["error"] for r in bad)
+    assert len(records) == 40
+    assert all(json.loads(json.dumps(r, allow_nan=False)) == r for r in records)
+    first_bad = bad[0]["line"]
+    with pytest.raises(LineError) as error:
+        list(predict_records(predictor, lines))
+    assert error.value.lineno == first_bad
+
+
+def test_deeply_nested_json_line_is_that_lines_error(checkpoints, tmp_path, capsys):
+    source = tmp_path / "in.txt"
+    deep = "[" * 100000 + "]" * 100000
+    objects = '{"x": ' * 100000 + "1" + "}" * 100000
+    source.write_text(f"(2 a)\n{{\"parent\": {deep}}}\n{objects}\n(3 b)\n", encoding="utf-8")
+    assert _predict_main([checkpoints["lstm"], source, "--skip-bad"]) == 0
+    records = _records(capsys.readouterr().out)
+    assert [r["line"] for r in records] == [1, 2, 3, 4]
+    assert "label" in records[0] and "label" in records[3]
+    assert "nested too deeply" in records[1]["error"]
+    assert "nested too deeply" in records[2]["error"]
+    assert _predict_main([checkpoints["lstm"], source]) == 1  # the good line before is kept
+    captured = capsys.readouterr()
+    assert [r["line"] for r in _records(captured.out)] == [1]
+    assert "in.txt:2: " in captured.err and "Traceback" not in captured.err
+
+
+def test_no_throughput_line_when_nothing_was_predicted(checkpoints, tmp_path, capsys):
+    (tmp_path / "in.txt").write_text("not a tree\n", encoding="utf-8")
+    assert _predict_main([checkpoints["lstm"], tmp_path / "in.txt"]) == 1
+    err = capsys.readouterr().err
+    assert "trees/s" not in err and "in.txt:1:" in err

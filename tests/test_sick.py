@@ -434,3 +434,19 @@ def test_train_sick_with_frozen_word_vectors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         script.main(["--models", "gru"])
     assert "unknown ['gru']" in capsys.readouterr().err
+
+
+def test_train_sick_refuses_an_out_dir_with_results(tmp_path, capsys):
+    script = _script_module()
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "results.json").write_text("{\"earlier\": true}\n")
+    args = ["--epochs", "1", "--embed-dim", "8", "--hidden-size", "6", "--similarity-size", "4",
+            "--max-train", "20", "--models", "lstm", "--quiet", "--out", str(out)]
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(args)
+    assert exit_info.value.code == 2
+    assert "already holds a run (results.json)" in capsys.readouterr().err
+    assert (out / "results.json").read_text() == "{\"earlier\": true}\n"
+    assert script.main(args + ["--overwrite"]) == 0
+    assert "results" in json.loads((out / "results.json").read_text())

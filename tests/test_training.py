@@ -465,3 +465,142 @@ def test_compare_smoke(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "| Tree-LSTM |" in done.stdout and "| LSTM |" in done.stdout
     assert (out / "compare.md").is_file() and (out / "compare.json").is_file()
+
+
+# ------------------------------------------------------- nothing lost, nothing silently wrong
+def _train_args(out, *more):
+    return ["--max-train", "30", "--epochs", "1", "--embed-dim", "16", "--hidden-size", "12",
+            "--out", str(out), "--device", "cpu", "--quiet", *more]
+
+
+def _exit_status(command, argv):
+    try:
+        return command(argv)
+    except SystemExit as exit_info:
+        return exit_info.code
+
+
+def test_train_refuses_an_out_dir_that_holds_a_run(tmp_path, splits, capsys):
+    out = tmp_path / "run"
+    train(_small(epochs=1), out, splits=splits)
+    best = (out / "best.pt").read_bytes()
+    with pytest.raises(FileExistsError, match=r"already holds a run.*--resume.*--overwrite"):
+        train(_small(epochs=1, seed=4), out, splits=splits)
+    assert (out / "best.pt").read_bytes() == best
+    assert _exit_status(train_command, _train_args(out)) == 2
+    err = capsys.readouterr().err
+    assert str(out) in err and "--resume" in err and "--overwrite" in err
+    assert (out / "best.pt").read_bytes() == best
+    # the two ways on
+    train(_small(epochs=2), out, resume=True, splits=splits)
+    train(_small(epochs=1, seed=4), out, overwrite=True, splits=splits)
+    assert load_checkpoint(out / "checkpoint.pt").config["seed"] == 4
+
+
+def test_compare_refuses_an_out_dir_that_holds_a_comparison(tmp_path, splits, monkeypatch):
+    monkeypatch.setattr(training, "load_splits", lambda *args, **kwargs: splits)
+    compare(_small(epochs=1), tmp_path, rows=["lstm"])
+    table = (tmp_path / "compare.md").read_text()
+    with pytest.raises(FileExistsError, match="compare.md"):
+        compare(_small(epochs=1), tmp_path, rows=["lstm"])
+    assert (tmp_path / "compare.md").read_text() == table
+    compare(_small(epochs=1), tmp_path, rows=["lstm"], overwrite=True)
+
+
+def test_resume_refuses_a_best_checkpoint_of_another_run(tmp_path, splits):
+    train(_small(epochs=1), tmp_path / "a", splits=splits)
+    train(_small(epochs=1, hidden_size=10), tmp_path / "b", splits=splits)
+    other = {"train": splits["dev"], "dev": splits["dev"], "test": splits["test"]}
+    train(_small(epochs=1), tmp_path / "c", splits=other)
+    (tmp_path / "a" / "best.pt").write_bytes((tmp_path / "b" / "best.pt").read_bytes())
+    with pytest.raises(ValueError, match=r"a/best\.pt: cannot resume: the checkpoint has "
+                                         r"hidden_size=10"):
+        train(_small(epochs=2), tmp_path / "a", resume=True, splits=splits)
+    (tmp_path / "a" / "best.pt").write_bytes((tmp_path / "c" / "best.pt").read_bytes())
+    with pytest.raises(ValueError, match=r"a/best\.pt: cannot resume: the training data changed"):
+        train(_small(epochs=2), tmp_path / "a", resume=True, splits=splits)
+
+
+def test_resume_refuses_a_best_checkpoint_of_another_epoch(tmp_path, splits):
+    train(_small(epochs=3), tmp_path / "a", splits=splits)
+    best_epoch = load_checkpoint(tmp_path / "a" / "best.pt").epoch
+    path = tmp_path / "a" / "best.pt"
+    _rewrite_checkpoint(path, epoch=best_epoch + 7)
+    with pytest.raises(ValueError, match=r"best\.pt: holds epoch .*not this run's best\.pt"):
+        train(_small(epochs=4), tmp_path / "a", resume=True, splits=splits)
+
+
+def _rewrite_checkpoint(path, **changes):
+    """Fields changed *with a valid checksum*: a crafted file, not a damaged one."""
+    content = torch.load(path, weights_only=True)
+    content.update(changes)
+    content["checksum"] = training._checksum(content)
+    torch.save(content, path)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"epoch": "2"}, r"field 'epoch' should be an integer"),
+    ({"epoch": True}, r"field 'epoch' should be an integer"),
+    ({"optimizer": [1]}, r"field 'optimizer' should be a dict"),
+    ({"rng_state": "x"}, r"field 'rng_state' should be a dict"),
+    ({"state_dict": {"embedding.weight": "x"}}, r"'state_dict' should map names to tensors"),
+    ({"extra": '{"a": ' * 100000 + "1" + "}" * 100000}, r"JSON nested too deeply"),
+    ({"extra": json.dumps({"history": "oops", "best": {}})}, r"'history' should be a list"),
+    ({"extra": json.dumps({"history": [{"epoch": 1}], "best": {}})},
+     r"history record 1 is not an epoch record"),
+    ({"extra": json.dumps({"history": [], "best": [1]})}, r"'history' should be a list of 1"),
+])
+def test_crafted_checkpoint_fields_are_refused(tmp_path, splits, changes, message):
+    train(_small(epochs=1), tmp_path, splits=splits)
+    _rewrite_checkpoint(tmp_path / "checkpoint.pt", **changes)
+    with pytest.raises(ValueError, match=r"checkpoint\.pt: .*" + message):
+        train(_small(epochs=2), tmp_path, resume=True, splits=splits)
+
+
+def test_crafted_best_record_is_refused(tmp_path, splits):
+    train(_small(epochs=1), tmp_path, splits=splits)
+    extra = json.loads(torch.load(tmp_path / "checkpoint.pt", weights_only=True)["extra"])
+    for best in ([1], {"epoch": "1"}, {"epoch": 5, "dev": {"root_acc": 0.5}}):
+        _rewrite_checkpoint(tmp_path / "checkpoint.pt", extra=json.dumps(dict(extra, best=best)))
+        with pytest.raises(ValueError, match=r"cannot resume: 'best' should"):
+            train(_small(epochs=2), tmp_path, resume=True, splits=splits)
+
+
+def test_empty_checkpoint_file_is_named(tmp_path):
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.pt: empty file \(0 bytes\)"):
+        load_checkpoint(tmp_path / "empty.pt")
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--seed", "99999999999999999999999", "argument --seed: expected an integer in [0, 4294967295]"),
+    ("--seed", "-1", "argument --seed"),
+    ("--epochs", "0", "argument --epochs: expected a positive integer"),
+    ("--lr", "nan", "argument --lr: expected a positive number"),
+    ("--dropout", "1.5", "argument --dropout: expected a probability"),
+    ("--threads", "-2", "argument --threads"),
+    ("--device", "bogus", "argument --device"),
+    ("--clip-grad-norm", "inf", "argument --clip-grad-norm"),
+])
+def test_bad_options_name_the_option(tmp_path, capsys, option, value, message):
+    assert _exit_status(train_command, _train_args(tmp_path / "run", option, value)) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_config_seed_range():
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 4294967295\]"):
+        TrainConfig(seed=2 ** 64)
+    with pytest.raises(ValueError, match="seed"):
+        TrainConfig(seed=True)
+
+
+@pytest.mark.parametrize("device, message", [("cuda", "CUDA is not available"),
+                                             ("bogus", "argument --device")])
+def test_eval_device_errors_are_one_line(tmp_path, splits, capsys, device, message):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    train(_small(epochs=1), tmp_path, splits=splits)
+    assert _exit_status(eval_command, [str(tmp_path / "best.pt"), "--device", device]) == 2
+    assert message in capsys.readouterr().err

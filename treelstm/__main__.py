@@ -9,23 +9,71 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import textwrap
 from typing import Optional, Sequence
 
-from .training import (COMPARE_ROWS, DEFAULT_COMPARE_ROWS, DEFAULT_DATA, TrainConfig, compare,
-                       load_checkpoint, load_splits, train)
+from .training import (COMPARE_ROWS, DEFAULT_COMPARE_ROWS, DEFAULT_DATA, MAX_SEED, TrainConfig,
+                       compare, load_checkpoint, load_splits, resolve_device, train)
 
 _DEFAULTS = TrainConfig()
 _COMPARE_EPOCHS = 8  # measured: the 3 default rows take about 75 s on one free CPU core
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+# Option types: argparse names the option in the error ("argument --seed: expected ...").
+def _integer(text: str, low: int, high: Optional[int], expected: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _integer(text, 1, None, "a positive integer")
+
+
+def _non_negative_int(text: str) -> int:
+    return _integer(text, 0, None, "an integer >= 0")
+
+
+def _seed(text: str) -> int:
+    return _integer(text, 0, MAX_SEED, f"an integer in [0, {MAX_SEED}]")
+
+
+def _number(text: str, accept, expected: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not math.isfinite(value) or not accept(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, lambda v: v > 0, "a positive number")
+
+
+def _non_negative_float(text: str) -> float:
+    return _number(text, lambda v: v >= 0, "a number >= 0")
+
+
+def _probability(text: str) -> float:
+    return _number(text, lambda v: 0 <= v <= 1, "a probability in [0, 1]")
+
+
+def _device(text: str) -> str:
+    """A device name torch knows and this machine has ('auto' too); kept as written."""
+    try:
+        resolve_device(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +91,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--backend", choices=("native", "dgl"), default=_DEFAULTS.backend,
                        help="Tree-LSTM executor: 'native' (level-scheduled torch) or 'dgl' "
                             "(needs the dgl package) (default: %(default)s)")
-    group.add_argument("--dropout", type=float, default=_DEFAULTS.dropout,
+    group.add_argument("--dropout", type=_probability, default=_DEFAULTS.dropout,
                        help="dropout before the output layer, and between layers "
                             "(default: %(default)s)")
     group.add_argument("--embeddings", metavar="FILE", default=None,
@@ -62,18 +110,18 @@ def _add_training_options(parser: argparse.ArgumentParser, epochs: int) -> None:
     group.add_argument("--max-train", type=_positive_int, metavar="N", default=None,
                        help="use only the first N training trees, for quick runs "
                             "(default: all)")
-    group.add_argument("--epochs", type=int, default=epochs,
+    group.add_argument("--epochs", type=_positive_int, default=epochs,
                        help="passes over the training trees (default: %(default)s)")
-    group.add_argument("--seed", type=int, default=_DEFAULTS.seed,
+    group.add_argument("--seed", type=_seed, default=_DEFAULTS.seed,
                        help="seed of python, numpy and torch and of the data order "
                             "(default: %(default)s)")
-    group.add_argument("--lr", type=float, default=_DEFAULTS.lr,
+    group.add_argument("--lr", type=_positive_float, default=_DEFAULTS.lr,
                        help="AdaGrad learning rate (default: %(default)s)")
-    group.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay,
+    group.add_argument("--weight-decay", type=_non_negative_float, default=_DEFAULTS.weight_decay,
                        help="L2 weight decay (default: %(default)s)")
     group.add_argument("--batch-size", type=_positive_int, default=_DEFAULTS.batch_size,
                        help="trees per update (default: %(default)s)")
-    group.add_argument("--clip-grad-norm", type=float, metavar="MAX",
+    group.add_argument("--clip-grad-norm", type=_positive_float, metavar="MAX",
                        default=_DEFAULTS.clip_grad_norm,
                        help="rescale the gradients before each update so that their total 2-norm "
                             "is at most MAX (torch.nn.utils.clip_grad_norm_); a NaN or infinite "
@@ -85,10 +133,10 @@ def _add_run_options(parser: argparse.ArgumentParser, out: str) -> None:
     group = parser.add_argument_group("run")
     group.add_argument("--out", metavar="DIR", default=out,
                        help="output directory (default: %(default)s)")
-    group.add_argument("--device", default=_DEFAULTS.device,
+    group.add_argument("--device", type=_device, default=_DEFAULTS.device,
                        help="'cpu', 'cuda', 'cuda:1', ... or 'auto' (CUDA when available) "
                             "(default: %(default)s)")
-    group.add_argument("--threads", type=int, default=1,
+    group.add_argument("--threads", type=_non_negative_int, default=1,
                        help="torch CPU threads; batches of small trees gain little from more, "
                             "and they slow down on a busy machine. 0: torch's default "
                             "(default: %(default)s)")
@@ -124,9 +172,9 @@ def _wrap(*paragraphs: str) -> str:
     return "\n\n".join(textwrap.fill(p, width=88) for p in paragraphs)
 
 
-def _fail(parser: argparse.ArgumentParser, error: Exception) -> int:
-    parser.exit(2, f"{parser.prog}: error: {error}\n")
-    return 2
+def _fail(parser: argparse.ArgumentParser, error: Exception, status: int = 2) -> int:
+    parser.exit(status, f"{parser.prog}: error: {error}\n")
+    return status
 
 
 # ---------------------------------------------------------------------------------- train
@@ -168,7 +216,11 @@ def train_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                         help="continue from --out/checkpoint.pt if it exists: the run ends with "
                              "the same weights as an uninterrupted one (bit for bit with the "
                              "same --device and --threads); --epochs may be raised to train "
-                             "longer; the other settings must match the checkpoint")
+                             "longer; the other settings must match the checkpoint (and "
+                             "best.pt must be this run's)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start afresh even if --out already holds a run, replacing its "
+                             "files (default: refuse, so that a finished run is never lost)")
     parser.add_argument("--distributed", action="store_true",
                         help="one of the processes started by torchrun: DistributedDataParallel "
                              "(NCCL on cuda:LOCAL_RANK, Gloo on the CPU), each process takes "
@@ -189,9 +241,11 @@ def train_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = No
         config = _config(args, model=args.model, view=args.view,
                          bidirectional=args.bidirectional, phrase_loss=not args.root_loss_only)
         metrics = train(config, out, resume=args.resume, progress=progress,
-                        distributed=args.distributed).metrics
-    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+                        distributed=args.distributed, overwrite=args.overwrite).metrics
+    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as error:
         return _fail(parser, error)
+    except OSError as error:  # e.g. a full disk while writing a checkpoint
+        return _fail(parser, error, status=1)
     if not main_rank:
         return 0
     test, dev = metrics["test"], metrics["best_dev"] or {}
@@ -221,10 +275,11 @@ def eval_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                         help="directory with <split>.txt (default: the --data of training)")
     parser.add_argument("--split", choices=("train", "dev", "test"), default="test",
                         help="which file to evaluate (default: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="(default: %(default)s)")
+    parser.add_argument("--device", type=_device, default="cpu",
+                        help="'cpu', 'cuda', 'cuda:1', ... (default: %(default)s)")
     parser.add_argument("--batch-size", type=_positive_int, default=256,
                         help="trees per forward pass (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=_non_negative_int, default=1,
                         help="torch CPU threads, 0: torch's default (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -237,16 +292,20 @@ def eval_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = Non
     parser = eval_parser(prog)
     args = parser.parse_args(argv)
     progress = _setup(args)
+    device = resolve_device(args.device)
     try:
         checkpoint = load_checkpoint(args.checkpoint)
-        model = checkpoint.build_model().to(args.device)
+        model = checkpoint.build_model().to(device)
         view = checkpoint.config.get("view", "fine")
         data = args.data or checkpoint.config.get("data") or DEFAULT_DATA
+        if not isinstance(data, str) or view not in ("fine", "binary"):
+            raise ValueError(f"{args.checkpoint}: its training settings name data {data!r} and "
+                             f"view {view!r}; expected a directory and 'fine' or 'binary'")
         trees = load_splits(data, view, splits=(args.split,))[args.split]
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:
         return _fail(parser, error)
     metrics = evaluate(model, trees, checkpoint.vocab, batch_size=args.batch_size,
-                       device=args.device, progress=progress, description=args.split)
+                       device=device, progress=progress, description=args.split)
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
@@ -278,6 +337,9 @@ def compare_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     _add_model_options(parser)
     _add_training_options(parser, epochs=_COMPARE_EPOCHS)
     _add_run_options(parser, out="runs/compare")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="train again even if --out already holds a comparison, replacing "
+                             "its files (default: refuse)")
     return parser
 
 
@@ -287,9 +349,12 @@ def compare_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = 
     progress = _setup(args)
     rows = [row.strip() for row in args.rows.split(",") if row.strip()]
     try:
-        result = compare(_config(args), args.out, progress=progress, rows=rows)
-    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        result = compare(_config(args), args.out, progress=progress, rows=rows,
+                         overwrite=args.overwrite)
+    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as error:
         return _fail(parser, error)
+    except OSError as error:
+        return _fail(parser, error, status=1)
     print(result["table"])
     print(f"written to {args.out}/compare.md and {args.out}/compare.json")
     return 0
@@ -316,10 +381,14 @@ def predict_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
         epilog=_wrap("Lines are read --window at a time, sorted by size within the window, run "
                      "in batches of at most --batch-trees trees and --max-nodes nodes, and "
                      "written back in input order, so memory stays bounded.",
+                     "--output is written to a temporary file beside it and renamed when the "
+                     "run ends, so an interrupted run leaves a previous file as it was; it may "
+                     "not be the input or the checkpoint (refused, also through links).",
                      "Exit status: 0 done (with --skip-bad a malformed line becomes "
                      "{\"line\": N, \"error\": \"...\"} and the run goes on); 1 a malformed "
                      "input line, named in the message (the records of the lines before it are "
-                     "written); 2 bad options, or an unreadable checkpoint or input file. A "
+                     "written), or output that could not be written (e.g. a full disk); 2 bad "
+                     "options, or an unreadable checkpoint or input file. A "
                      "progress bar (when stderr is a terminal) and a last line with the "
                      "throughput (trees/s) go to stderr.",
                      "example: python -m treelstm predict runs/sst-treelstm-fine/best.pt "
@@ -340,7 +409,7 @@ def predict_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     parser.add_argument("--window", type=_positive_int, default=_PREDICT_WINDOW,
                         help="input lines held at once, sorted by size for batching "
                              "(default: %(default)s)")
-    parser.add_argument("--device", default="cpu",
+    parser.add_argument("--device", type=_device, default="cpu",
                         help="'cpu', 'cuda', 'cuda:1', ... (default: %(default)s)")
     parser.add_argument("--dtype", choices=("bf16", "fp16"), default=None,
                         help="run under torch.autocast in this dtype (default: float32)")
@@ -349,7 +418,7 @@ def predict_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     parser.add_argument("--skip-bad", action="store_true",
                         help="write an error record for a malformed line and go on (default: "
                              "stop with exit status 1)")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=_non_negative_int, default=1,
                         help="torch CPU threads, 0: torch's default (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar and no throughput line on stderr (the bar is also "
@@ -357,13 +426,29 @@ def predict_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _same_file_problem(args: argparse.Namespace) -> Optional[str]:
+    """Why ``--output`` may not be written, if it names the input or the checkpoint."""
+    from .files import same_file
+
+    if args.output == "-":
+        return None
+    named = [("checkpoint", args.checkpoint)]
+    if args.input != "-":
+        named.append(("input", args.input))
+    for what, path in named:
+        if same_file(args.output, path):
+            return (f"--output {args.output} is the {what} ({path}); refusing to overwrite it: "
+                    "choose another output file")
+    return None
+
+
 def predict_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     import time
 
     import torch
 
+    from .files import AtomicOutput
     from .predict import LineError, Predictor, predict_records
-    from .training import resolve_device
 
     parser = predict_parser(prog)
     args = parser.parse_args(argv)
@@ -373,12 +458,17 @@ def predict_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = 
         print(f"{prog}: error: {message}", file=sys.stderr)
         return status
 
+    problem = _same_file_problem(args)
+    if problem:
+        return error(problem, 2)
+    if args.input == "-" and sys.stdin is None:
+        return error("standard input is closed; give an input FILE", 2)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     try:
         device = resolve_device(args.device)
         predictor = Predictor.from_checkpoint(args.checkpoint, device=device, dtype=args.dtype)
-    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as problem:
+    except (ValueError, OSError) as problem:
         return error(str(problem), 2)
     if args.node_labels and not predictor.is_tree_model:
         return error(f"--node-labels needs a Tree-LSTM checkpoint; {args.checkpoint} holds an "
@@ -390,8 +480,12 @@ def predict_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = 
     except OSError as problem:
         return error(f"{args.input}: {problem.strerror or problem}", 2)
     try:
-        sink = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
+        # A file is written beside itself and renamed when complete: an interrupted run
+        # leaves the previous file as it was.
+        sink = sys.stdout if args.output == "-" else AtomicOutput(args.output)
     except OSError as problem:
+        if source is not sys.stdin.buffer:
+            source.close()
         return error(f"{args.output}: {problem.strerror or problem}", 2)
 
     bar = None
@@ -411,16 +505,14 @@ def predict_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = 
     start = time.perf_counter()
     try:
         for record in records:
-            sink.write(json.dumps(record) + "\n")
+            sink.write(json.dumps(record, allow_nan=False) + "\n")
             if "error" in record:
                 num_errors += 1
             else:
                 num_trees += 1
             if bar is not None:
                 bar.update(1)
-        sink.flush()
     except LineError as problem:
-        sink.flush()
         failure = (f"{name}:{problem.lineno}: {problem.reason} (--skip-bad writes an error record "
                    "and goes on)")
     except BrokenPipeError:
@@ -428,17 +520,35 @@ def predict_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = 
         # stdout at exit, so point it at /dev/null.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as problem:  # reading the input, or writing: a full disk
+        if sink is not sys.stdout:
+            sink.discard()
+        where = args.output if sink is not sys.stdout else "standard output"
+        return error(f"{name} -> {where}: {problem.strerror or problem}", 1)
+    except BaseException:  # interrupted: the previous output file stays as it was
+        if sink is not sys.stdout:
+            sink.discard()
+        raise
     finally:
         if bar is not None:
             bar.close()
         if source is not sys.stdin.buffer:
             source.close()
-        if sink is not sys.stdout:
-            sink.close()
+    try:
+        if sink is sys.stdout:
+            sink.flush()
+        else:
+            sink.commit()  # the records before a bad line are kept, as with standard output
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as problem:
+        where = args.output if sink is not sys.stdout else "standard output"
+        return error(f"{where}: {problem.strerror or problem}", 1)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    if not args.quiet:
+    if not args.quiet and num_trees + num_errors > 0:
         rate = num_trees / seconds if seconds > 0 else float("inf")
         dtype = args.dtype or "float32"
         skipped = f", {num_errors} bad lines skipped" if num_errors else ""

@@ -24,7 +24,9 @@ Input trees come as :class:`~treelstm.data.SentimentTree` (their labels are igno
 """
 from __future__ import annotations
 
+import copy
 import json
+import math
 import os
 from typing import Any, Iterable, Iterator, NamedTuple, Optional, Sequence, TypeVar, Union
 
@@ -225,10 +227,26 @@ def parse_tree_line(line: Union[str, bytes], format: str = "auto") -> SentimentT
         value = json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"not valid JSON: {error.msg} at column {error.colno}") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deeply; expected an object {\"parent\": [...], "
+                         "\"tokens\": [...]}") from None
     return tree_from_json(value)
 
 
 # -------------------------------------------------------------------------- predictor
+def _frozen(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` for inference only: on ``device``, eval mode, no gradients, and (Tree-LSTM)
+    each vocabulary word's projection kept between batches."""
+    model = model.to(device).eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    tree_lstm = getattr(model, "tree_lstm", None)
+    if tree_lstm is not None:
+        tree_lstm.projection_cache.clear()  # a copy's cache was the caller's
+        tree_lstm.cache_projections()
+    return model
+
+
 def _resolve_dtype(dtype: Union[None, str, torch.dtype]) -> Optional[torch.dtype]:
     if dtype is None or isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
         return dtype
@@ -239,10 +257,20 @@ def _resolve_dtype(dtype: Union[None, str, torch.dtype]) -> Optional[torch.dtype
 
 
 class Predictor:
-    """A classifier in eval mode with its vocabulary, for predictions in batches.
+    """A frozen copy of a classifier with its vocabulary, for predictions in batches.
+
+    The Predictor works on its own copy of ``model`` (in eval mode, on ``device``, parameters
+    not requiring gradients), taken when it is built: the caller's module is never changed
+    (mode, device, flags, parameters), and training it further does not change this
+    Predictor's answers -- build a new Predictor to predict with the new weights. Its copy
+    keeps each vocabulary word's projection between batches (see
+    :meth:`~treelstm.TreeLSTM.cache_projections`); nothing outside the Predictor holds the
+    copy's weights, so what is kept can never go stale.
 
     Args:
-        model: a :class:`~treelstm.TreeLSTMClassifier` or :class:`~treelstm.LSTMClassifier`.
+        model: a :class:`~treelstm.TreeLSTMClassifier` or :class:`~treelstm.LSTMClassifier`;
+            copied (``copy.deepcopy``), unless ``copy_model=False``: then it is taken over
+            (frozen, moved, cached) and must not be changed afterwards.
         vocab: the vocabulary of its embedding.
         device: where to run. Default: ``"cpu"``
         dtype: ``None`` (the model's own, float32), ``"bf16"`` or ``"fp16"``: run under
@@ -250,7 +278,7 @@ class Predictor:
     """
 
     def __init__(self, model: nn.Module, vocab: Vocab, device: Union[str, torch.device] = "cpu",
-                 dtype: Union[None, str, torch.dtype] = None) -> None:
+                 dtype: Union[None, str, torch.dtype] = None, *, copy_model: bool = True) -> None:
         if not isinstance(model, (TreeLSTMClassifier, LSTMClassifier)):
             raise TypeError(f"Predictor: model must be a TreeLSTMClassifier or LSTMClassifier; "
                             f"got {type(model).__name__}")
@@ -258,14 +286,12 @@ class Predictor:
             raise TypeError(f"Predictor: vocab must be a Vocab; got {type(vocab).__name__}")
         self.device = torch.device(device)
         self.dtype = _resolve_dtype(dtype)
-        self.model = model.to(self.device).eval()
+        self.model = _frozen(copy.deepcopy(model) if copy_model else model, self.device)
         self.vocab = vocab
         self.is_tree_model = isinstance(model, TreeLSTMClassifier)
         # N-ary cells take at most `arity` children; checked per tree so that one bad tree
         # does not fail a whole batch.
-        tree_lstm = getattr(model, "tree_lstm", None)
-        if tree_lstm is not None:  # fixed weights: each word projected once, not once per batch
-            tree_lstm.cache_projections()
+        tree_lstm = getattr(self.model, "tree_lstm", None)
         self.max_children = tree_lstm.arity if tree_lstm is not None and \
             tree_lstm.cell == "nary" else None
 
@@ -279,7 +305,7 @@ class Predictor:
             ValueError: naming the file: not a readable checkpoint, or weights that do not fit.
         """
         model, vocab, _ = load_model(path, map_location="cpu")
-        return cls(model, vocab, device=device, dtype=dtype)
+        return cls(model, vocab, device=device, dtype=dtype, copy_model=False)
 
     @property
     def num_classes(self) -> int:
@@ -421,6 +447,13 @@ def predict_records(predictor: Predictor, lines: Iterable[Union[str, bytes]],
             for i, prediction in zip(batch, predictions):
                 results[trees[i][0]] = prediction
         for (lineno, _, error), result in zip(entries, results):
+            if result is not None and not all(map(math.isfinite, result.probs)):
+                error = ("the model gave non-finite probabilities for this tree (overflow in "
+                         "the --dtype?)")
+                if not skip_bad:
+                    failure = LineError(lineno, error)
+                    break
+                result = None
             if result is None:
                 yield {"line": lineno, "error": error}
                 continue

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import glob
 import hashlib
 import io
 import json
@@ -29,7 +28,6 @@ import os
 import random
 import re
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +41,7 @@ from torch import Tensor, nn
 from .baseline import LSTMClassifier
 from .data import (IGNORE_INDEX, NUM_CLASSES, VIEWS, SentimentTree, Vocab, collate_sequences,
                    collate_trees, load_vectors, read_ptb)
+from .files import atomic_write, check_no_run, remove_stale_temp_files, write_text
 from .models import BACKENDS, CELLS, TreeLSTMClassifier
 
 __all__ = ["DEFAULT_DATA", "MODEL_KINDS", "COMPARE_ROWS", "TrainConfig", "TrainResult",
@@ -61,6 +60,8 @@ DEFAULT_DATA = str(Path(__file__).resolve().parent.parent / "data" / "sentiment"
 MODEL_KINDS = {"treelstm": TreeLSTMClassifier, "lstm": LSTMClassifier}
 _MODEL_CLASSES = {cls.__name__: cls for cls in MODEL_KINDS.values()}
 SPLITS = ("train", "dev", "test")
+#: The largest ``seed`` (numpy's global RNG takes 32-bit seeds).
+MAX_SEED = 2 ** 32 - 1
 
 CHECKPOINT_FORMAT = "treelstm.checkpoint"
 CHECKPOINT_VERSION = 1
@@ -68,6 +69,8 @@ CHECKPOINT_VERSION = 1
 _RESUMABLE_CHANGES = ("epochs", "device", "backend")
 # What train() writes to its out_dir.
 _OUTPUT_FILES = ("checkpoint.pt", "best.pt", "metrics.json", "learning_curve.png")
+# The files that mean an out_dir holds a run.
+_RUN_FILES = ("checkpoint.pt", "best.pt", "metrics.json")
 
 
 # ------------------------------------------------------------------------------- config
@@ -143,6 +146,10 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig: {name} must be a positive integer; got {value!r}")
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
             raise ValueError(f"TrainConfig: epochs must be an integer >= 0; got {self.epochs!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or \
+                not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"TrainConfig: seed must be an integer in [0, {MAX_SEED}]; got "
+                             f"{self.seed!r}")
         if self.max_train is not None and (isinstance(self.max_train, bool)
                                            or not isinstance(self.max_train, int)
                                            or self.max_train < 1):
@@ -492,7 +499,7 @@ def evaluate(model: nn.Module, trees: Sequence[SentimentTree], vocab: Vocab,
 def seed_everything(seed: int) -> None:
     """Seed python's ``random``, numpy's global RNG and torch (CPU and CUDA)."""
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2 ** 32)
     torch.manual_seed(seed)
 
 
@@ -534,74 +541,6 @@ def _epoch_order(num_trees: int, seed: int, epoch: int) -> np.ndarray:
 # -------------------------------------------------------------------------- checkpoints
 def _vocab_to_dict(vocab: Vocab) -> dict:
     return {"itos": vocab.itos, "lower": vocab.lower, "unk": vocab.unk, "pad": vocab.pad}
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _temp_prefix(path: Path) -> str:
-    return f".{path.name}."
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename in ``directory`` durable (POSIX); a no-op where directories cannot be
-    opened (Windows)."""
-    try:
-        handle = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(handle)
-    except OSError:
-        pass
-    finally:
-        os.close(handle)
-
-
-def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write through a temporary file in the same directory, fsync it, ``os.replace`` it over
-    ``path``, fsync the directory: a reader (or a process killed at any moment, or a power cut)
-    sees the old file or the new one, never a mix. A process killed mid-write leaves its
-    ``.<name>.*.tmp`` behind; :func:`remove_stale_temp_files` clears them."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp",
-                                         dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temp_name, 0o666 & ~_umask())  # mkstemp makes 0600; give open()'s usual mode
-        os.replace(temp_name, path)
-    except BaseException:
-        try:
-            os.unlink(temp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_directory(path.parent)
-
-
-def remove_stale_temp_files(directory: PathLike, names: Sequence[str]) -> list[Path]:
-    """Delete the temporary files (``.<name>.*.tmp``) that writers of ``directory/<name>`` killed
-    mid-write left behind; returns them. Only for a directory no other process is writing to."""
-    directory = Path(directory)
-    removed = []
-    for name in names:
-        for stale in directory.glob(f"{glob.escape(_temp_prefix(Path(name)))}*.tmp"):
-            try:
-                stale.unlink()
-            except FileNotFoundError:
-                continue
-            removed.append(stale)
-    return removed
-
-
-def _write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda file: file.write(text.encode("utf-8")))
 
 
 def _checksum(content: dict) -> str:
@@ -663,7 +602,7 @@ def save_checkpoint(path: PathLike, model: nn.Module, vocab: Vocab, config: Opti
         "extra": json.dumps(extra if extra is not None else {}),
     }
     content["checksum"] = _checksum(content)
-    _atomic_write(Path(path), lambda file: torch.save(content, file))
+    atomic_write(path, lambda file: torch.save(content, file))
 
 
 @dataclass
@@ -721,6 +660,8 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
             than tensors and plain containers, or is not a treelstm checkpoint.
     """
     name = os.fspath(path)
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise ValueError(f"{name}: empty file (0 bytes); expected a treelstm checkpoint")
     try:
         content = torch.load(path, map_location=map_location, weights_only=True)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
@@ -733,9 +674,9 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
             raise ValueError(f"{name}: not a readable treelstm checkpoint: it holds a pickled "
                              f"object other than tensors and plain containers{what}; refused "
                              "without running it") from None
-        reason = text.splitlines()[0] if text else ""
+        reason = text.splitlines()[0][:200] if text else "(no message)"
         raise ValueError(f"{name}: not a readable treelstm checkpoint (corrupt or truncated?): "
-                         f"{type(error).__name__}: {reason[:200]}") from None
+                         f"{type(error).__name__}: {reason}") from None
     if not isinstance(content, dict) or content.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{name}: not a treelstm checkpoint (expected a dict with format "
                          f"{CHECKPOINT_FORMAT!r})")
@@ -762,10 +703,13 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
                       pad=vocab_fields["pad"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{name}: damaged checkpoint metadata: {error}") from None
+    except RecursionError:
+        raise ValueError(f"{name}: damaged checkpoint metadata: JSON nested too deeply") from None
     for key, value in (("model_config", model_config), ("config", config), ("extra", extra)):
         if not isinstance(value, dict):
             raise ValueError(f"{name}: damaged checkpoint metadata: {key} should be a JSON object, "
                              f"got {type(value).__name__}")
+    _check_checkpoint_fields(name, content)
     if model_config.get("vocab_size") != len(vocab):
         raise ValueError(f"{name}: the stored vocabulary has {len(vocab)} words but the model was "
                          f"built for vocab_size={model_config.get('vocab_size')!r}: vocabulary "
@@ -774,6 +718,28 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
                       state_dict=content["state_dict"], vocab=vocab, config=config,
                       optimizer=content.get("optimizer"), epoch=content.get("epoch"),
                       rng_state=content.get("rng_state"), extra=extra)
+
+
+def _check_checkpoint_fields(name: str, content: dict) -> None:
+    """ValueError naming the file and field unless the weights are finite tensors and the
+    training fields have their types (a crafted file can carry a valid digest)."""
+    for key, value in content["state_dict"].items():
+        if not isinstance(key, str) or not isinstance(value, Tensor):
+            raise ValueError(f"{name}: checkpoint field 'state_dict' should map names to tensors; "
+                             f"got {key!r}: {type(value).__name__}")
+        if (value.is_floating_point() or value.is_complex()) and \
+                not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name}: weight {key!r} holds NaN or infinite values; refusing a "
+                             "model that cannot give valid predictions")
+    epoch = content.get("epoch")
+    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0):
+        raise ValueError(f"{name}: checkpoint field 'epoch' should be an integer >= 0 or None; "
+                         f"got {epoch!r}")
+    for key in ("optimizer", "rng_state"):
+        value = content.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise ValueError(f"{name}: checkpoint field {key!r} should be a dict or None; got "
+                             f"{type(value).__name__}")
 
 
 def load_model(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> LoadedModel:
@@ -926,7 +892,7 @@ def _summary(config: TrainConfig, model: nn.Module, vocab: Vocab, splits: dict,
 
 def _write_metrics(out_dir: Optional[Path], metrics: dict) -> None:
     if out_dir is not None:
-        _write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 
 
 class TrainResult(NamedTuple):
@@ -941,7 +907,7 @@ class TrainResult(NamedTuple):
 def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool = False,
           progress: bool = False, splits: Optional[dict[str, list[SentimentTree]]] = None,
           on_epoch_end: Optional[Callable[[int, dict], None]] = None,
-          distributed: bool = False) -> TrainResult:
+          distributed: bool = False, overwrite: bool = False) -> TrainResult:
     """Train ``config.model`` on ``config.data``, pick the best epoch on dev, test it once.
 
     Each epoch: one pass over the training trees in an order that depends on (seed, epoch)
@@ -955,6 +921,9 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
         out_dir: where the files go; ``None`` keeps everything in memory.
         resume: continue from ``out_dir/checkpoint.pt`` if it exists (the result is the same,
             bit for bit, as an uninterrupted run). ``config.epochs`` may be raised to train on.
+        overwrite: start afresh in an ``out_dir`` that already holds a run, replacing its files
+            as the new run writes them. Without ``resume`` or ``overwrite`` such an ``out_dir``
+            is refused (FileExistsError), so a finished run is never lost by accident.
         progress: tqdm bars (if tqdm is installed).
         splits: ``{"train": [...], "dev": [...], "test": [...]}`` instead of reading
             ``config.data`` (already in ``config.view``).
@@ -976,6 +945,8 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
         dev metrics, test metrics (:func:`evaluate`), training and inference trees/s.
 
     Raises:
+        FileExistsError: ``out_dir`` holds a run (``checkpoint.pt``, ``best.pt`` or
+            ``metrics.json``) and neither ``resume`` nor ``overwrite`` was given.
         ValueError: a bad setting; with ``resume``, a checkpoint that is damaged, was written
             with other settings (only ``epochs``, ``device``, ``backend`` may change), or on
             other training trees (vocabulary and a SHA-256 of the trees are compared).
@@ -990,7 +961,7 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
     group = _start_distributed(config.device) if distributed else _SINGLE_PROCESS
     try:
         return _train(config, out_dir, resume, progress and group.is_main, splits, on_epoch_end,
-                      group)
+                      group, overwrite)
     finally:
         if group.owns_process_group:
             import torch.distributed as dist
@@ -1014,14 +985,61 @@ def _load_resumable(out_dir: Path, config: TrainConfig,
         raise ValueError(f"{checkpoint_path}: cannot resume: the checkpoint holds no "
                          "optimizer / RNG state / epoch")
     _check_same_data(checkpoint, train_trees)
-    if checkpoint.extra.get("history") and not (out_dir / "best.pt").is_file():
-        raise ValueError(f"{out_dir / 'best.pt'}: missing; cannot resume without it")
+    _check_run_record(checkpoint)
+    best_path = out_dir / "best.pt"
+    if checkpoint.extra["history"]:
+        if not best_path.is_file():
+            raise ValueError(f"{best_path}: missing; cannot resume without it")
+        best = load_checkpoint(best_path)
+        _check_resumable(best.config, config, str(best_path))
+        _check_same_data(best, train_trees)
+        # The best epoch so far, or the next one (a run killed between writing best.pt and
+        # checkpoint.pt redoes that epoch and writes the same best.pt again).
+        expected = (checkpoint.extra["best"]["epoch"], checkpoint.epoch + 1)
+        if best.epoch not in expected:
+            raise ValueError(f"{best_path}: holds epoch {best.epoch!r}, but {checkpoint_path} "
+                             f"has its best dev epoch at {expected[0]}: not this run's best.pt; "
+                             "cannot resume")
     return checkpoint
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_run_record(checkpoint: Checkpoint) -> None:
+    """ValueError naming the file unless ``extra`` holds a history of ``epoch`` records and the
+    best of them, as :func:`train` writes them (a crafted file can carry a valid digest)."""
+    def fail(what: str) -> None:
+        raise ValueError(f"{checkpoint.path}: cannot resume: {what}")
+
+    history, best = checkpoint.extra.get("history"), checkpoint.extra.get("best")
+    if not isinstance(history, list) or len(history) != checkpoint.epoch:
+        fail(f"'history' should be a list of {checkpoint.epoch} epoch records; got "
+             f"{type(history).__name__}" + (f" of {len(history)}" if isinstance(history, list)
+                                            else ""))
+    for number, record in enumerate(history, start=1):
+        if not (isinstance(record, dict) and record.get("epoch") == number
+                and isinstance(record.get("train"), dict) and isinstance(record.get("dev"), dict)
+                and all(_is_number(record["train"].get(key))
+                        for key in ("loss", "root_acc", "seconds", "trees"))
+                and _is_number(record["dev"].get("root_acc"))):
+            fail(f"history record {number} is not an epoch record ({{'epoch': {number}, "
+                 "'train': {...}, 'dev': {...}})")
+    if not isinstance(best, dict):
+        fail(f"'best' should be a dict; got {type(best).__name__}")
+    if history and not (isinstance(best.get("epoch"), int) and not isinstance(best["epoch"], bool)
+                        and 1 <= best["epoch"] <= len(history)
+                        and isinstance(best.get("dev"), dict)
+                        and _is_number(best["dev"].get("root_acc"))):
+        fail(f"'best' should name an epoch in 1..{len(history)} and its dev metrics; got "
+             f"{best!r:.80}")
 
 
 def _train(config: TrainConfig, out_dir: Optional[Path], resume: bool, progress: bool,
            splits: Optional[dict[str, list[SentimentTree]]],
-           on_epoch_end: Optional[Callable[[int, dict], None]], group: _Group) -> TrainResult:
+           on_epoch_end: Optional[Callable[[int, dict], None]], group: _Group,
+           overwrite: bool = False) -> TrainResult:
     """:func:`train` in one process of ``group``."""
     device = group.device if group.active else resolve_device(config.device)
     if splits is None:
@@ -1038,6 +1056,8 @@ def _train(config: TrainConfig, out_dir: Optional[Path], resume: bool, progress:
     checkpoint, problem = None, None
     if group.is_main:
         try:
+            if out_dir is not None and not resume and not overwrite:
+                check_no_run(out_dir, _RUN_FILES)
             if out_dir is not None:
                 for stale in remove_stale_temp_files(out_dir, _OUTPUT_FILES):
                     logger.info("removed %s, left by a run killed while writing", stale)
@@ -1121,7 +1141,8 @@ def _train(config: TrainConfig, out_dir: Optional[Path], resume: bool, progress:
             best = {"epoch": epoch + 1, "dev": dev}
             if out_dir is not None:
                 save_checkpoint(out_dir / "best.pt", model, vocab, config.to_dict(),
-                                epoch=epoch + 1, extra={"dev": dev})
+                                epoch=epoch + 1,
+                                extra={"dev": dev, "data_fingerprint": fingerprint})
             else:
                 best_state = copy.deepcopy(model.state_dict())
         logger.info("epoch %d/%d: train loss %.4f, train root acc %.2f%%, dev root acc %.2f%%%s, "
@@ -1204,7 +1225,7 @@ def plot_learning_curve(history: list[dict], path: PathLike, title: str = "") ->
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
-    _atomic_write(Path(path), lambda file: file.write(buffer.getvalue()))
+    atomic_write(path, lambda file: file.write(buffer.getvalue()))
     return True
 
 
@@ -1277,12 +1298,14 @@ def _compare_caption(config: TrainConfig, rows: Sequence[str], first: dict) -> s
 
 
 def compare(config: TrainConfig, out_dir: Optional[PathLike] = None, progress: bool = False,
-            rows: Sequence[str] = DEFAULT_COMPARE_ROWS) -> dict:
+            rows: Sequence[str] = DEFAULT_COMPARE_ROWS, overwrite: bool = False) -> dict:
     """Train each row of :data:`COMPARE_ROWS` named in ``rows`` on the same data with the same
     budget and seed (``config``, fine view) and tabulate them.
 
     Returns ``{"results": {row: metrics}, "table": markdown, "caption": str}``; with ``out_dir``
     also writes ``compare.md``, ``compare.json`` and each row's run in ``out_dir/<row>/``.
+    An ``out_dir`` that holds a comparison (or a row's run) is refused (FileExistsError) before
+    anything is trained, unless ``overwrite``.
     """
     unknown = [row for row in rows if row not in COMPARE_ROWS]
     if unknown or not rows:
@@ -1290,6 +1313,10 @@ def compare(config: TrainConfig, out_dir: Optional[PathLike] = None, progress: b
                          f"got {list(rows)!r}")
     config = dataclasses.replace(config, view="fine")
     out_dir = Path(out_dir) if out_dir is not None else None
+    if out_dir is not None and not overwrite:
+        check_no_run(out_dir, ("compare.md", "compare.json"), resume_hint="")
+        for row in rows:
+            check_no_run(out_dir / row, _RUN_FILES, resume_hint="")
     splits = load_splits(config.data, "fine")
     results = {}
     for row in rows:
@@ -1297,11 +1324,11 @@ def compare(config: TrainConfig, out_dir: Optional[PathLike] = None, progress: b
         logger.info("training %s", label)
         run_config = dataclasses.replace(config, model=model, **changes)
         results[row] = train(run_config, out_dir / row if out_dir is not None else None,
-                             progress=progress, splits=splits).metrics
+                             progress=progress, splits=splits, overwrite=overwrite).metrics
     caption = _compare_caption(config, rows, next(iter(results.values())))
     table = comparison_table(results, caption)
     if out_dir is not None:
-        _write_text(out_dir / "compare.md", table)
-        _write_text(out_dir / "compare.json", json.dumps(
+        write_text(out_dir / "compare.md", table)
+        write_text(out_dir / "compare.json", json.dumps(
             {"caption": caption, "table": table, "results": results}, indent=2) + "\n")
     return {"results": results, "table": table, "caption": caption}

@@ -1,0 +1,183 @@
+"""Files written so that nothing a user had is lost: atomic replacement, same-file checks.
+
+* :func:`atomic_write` -- a whole file written through a temporary file and renamed over the
+  target (checkpoints, metrics).
+* :class:`AtomicOutput` -- the same for a stream of text written bit by bit (``predict -o``);
+  the target is replaced only when the stream is complete.
+* :func:`remove_stale_temp_files` -- what a writer killed mid-write left behind.
+* :func:`same_file` -- whether two paths name one file (symlinks, hard links, ``./a`` vs ``a``),
+  so an output is never an input.
+"""
+from __future__ import annotations
+
+import glob
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
+
+__all__ = ["atomic_write", "write_text", "AtomicOutput", "remove_stale_temp_files", "same_file",
+           "check_no_run"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (POSIX); a no-op where directories cannot be
+    opened (Windows)."""
+    try:
+        handle = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+def _unlink_quietly(name: str) -> None:
+    try:
+        os.unlink(name)
+    except FileNotFoundError:
+        pass
+
+
+def atomic_write(path: PathLike, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Call ``write(file)`` on a temporary file in ``path``'s directory, fsync it, ``os.replace``
+    it over ``path``, fsync the directory: a reader (or a process killed at any moment, or a
+    power cut) sees the old file or the new one, never a mix. A process killed mid-write leaves
+    its ``.<name>.*.tmp`` behind; :func:`remove_stale_temp_files` clears them."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp",
+                                         dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temp_name, 0o666 & ~_umask())  # mkstemp makes 0600; give open()'s usual mode
+        os.replace(temp_name, path)
+    except BaseException:
+        _unlink_quietly(temp_name)
+        raise
+    _fsync_directory(path.parent)
+
+
+def write_text(path: PathLike, text: str) -> None:
+    """:func:`atomic_write` of UTF-8 text."""
+    atomic_write(path, lambda file: file.write(text.encode("utf-8")))
+
+
+class AtomicOutput:
+    """A text file written in pieces that replaces ``path`` only when complete.
+
+    Use as a context manager: ``with AtomicOutput(path) as out: out.write(...)``. The text goes
+    to a temporary file beside ``path``; a clean exit (or :meth:`commit`) renames it over
+    ``path``, an exception removes it and leaves ``path`` as it was. A path that exists and is
+    not a regular file (``/dev/stdout``, a FIFO, ``/dev/null``) is written directly: it cannot
+    be replaced.
+    """
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = Path(path)
+        self._temp_name: Optional[str] = None
+        direct = self.path.exists() and not self.path.is_file()
+        if direct:
+            self.file = open(self.path, "w", encoding="utf-8")
+        else:
+            handle, self._temp_name = tempfile.mkstemp(prefix=_temp_prefix(self.path),
+                                                       suffix=".tmp", dir=self.path.parent)
+            self.file = os.fdopen(handle, "w", encoding="utf-8")
+
+    def write(self, text: str) -> int:
+        return self.file.write(text)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def commit(self) -> None:
+        """Finish: flush, fsync and rename over ``path`` (OSError if the disk is full)."""
+        if self.file.closed:
+            return
+        if self._temp_name is None:
+            self.file.close()
+            return
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+            os.chmod(self._temp_name, 0o666 & ~_umask())
+            os.replace(self._temp_name, self.path)
+        except BaseException:
+            self.discard()
+            raise
+        _fsync_directory(self.path.parent)
+
+    def discard(self) -> None:
+        """Drop what was written; ``path`` keeps its old content (or stays absent)."""
+        try:
+            self.file.close()
+        except OSError:
+            pass
+        if self._temp_name is not None:
+            _unlink_quietly(self._temp_name)
+
+    def __enter__(self) -> "AtomicOutput":
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+def remove_stale_temp_files(directory: PathLike, names: Sequence[str]) -> list[Path]:
+    """Delete the temporary files (``.<name>.*.tmp``) that writers of ``directory/<name>`` killed
+    mid-write left behind; returns them. Only for a directory no other process is writing to."""
+    directory = Path(directory)
+    removed = []
+    for name in names:
+        for stale in directory.glob(f"{glob.escape(_temp_prefix(Path(name)))}*.tmp"):
+            try:
+                stale.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(stale)
+    return removed
+
+
+def same_file(first: PathLike, second: PathLike) -> bool:
+    """Whether the two paths name one file: the same inode when both exist (symlinks and hard
+    links included), else the same resolved path."""
+    try:
+        return os.path.samefile(first, second)
+    except OSError:  # one of them does not exist (yet)
+        return Path(first).resolve() == Path(second).resolve()
+
+
+def check_no_run(directory: PathLike, names: Sequence[str], resume_hint: str = "--resume to "
+                 "continue it (resume=True)") -> None:
+    """FileExistsError unless ``directory`` holds none of ``names`` (the files a run writes): a
+    finished run is never replaced by accident."""
+    directory = Path(directory)
+    found = [name for name in names if (directory / name).exists()]
+    if found:
+        ways = f"{resume_hint}, or " if resume_hint else ""
+        raise FileExistsError(f"{directory} already holds a run ({', '.join(found)}); use "
+                              f"{ways}--overwrite (overwrite=True) to start again and replace "
+                              "it, or choose another --out")
