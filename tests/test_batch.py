@@ -140,6 +140,69 @@ def test_bad_trees(parents, positions, error, match):
         TreeBatch.from_parents(parents, positions)
 
 
+INT64_RANGE = r"expected -1 \(root\) or a node id in \[0, 2\)"
+
+
+@pytest.mark.parametrize("parents,positions,error,match", [
+    # integers beyond int64: np.asarray makes objects or floats of them (no bare StopIteration)
+    ([[2**70, -1]], None, ValueError, rf"tree 0, node 0 has parent {2**70}; {INT64_RANGE}"),
+    ([[-1], [2**63, -1]], None, ValueError, rf"tree 1, node 0 has parent {2**63}; {INT64_RANGE}"),
+    ([[-1, -2**64]], None, ValueError, rf"tree 0, node 1 has parent {-2**64}; {INT64_RANGE}"),
+    ([[-1, np.uint64(2**64 - 1)]], None, ValueError, rf"node 1 has parent {2**64 - 1}"),
+    ([[-1, 0]], [[-1, 2**64]], ValueError,
+     rf"tree 0, node 1 has position {2**64}; expected a slot in \[0, 2\*\*63\)"),
+    # unsigned values that int64 would wrap to negatives (2**64 - 1 would become the root -1)
+    ([np.array([2**64 - 1, 0], dtype=np.uint64)], None, ValueError,
+     rf"tree 0, node 0 has parent {2**64 - 1}; {INT64_RANGE}"),
+    ([torch.tensor([2**64 - 1, 0], dtype=torch.uint64)], None, ValueError,
+     rf"tree 0, node 0 has parent {2**64 - 1}; {INT64_RANGE}"),
+    ([[-1, 0]], [np.array([0, 2**64 - 1], dtype=np.uint64)], ValueError,
+     rf"tree 0, node 1 has position {2**64 - 1}"),
+    # bools are not node ids: np.asarray([True, -1]) would be [1, -1]
+    ([[True, -1]], None, TypeError,
+     r"parents\[0\] must hold integers; got True \(bool\) at node 0"),
+    ([[-1, 0], (1, -1, np.True_)], None, TypeError, r"parents\[1\] must hold integers; got "
+                                                     r"np.True_ \(bool\) at node 2"),
+    ([torch.tensor([False, True])], None, TypeError,
+     r"parents\[0\] must hold integers; got a tensor of dtype torch.bool"),
+    ([np.array([-1, True], dtype=object)], None, TypeError, r"got True \(bool\) at node 1"),
+    ([[-1, 0]], [[-1, True]], TypeError, r"positions\[0\] must hold integers; got True \(bool\)"),
+    ([[-1, 0]], [torch.tensor([False, True])], TypeError, "positions.0. .* dtype torch.bool"),
+    # floats in arrays and tensors: named by dtype
+    ([[-1, 0]], [np.array([-1.0, 0.0])], TypeError,
+     r"positions\[0\] must hold integers; got an array of dtype float64"),
+    ([torch.tensor([-1.0, 0.0])], None, TypeError, "got a tensor of dtype torch.float32"),
+    ([[-1, float("nan")]], None, TypeError, r"got nan \(float\) at node 1"),
+    # shapes: a flat list of anything, non-sequences, nested lists
+    ([-1.0, 0.0], None, TypeError, r"one parent list per tree .* got a flat list of floats"),
+    ([[-1, 0, 0]], [-1, 0, 1], TypeError,
+     r"one position list per tree .* For one tree pass \[positions\]"),
+    (5, None, TypeError, "one parent list per tree .*; got int"),
+    (torch.tensor(3), None, TypeError, "one parent list per tree .*; got a 0-d Tensor"),
+    ([[-1], "ab"], None, TypeError, r"parents\[1\] must be a flat list of integers; got str"),
+    ([[-1, [0]]], None, TypeError, r"flat list of integers; got \[0\] \(list\) at node 1"),
+    (np.zeros((0, 3), dtype=np.int64), None, ValueError, "at least one tree"),
+])
+def test_bad_values_and_dtypes(parents, positions, error, match):
+    with pytest.raises(error, match=match):
+        TreeBatch.from_parents(parents, positions)
+
+
+@pytest.mark.parametrize("parents,positions", [
+    ([np.array([-1, 0, 0], dtype=np.int8), np.array([1, -1], dtype=np.int16)],
+     [np.array([0, 1, 0], dtype=np.uint8), np.array([0, 0], dtype=np.uint64)]),
+    ([torch.tensor([-1, 0, 0], dtype=torch.int32), torch.tensor([1, -1], dtype=torch.int8)],
+     [torch.tensor([0, 1, 0], dtype=torch.uint8), torch.tensor([0, 0], dtype=torch.uint64)]),
+    ([np.array([-1, 0, 0], dtype=object), range(1, -2, -2)], [(0, 1, 0), range(2)]),
+    (torch.tensor([[-1, 0, 0], [1, 2, -1]]), None),
+])
+def test_accepts_every_integer_dtype(parents, positions):
+    batch = TreeBatch.from_parents(parents, positions)
+    assert batch.parent.tolist()[:4] == [-1, 0, 0, 4] and batch.parent.dtype == torch.long
+    if positions is not None:
+        assert batch.position.tolist() == [-1, 1, 0, 0, -1]
+
+
 def test_networkx_round_trip():
     case = CASES["unary nodes"]
     batch = TreeBatch.from_parents(case.parents, case.positions)
@@ -174,6 +237,38 @@ def test_from_networkx_errors():
         TreeBatch.from_networkx(nx.DiGraph([(0, 0), (1, 2), (2, 1)]))
 
 
+@pytest.mark.parametrize("graphs,error,match", [
+    (nx.DiGraph([(0, 1), (1, 2), (2, 0)]), ValueError,
+     r"graph 0 has a cycle \(0 -> 1 -> 2 -> 0\) and no root; expected a tree with edges parent "
+     "-> child"),
+    ([nx.DiGraph([(0, 1)]), nx.DiGraph([("r", "a"), ("b", "c"), ("c", "b")])], ValueError,
+     r"graph 1 has a cycle \('b' -> 'c' -> 'b'\); expected a tree"),
+    (nx.DiGraph([(0, 1), (1, 2), (2, 1)]), ValueError,
+     r"node 1 has two parents \(0 and 2\); .*; it has a cycle \(1 -> 2 -> 1\)"),
+    # child -> parent edges, DGL's direction: reported with the direction expected
+    (nx.DiGraph([("a", "root"), ("b", "root")]), ValueError,
+     r"node 'root' has two parents \('a' and 'b'\); expected a tree with edges parent -> child; "
+     r"the edges look child -> parent \(DGL's direction\): pass graph.reverse\(\)"),
+    (nx.DiGraph([("r", "a"), ("s", "b")]), ValueError,
+     r"graph 0 has 2 roots \(nodes 'r', 's'\); expected exactly one"),
+    ([], ValueError, "from_networkx: expected at least one graph; got none"),
+    (3, TypeError, "expected a networkx.DiGraph or a list of them; got int"),
+])
+def test_from_networkx_names_cycles_roots_and_direction(graphs, error, match):
+    with pytest.raises(error, match=match):
+        TreeBatch.from_networkx(graphs)
+
+
+@pytest.mark.parametrize("position,match", [(True, r"got True \(bool\)"),
+                                            (0.5, r"got 0.5 \(float\)")])
+def test_from_networkx_rejects_non_integer_positions(position, match):
+    graph = nx.DiGraph([(0, 1), (0, 2)])
+    graph.edges[0, 1]["position"] = 0
+    graph.edges[0, 2]["position"] = position
+    with pytest.raises(TypeError, match=rf"positions\[0\] must hold integers; {match}"):
+        TreeBatch.from_networkx(graph)
+
+
 @needs_dgl
 def test_dgl_round_trip_and_convention():
     case = CASES["mixed forest"]
@@ -202,6 +297,36 @@ def test_from_dgl_errors():
     joined.set_batch_num_edges(torch.tensor([2, 1]))
     with pytest.raises(ValueError, match="joins trees 0 and 1"):
         TreeBatch.from_dgl(joined)
+
+
+@needs_dgl
+@pytest.mark.parametrize("position,error,match", [
+    (torch.tensor([0.7, 1.2]), TypeError,  # would be truncated to slots 0 and 1
+     r"edata\['position'\] must hold integer slots; got dtype torch.float32"),
+    (torch.tensor([True, False]), TypeError, "integer slots; got dtype torch.bool"),
+    (torch.tensor([[1], [0]]), ValueError,
+     r"edata\['position'\] has shape \[2, 1\]; expected \[2\], one slot per edge"),
+    (torch.tensor([2**64 - 1, 0], dtype=torch.uint64), ValueError,
+     rf"tree 0, node 1 has position {2**64 - 1}; expected a slot in \[0, 2\*\*63\)"),
+])
+def test_from_dgl_rejects_bad_positions(position, error, match):
+    from treelstm.dgl import import_dgl
+
+    graph = import_dgl().graph((torch.tensor([1, 2]), torch.tensor([0, 0])))
+    graph.edata["position"] = position
+    with pytest.raises(error, match=match):
+        TreeBatch.from_dgl(graph)
+
+
+@needs_dgl
+def test_from_dgl_takes_any_integer_positions_and_rejects_non_graphs():
+    from treelstm.dgl import import_dgl
+
+    graph = import_dgl().graph((torch.tensor([1, 2]), torch.tensor([0, 0])))
+    graph.edata["position"] = torch.tensor([1, 0], dtype=torch.int32)
+    assert TreeBatch.from_dgl(graph).position.tolist() == [-1, 1, 0]
+    with pytest.raises(TypeError, match="from_dgl: expected a DGL graph; got list"):
+        TreeBatch.from_dgl([[-1, 0]])
 
 
 def test_dgl_missing_gives_clear_import_error(monkeypatch):

@@ -130,3 +130,25 @@ def test_cell_errors():
         NaryTreeLSTMCell(4, 3, arity=0)
     with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
         ChildSumTreeLSTMCell(4, 0)
+
+
+@pytest.mark.parametrize("make_cell", [lambda: ChildSumTreeLSTMCell(3, 4),
+                                       lambda: NaryTreeLSTMCell(3, 4, arity=2)])
+def test_cell_input_types_and_dtypes_are_checked(make_cell):
+    cell = make_cell()
+    slots = 1 if isinstance(cell, ChildSumTreeLSTMCell) else 2
+    state = (torch.zeros(2, slots, 4), torch.zeros(2, slots, 4))
+    with pytest.raises(TypeError, match=r"Expected input to be a Tensor; got list"):
+        cell([[0.0, 1.0, 2.0]])
+    with pytest.raises(TypeError, match=r"Expected floating-point input .* got dtype torch\.int64"):
+        cell(torch.ones(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"Expected input of the parameters' dtype torch\.float32, "
+                                         r"got torch\.float64"):
+        cell(torch.ones(2, 3, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"Expected child_h to be a Tensor; got list"):
+        cell(torch.ones(2, 3), ([0.0], state[1]))
+    with pytest.raises(ValueError, match=r"Expected child_c of the parameters' dtype"):
+        cell(torch.ones(2, 3), (state[0], state[1].double()))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast picks the dtype itself
+        h, c = cell(torch.ones(2, 3), state)
+    assert h.shape == (2, 4)

@@ -528,7 +528,9 @@ def _vector_to_parameters(model, table):
 
 
 def _module_half(model, table):
-    model.half()  # the table (float64) still sets the compute dtype: the weights are cast up
+    kept = [p.data for p in model.parameters()]  # alive: the new storage lies elsewhere
+    model.half().double()  # new storage (twice): weights rounded to float16, float64 again
+    del kept
 
 
 def _assign_data(model, table):

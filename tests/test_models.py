@@ -4,6 +4,7 @@ import copy
 import io
 import pickle
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -338,3 +339,124 @@ def test_bad_forward_input():
     wide_slot = TreeBatch.from_parents([[-1, 0]], positions=[[-1, 2]])
     with pytest.raises(ValueError, match=r"node 1 is in slot 2; expected a slot in \[0, 2\)"):
         model(torch.randn(2, 3), wide_slot)
+
+
+# Like nn.LSTM (a ValueError "input must have the type torch.float64, got type torch.float32"),
+# a floating-point input of another dtype than the parameters' is a ValueError, except under
+# autocast, which picks the compute dtype; non-floating input is a TypeError, autocast or not.
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_input_dtype_must_match_the_parameters(backend):
+    model = TreeLSTM(3, 2, backend=backend, dtype=torch.float64)
+    batch = TreeBatch.from_parents([[-1, 0, 0]])
+    expected = r"Expected input of the parameters' dtype torch.float64, got torch.float32"
+    with pytest.raises(ValueError, match=expected):
+        model(torch.randn(3, 3), batch)  # computed silently in float32 before
+    with pytest.raises(ValueError, match=expected):  # the input_rows table is the input too
+        model(torch.randn(7, 3), batch, [1, 2], [6, 0])
+    with torch.no_grad(), pytest.raises(ValueError, match=expected):
+        model.cache_projections()(torch.randn(7, 3), batch, [1, 2], [6, 0])
+    with pytest.raises(ValueError, match="parameters' dtype torch.float32, got torch.bfloat16"):
+        TreeLSTM(3, 2, backend=backend)(torch.randn(3, 3, dtype=torch.bfloat16), batch)
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.int64, torch.bool])
+def test_non_floating_input_is_a_type_error(dtype):
+    model = TreeLSTM(3, 2)
+    batch = TreeBatch.from_parents([[-1, 0, 0]])
+    x = torch.ones(3, 3, dtype=dtype)
+    match = (r"Expected floating-point input \(the parameters are torch.float32\), got dtype "
+             rf"{dtype}")
+    with pytest.raises(TypeError, match=match):
+        model(x, batch)
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(TypeError, match=match):
+        model(x, batch)
+
+
+def test_autocast_skips_the_dtype_check():
+    """Predictor(dtype="bf16") runs float32 weights under autocast: float32 and bfloat16 input,
+    whole-node input and an input_rows table, all work."""
+    torch.manual_seed(0)
+    model = TreeLSTM(3, 4, cell="nary", arity=2)
+    batch = TreeBatch.from_parents([[-1, 0, 0], [1, -1]])
+    x, table = torch.randn(5, 3), torch.randn(9, 3)
+    expected = model(x, batch)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for given in (x, x.bfloat16()):
+            torch.testing.assert_close(model(given, batch)[0].float(), expected, rtol=0.05,
+                                       atol=0.03)
+        with torch.no_grad():
+            model.cache_projections()(table, batch, [1, 2, 3], [8, 0, 4])
+            model(table.bfloat16(), batch, [1, 2, 3], [8, 0, 4])
+
+
+def test_input_on_another_device_than_the_parameters():
+    model = TreeLSTM(3, 2, device="meta")
+    with pytest.raises(ValueError, match="Expected input on the parameters' device meta, got cpu"):
+        model(torch.randn(3, 3), TreeBatch.from_parents([[-1, 0, 0]]))
+
+
+@pytest.mark.parametrize("empty", [[], (), range(0), np.array([])],
+                         ids=["list", "tuple", "range", "float64 ndarray"])
+def test_empty_input_index_is_no_input(empty):
+    model = make_model(CASES["mixed forest"], "childsum", "native")
+    batch = TreeBatch.from_parents(CASES["mixed forest"].parents)
+    x = torch.zeros(batch.num_nodes, 5, dtype=torch.float64)
+    expected = model(x, batch)[0]
+    torch.testing.assert_close(model(x[:0], batch, input_index=empty)[0], expected)
+    table = torch.randn(3, 5, dtype=torch.float64)
+    torch.testing.assert_close(model(table, batch, empty, empty)[0], expected)
+
+
+def test_initial_state_as_third_argument_says_there_is_none():
+    """nn.LSTM's habit, model(x, batch, (h_0, c_0)): TreeLSTM has no initial state."""
+    model = TreeLSTM(3, 2)
+    batch = TreeBatch.from_parents([[-1, 0, 0]])
+    x, h_0 = torch.randn(3, 3), torch.zeros(1, 1, 2)
+    no_state = (r"TreeLSTM: takes no initial state \(h_0, c_0\), unlike nn.LSTM: states start "
+                "at zero")
+    with pytest.raises(TypeError, match=rf"{no_state}.*the third argument is input_index \(the "
+                                        r"node ids that receive input rows\), got a tuple of 2 "
+                                        "tensors"):
+        model(x, batch, (h_0, h_0))
+    with pytest.raises(TypeError, match=rf"{no_state}.* got a list of 2 tensors"):
+        model(x, batch, [h_0, h_0])
+    with pytest.raises(TypeError, match=rf"{no_state}.* got a torch.float32 tensor of shape"):
+        model(x, batch, h_0)
+    with pytest.raises(TypeError, match=rf"{no_state}.*the fourth argument is input_rows"):
+        model(x, batch, [0, 1], (h_0, h_0))
+
+
+@pytest.mark.parametrize("index,error,match", [
+    ([2**70, 0], ValueError, rf"input_index holds node {2**70}; expected node ids in \[0, 3\)"),
+    ([-2**70, 0], ValueError, rf"input_index holds node {-2**70}; expected node ids in \[0, 3\)"),
+    (torch.tensor([2**64 - 1, 0], dtype=torch.uint64), ValueError,  # not wrapped to -1
+     rf"input_index holds node {2**64 - 1}; expected node ids in \[0, 3\)"),
+    (np.array([2**64 - 1, 0], dtype=np.uint64), ValueError, rf"holds node {2**64 - 1};"),
+    ([1, True], TypeError, r"input_index must hold integer node ids; got True \(bool\)"),
+    ([np.True_, 0], TypeError, r"got np.True_ \(bool\)"),
+    (np.array([1.0, 0.0]), TypeError, "input_index must hold integer node ids; got dtype "
+                                      "torch.float64"),
+    ("ab", TypeError, "input_index must be a 1-D tensor or list of integer node ids; got str"),
+    ([[0], [1, 2]], TypeError, "input_index must be a 1-D tensor or list of integer node ids; "
+                               "got list"),
+    (np.array([object(), 1]), TypeError, "got an array of dtype object"),
+])
+def test_bad_input_index_values(index, error, match):
+    model = TreeLSTM(3, 2)
+    batch = TreeBatch.from_parents([[-1, 0, 0]])
+    with pytest.raises(error, match=match):
+        model(torch.randn(2, 3), batch, index)
+
+
+def test_input_index_of_any_integer_dtype():
+    torch.manual_seed(0)
+    model = TreeLSTM(3, 2)
+    batch = TreeBatch.from_parents([[-1, 0, 0]])
+    x = torch.randn(2, 3)
+    expected = model(x, batch, [2, 0])[0]
+    for index in (np.array([2, 0], dtype=np.uint64), torch.tensor([2, 0], dtype=torch.uint8),
+                  (np.int32(2), 0), [torch.tensor(2), torch.tensor(0)], range(2, -1, -2)):
+        torch.testing.assert_close(model(x, batch, index)[0], expected)
+    with pytest.raises(ValueError, match=rf"input_rows holds row {2**70}; expected rows of input, "
+                                         r"in \[0, 2\)"):
+        model(x, batch, [2, 0], [2**70, 0])

@@ -87,6 +87,8 @@ class LSTMClassifier(nn.Module):
                 "dropout": self.dropout.p, "padding_idx": self.padding_idx}
 
     def forward(self, inputs: Any) -> Tensor:
+        """Sentence logits ``[B, C]`` for a :class:`~treelstm.data.SequenceInputs` from
+        :func:`~treelstm.data.collate_sequences`."""
         if not (hasattr(inputs, "token_ids") and hasattr(inputs, "lengths")):
             raise TypeError(f"LSTMClassifier: expected SequenceInputs (from collate_sequences); "
                             f"got {type(inputs).__name__}")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import chain
+from numbers import Number
 from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
@@ -17,22 +19,112 @@ def _node_list(nodes: np.ndarray) -> str:
     return f"[{shown}{', ...' if len(nodes) > _MAX_REPORTED else ''}]"
 
 
-def _as_int_array(values: Any, what: str) -> np.ndarray:
-    """One parent (or position) list as a 1-D int64 array; TypeError for anything else."""
-    if isinstance(values, Tensor):
-        values = values.detach().cpu().numpy()
+_INT64_MAX = int(np.iinfo(np.int64).max)
+_BOOL_TYPES = frozenset((bool, np.bool_))
+#: What each kind of per-node integer may be, for the messages of :func:`_as_int_array`.
+_EXPECTED = {"parent": "-1 (root) or a node id in [0, {size})",
+             "position": "a slot in [0, 2**63)"}
+
+
+def _as_int_array(values: Any, tree: int, kind: str) -> np.ndarray:
+    """Tree ``tree``'s parent (``kind="parent"``) or position list as a 1-D int64 array.
+
+    TypeError for anything but integers (floats, strings, nested lists; bools in tensors and
+    arrays, and in lists after :func:`_reject_bools`); ValueError for an integer that int64
+    cannot hold (it would wrap around), naming the node.
+    """
+    what = f"{kind}s[{tree}]"
+    is_list = type(values) is list or type(values) is tuple  # the common case: skip isinstance
+    if not is_list:
+        if not _is_sequence(values):
+            raise TypeError(f"TreeBatch: {what} must be a flat list of integers; got "
+                            f"{_type_name(values)}")
+        if isinstance(values, Tensor):
+            if values.dtype == torch.bool or values.is_floating_point() or values.is_complex():
+                raise TypeError(f"TreeBatch: {what} must hold integers; got a tensor of dtype "
+                                f"{values.dtype}")
+            values = values.detach().cpu().numpy()
     try:
         array = np.asarray(values)
-    except ValueError as error:  # ragged nested lists
-        raise TypeError(f"TreeBatch: {what} must be a flat list of integers; got {error}") from None
+    except (ValueError, TypeError) as error:  # ragged nested lists
+        node = next((v for v, value in enumerate(values)
+                     if not isinstance(value, (Number, np.generic))), None)
+        got = error if node is None else (f"{values[node]!r} ({type(values[node]).__name__}) "
+                                          f"at node {node}")
+        raise TypeError(f"TreeBatch: {what} must be a flat list of integers; got {got}") from None
     if array.ndim != 1:
         raise TypeError(f"TreeBatch: {what} must be a flat list of integers; got an array of shape "
                         f"{tuple(array.shape)}")
-    if array.size and array.dtype.kind not in "iu":
-        bad = next(v for v in values if not isinstance(v, (int, np.integer)) or isinstance(v, bool))
-        raise TypeError(f"TreeBatch: {what} must hold integers; got {bad!r} "
-                        f"({type(bad).__name__})")
+    dtype_kind = array.dtype.kind
+    if array.size and dtype_kind not in "iu":
+        if dtype_kind != "O" and not is_list:
+            raise TypeError(f"TreeBatch: {what} must hold integers; got an array of dtype "
+                            f"{array.dtype}")
+        items = values if is_list else array.tolist()
+        node = next((v for v, value in enumerate(items) if not isinstance(value, (int, np.integer))
+                     or isinstance(value, (bool, np.bool_))), None)
+        if node is not None:
+            raise TypeError(f"TreeBatch: {what} must hold integers; got {items[node]!r} "
+                            f"({type(items[node]).__name__}) at node {node}")
+        try:  # all integers, in an object array, or beyond int64 (np.asarray made floats)
+            return np.array(items, dtype=np.int64)
+        except OverflowError:
+            raise _beyond_int64([int(v) for v in items], tree, kind) from None
+    if dtype_kind == "u" and array.dtype == np.uint64 and array.size and \
+            int(array.max()) > _INT64_MAX:
+        raise _beyond_int64(array.tolist(), tree, kind)  # astype would wrap them to negatives
     return array.astype(np.int64, copy=False)
+
+
+def _reject_bools(per_tree: list, kind: str) -> None:
+    """TypeError for a bool in the plain lists of ``per_tree``, which np.asarray would read as
+    0 or 1 (``[-1, True]``); one pass over all of them, not one per tree."""
+    lists = [values for values in per_tree if type(values) is list or type(values) is tuple]
+    if not lists or _BOOL_TYPES.isdisjoint(map(type, chain.from_iterable(lists))):
+        return
+    for tree, values in enumerate(per_tree):
+        if type(values) is list or type(values) is tuple:
+            node = next((v for v, value in enumerate(values) if type(value) in _BOOL_TYPES), None)
+            if node is not None:
+                raise TypeError(f"TreeBatch: {kind}s[{tree}] must hold integers; got "
+                                f"{values[node]!r} (bool) at node {node}")
+
+
+def _beyond_int64(values: list[int], tree: int, kind: str) -> ValueError:
+    """The error for the first of ``values`` that int64 cannot hold."""
+    node = next(v for v, value in enumerate(values) if not -_INT64_MAX - 1 <= value <= _INT64_MAX)
+    expected = _EXPECTED[kind].format(size=len(values))
+    return ValueError(f"TreeBatch: tree {tree}, node {node} has {kind} {values[node]}; expected "
+                      f"{expected}")
+
+
+def _is_sequence(values: Any) -> bool:
+    if isinstance(values, (Tensor, np.ndarray)):
+        return values.ndim > 0
+    return isinstance(values, Iterable) and not isinstance(
+        values, (str, bytes, dict, set, frozenset, Number))  # a set has no node order
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, (Tensor, np.ndarray)) and value.ndim == 0:
+        return f"a 0-d {type(value).__name__}"
+    return type(value).__name__
+
+
+def _per_tree_lists(values: Any, kind: str) -> list:
+    """``values`` (parents or positions) as a list with one entry per tree; TypeError for a flat
+    list of integers or a non-sequence."""
+    expected = f"TreeBatch.from_parents: expected one {kind} list per tree (a list of lists)"
+    if not _is_sequence(values):
+        raise TypeError(f"{expected}; got {_type_name(values)}")
+    values = list(values)
+    first = values[0] if values else None
+    if isinstance(first, (Number, np.generic)) or (isinstance(first, (Tensor, np.ndarray))
+                                                   and first.ndim == 0):
+        got = ("integers" if isinstance(first, (int, np.integer, Tensor, np.ndarray))
+               else f"{type(first).__name__}s")
+        raise TypeError(f"{expected}; got a flat list of {got}. For one tree pass [{kind}s].")
+    return values
 
 
 @dataclass(frozen=True)
@@ -151,19 +243,17 @@ class TreeBatch:
                 slot is its rank among its siblings by node id.
 
         Raises:
-            TypeError: non-integer parents or positions.
-            ValueError: an empty tree, a parent out of range, zero or several roots, a cycle,
-                a negative slot or a slot used twice under one parent.
+            TypeError: non-integer parents or positions (floats, bools, strings, nested lists; a
+                tensor or array of a non-integer dtype), or a flat list instead of one per tree.
+            ValueError: an empty tree, a parent out of range (including integers beyond int64,
+                which would wrap around), zero or several roots, a cycle, a negative slot or a
+                slot used twice under one parent.
         """
-        if isinstance(parents, (Tensor, np.ndarray)) and parents.ndim == 1 or (
-                isinstance(parents, (list, tuple)) and parents
-                and isinstance(parents[0], (int, np.integer))):
-            raise TypeError("TreeBatch.from_parents: expected one parent list per tree (a list of "
-                            "lists); got a flat list of integers. For one tree pass [parents].")
-        parents = list(parents)
+        parents = _per_tree_lists(parents, "parent")
         if not parents:
             raise ValueError("TreeBatch.from_parents: expected at least one tree; got none")
-        arrays = [_as_int_array(p, f"parents[{t}]") for t, p in enumerate(parents)]
+        _reject_bools(parents, "parent")
+        arrays = [_as_int_array(p, t, "parent") for t, p in enumerate(parents)]
         tree_sizes = np.array([len(a) for a in arrays], dtype=np.int64)
         empty = np.flatnonzero(tree_sizes == 0)
         if len(empty):
@@ -236,11 +326,12 @@ class TreeBatch:
 
     @staticmethod
     def _checked_positions(positions, parent, tree_sizes, tree_index, local_id) -> np.ndarray:
-        positions = list(positions)
+        positions = _per_tree_lists(positions, "position")
         if len(positions) != len(tree_sizes):
             raise ValueError(f"TreeBatch: got {len(tree_sizes)} parent lists but {len(positions)} "
                              "position lists; expected one per tree")
-        arrays = [_as_int_array(p, f"positions[{t}]") for t, p in enumerate(positions)]
+        _reject_bools(positions, "position")
+        arrays = [_as_int_array(p, t, "position") for t, p in enumerate(positions)]
         for t, array in enumerate(arrays):
             if len(array) != tree_sizes[t]:
                 raise ValueError(f"TreeBatch: tree {t} has {tree_sizes[t]} nodes but "
@@ -280,11 +371,23 @@ class TreeBatch:
 
         A tree's node order is the graph's node order; a child's slot is the edge attribute
         ``"position"`` when every edge of the graph has one, else its rank among its siblings.
+
+        Raises:
+            TypeError: a graph that is not a ``networkx.DiGraph`` (or is a multigraph).
+            ValueError: a node with two parents (with a hint when the edges look child ->
+                parent, DGL's direction), a cycle (its nodes named), zero or several roots,
+                ``"position"`` on some edges only, and :meth:`from_parents`'s errors.
         """
         import networkx as nx
 
         if isinstance(graphs, nx.Graph):
             graphs = [graphs]
+        elif not _is_sequence(graphs):
+            raise TypeError(f"TreeBatch.from_networkx: expected a networkx.DiGraph or a list of "
+                            f"them; got {_type_name(graphs)}")
+        graphs = list(graphs)
+        if not graphs:
+            raise ValueError("TreeBatch.from_networkx: expected at least one graph; got none")
         parents, positions, any_position = [], [], False
         for t, graph in enumerate(graphs):
             if not isinstance(graph, nx.DiGraph) or graph.is_multigraph():
@@ -296,9 +399,7 @@ class TreeBatch:
             with_position = 0
             for u, v, data in graph.edges(data=True):
                 if parent[index[v]] != -1:
-                    raise ValueError(f"TreeBatch.from_networkx: graph {t}, node {v!r} has two "
-                                     f"parents ({list(graph.nodes)[parent[index[v]]]!r} and "
-                                     f"{u!r}); expected a tree")
+                    raise cls._two_parents(graph, t, v, list(graph.nodes)[parent[index[v]]], u)
                 parent[index[v]] = index[u]
                 if "position" in data:
                     position[index[v]] = data["position"]
@@ -307,22 +408,77 @@ class TreeBatch:
                 raise ValueError(f"TreeBatch.from_networkx: graph {t} has a 'position' on "
                                  f"{with_position} of {graph.number_of_edges()} edges; expected "
                                  "all or none")
+            if index and parent.count(-1) != 1:
+                raise cls._not_one_root(graph, t, parent)
             any_position |= with_position > 0
             parents.append(parent)
             positions.append(position if with_position else None)
         if any_position:
-            defaults = [cls._default_positions(np.asarray(p, dtype=np.int64)) if q is None else q
-                        for p, q in zip(parents, positions)]
-            return cls.from_parents(parents, defaults)
-        return cls.from_parents(parents)
+            positions = [cls._default_positions(np.asarray(p, dtype=np.int64)) if q is None else q
+                         for p, q in zip(parents, positions)]
+        else:
+            positions = None
+        try:
+            return cls.from_parents(parents, positions)
+        except ValueError as error:
+            if "has a cycle" not in str(error):
+                raise
+            # One root, and a cycle apart from it: name the cycle's nodes by their labels.
+            for t, graph in enumerate(graphs):
+                cycle = cls._cycle(graph)
+                if cycle is not None:
+                    raise ValueError(f"TreeBatch.from_networkx: graph {t} has a cycle "
+                                     f"({cycle}); expected a tree") from None
+            raise
+
+    @staticmethod
+    def _cycle(graph: Any) -> Optional[str]:
+        """``"a -> b -> a"`` for a cycle of ``graph``, or None."""
+        import networkx as nx
+
+        try:
+            edges = nx.find_cycle(graph)
+        except nx.NetworkXNoCycle:
+            return None
+        return " -> ".join(repr(node) for node in [u for u, _ in edges] + [edges[0][0]])
+
+    @classmethod
+    def _two_parents(cls, graph: Any, t: int, node: Any, first: Any, second: Any) -> ValueError:
+        import networkx as nx
+
+        text = (f"TreeBatch.from_networkx: graph {t}, node {node!r} has two parents ({first!r} "
+                f"and {second!r}); expected a tree with edges parent -> child")
+        if nx.is_arborescence(graph.reverse(copy=False)):
+            text += "; the edges look child -> parent (DGL's direction): pass graph.reverse()"
+        else:
+            cycle = cls._cycle(graph)
+            if cycle is not None:
+                text += f"; it has a cycle ({cycle})"
+        return ValueError(text)
+
+    @classmethod
+    def _not_one_root(cls, graph: Any, t: int, parent: list[int]) -> ValueError:
+        """Each node has at most one parent here: no root means a cycle."""
+        labels = list(graph.nodes)
+        roots = [labels[v] for v, p in enumerate(parent) if p == -1]
+        if not roots:
+            return ValueError(f"TreeBatch.from_networkx: graph {t} has a cycle "
+                              f"({cls._cycle(graph)}) and no root; expected a tree with edges "
+                              "parent -> child")
+        shown = ", ".join(repr(node) for node in roots[:_MAX_REPORTED])
+        more = ", ..." if len(roots) > _MAX_REPORTED else ""
+        return ValueError(f"TreeBatch.from_networkx: graph {t} has {len(roots)} roots (nodes "
+                          f"{shown}{more}); expected exactly one (one tree per graph)")
 
     @classmethod
     def from_dgl(cls, graph: Any) -> "TreeBatch":
         """Batch from a DGL graph with edges child -> parent (DGL's tree-LSTM convention).
 
         A batched graph (``dgl.batch``) keeps its trees; an unbatched one is one tree. A child's
-        slot is ``graph.edata["position"]`` when present.
+        slot is ``graph.edata["position"]`` (integers, one per edge) when present.
         """
+        if not (hasattr(graph, "batch_num_nodes") and hasattr(graph, "edges")):
+            raise TypeError(f"TreeBatch.from_dgl: expected a DGL graph; got {type(graph).__name__}")
         sizes = graph.batch_num_nodes().cpu().numpy().astype(np.int64)
         src, dst = (e.cpu().numpy().astype(np.int64) for e in graph.edges())
         num_nodes = int(sizes.sum())
@@ -343,8 +499,20 @@ class TreeBatch:
         parents = np.split(local_parent, np.cumsum(sizes)[:-1])
         positions = None
         if "position" in graph.edata:
-            position = np.full(num_nodes, -1, dtype=np.int64)
-            position[src] = graph.edata["position"].cpu().numpy()
+            edge_position = graph.edata["position"]
+            if (edge_position.dtype == torch.bool or edge_position.is_floating_point()
+                    or edge_position.is_complex()):
+                raise TypeError(f"TreeBatch.from_dgl: edata['position'] must hold integer slots; "
+                                f"got dtype {edge_position.dtype}")
+            if tuple(edge_position.shape) != (len(src),):
+                raise ValueError(f"TreeBatch.from_dgl: edata['position'] has shape "
+                                 f"{list(edge_position.shape)}; expected [{len(src)}], one slot "
+                                 "per edge")
+            edge_position = edge_position.cpu().numpy()
+            # in the edges' own dtype, so that from_parents sees (and rejects) uint64 values that
+            # int64 cannot hold; a root's entry is ignored
+            position = np.zeros(num_nodes, dtype=edge_position.dtype)
+            position[src] = edge_position
             positions = np.split(position, np.cumsum(sizes)[:-1])
         return cls.from_parents(parents, positions)
 

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from . import functional
+from .checks import check_input_tensor
 
 
 class _TreeLSTMCellBase(nn.Module):
@@ -43,6 +44,7 @@ class _TreeLSTMCellBase(nn.Module):
     def _check(self, input: Tensor, hx: Optional[tuple[Tensor, Tensor]],
                num_children: Optional[int]) -> tuple[Tensor, Optional[Tensor], Optional[Tensor], bool]:
         name = type(self).__name__
+        check_input_tensor(name, "input", input, self.weight_ih)
         if input.dim() not in (1, 2):
             raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.dim()}D instead")
         if input.shape[-1] != self.input_size:
@@ -57,6 +59,8 @@ class _TreeLSTMCellBase(nn.Module):
             raise TypeError(f"{name}: Expected hx to be a tuple (child_h, child_c), got "
                             f"{type(hx).__name__}")
         child_h, child_c = hx
+        for label, state in (("child_h", child_h), ("child_c", child_c)):
+            check_input_tensor(name, label, state, self.weight_ih)
         expected_dim = 3 if batched else 2
         for label, state in (("child_h", child_h), ("child_c", child_c)):
             if state.dim() != expected_dim:

@@ -5,15 +5,43 @@ import math
 import warnings
 from typing import Any, NamedTuple, Optional, Sequence, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import engine, functional
 from .batch import TreeBatch
+from .checks import check_input_tensor
 
 CELLS = ("childsum", "nary")
 BACKENDS = ("native", "dgl")
+
+
+class _IndexKind(NamedTuple):
+    """``input_index`` or ``input_rows``, for the messages of :meth:`TreeLSTM._as_index`."""
+
+    name: str
+    what: str  # "node ids"
+    holds: str  # "holds node"
+    expected: str  # "node ids in"
+    argument: str  # which positional argument it is, and what it means
+
+    def out_of_range(self, value: int, size: int) -> ValueError:
+        return ValueError(f"TreeLSTM: {self.name} {self.holds} {value}; expected {self.expected} "
+                          f"[0, {size})")
+
+    def not_a_state(self, got: str) -> TypeError:
+        """For ``nn.LSTM``'s habit ``forward(input, (h_0, c_0))``."""
+        return TypeError(f"TreeLSTM: takes no initial state (h_0, c_0), unlike nn.LSTM: states "
+                         f"start at zero at the leaves; the {self.argument}, got {got}")
+
+
+_NODE_IDS = _IndexKind("input_index", "node ids", "holds node", "node ids in",
+                       "third argument is input_index (the node ids that receive input rows)")
+_ROW_NUMBERS = _IndexKind("input_rows", "row numbers of input", "holds row", "rows of input, in",
+                          "fourth argument is input_rows (the row of input that each node of "
+                          "input_index reads)")
 
 
 def _is_dgl_graph(value: Any) -> bool:
@@ -67,7 +95,9 @@ class TreeLSTM(nn.Module):
 
     Inputs: input, batch, input_index
         - **input** of shape `(N_nodes, H_in)`: the input at every node, rows in batch node order;
-          or `(N_in, H_in)` together with ``input_index``.
+          or `(N_in, H_in)` together with ``input_index``. Floating point, in the parameters'
+          dtype and on their device (as ``nn.LSTM``: a ValueError otherwise; TypeError for
+          integer, bool or complex input), except under ``torch.autocast``.
         - **batch**: a :class:`TreeBatch`, or a DGL graph with edges child -> parent.
         - **input_index** (optional) of shape `(N_in)`: the nodes that get input (e.g. the leaves);
           row `j` of ``input`` goes to node ``input_index[j]``. All other nodes get zero input and
@@ -78,6 +108,9 @@ class TreeLSTM(nn.Module):
           Each distinct row is projected (:math:`W_{ih} x`) once however many nodes read it;
           after :meth:`cache_projections`, calls without autograd (inference) on the native
           backend keep the whole table's projection for the next calls.
+
+    Unlike ``nn.LSTM`` there is no initial state argument: states start at zero below the
+    leaves (a TypeError says so if ``(h_0, c_0)`` is passed as the third argument).
 
     Outputs: output, (h_n, c_n)
         - **output** of shape `(N_nodes, D * H_out)`: the last layer's `h` at every node
@@ -215,6 +248,23 @@ class TreeLSTM(nn.Module):
                 input_index: Optional[Union[Tensor, Sequence[int]]] = None,
                 input_rows: Optional[Union[Tensor, Sequence[int]]] = None
                 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """Run the layers over ``batch``, children before parents.
+
+        Args:
+            input: `(N_nodes, H_in)`, or `(N_in, H_in)` with ``input_index`` (a table with
+                ``input_rows``); see the class docstring.
+            batch: a :class:`TreeBatch` (or a DGL graph, edges child -> parent).
+            input_index: `(N_in)` the nodes that get input; the others get none.
+            input_rows: `(N_in)` the row of ``input`` each of those nodes reads.
+
+        Returns:
+            ``output`` `(N_nodes, D * H_out)` and ``(h_n, c_n)``, each
+            `(D * num_layers, N_trees, H_out)`.
+
+        Raises:
+            ValueError, TypeError: input of the wrong shape, dtype or device, an index out of
+                range, or trees an N-ary cell cannot take.
+        """
         batch = self._as_batch(batch, input)
         input_index, input_rows = self._check_input(input, batch, input_index, input_rows)
         if self.cell == "nary":
@@ -266,7 +316,8 @@ class TreeLSTM(nn.Module):
             batch = TreeBatch.from_dgl(batch)
         elif not isinstance(batch, TreeBatch):
             raise TypeError(f"TreeLSTM: expected batch to be a TreeBatch or a DGL graph; got "
-                            f"{type(batch).__name__}")
+                            f"{type(batch).__name__} (build one with TreeBatch.from_parents or "
+                            "TreeBatch.from_networkx)")
         if not isinstance(input, Tensor):
             raise TypeError(f"TreeLSTM: expected input to be a Tensor; got {type(input).__name__}")
         return batch.to(input.device)
@@ -275,6 +326,7 @@ class TreeLSTM(nn.Module):
                      input_index: Optional[Union[Tensor, Sequence[int]]],
                      input_rows: Optional[Union[Tensor, Sequence[int]]] = None
                      ) -> tuple[Optional[Tensor], Optional[Tensor]]:
+        self._check_dtype(input)
         if input.dim() != 2:
             raise ValueError(f"TreeLSTM: Expected input to be 2D [num_nodes, input_size], got "
                              f"{input.dim()}D instead")
@@ -290,45 +342,77 @@ class TreeLSTM(nn.Module):
                                  f"({batch.num_nodes} rows), got {input.shape[0]} rows; pass "
                                  "input_index to give input to some nodes only")
             return None, None
-        input_index = self._as_index(input_index, "input_index", "node ids")
+        input_index = self._as_index(input_index, _NODE_IDS, batch.num_nodes)
         if input_rows is None:
             if input_index.dim() != 1 or input_index.shape[0] != input.shape[0]:
                 raise ValueError(f"TreeLSTM: Expected input_index of shape [{input.shape[0]}] "
                                  f"(one node id per input row), got {list(input_index.shape)}")
         else:
-            input_rows = self._as_index(input_rows, "input_rows", "row numbers of input")
+            input_rows = self._as_index(input_rows, _ROW_NUMBERS, input.shape[0])
             if input_index.dim() != 1 or input_rows.shape != input_index.shape:
                 raise ValueError(f"TreeLSTM: Expected input_index and input_rows of one shape "
                                  f"[N_in], got {list(input_index.shape)} and "
                                  f"{list(input_rows.shape)}")
-            input_rows = self._in_range(input_rows.to(device=input.device, dtype=torch.long),
-                                        input.shape[0], "input_rows holds row {}",
-                                        "rows of input, in")
-        input_index = self._in_range(input_index.to(device=input.device, dtype=torch.long),
-                                     batch.num_nodes, "input_index holds node {}", "node ids in")
+            input_rows = self._in_range(input_rows, _ROW_NUMBERS, input.shape[0], input.device)
+        input_index = self._in_range(input_index, _NODE_IDS, batch.num_nodes, input.device)
         if input_index.numel():
             if torch.unique(input_index).numel() != input_index.numel():
                 raise ValueError("TreeLSTM: input_index holds a node more than once; expected "
                                  "each node at most once")
         return input_index, input_rows
 
-    @staticmethod
-    def _in_range(values: Tensor, size: int, holds: str, expected: str) -> Tensor:
-        """``values``, or a ValueError naming one outside ``[0, size)``."""
-        if values.numel():
-            low, high = int(values.min()), int(values.max())
-            if low < 0 or high >= size:
-                raise ValueError(f"TreeLSTM: {holds.format(low if low < 0 else high)}; expected "
-                                 f"{expected} [0, {size})")
-        return values
+    def _check_dtype(self, input: Tensor) -> None:
+        check_input_tensor("TreeLSTM", "input", input, self.weight_ih_l0)
 
     @staticmethod
-    def _as_index(values: Union[Tensor, Sequence[int]], name: str, what: str) -> Tensor:
-        if not isinstance(values, Tensor):
+    def _in_range(values: Tensor, kind: _IndexKind, size: int, device: torch.device) -> Tensor:
+        """``values`` as a long tensor on ``device``, or a ValueError naming one outside
+        ``[0, size)``."""
+        as_long = values.to(device=device, dtype=torch.long)
+        if as_long.numel():
+            low, high = int(as_long.min()), int(as_long.max())
+            if low < 0 and values.dtype == torch.uint64:  # >= 2**63: wrapped around in int64
+                raise kind.out_of_range(int(as_long[as_long < 0][0]) + 2 ** 64, size)
+            if low < 0 or high >= size:
+                raise kind.out_of_range(low if low < 0 else high, size)
+        return as_long
+
+    @staticmethod
+    def _as_index(values: Union[Tensor, Sequence[int]], kind: _IndexKind, size: int) -> Tensor:
+        """``values`` as a tensor of any integer dtype (an empty list is an empty index);
+        TypeError for anything else, ValueError for a Python int beyond int64."""
+        if isinstance(values, Tensor):
+            if values.dtype == torch.bool or values.is_floating_point() or values.is_complex():
+                if values.is_floating_point() and values.dim() == 3:  # [layers, trees, H]?
+                    raise kind.not_a_state(f"a {values.dtype} tensor of shape "
+                                           f"{list(values.shape)}")
+                raise TypeError(f"TreeLSTM: {kind.name} must hold integer {kind.what}; got dtype "
+                                f"{values.dtype}")
+            return values
+        if isinstance(values, range):
+            values = list(values)
+        if isinstance(values, (tuple, list)):
+            if any(isinstance(v, Tensor) and v.dim() > 0 for v in values):
+                raise kind.not_a_state(f"a {type(values).__name__} of {len(values)} tensors")
+            if not values:  # torch.as_tensor([]) would be float32
+                return torch.empty(0, dtype=torch.long)
+            bad = next((v for v in values if type(v) in (bool, np.bool_)), None)
+            if bad is not None:  # torch.as_tensor([1, True]) reads True as 1
+                raise TypeError(f"TreeLSTM: {kind.name} must hold integer {kind.what}; got "
+                                f"{bad!r} (bool)")
+        elif isinstance(values, np.ndarray) and values.shape == (0,):  # np.array([]) is float64
+            return torch.empty(0, dtype=torch.long)
+        try:
             values = torch.as_tensor(values)
-        if values.dtype == torch.bool or values.is_floating_point() or values.is_complex():
-            raise TypeError(f"TreeLSTM: {name} must hold integer {what}; got dtype {values.dtype}")
-        return values
+        except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+            if isinstance(values, (tuple, list)) and all(isinstance(v, int) for v in values):
+                raise kind.out_of_range(next(v for v in values if not -2 ** 63 <= v < 2 ** 63),
+                                        size) from None
+            got = (f"an array of dtype {values.dtype}" if isinstance(values, np.ndarray)
+                   else f"{type(values).__name__} ({error})")
+            raise TypeError(f"TreeLSTM: {kind.name} must be a 1-D tensor or list of integer "
+                            f"{kind.what}; got {got}") from None
+        return TreeLSTM._as_index(values, kind, size)
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
@@ -442,6 +526,8 @@ class TreeLSTMClassifier(nn.Module):
                 "bidirectional": self.tree_lstm.bidirectional}
 
     def forward(self, inputs: Any) -> TreeClassifierOutput:
+        """``(node_logits [N_nodes, C], root_logits [N_trees, C])`` for a
+        :class:`~treelstm.data.TreeInputs` from :func:`~treelstm.data.collate_trees`."""
         if not (hasattr(inputs, "batch") and hasattr(inputs, "leaf_index")):
             raise TypeError(f"TreeLSTMClassifier: expected TreeInputs (from collate_trees); got "
                             f"{type(inputs).__name__}")

@@ -138,6 +138,8 @@ class RelatednessModel(nn.Module):
         return h_n[-1]
 
     def forward(self, inputs: PairInputs) -> Tensor:
+        """Predicted relatedness scores ``[B]`` for a :class:`PairInputs` from
+        :func:`collate_pairs`."""
         if not isinstance(inputs, PairInputs):
             raise TypeError(f"RelatednessModel: expected PairInputs (from collate_pairs); got "
                             f"{type(inputs).__name__}")

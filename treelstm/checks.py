@@ -1,0 +1,31 @@
+"""Small named checks of user input shared by the modules (one message for one mistake)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["is_positive_int", "check_input_tensor"]
+
+
+def is_positive_int(value: Any) -> bool:
+    """``value`` is an ``int`` (not a ``bool``) and at least 1."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def check_input_tensor(owner: str, name: str, value: Any, weight: Tensor) -> None:
+    """TypeError/ValueError unless ``value`` is a floating-point tensor on ``weight``'s device
+    and, outside ``torch.autocast`` (which picks the compute dtype itself), of its dtype -- as
+    ``nn.LSTM`` checks its input."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{owner}: Expected {name} to be a Tensor; got {type(value).__name__}")
+    if not value.is_floating_point():
+        raise TypeError(f"{owner}: Expected floating-point {name} (the parameters are "
+                        f"{weight.dtype}), got dtype {value.dtype}")
+    if value.device != weight.device:
+        raise ValueError(f"{owner}: Expected {name} on the parameters' device {weight.device}, "
+                         f"got {value.device}")
+    if value.dtype != weight.dtype and not torch.is_autocast_enabled(value.device.type):
+        raise ValueError(f"{owner}: Expected {name} of the parameters' dtype {weight.dtype}, got "
+                         f"{value.dtype}; convert one with .to(), or run under torch.autocast")
