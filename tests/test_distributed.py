@@ -116,7 +116,7 @@ def test_distributed_without_torchrun_is_an_error(monkeypatch):
 def test_distributed_cuda_index_must_be_local_rank(monkeypatch):
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    from treelstm.training import _distributed_device
+    from treelstm.training.distributed import _distributed_device
 
     with pytest.raises(ValueError, match="cuda:LOCAL_RANK"):
         _distributed_device("cuda:1", local_rank=0)

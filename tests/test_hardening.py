@@ -42,6 +42,8 @@ from treelstm.data import (SentimentTree, Vocab, collate_sequences, collate_tree
 from treelstm.data.ptb import MAX_TREE_DEPTH
 from treelstm.training import (TrainConfig, load_checkpoint, load_model, load_splits,
                                save_checkpoint, train)
+from treelstm.training import loop
+from treelstm.training.checkpoint import _checksum
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "sentiment"
@@ -81,7 +83,7 @@ def _rewrite(source, target, **changes):
     by a writer, not on disk."""
     content = torch.load(source, weights_only=True)
     content.update(changes)
-    content["checksum"] = training._checksum(content)
+    content["checksum"] = _checksum(content)
     torch.save(content, target)
     return target
 
@@ -437,7 +439,7 @@ def _poison(kind):
 @pytest.mark.parametrize("kind", ["nan", "inf"])
 def test_non_finite_loss_stops_training_naming_epoch_and_batch(tmp_path, splits, monkeypatch,
                                                                kind):
-    real_loss_sum = training._loss_sum  # what the training step calls
+    real_loss_sum = loop._loss_sum  # what the training step calls
     calls = []
 
     def poisoned(model, inputs, phrase_loss, *rest):
@@ -447,7 +449,7 @@ def test_non_finite_loss_stops_training_naming_epoch_and_batch(tmp_path, splits,
             loss = loss * _poison(kind)
         return loss, root_logits
 
-    monkeypatch.setattr(training, "_loss_sum", poisoned)
+    monkeypatch.setattr(loop, "_loss_sum", poisoned)
     with pytest.raises(FloatingPointError, match=rf"epoch 2, batch 3 of 6 \(training trees "
                                                  rf"\[[0-9, ]+\]\): the loss is {kind}; stopped "
                                                  "before the update"):
@@ -460,7 +462,7 @@ def test_non_finite_loss_stops_training_naming_epoch_and_batch(tmp_path, splits,
 def test_non_finite_gradient_stops_training_before_the_update(tmp_path, splits, monkeypatch,
                                                               kind):
     models = []
-    real_build = training.build_model
+    real_build = loop.build_model  # what train() calls
     calls = []
 
     def poison(grad):
@@ -473,7 +475,7 @@ def test_non_finite_gradient_stops_training_before_the_update(tmp_path, splits, 
         models.append(model)
         return model
 
-    monkeypatch.setattr(training, "build_model", build_with_hook)
+    monkeypatch.setattr(loop, "build_model", build_with_hook)
     with pytest.raises(FloatingPointError, match=rf"epoch 1, batch 2 of 6 .*: the gradient norm "
                                                  rf"is {kind} in \[tree_lstm\.weight_hh_l0\]"):
         train(_small(), tmp_path, splits=splits)

@@ -684,3 +684,15 @@ def test_no_throughput_line_when_nothing_was_predicted(checkpoints, tmp_path, ca
     assert _predict_main([checkpoints["lstm"], tmp_path / "in.txt"]) == 1
     err = capsys.readouterr().err
     assert "trees/s" not in err and "in.txt:1:" in err
+
+
+def test_importing_predict_loads_checkpoint_reading_only():
+    """Inference imports treelstm.training.checkpoint, not the training loop, evaluation,
+    torch.distributed helpers or matplotlib (a fresh interpreter: the tests have loaded them)."""
+    code = ("import json, sys, treelstm.predict; print(json.dumps(sorted(m for m in sys.modules "
+            "if m.startswith('treelstm.training') or m.split('.')[0] == 'matplotlib')))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [
+        "treelstm.training", "treelstm.training.checkpoint", "treelstm.training.config"]

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from treelstm import training
 from treelstm.__main__ import compare_command, eval_command, main, train_command
 from treelstm.data import Vocab, read_ptb
 from treelstm.models import TreeLSTMClassifier
 from treelstm.training import (TrainConfig, compare, comparison_table, evaluate, get_rng_state,
                                load_checkpoint, load_model, predict, save_checkpoint,
                                set_rng_state, train)
+from treelstm.training import comparison, evaluation, loop
+from treelstm.training.checkpoint import _checksum
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "sentiment"
@@ -65,19 +66,19 @@ def test_overfits_twenty_trees(fine_trees, model):
 def test_tree_loss_covers_every_node_and_ignores_neutral_in_binary(fine_trees):
     vocab = Vocab.build(tree.tokens for tree in fine_trees)
     model = TreeLSTMClassifier(len(vocab), 5, 8, 8, dropout=0.0)
-    inputs = training._collate(model, fine_trees[:4], vocab)
+    inputs = evaluation._collate(model, fine_trees[:4], vocab)
     node_logits, root_logits = model(inputs)
-    phrase, _ = training._loss(model, inputs, phrase_loss=True)
-    root, _ = training._loss(model, inputs, phrase_loss=False)
+    phrase, _ = evaluation._loss(model, inputs, phrase_loss=True)
+    root, _ = evaluation._loss(model, inputs, phrase_loss=False)
     per_node = torch.nn.functional.cross_entropy(node_logits, inputs.labels, reduction="none")
     torch.testing.assert_close(phrase, per_node.sum() / 4)
     torch.testing.assert_close(root, per_node[inputs.batch.roots].sum() / 4)
     # binary view: labels -1 are skipped, not an error
     binary = [tree for tree in read_ptb(DATA / "dev.txt", view="binary")[:4]]
     model2 = TreeLSTMClassifier(len(vocab), 2, 8, 8, dropout=0.0)
-    inputs2 = training._collate(model2, binary, vocab)
+    inputs2 = evaluation._collate(model2, binary, vocab)
     assert (inputs2.labels == -1).any()
-    loss, _ = training._loss(model2, inputs2, phrase_loss=True)
+    loss, _ = evaluation._loss(model2, inputs2, phrase_loss=True)
     logits2 = model2(inputs2).node_logits
     kept = inputs2.labels != -1
     expected = torch.nn.functional.cross_entropy(logits2[kept], inputs2.labels[kept],
@@ -102,18 +103,18 @@ def test_binary_accuracy_from_fine_logits():
         [0.0, 0.0, 1.0, 0.0, 0.0],
         [0.0, 0.2, 0.3, 0.5, 0.0],     # pos wins: wrong
     ]) + 1e-12)
-    assert training._binary_from_fine(logits, labels) == (2, 3)
+    assert evaluation._binary_from_fine(logits, labels) == (2, 3)
 
 
 def test_test_split_evaluated_once_with_best_weights(tmp_path, splits, monkeypatch):
     calls = []
-    real_evaluate = training.evaluate
+    real_evaluate = loop.evaluate  # what train() calls
 
     def spy(model, trees, *args, **kwargs):
         calls.append((trees, {k: v.clone() for k, v in model.state_dict().items()}))
         return real_evaluate(model, trees, *args, **kwargs)
 
-    monkeypatch.setattr(training, "evaluate", spy)
+    monkeypatch.setattr(loop, "evaluate", spy)
     result = train(_small(epochs=3, lr=0.3), tmp_path, splits=splits)
     test_calls = [state for trees, state in calls if trees is splits["test"]]
     assert len(test_calls) == 1
@@ -223,14 +224,14 @@ def test_damaged_metadata_raises(good_checkpoint, tmp_path):
                               ("model_class", "Transformer", "unknown model class"),
                               ("version", 99, "checkpoint version 99")):
         broken = dict(content, **{key: value})
-        broken["checksum"] = training._checksum(broken)  # damaged by a writer, not on disk
+        broken["checksum"] = _checksum(broken)  # damaged by a writer, not on disk
         path = tmp_path / f"{key}.pt"
         torch.save(broken, path)
         with pytest.raises(ValueError, match=f"{key}.pt: .*{match}"):
             load_checkpoint(path)
     wrong_shapes = dict(content, model_config=json.dumps(
         dict(json.loads(content["model_config"]), hidden_size=7)))
-    wrong_shapes["checksum"] = training._checksum(wrong_shapes)
+    wrong_shapes["checksum"] = _checksum(wrong_shapes)
     path = tmp_path / "shapes.pt"
     torch.save(wrong_shapes, path)
     with pytest.raises(ValueError, match="shapes.pt: the stored weights do not fit"):
@@ -309,7 +310,7 @@ def test_resume_without_rng_restore_would_differ(tmp_path, splits, monkeypatch):
     straight = train(config, tmp_path / "a", splits=splits)
     with pytest.raises(Interrupted):
         train(config, tmp_path / "b", splits=splits, on_epoch_end=_interrupt_after(1))
-    monkeypatch.setattr(training, "set_rng_state", lambda state: None)
+    monkeypatch.setattr(loop, "set_rng_state", lambda state: None)
     resumed = train(config, tmp_path / "b", resume=True, splits=splits)
     assert not _state_equal(resumed.model.state_dict(), straight.model.state_dict())
 
@@ -354,7 +355,7 @@ def test_missing_data_file_is_named(tmp_path):
 
 # ------------------------------------------------------------------------------ compare
 def test_compare_table(tmp_path, splits, monkeypatch):
-    monkeypatch.setattr(training, "load_splits", lambda data, view: splits)
+    monkeypatch.setattr(comparison, "load_splits", lambda data, view: splits)
     result = compare(_small(epochs=1), tmp_path, rows=["treelstm", "lstm"])
     table = result["table"]
     lines = [line for line in table.splitlines() if line.startswith("|")]
@@ -373,13 +374,31 @@ def test_compare_table(tmp_path, splits, monkeypatch):
 
 
 def test_comparison_table_uses_the_same_budget(tmp_path, splits, monkeypatch):
-    monkeypatch.setattr(training, "load_splits", lambda data, view: splits)
+    monkeypatch.setattr(comparison, "load_splits", lambda data, view: splits)
     result = compare(_small(epochs=1, seed=5), rows=["treelstm", "treelstm-root", "lstm"])
     configs = [metrics["config"] for metrics in result["results"].values()]
     for key in ("epochs", "seed", "hidden_size", "embed_dim", "lr", "batch_size"):
         assert len({c[key] for c in configs}) == 1
     assert [c["phrase_loss"] for c in configs[:2]] == [True, False]
     assert comparison_table(result["results"]).count("\n") == 5
+
+
+def test_package_names_are_those_of_their_modules():
+    """``from treelstm.training import X`` gives the object its module defines, for every name of
+    ``__all__`` and the other public names the command line and examples import."""
+    import treelstm.training as package
+
+    names = [*package.__all__, "MAX_SEED", "SPLITS", "resolve_device", "DEFAULT_COMPARE_ROWS",
+             "TORCHRUN_VARIABLES", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION"]
+    for name in names:
+        value = getattr(package, name)
+        module = getattr(value, "__module__", None)
+        if module is not None and module.startswith("treelstm."):
+            assert getattr(sys.modules[module], name) is value, name
+    assert package.evaluate is loop.evaluate and package.load_splits is comparison.load_splits
+    assert package.compare is comparison.compare and callable(package.train)
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        package.nonexistent
 
 
 # -------------------------------------------------------------------------- command line
@@ -498,7 +517,7 @@ def test_train_refuses_an_out_dir_that_holds_a_run(tmp_path, splits, capsys):
 
 
 def test_compare_refuses_an_out_dir_that_holds_a_comparison(tmp_path, splits, monkeypatch):
-    monkeypatch.setattr(training, "load_splits", lambda *args, **kwargs: splits)
+    monkeypatch.setattr(comparison, "load_splits", lambda *args, **kwargs: splits)
     compare(_small(epochs=1), tmp_path, rows=["lstm"])
     table = (tmp_path / "compare.md").read_text()
     with pytest.raises(FileExistsError, match="compare.md"):
@@ -534,7 +553,7 @@ def _rewrite_checkpoint(path, **changes):
     """Fields changed *with a valid checksum*: a crafted file, not a damaged one."""
     content = torch.load(path, weights_only=True)
     content.update(changes)
-    content["checksum"] = training._checksum(content)
+    content["checksum"] = _checksum(content)
     torch.save(content, path)
 
 

@@ -37,7 +37,7 @@ from .baseline import LSTMClassifier
 from .data import IGNORE_INDEX, SentimentTree, Vocab, collate_sequences, collate_trees
 from .data.ptb import _check_structure, parse_ptb_line
 from .models import TreeLSTMClassifier
-from .training import load_model
+from .training.checkpoint import load_model
 
 __all__ = ["FORMATS", "DTYPES", "TreePrediction", "LineError", "Predictor", "iter_windows",
            "plan_batches", "parse_tree_line", "tree_from_json", "predict_records"]

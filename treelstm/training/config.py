@@ -1,0 +1,143 @@
+"""The settings of a training run (:class:`TrainConfig`) and the device they name."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ..baseline import LSTMClassifier
+from ..data import NUM_CLASSES, VIEWS
+from ..models import BACKENDS, CELLS, TreeLSTMClassifier
+
+#: The bundled synthetic treebank (``data/sentiment`` of the repository).
+DEFAULT_DATA = str(Path(__file__).resolve().parents[2] / "data" / "sentiment")
+#: ``--model`` names and their classes.
+MODEL_KINDS = {"treelstm": TreeLSTMClassifier, "lstm": LSTMClassifier}
+SPLITS = ("train", "dev", "test")
+#: The largest ``seed`` (numpy's global RNG takes 32-bit seeds).
+MAX_SEED = 2 ** 32 - 1
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run. Defaults: Tai, Socher & Manning (2015), §5.1 / Table 2.
+
+    Attributes:
+        model: ``"treelstm"`` (:class:`TreeLSTMClassifier`) or ``"lstm"`` (:class:`LSTMClassifier`).
+        data: directory with ``train.txt``, ``dev.txt``, ``test.txt`` (SST format).
+        view: ``"fine"`` (5 classes) or ``"binary"`` (neutral-root trees dropped, neutral phrases
+            ignored in the loss).
+        embed_dim, hidden_size, num_layers: sizes (300, 150, 1).
+        cell: Tree-LSTM cell, ``"nary"`` (arity 2, for binary constituency trees) or
+            ``"childsum"``.
+        backend: Tree-LSTM executor, ``"native"`` or ``"dgl"``.
+        bidirectional: read both directions: a bidirectional LSTM, or a Tree-LSTM with a
+            top-down pass after the bottom-up one.
+        dropout: before the output layer (0.5).
+        lr, weight_decay: AdaGrad learning rate (0.05) and L2 weight decay (1e-4).
+        batch_size: trees per update (25).
+        epochs: passes over the training trees.
+        seed: seeds python, numpy and torch, and the data order.
+        embeddings: optional word-vector file (GloVe / word2vec text) for the embedding.
+        freeze_embeddings: do not update the embedding.
+        phrase_loss: Tree-LSTM only: the loss sums over every labelled node (as Tai et al.); if
+            ``False`` only the root is supervised, like the baseline.
+        max_train: use only the first ``max_train`` training trees.
+        clip_grad_norm: if set, rescale the gradients before each update so that their total
+            2-norm (all parameters together) is at most this, as
+            ``torch.nn.utils.clip_grad_norm_``. ``None`` (the default): no clipping, as Tai et
+            al. (AdaGrad's per-parameter step sizes already bound the updates; clipping is for
+            larger learning rates or exploding gradients on deep trees). Non-finite gradients
+            are an error either way.
+        device: ``"cpu"``, ``"cuda"``, ... or ``"auto"`` (CUDA when available).
+    """
+
+    model: str = "treelstm"
+    data: str = DEFAULT_DATA
+    view: str = "fine"
+    embed_dim: int = 300
+    hidden_size: int = 150
+    num_layers: int = 1
+    cell: str = "nary"
+    backend: str = "native"
+    bidirectional: bool = False
+    dropout: float = 0.5
+    lr: float = 0.05
+    weight_decay: float = 1e-4
+    batch_size: int = 25
+    epochs: int = 10
+    seed: int = 0
+    embeddings: Optional[str] = None
+    freeze_embeddings: bool = False
+    phrase_loss: bool = True
+    max_train: Optional[int] = None
+    clip_grad_norm: Optional[float] = None
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """ValueError naming the first bad setting."""
+        choices = {"model": tuple(MODEL_KINDS), "view": VIEWS, "cell": CELLS, "backend": BACKENDS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"TrainConfig: {name} must be one of {allowed}; got "
+                                 f"{getattr(self, name)!r}")
+        for name in ("embed_dim", "hidden_size", "num_layers", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig: {name} must be a positive integer; got {value!r}")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
+            raise ValueError(f"TrainConfig: epochs must be an integer >= 0; got {self.epochs!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or \
+                not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"TrainConfig: seed must be an integer in [0, {MAX_SEED}]; got "
+                             f"{self.seed!r}")
+        if self.max_train is not None and (isinstance(self.max_train, bool)
+                                           or not isinstance(self.max_train, int)
+                                           or self.max_train < 1):
+            raise ValueError(f"TrainConfig: max_train must be a positive integer or None; got "
+                             f"{self.max_train!r}")
+        if not 0 <= self.dropout <= 1:
+            raise ValueError(f"TrainConfig: dropout must be in [0, 1]; got {self.dropout!r}")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            raise ValueError(f"TrainConfig: lr must be a positive number; got {self.lr!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"TrainConfig: weight_decay must be >= 0; got {self.weight_decay!r}")
+        if self.clip_grad_norm is not None and (
+                isinstance(self.clip_grad_norm, bool)
+                or not isinstance(self.clip_grad_norm, (int, float))
+                or not 0 < self.clip_grad_norm < math.inf):
+            raise ValueError(f"TrainConfig: clip_grad_norm must be a positive number or None; got "
+                             f"{self.clip_grad_norm!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """Ignores unknown keys (a checkpoint from a newer version)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    @property
+    def num_classes(self) -> int:
+        return NUM_CLASSES[self.view]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"device: {error}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available on this machine")
+    return resolved
