@@ -403,7 +403,9 @@ def test_cli_help_and_command_list(capsys):
     for option in ("--format", "--output", "--batch-trees", "--max-nodes", "--window", "--device",
                    "--dtype", "--node-labels", "--skip-bad", "--quiet"):
         assert option in text
-    assert main(["--help"]) == 0
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
     assert "  predict " in capsys.readouterr().out
 
 

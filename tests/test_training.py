@@ -441,9 +441,67 @@ def test_train_help_explains_every_option(capsys):
     assert "0.05" in text and "0.0001" in text and "150" in text and "300" in text
 
 
-def test_unknown_command_fails(capsys):
-    assert main(["fly"]) == 2
-    assert "unknown command 'fly'" in capsys.readouterr().err
+def test_unknown_or_missing_command_fails(capsys):
+    for argv, message in ((["fly"], "invalid choice: 'fly'"),
+                          ([], "the following arguments are required: COMMAND")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "compare", "predict"])
+def test_subcommand_help_is_the_commands_own(command, capsys):
+    """``python -m treelstm X --help`` shows X's own parser: every option, description, epilog."""
+    from treelstm.__main__ import COMMANDS
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    through_main = capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        COMMANDS[command][0](f"python -m treelstm {command}").parse_args(["--help"])
+    assert through_main == capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_every_config_field_is_an_option(command):
+    """Options are matched to TrainConfig fields by name: a new field without an option (or an
+    option spelled differently) fails here instead of being silently left at its default."""
+    import dataclasses
+
+    from treelstm.__main__ import COMMANDS, CONFIG_FIELDS_SET_BY_COMMANDS
+
+    parser = COMMANDS[command][0]("x")
+    options = {action.dest for action in parser._actions}
+    fields = {field.name for field in dataclasses.fields(TrainConfig)}
+    assert fields - options == set(CONFIG_FIELDS_SET_BY_COMMANDS[command])
+
+
+def test_options_reach_the_config(tmp_path, monkeypatch):
+    from treelstm import __main__ as cli
+
+    seen = {}
+
+    def fake_train(config, *args, **kwargs):
+        seen["config"] = config
+        raise ValueError("stopped before training")
+
+    monkeypatch.setattr(cli, "train", fake_train)
+    _exit_status(train_command, ["--embed-dim", "7", "--hidden-size", "5", "--num-layers", "2",
+                                 "--cell", "childsum", "--dropout", "0.25", "--lr", "0.2",
+                                 "--weight-decay", "0.5", "--batch-size", "3", "--epochs", "4",
+                                 "--seed", "9", "--max-train", "11", "--clip-grad-norm", "2",
+                                 "--freeze-embeddings", "--root-loss-only", "--view", "binary",
+                                 "--model", "lstm", "--bidirectional", "--device", "cpu",
+                                 "--out", str(tmp_path / "x"), "--quiet"])
+    config = seen["config"]
+    assert (config.embed_dim, config.hidden_size, config.num_layers, config.cell) == \
+        (7, 5, 2, "childsum")
+    assert (config.dropout, config.lr, config.weight_decay, config.batch_size, config.epochs,
+            config.seed, config.max_train, config.clip_grad_norm) == \
+        (0.25, 0.2, 0.5, 3, 4, 9, 11, 2.0)
+    assert config.freeze_embeddings and not config.phrase_loss and config.bidirectional
+    assert (config.view, config.model, config.device) == ("binary", "lstm", "cpu")
 
 
 def test_train_sst_smoke(tmp_path):

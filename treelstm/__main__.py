@@ -7,6 +7,7 @@ The commands are thin wrappers around :mod:`treelstm.training` (``predict``: aro
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -157,15 +158,17 @@ def _setup(args: argparse.Namespace) -> bool:
 
 
 def _config(args: argparse.Namespace, **fixed) -> TrainConfig:
-    values = dict(data=args.data, embed_dim=args.embed_dim, hidden_size=args.hidden_size,
-                  num_layers=args.num_layers, cell=args.cell, backend=args.backend,
-                  dropout=args.dropout, lr=args.lr, weight_decay=args.weight_decay,
-                  batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
-                  embeddings=args.embeddings, freeze_embeddings=args.freeze_embeddings,
-                  max_train=args.max_train, device=args.device,
-                  clip_grad_norm=args.clip_grad_norm)
-    values.update(fixed)
-    return TrainConfig(**values)
+    """The TrainConfig of the options: each field from the option of its name (``--embed-dim``
+    -> ``embed_dim``), ``fixed`` for the fields a command sets itself."""
+    values = {field.name: getattr(args, field.name) for field in dataclasses.fields(TrainConfig)
+              if field.name not in fixed and hasattr(args, field.name)}
+    return TrainConfig(**values, **fixed)
+
+
+#: TrainConfig fields that are not options of their own (``train`` sets them from other flags;
+#: ``compare`` per row). ``tests/test_training.py`` checks that every other field is an option.
+CONFIG_FIELDS_SET_BY_COMMANDS = {"train": ("phrase_loss",),
+                                 "compare": ("model", "view", "bidirectional", "phrase_loss")}
 
 
 def _wrap(*paragraphs: str) -> str:
@@ -230,16 +233,19 @@ def train_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
 
 
 def train_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    """``python -m treelstm train``; returns the exit status."""
     parser = train_parser(prog)
-    args = parser.parse_args(argv)
+    return _run_train(parser.parse_args(argv), parser)
+
+
+def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     # With --distributed only rank 0 logs and prints (a missing RANK is reported by train()).
     main_rank = not args.distributed or os.environ.get("RANK", "0") == "0"
     args.quiet = args.quiet or not main_rank
     progress = _setup(args)
     out = args.out.replace("<model>", args.model).replace("<view>", args.view)
     try:
-        config = _config(args, model=args.model, view=args.view,
-                         bidirectional=args.bidirectional, phrase_loss=not args.root_loss_only)
+        config = _config(args, phrase_loss=not args.root_loss_only)
         metrics = train(config, out, resume=args.resume, progress=progress,
                         distributed=args.distributed, overwrite=args.overwrite).metrics
     except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as error:
@@ -287,10 +293,14 @@ def eval_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
 
 
 def eval_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    """``python -m treelstm eval``; returns the exit status."""
+    parser = eval_parser(prog)
+    return _run_eval(parser.parse_args(argv), parser)
+
+
+def _run_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .training import evaluate
 
-    parser = eval_parser(prog)
-    args = parser.parse_args(argv)
     progress = _setup(args)
     device = resolve_device(args.device)
     try:
@@ -344,8 +354,12 @@ def compare_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
 
 
 def compare_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    """``python -m treelstm compare``; returns the exit status."""
     parser = compare_parser(prog)
-    args = parser.parse_args(argv)
+    return _run_compare(parser.parse_args(argv), parser)
+
+
+def _run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     progress = _setup(args)
     rows = [row.strip() for row in args.rows.split(",") if row.strip()]
     try:
@@ -443,15 +457,20 @@ def _same_file_problem(args: argparse.Namespace) -> Optional[str]:
 
 
 def predict_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    """``python -m treelstm predict``; returns the exit status."""
+    parser = predict_parser(prog)
+    return _run_predict(parser.parse_args(argv), parser)
+
+
+def _run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import time
 
     import torch
 
     from .files import AtomicOutput
     from .predict import LineError, Predictor, predict_records
+    from .progress import tqdm_bar
 
-    parser = predict_parser(prog)
-    args = parser.parse_args(argv)
     prog = parser.prog
 
     def error(message: str, status: int) -> int:
@@ -490,12 +509,7 @@ def predict_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = 
 
     bar = None
     if not args.quiet and sys.stderr.isatty():
-        try:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(unit=" trees", file=sys.stderr, desc="predict")
-        except ImportError:  # optional dependency: no bar
-            bar = None
+        bar = tqdm_bar(description="predict", unit=" trees", leave=True)  # None without tqdm
     records = predict_records(predictor, source, format=args.format,
                               batch_trees=args.batch_trees, max_nodes=args.max_nodes,
                               window=args.window, node_labels=args.node_labels,
@@ -560,37 +574,52 @@ def predict_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = 
 
 # ----------------------------------------------------------------------------------- main
 def bench_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    """``python -m treelstm bench``: the benchmark's own command line (``--help``)."""
     from .bench import main as bench_main  # imports DGL etc. only when benchmarking
 
     bench_main(argv)
     return 0
 
 
+#: name -> (parser factory, runner, one line for the command list).
 COMMANDS = {
-    "train": (train_command, "train a Tree-LSTM or the LSTM baseline on sentiment trees"),
-    "eval": (eval_command, "evaluate a checkpoint on a split"),
-    "compare": (compare_command, "Tree-LSTM vs LSTM baseline on the same data: one table"),
-    "predict": (predict_command, "label trees from a file or stdin with a checkpoint (JSONL)"),
-    "bench": (bench_command, "speed benchmark: native, DGL, nn.LSTM, LSTMCell loop, recursion"),
+    "train": (train_parser, _run_train,
+              "train a Tree-LSTM or the LSTM baseline on sentiment trees"),
+    "eval": (eval_parser, _run_eval, "evaluate a checkpoint on a split"),
+    "compare": (compare_parser, _run_compare,
+                "Tree-LSTM vs LSTM baseline on the same data: one table"),
+    "predict": (predict_parser, _run_predict,
+                "label trees from a file or stdin with a checkpoint (JSONL)"),
 }
+_BENCH_HELP = "speed benchmark: native, DGL, nn.LSTM, LSTMCell loop, recursion (its own --help)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """``python -m treelstm``: one sub-parser per command, each the same parser as the
+    command's own (``train_parser`` ...)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m treelstm",
+        description="Tree-LSTMs for sentiment trees (Tai, Socher & Manning 2015).",
+        epilog="--help after a command for its options, e.g. python -m treelstm train --help")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                     title="commands")
+    for name, (make_parser, run, help_text) in COMMANDS.items():
+        template = make_parser(f"{parser.prog} {name}")
+        command = commands.add_parser(name, parents=[template], add_help=False, help=help_text,
+                                      description=template.description,
+                                      epilog=template.epilog,
+                                      formatter_class=template.formatter_class)
+        command.set_defaults(run=run, parser=command)
+    commands.add_parser("bench", help=_BENCH_HELP, add_help=False)  # listed; runs its own parser
+    return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    usage = "python -m treelstm {train,eval,compare,predict,bench} [options]  (--help after a command " \
-            "for its options)"
-    if not argv or argv[0] in ("-h", "--help"):
-        lines = [f"usage: {usage}", "", "Tree-LSTMs for sentiment trees (Tai, Socher & Manning "
-                 "2015).", "", "commands:"]
-        lines += [f"  {name:<9} {help_text}" for name, (_, help_text) in COMMANDS.items()]
-        print("\n".join(lines))
-        return 0 if argv else 2
-    command, rest = argv[0], argv[1:]
-    if command not in COMMANDS:
-        print(f"usage: {usage}\npython -m treelstm: error: unknown command {command!r}; "
-              f"choose from {', '.join(COMMANDS)}", file=sys.stderr)
-        return 2
-    return COMMANDS[command][0](rest, prog=f"python -m treelstm {command}")
+    if argv[:1] == ["bench"]:  # the benchmark parses its own options
+        return bench_command(argv[1:], prog="python -m treelstm bench")
+    args = build_parser().parse_args(argv)
+    return args.run(args, args.parser)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from .data.sick import SCORE_RANGE, PairInputs, RelatednessPair, collate_pairs
 from .data.vocab import Vocab
 from .models import TreeLSTM
+from .progress import Progress, track
 
 __all__ = ["ENCODERS", "NUM_SCORE_CLASSES", "RelatednessModel", "target_distribution",
            "expected_score", "relatedness_loss", "pearson", "spearman", "mse",
@@ -306,7 +307,7 @@ def train_relatedness(model: RelatednessModel, train_pairs: Sequence[Relatedness
                       seed: int = 0, freeze_embeddings: bool = False,
                       device: Union[str, torch.device, None] = None,
                       on_epoch_end: Optional[Callable[[int, dict], None]] = None,
-                      progress: Optional[Callable[[Any], Any]] = None) -> dict:
+                      progress: Union[bool, Progress] = False) -> dict:
     """Train with AdaGrad on the KL loss; keep the epoch with the best dev Pearson's r.
 
     Each epoch visits ``train_pairs`` in an order that depends only on ``(seed, epoch)``. L2
@@ -314,7 +315,8 @@ def train_relatedness(model: RelatednessModel, train_pairs: Sequence[Relatedness
     holds the best epoch's weights.
 
     Args:
-        progress: optional wrapper of the batch iterator (e.g. a tqdm factory); scripts only.
+        progress: ``True`` for a tqdm bar per epoch, or a callable
+            ``progress(iterable, total, description)`` (:mod:`treelstm.progress`).
         on_epoch_end: called as ``on_epoch_end(epoch, record)`` (``epoch`` from 1).
 
     Returns:
@@ -347,7 +349,7 @@ def train_relatedness(model: RelatednessModel, train_pairs: Sequence[Relatedness
         batches = list(_chunks(order, batch_size))
         loss_sum = 0.0
         start = time.perf_counter()
-        for batch_order in (progress(batches) if progress else batches):
+        for batch_order in track(progress, batches, len(batches), f"epoch {epoch + 1}/{epochs}"):
             inputs = collate_pairs([train_pairs[i] for i in batch_order], vocab).to(device)
             loss = relatedness_loss(model(inputs), inputs.scores)
             optimizer.zero_grad()

@@ -6,11 +6,12 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 
 from ..files import PathLike, check_no_run, write_text
+from ..progress import Progress
 from .config import TrainConfig, resolve_device
 from .evaluation import load_splits
 from .loop import _RUN_FILES, train
@@ -86,7 +87,8 @@ def _compare_caption(config: TrainConfig, rows: Sequence[str], first: dict) -> s
     return " ".join(parts)
 
 
-def compare(config: TrainConfig, out_dir: Optional[PathLike] = None, progress: bool = False,
+def compare(config: TrainConfig, out_dir: Optional[PathLike] = None,
+            progress: Union[bool, Progress] = False,
             rows: Sequence[str] = DEFAULT_COMPARE_ROWS, overwrite: bool = False) -> dict:
     """Train each row of :data:`COMPARE_ROWS` named in ``rows`` on the same data with the same
     budget and seed (``config``, fine view) and tabulate them.

@@ -15,6 +15,7 @@ from ..baseline import LSTMClassifier
 from ..data import (IGNORE_INDEX, NUM_CLASSES, SentimentTree, Vocab, collate_sequences,
                     collate_trees, read_ptb)
 from ..files import PathLike
+from ..progress import Progress, track
 from ..models import TreeLSTMClassifier
 from .config import SPLITS, TrainConfig
 
@@ -47,16 +48,6 @@ def _collate(model: nn.Module, trees: Sequence[SentimentTree], vocab: Vocab):
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def _progress(iterable, total: int, enabled: bool, description: str):
-    if not enabled:
-        return iterable
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # optional dependency: no bar
-        return iterable
-    return tqdm(iterable, total=total, desc=description, leave=False, unit="batch")
 
 
 # -------------------------------------------------------------------------------- model
@@ -141,7 +132,7 @@ def predict(model: nn.Module, trees: Sequence[SentimentTree], vocab: Vocab,
 @torch.no_grad()
 def evaluate(model: nn.Module, trees: Sequence[SentimentTree], vocab: Vocab,
              batch_size: int = 256, device: Union[str, torch.device, None] = None,
-             progress: bool = False, description: str = "eval") -> dict:
+             progress: Union[bool, Progress] = False, description: str = "eval") -> dict:
     """Accuracies of ``model`` on ``trees`` (eval mode).
 
     Returns a dict with ``trees``, ``root_acc`` (the view's classes), ``binary_root_acc`` (5-class
@@ -159,8 +150,8 @@ def evaluate(model: nn.Module, trees: Sequence[SentimentTree], vocab: Vocab,
     loss_sum = 0.0
     start = time.perf_counter()
     try:
-        chunks = _progress(_chunks(trees, batch_size), math.ceil(len(trees) / batch_size),
-                           progress, description)
+        chunks = track(progress, _chunks(trees, batch_size), math.ceil(len(trees) / batch_size),
+                       description)
         for chunk in chunks:
             inputs = _collate(model, chunk, vocab).to(device)
             root_logits, node_logits = _forward(model, inputs)

@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, NamedTuple, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -28,8 +28,9 @@ from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import SPLITS, TrainConfig, resolve_device
 from .distributed import (_SINGLE_PROCESS, _all_sum, _barrier, _broadcast, _gather_rng_state,
                           _Group, _seed_rank, _start_distributed)
-from .evaluation import (_chunks, _collate, _loss_sum, _progress, _root_labels, build_model,
+from .evaluation import (_chunks, _collate, _loss_sum, _root_labels, build_model,
                          count_parameters, evaluate, load_splits)
+from ..progress import Progress, track
 from .plot import plot_learning_curve
 from .resume import _data_fingerprint, _load_resumable
 from .seed import _epoch_order, get_rng_state, seed_everything, set_rng_state
@@ -54,7 +55,7 @@ class TrainResult(NamedTuple):
 
 
 def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool = False,
-          progress: bool = False, splits: Optional[dict[str, list[SentimentTree]]] = None,
+          progress: Union[bool, Progress] = False, splits: Optional[dict[str, list[SentimentTree]]] = None,
           on_epoch_end: Optional[Callable[[int, dict], None]] = None,
           distributed: bool = False, overwrite: bool = False) -> TrainResult:
     """Train ``config.model`` on ``config.data``, pick the best epoch on dev, test it once.
@@ -73,7 +74,8 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
         overwrite: start afresh in an ``out_dir`` that already holds a run, replacing its files
             as the new run writes them. Without ``resume`` or ``overwrite`` such an ``out_dir``
             is refused (FileExistsError), so a finished run is never lost by accident.
-        progress: tqdm bars (if tqdm is installed).
+        progress: ``True`` for tqdm bars (if tqdm is installed), or a callable
+            ``progress(iterable, total, description)`` (:mod:`treelstm.progress`).
         splits: ``{"train": [...], "dev": [...], "test": [...]}`` instead of reading
             ``config.data`` (already in ``config.view``).
         on_epoch_end: called as ``on_epoch_end(epoch, record)`` after each epoch's files are
@@ -109,7 +111,7 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
         raise ValueError("train: resume=True needs an out_dir holding checkpoint.pt")
     group = _start_distributed(config.device) if distributed else _SINGLE_PROCESS
     try:
-        return _train(config, out_dir, resume, progress and group.is_main, splits, on_epoch_end,
+        return _train(config, out_dir, resume, progress if group.is_main else False, splits, on_epoch_end,
                       group, overwrite)
     finally:
         if group.owns_process_group:
@@ -121,7 +123,8 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
             dist.destroy_process_group()
 
 
-def _train(config: TrainConfig, out_dir: Optional[Path], resume: bool, progress: bool,
+def _train(config: TrainConfig, out_dir: Optional[Path], resume: bool,
+           progress: Union[bool, Progress],
            splits: Optional[dict[str, list[SentimentTree]]],
            on_epoch_end: Optional[Callable[[int, dict], None]], group: _Group,
            overwrite: bool = False) -> TrainResult:
@@ -186,7 +189,7 @@ class _Run:
     splits: dict[str, list[SentimentTree]]
     device: torch.device
     group: _Group
-    progress: bool
+    progress: Union[bool, Progress]
     vocab: Vocab
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -203,7 +206,8 @@ class _Run:
 
     @classmethod
     def start(cls, config: TrainConfig, out_dir: Optional[Path], splits: dict,
-              device: torch.device, group: _Group, progress: bool,
+              device: torch.device, group: _Group,
+              progress: Union[bool, Progress],
               checkpoint: Optional[Checkpoint]) -> "_Run":
         """Seed, build the model and its optimizer; restore ``checkpoint`` when resuming."""
         seed_everything(config.seed)
@@ -325,14 +329,14 @@ class _Run:
         epoch_loss_sum = 0.0
         root_correct = 0
         start = time.perf_counter()
-        bar = _progress(batches, len(batches), self.progress,
-                        f"epoch {epoch + 1}/{self.config.epochs}")
+        bar = track(self.progress, batches, len(batches),
+                    f"epoch {epoch + 1}/{self.config.epochs}")
         for batch_number, batch_order in enumerate(bar, start=1):
             where = functools.partial(_batch_name, epoch, batch_number, batches)
             loss_value, correct = self._step(batch_order, where)
             epoch_loss_sum += loss_value * len(batch_order)
             root_correct += correct
-            if self.progress and hasattr(bar, "set_postfix"):
+            if hasattr(bar, "set_postfix"):  # a tqdm bar
                 bar.set_postfix(loss=f"{loss_value:.3f}")
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
