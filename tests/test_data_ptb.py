@@ -1,12 +1,19 @@
-"""PTB/SST reader and writer, label views, malformed input, and the bundled synthetic treebank."""
+"""PTB/SST reader and writer, label views, malformed input, the bundled synthetic treebank, and
+the fast reader against the nltk-based reference."""
 import importlib.util
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from nltk import Tree
 
 from treelstm.data import (IGNORE_INDEX, SentimentTree, binary_view, parse_ptb_line, read_ptb,
                            to_ptb_string)
+from treelstm.data.ptb import _read_fast, parse_ptb_line_nltk
 
 REPO = Path(__file__).resolve().parents[1]
 SST_DIR = REPO / ".." / "shared" / "data" / "sst"
@@ -260,7 +267,7 @@ def test_to_ptb_string_rejects_invalid_trees(name):
 
 
 def test_deep_tree_round_trip():
-    depth = 450  # nltk refuses nesting deeper than 500
+    depth = 450  # no depth limit any more: see test_nesting_100000_deep
     line = "(2 " * depth + "(2 x)" + ")" * depth
     tree = parse_ptb_line(line)
     assert tree.num_nodes == depth + 1
@@ -273,11 +280,13 @@ def test_writer_does_not_recurse():
     assert to_ptb_string(tree) == "(2 " * depth + "(2 x)" + ")" * depth
 
 
-def test_too_deep_tree_is_an_error(tmp_path):
-    depth = 600
-    path = write(tmp_path / "deep.txt", "(2 " * depth + "(2 x)" + ")" * depth + "\n")
-    with pytest.raises(ValueError, match=r"deep\.txt:1: .*MAX_TREE_DEPTH"):
-        read_ptb(path)
+def test_tree_deeper_than_nltk_allows_is_read(tmp_path):
+    depth = 600  # the nltk-based reader refused nesting deeper than 499 nodes
+    line = "(2 " * depth + "(2 x)" + ")" * depth
+    (tree,) = read_ptb(write(tmp_path / "deep.txt", line + "\n"))
+    assert tree.num_nodes == depth + 1 and to_ptb_string(tree) == line
+    with pytest.raises(ValueError, match=r"MAX_TREE_DEPTH \(500\)"):
+        parse_ptb_line_nltk(line)
 
 
 # ------------------------------------------------------------------------------ bundled data
@@ -377,3 +386,269 @@ def test_real_sst_counts_and_exact_round_trip():
         assert sum(binary_view(t) is not None for t in trees) == num_binary
         lines = path.read_text(encoding="utf-8").splitlines()
         assert [to_ptb_string(t) for t in trees] == lines
+
+
+# ------------------------------------------------------------------------------ fast reader vs nltk
+def outcome(read, line):
+    """What a reader makes of a line: the tree, or the message of its ValueError."""
+    try:
+        return read(line)
+    except ValueError as error:
+        return f"ValueError: {error}"
+
+
+def with_doubled_spaces(line):
+    """The same tree, not in SST's single-space form (so read by the general path)."""
+    return line.replace(" ", "  ")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SST_DIR.is_dir(), reason=f"SST not found at {SST_DIR} (the shared data "
+                                                 "directory is only present on the dev machine)")
+@pytest.mark.parametrize("split", ["train", "dev", "test"])
+def test_real_sst_equals_nltk_reference(split):
+    for number, line in enumerate((SST_DIR / f"{split}.txt").read_text("utf-8").splitlines(), 1):
+        expected = parse_ptb_line_nltk(line)
+        assert parse_ptb_line(line) == expected, f"{split}.txt:{number}"
+        assert _read_fast(line) is not None, f"{split}.txt:{number} missed the fast path"
+        assert parse_ptb_line(with_doubled_spaces(line)) == expected, f"{split}.txt:{number}"
+
+
+@pytest.mark.parametrize("split", ["train", "dev", "test"])
+def test_bundled_treebank_equals_nltk_reference(split):
+    for number, line in enumerate((SENTIMENT_DIR / f"{split}.txt").read_text("utf-8").splitlines(),
+                                  1):
+        expected = parse_ptb_line_nltk(line)
+        assert parse_ptb_line(line) == expected, f"{split}.txt:{number}"
+        assert _read_fast(line) is not None, f"{split}.txt:{number} missed the fast path"
+        assert parse_ptb_line(with_doubled_spaces(line)) == expected, f"{split}.txt:{number}"
+
+
+# Words: anything but ASCII whitespace and brackets, including no-break spaces, other Unicode
+# whitespace, backslashes and quotes.
+WORDS = st.text(st.characters(blacklist_characters=" \t\n\r\x0b\x0c()",
+                              blacklist_categories=("Cs",)), min_size=1, max_size=4)
+# Some of what nltk skips after "(" (Unicode whitespace, but not \x1c-\x1f).
+SPACE_AFTER_OPEN = " \t\n\xa0\u2003\u3000\x85"
+# What separates fields.
+ASCII_SPACE = " \t\n\r\x0b\x0c"
+
+# Lines whose reading by nltk is not obvious, and what both readers make of them.
+ODD_LINES = {
+    "space after (": ("( 2 a)", SentimentTree(["a"], [-1], [2])),
+    "no-break space after (": ("(\xa02 a)", SentimentTree(["a"], [-1], [2])),
+    "space before )": ("(2 a\t)", SentimentTree(["a"], [-1], [2])),
+    "no space between subtrees": ("(3(2 a)(4 b))",
+                                  SentimentTree(["a", "b"], [2, 2, -1], [2, 4, 3])),
+    "signed and padded labels": ("(+3 (-0 a) (04 b))",
+                                 SentimentTree(["a", "b"], [2, 2, -1], [0, 4, 3])),
+    "no-break space in a word": ("(2 \xa0a\xa0)", SentimentTree(["\xa0a\xa0"], [-1], [2])),
+    "\\x1c is not skipped after (": ("(\x1c 2 a)", "ValueError: node ( 2 a) has no label; "
+                                                   "expected an integer 0..4"),
+    "\\x1c before a label is dropped": ("(\x1c2 a)", SentimentTree(["a"], [-1], [2])),
+    "no-break space after a label": ("(2\xa0 a)", "ValueError: label '2\\xa0' is not an integer "
+                                                  "(node (2\xa0 a))"),
+}
+
+
+@pytest.mark.parametrize("name", list(ODD_LINES))
+def test_odd_lines_read_like_nltk(name):
+    line, expected = ODD_LINES[name]
+    assert outcome(parse_ptb_line, line) == expected
+    assert outcome(parse_ptb_line_nltk, line) == expected
+
+
+@st.composite
+def sentiment_trees(draw, max_tokens=10):
+    """A random valid tree: leaves merged into internal nodes (unary ones too), any node order."""
+    num_tokens = draw(st.integers(1, max_tokens))
+    parent = [-1] * num_tokens
+    roots = list(range(num_tokens))
+    unary_left = draw(st.integers(0, 3))
+    while len(roots) > 1 or unary_left:
+        if len(roots) == 1 or (unary_left and draw(st.booleans())):
+            start, size = draw(st.integers(0, len(roots) - 1)), 1
+            unary_left -= 1
+        else:
+            start = draw(st.integers(0, len(roots) - 2))
+            size = draw(st.integers(2, len(roots) - start))
+        parent.append(-1)
+        for child in roots[start:start + size]:
+            parent[child] = len(parent) - 1
+        roots[start:start + size] = [len(parent) - 1]
+    labels = draw(st.lists(st.integers(0, 4), min_size=len(parent), max_size=len(parent)))
+    tokens = draw(st.lists(WORDS, min_size=num_tokens, max_size=num_tokens))
+    return SentimentTree(tokens=tokens, parent=parent, labels=labels)
+
+
+@st.composite
+def respaced(draw, line):
+    """``line`` written differently for the same tree: other whitespace between fields, after "("
+    and before ")", labels like "+3", "03", "-0"."""
+    pieces = []
+    for piece in re.split(r"( |\(\d|\))", line):
+        if piece == " ":
+            piece = draw(st.text(st.sampled_from(ASCII_SPACE), min_size=1, max_size=3))
+        elif piece.startswith("("):
+            label = draw(st.sampled_from([piece[1], "+" + piece[1], "0" + piece[1]]
+                                         + (["-0"] if piece[1] == "0" else [])))
+            piece = "(" + draw(st.text(st.sampled_from(SPACE_AFTER_OPEN), max_size=2)) + label
+        elif piece == ")":
+            piece = draw(st.text(st.sampled_from(ASCII_SPACE), max_size=2)) + piece
+        pieces.append(piece)
+    return "".join(pieces)
+
+
+PROPERTY = settings(max_examples=300, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@PROPERTY
+@given(tree=sentiment_trees())
+def test_random_trees_read_back_like_nltk(tree):
+    line = to_ptb_string(tree)
+    read = parse_ptb_line(line)
+    assert read == parse_ptb_line_nltk(line)
+    assert _read_fast(line) == read  # the form to_ptb_string writes takes the fast path
+    assert to_ptb_string(read) == line
+
+
+@PROPERTY
+@given(data=st.data(), tree=sentiment_trees())
+def test_random_trees_written_differently_read_like_nltk(data, tree):
+    line = to_ptb_string(tree)
+    variant = data.draw(respaced(line))
+    assert parse_ptb_line(variant) == parse_ptb_line_nltk(variant) == parse_ptb_line(line)
+
+
+BRACKET_TEXT = st.lists(st.sampled_from(list("()01234+-x \t\n\xa0\x1c\u2028")
+                                        + ["(2 ", "(2 x)", "05", "-0"]), max_size=12).map("".join)
+
+
+@st.composite
+def damaged_lines(draw):
+    """A valid line with a few random cuts, insertions and repeats."""
+    line = to_ptb_string(draw(sentiment_trees(max_tokens=6)))
+    for _ in range(draw(st.integers(1, 3))):
+        position = draw(st.integers(0, len(line)))
+        end = draw(st.integers(position, min(len(line), position + 8)))
+        kind = draw(st.sampled_from(["delete", "insert", "repeat"]))
+        if kind == "delete":
+            line = line[:position] + line[end:]
+        elif kind == "insert":
+            line = line[:position] + draw(BRACKET_TEXT) + line[position:]
+        else:
+            line = line[:end] + line[position:end] + line[end:]
+    return line
+
+
+@settings(PROPERTY, max_examples=1000)
+@given(line=damaged_lines() | BRACKET_TEXT | st.text(max_size=20))
+def test_malformed_lines_fail_like_nltk(line):
+    """Same tree or the same one-line ValueError, for any short line."""
+    result = outcome(parse_ptb_line, line)
+    assert result == outcome(parse_ptb_line_nltk, line)
+    assert "\n" not in str(result)
+
+
+def test_differences_from_nltk_reference():
+    """Besides depth (below), a zero-padded label past Python's 4300-digit int() limit: the
+    reference fails with int()'s error, the reader takes its value."""
+    line = "(" + "0" * 5000 + "3 a)"
+    assert parse_ptb_line(line) == SentimentTree(["a"], [-1], [3])
+    with pytest.raises(ValueError, match="4300 digits"):
+        parse_ptb_line_nltk(line)
+
+
+def test_reader_does_not_import_nltk():
+    code = "import sys, treelstm.data.ptb; print('nltk' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=REPO)
+    assert result.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------------------ size and depth
+def right_branching(num_tokens):
+    """(0 (2 w0) (1 (2 w1) ... (2 wN)...)) and its parent list: leaf i hangs under the i-th
+    internal node, whose id is num_tokens + (num_tokens - 2 - i) in post-order."""
+    line = "".join(f"({i % 5} (2 w{i}) " for i in range(num_tokens - 1))
+    line += f"(2 w{num_tokens - 1})" + ")" * (num_tokens - 1)
+    internal = [2 * num_tokens - 2 - i for i in range(num_tokens - 1)]  # by opening order
+    parent = internal + [internal[-1]] + [internal[i - 1] for i in range(num_tokens - 2, 0, -1)]
+    return line, parent + [-1]
+
+
+@pytest.mark.parametrize("num_tokens", [1000, 20_000])
+def test_right_branching_sentence(num_tokens):
+    line, parent = right_branching(num_tokens)
+    tree = parse_ptb_line(line)
+    assert tree.tokens == [f"w{i}" for i in range(num_tokens)]
+    assert tree.parent == parent
+    assert tree.labels == [2] * num_tokens + [i % 5 for i in reversed(range(num_tokens - 1))]
+    assert parse_ptb_line(with_doubled_spaces(line)) == tree
+    assert to_ptb_string(tree) == line
+    with pytest.raises(ValueError, match=r"MAX_TREE_DEPTH \(500\)"):  # the old limit
+        parse_ptb_line_nltk(line)
+
+
+def test_nesting_100000_deep():
+    depth = 100_000
+    line = "(2 " * depth + "(3 x)" + ")" * depth
+    tree = parse_ptb_line(line)
+    assert tree.tokens == ["x"] and tree.num_nodes == depth + 1
+    assert tree.parent == list(range(1, depth + 1)) + [-1]
+    assert tree.labels == [3] + [2] * depth
+    assert parse_ptb_line(line.replace(" ", "\t")) == tree  # the general path, as deep
+    assert to_ptb_string(tree) == line
+
+
+@pytest.mark.parametrize("line, reason", [
+    ("(2 " * 100_000 + "(3 x)" + ")" * 99_999,
+     r"malformed brackets: expected '\)' but got 'end-of-string' at index 400004"),
+    ("(2 " * 100_000 + "(3 x)" + ")" * 100_001,
+     r"malformed brackets: expected 'end-of-string' but got '\)' at index 400005"),
+    ("(2 " * 100_000 + "(7 x)" + ")" * 100_000, r"label 7 is out of range; expected 0\.\.4 "
+                                                r"\(node \(7 x\)\)"),
+    ("(2 " * 100_000 + "(3 x y)" + ")" * 100_000, r"preterminal \(3 x y\) has 2 words"),
+    ("(2 " * 100_000 + "(3)" + ")" * 100_000, r"node \(3\) has no children"),
+    ("(9 " + "(2 " * 100_000 + "(3 x)" + ")" * 100_001,
+     r"label 9 is out of range; expected 0\.\.4 \(node \(9 \(2 \(2 \(2 [(2 ]*\.\.\.\)$"),
+], ids=["missing close", "extra close", "bad label", "two words", "empty node", "bad root"])
+def test_deep_malformed_lines_are_value_errors(line, reason):
+    for variant in (line, line.replace(" ", "\t")):
+        with pytest.raises(ValueError, match=reason) as error:
+            parse_ptb_line(variant)
+        assert len(str(error.value)) < 200
+
+
+def balanced(num_tokens):
+    """A balanced binary tree over w0..w{num_tokens-1}, built level by level."""
+    level = [f"({i % 5} w{i})" for i in range(num_tokens)]
+    while len(level) > 1:
+        level = [f"(3 {level[i]} {level[i + 1]})" if i + 1 < len(level) else level[i]
+                 for i in range(0, len(level), 2)]
+    return level[0]
+
+
+def test_ten_megabyte_line():
+    num_tokens = 650_000
+    line = balanced(num_tokens)
+    assert len(line) > 10_000_000
+    tree = parse_ptb_line(line)
+    assert tree.tokens == [f"w{i}" for i in range(num_tokens)]
+    assert tree.num_nodes == 2 * num_tokens - 1 and tree.parent[-1] == -1
+    assert tree.labels[:num_tokens] == [i % 5 for i in range(num_tokens)]
+    assert tree.labels[num_tokens:] == [3] * (num_tokens - 1)
+    assert tree.parent[0:num_tokens:2] == tree.parent[1:num_tokens + 1:2]  # leaves in pairs
+    assert len(set(tree.parent[0:num_tokens:2])) == num_tokens // 2
+
+
+def test_benchmark_script_runs(capsys):
+    path = REPO / "benchmarks" / "ptb_reader.py"
+    spec = importlib.util.spec_from_file_location("ptb_reader", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--data", str(SENTIMENT_DIR), "--repeats", "1", "--limit", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "30 lines; trees that differ between the readers: 0" in out
+    assert "nltk reference" in out and "fast reader" in out and "speed-up" in out

@@ -39,7 +39,6 @@ from conftest import BACKENDS
 from treelstm import LSTMClassifier, TreeBatch, TreeLSTM, TreeLSTMClassifier, training
 from treelstm.data import (SentimentTree, Vocab, collate_sequences, collate_trees,
                            parse_ptb_line, read_ptb, to_ptb_string)
-from treelstm.data.ptb import MAX_TREE_DEPTH
 from treelstm.training import (TrainConfig, load_checkpoint, load_model, load_splits,
                                save_checkpoint, train)
 from treelstm.training import loop
@@ -826,8 +825,9 @@ def test_fuzz_random_bytes_spliced_into_a_good_file(fuzz_dir, junk, where, lines
 @pytest.mark.parametrize("name, line, reason", [
     ("10,000-digit label", "(" + "3" * 10_000 + " a)", r"label 3333.*\.\.\. is out of range"),
     ("1 MB word at the top", "x" * 1_000_000, r"expected '\(' but got 'xxx.*\.\.\."),
-    ("1 MB of open brackets", "(" * 1_000_000, r"no label|MAX_TREE_DEPTH \(500\)"),
-    ("1 MB of '(2 '", "(2 " * 300_000, r"nesting depth exceeds MAX_TREE_DEPTH \(500\)"),
+    ("1 MB of open brackets", "(" * 1_000_000,
+     r"malformed brackets: expected '\)' but got 'end-of-string' at index 1000000"),
+    ("1 MB of '(2 '", "(2 " * 300_000, r"expected '\)' but got 'end-of-string' at index 899999"),
     ("1 MB of close brackets", "(2 a)" + ")" * 1_000_000, r"expected 'end-of-string' but got"),
     ("100,000 words in one node", "(2 " + "a " * 100_000 + ")", r"has 100000 words"),
 ])
@@ -842,8 +842,8 @@ def test_very_long_bad_lines_fail_fast_with_a_short_message(tmp_path, name, line
 
 
 def test_very_long_good_line_parses(tmp_path):
-    """20,000 tokens on one line parse (nltk's reader takes well under its 5 s guard here; a line
-    that runs past the guard is a ValueError naming the line, see the fuzz tests)."""
+    """20,000 tokens on one line parse (the reader is linear in the line, without nltk's depth
+    limit or time guard: acceptance does not depend on machine load)."""
     line = _balanced_line(20_000)
     path = tmp_path / "long.txt"
     path.write_text(line + "\n" + TRAIN_LINES[0] + "\n", encoding="utf-8")
@@ -852,9 +852,7 @@ def test_very_long_good_line_parses(tmp_path):
     assert to_ptb_string(trees[0]) == line
 
 
-def test_nesting_up_to_the_limit_parses_and_beyond_it_is_an_error():
-    # nltk counts its limit so that MAX_TREE_DEPTH - 1 nested nodes are the most it reads
-    deepest = "(2 " * (MAX_TREE_DEPTH - 2) + "(2 x)" + ")" * (MAX_TREE_DEPTH - 2)
-    assert parse_ptb_line(deepest).num_nodes == MAX_TREE_DEPTH - 1
-    with pytest.raises(ValueError, match=r"MAX_TREE_DEPTH \(500\)"):
-        parse_ptb_line("(2 " + deepest + ")")
+def test_deep_nesting_is_read_without_a_depth_limit():
+    """nltk refused 500 levels; the reader has no limit (100,000 levels: test_data_ptb.py)."""
+    deep = "(2 " * 5_000 + "(2 x)" + ")" * 5_000
+    assert parse_ptb_line(deep).num_nodes == 5_001

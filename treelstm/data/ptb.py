@@ -19,19 +19,32 @@ Label views (``view=``):
 * ``"binary"``: trees whose root is neutral (2) are dropped; labels 0, 1 -> 0 (negative),
   3, 4 -> 1 (positive), and neutral phrase labels (2) become :data:`IGNORE_INDEX` (``-1``), to be
   skipped with ``nn.CrossEntropyLoss(ignore_index=-1)``.
+
+The reader (:func:`parse_ptb_line`) is hand-written, iterative and linear in the length of the
+line: no nesting-depth limit, no time-out, no nltk. It accepts exactly what the earlier nltk-based
+reader accepted (kept as :func:`parse_ptb_line_nltk`, the reference it is tested against), with
+the same error messages, except that nltk refused nesting deeper than 499 nodes and gave up on
+lines its regular expression could not tokenize within 5 seconds (and a zero-padded label of
+more than 4300 digits was Python's ``int()`` error). The syntax, as nltk reads it:
+
+* fields (labels and words) are separated by ASCII whitespace and brackets only, so a word may
+  contain a no-break space (SST has ``8\\xa01/2``);
+* after ``(`` any Unicode whitespace is skipped, so ``( 2 a)`` is ``(2 a)``;
+* a label is an ASCII integer 0..4, optionally signed or zero-padded (``+3``, ``03``, ``-0``).
 """
 from __future__ import annotations
 
 import os
 import re
 from dataclasses import dataclass
-from typing import Optional, Union
+from functools import partial
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
-from nltk import Tree
-from nltk.tree.tree import MAX_TREE_DEPTH  # nltk refuses deeper nesting; we pass that on
+if TYPE_CHECKING:
+    from nltk import Tree  # only parse_ptb_line_nltk needs nltk, and imports it when called
 
-__all__ = ["IGNORE_INDEX", "MAX_TREE_DEPTH", "NUM_CLASSES", "VIEWS", "SentimentTree", "binary_view",
-           "parse_ptb_line", "read_ptb", "to_ptb_string"]
+__all__ = ["IGNORE_INDEX", "NUM_CLASSES", "VIEWS", "SentimentTree", "binary_view",
+           "parse_ptb_line", "parse_ptb_line_nltk", "read_ptb", "to_ptb_string"]
 
 #: Label of nodes a loss should skip (neutral phrases in the binary view).
 IGNORE_INDEX = -1
@@ -39,6 +52,8 @@ IGNORE_INDEX = -1
 VIEWS = ("fine", "binary")
 #: Number of classes of each view.
 NUM_CLASSES = {"fine": 5, "binary": 2}
+#: Deprecated, always ``None``: the reader has no nesting-depth limit (nltk's was 500).
+MAX_TREE_DEPTH = None
 
 _NUM_FINE_LABELS = 5
 _INTEGER = re.compile(r"[+-]?[0-9]+")  # ASCII digits only, unlike int()
@@ -46,6 +61,13 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")  # ASCII digits only, unlike int()
 _ASCII_SPACE = " \t\n\r\f\v"
 _FIELD = r"[^ \t\n\r\f\v()]+"
 _TOKEN_FORBIDDEN = re.compile(r"[ \t\n\r\f\v()]")
+# What nltk skips after "(": \s of the `regex` module it matches with (Unicode White_Space), which
+# unlike re's \s and str.isspace() leaves out \x1c-\x1f.
+_SPACE_AFTER_OPEN = "[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+# nltk's tokens: "(" with the spaces and label after it, ")", or a word. Linear: the alternatives
+# start with different characters and nothing after the optional label can make it backtrack.
+_TOKEN = re.compile(rf"\({_SPACE_AFTER_OPEN}*(?:{_FIELD})?|\)|{_FIELD}")
+_OPENINGS = {f"({value}": value for value in range(_NUM_FINE_LABELS)}  # "(0" .. "(4"
 _SHOWN_CHARS = 60
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -132,39 +154,248 @@ def _shorten(text: str) -> str:
     return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS - 3] + "..."
 
 
-def _node_text(node: Tree) -> str:
-    # pformat writes an empty node as "(3 )"; show it as written, "(3)".
-    return _shorten(node.pformat(margin=1 << 30).replace(" )", ")"))
+def parse_ptb_line(line: str) -> SentimentTree:
+    """Parse one bracketed sentiment tree (fine labels 0..4).
+
+    Linear in the length of the line and without recursion: any nesting depth and any line
+    length (memory allowing) are read, the same way on every machine.
+
+    Raises:
+        ValueError: unbalanced brackets, a label that is not an integer in 0..4, an empty line,
+            or a node that is neither a preterminal ``(label word)`` nor has labelled children.
+    """
+    if not isinstance(line, str):
+        raise TypeError(f"parse_ptb_line: expected a str, got {type(line).__name__}")
+    text = line.strip(_ASCII_SPACE)
+    if not text:
+        raise ValueError("empty line; expected one bracketed tree per line")
+    tree = _read_fast(text)
+    return tree if tree is not None else _read_careful(text)
 
 
-def _check_node(node: Tree) -> int:
-    """The node's label; ValueError unless it is 0..4 and the node is a preterminal
-    ``(label word)`` or has only labelled children."""
-    label = node.label()
-    if not label:
-        raise ValueError(f"node {_node_text(node)} has no label; expected an integer 0..4")
+def _read_fast(text: str) -> Optional[SentimentTree]:
+    """The tree of a line written the way SST and :func:`to_ptb_string` write them, else ``None``.
+
+    Such a line splits on single spaces into pieces ``(label`` and ``word)`` (a word, the ``)`` of
+    its preterminal and those of the internal nodes it ends). The pieces are read right to left:
+    a node's ``)`` is met before its children, so internal nodes are numbered in reverse
+    post-order as they are met and every node's parent already has its final id.
+    """
+    pieces = text.split(" ")
+    num_nodes = text.count("(")
+    num_words = len(pieces) - num_nodes  # if every "(" starts a piece; checked below
+    if num_words < 1:
+        return None
+    words = [""] * num_words
+    parent = [-1] * num_nodes
+    labels = [0] * num_nodes
+    leaf, node = num_words, num_nodes  # ids are handed out downwards
+    open_nodes = [-1]  # internal nodes whose "(label" is still to come; -1: outside the root
+    word_label_due = False  # the next piece must be the label of the word just read
+    for piece in reversed(pieces):
+        label = _OPENINGS.get(piece)
+        if label is None:
+            word = piece.rstrip(")")
+            closes = len(piece) - len(word) - 1  # internal nodes ending after this word
+            if word_label_due or not leaf or not 0 <= closes <= node - num_words:
+                return None
+            while closes:
+                node -= 1
+                parent[node] = open_nodes[-1]
+                open_nodes.append(node)
+                closes -= 1
+            leaf -= 1
+            words[leaf] = word
+            parent[leaf] = open_nodes[-1]
+            word_label_due = True
+        elif word_label_due:
+            labels[leaf] = label
+            word_label_due = False
+        elif len(open_nodes) > 1:
+            labels[open_nodes.pop()] = label
+        else:
+            return None  # an internal node opens before the root
+    if leaf or node != num_words or len(open_nodes) > 1 or word_label_due:
+        return None
+    # One root, and words without brackets or other whitespace (else nltk would split them).
+    if parent.count(-1) != 1 or not all(words) or _TOKEN_FORBIDDEN.search("".join(words)):
+        return None
+    return SentimentTree(tokens=words, parent=parent, labels=labels)
+
+
+def _read_careful(text: str) -> SentimentTree:
+    """Any line, read the way nltk's ``Tree.fromstring`` tokenizes and nests it, then checked
+    node by node.
+
+    Raises:
+        ValueError: the nltk-based reader's message: the first bracket error in reading order
+            (with its index in ``text``), else the first bad node in pre-order.
+    """
+    labels: list[str] = []  # per node, in pre-order (the order the nodes open)
+    starts: list[int] = []
+    parents: list[int] = []
+    num_children: list[int] = []
+    num_words: list[int] = []
+    word_of: list[str] = []
+    closed: list[int] = []  # nodes in post-order
+    open_nodes: list[int] = []
+    for match in _TOKEN.finditer(text):
+        token, start = match.group(), match.start()
+        if token == ")":
+            if not open_nodes:
+                raise _bracket_error("end-of-string" if labels else "(", token, start)
+            closed.append(open_nodes.pop())
+        elif token[0] == "(":
+            if labels and not open_nodes:
+                raise _bracket_error("end-of-string", token, start)
+            if open_nodes:
+                num_children[open_nodes[-1]] += 1
+            parents.append(open_nodes[-1] if open_nodes else -1)
+            open_nodes.append(len(labels))
+            labels.append(token[1:].lstrip())  # nltk skips whitespace after "("
+            starts.append(start)
+            num_children.append(0)
+            num_words.append(0)
+            word_of.append("")
+        else:
+            if not open_nodes:
+                raise _bracket_error("(", token, start)
+            num_children[open_nodes[-1]] += 1
+            num_words[open_nodes[-1]] += 1
+            word_of[open_nodes[-1]] = token
+    if open_nodes or not labels:
+        raise _bracket_error(")" if open_nodes else "(", "end-of-string", len(text))
+    for node, label in enumerate(labels):
+        problem = _node_problem(label, num_children[node], num_words[node],
+                                partial(_node_text, text, starts[node]))
+        if problem is not None:
+            raise ValueError(problem)
+
+    leaves = [node for node in range(len(labels)) if num_words[node]]  # preterminals
+    order = leaves + [node for node in closed if not num_words[node]]
+    new_id = [0] * len(order) + [-1]  # new_id[-1] == -1: the root's parent stays -1
+    for position, node in enumerate(order):
+        new_id[node] = position
+    return SentimentTree(tokens=[word_of[node] for node in leaves],
+                         parent=[new_id[parents[node]] for node in order],
+                         labels=[_label_value(labels[node]) for node in order])
+
+
+def _label_value(label: str) -> Optional[int]:
+    """The class of a label (``"3"``, ``"+3"``, ``"03"``, ``"-0"``), ``None`` unless 0..4."""
     if not _INTEGER.fullmatch(label):
-        raise ValueError(f"label {_shorten(repr(label))} is not an integer (node "
-                         f"{_node_text(node)})")
-    # int() of a very long digit string is slow (and refused past 4300 digits): out of range.
-    if len(label.lstrip("+-0")) > 1 or not 0 <= int(label) < _NUM_FINE_LABELS:
-        raise ValueError(f"label {_shorten(label)} is out of range; expected "
-                         f"0..{_NUM_FINE_LABELS - 1} (node {_node_text(node)})")
-    value = int(label)
-    words = sum(isinstance(child, str) for child in node)
-    if not len(node):
-        raise ValueError(f"node {_node_text(node)} has no children; expected a preterminal "
-                         "(label word) or labelled children")
-    if words and words != len(node):
-        raise ValueError(f"node {_node_text(node)} mixes words and labelled subtrees; expected "
-                         "a preterminal (label word) or only labelled children")
-    if words > 1:
-        raise ValueError(f"preterminal {_node_text(node)} has {words} words; expected exactly one")
-    return value
+        return None
+    digits = label.lstrip("+-").lstrip("0")
+    if len(digits) > 1:  # int() of a long digit string is slow (and refused past 4300 digits)
+        return None
+    value = int(digits or "0")
+    return value if value < _NUM_FINE_LABELS and (value == 0 or label[0] != "-") else None
+
+
+def _bracket_error(expected: str, got: str, index: int) -> ValueError:
+    reason = f"expected {expected!r} but got {got!r}"
+    if len(reason) > 2 * _SHOWN_CHARS:  # the token is quoted whole (a 1 MB word)
+        reason = reason[:2 * _SHOWN_CHARS - 3] + "..."
+    return ValueError(f"malformed brackets: {reason} at index {index}")
+
+
+def _node_problem(label: str, num_children: int, num_words: int,
+                  node_text: Callable[[], str]) -> Optional[str]:
+    """What is wrong with a node, ``None`` if nothing; ``node_text()`` shows it in the message."""
+    if not label:
+        return f"node {node_text()} has no label; expected an integer 0..4"
+    if not _INTEGER.fullmatch(label):
+        return f"label {_shorten(repr(label))} is not an integer (node {node_text()})"
+    if _label_value(label) is None:
+        return (f"label {_shorten(label)} is out of range; expected 0..{_NUM_FINE_LABELS - 1} "
+                f"(node {node_text()})")
+    if not num_children:
+        return (f"node {node_text()} has no children; expected a preterminal (label word) or "
+                "labelled children")
+    if num_words and num_words != num_children:
+        return (f"node {node_text()} mixes words and labelled subtrees; expected a preterminal "
+                "(label word) or only labelled children")
+    if num_words > 1:
+        return f"preterminal {node_text()} has {num_words} words; expected exactly one"
+    return None
+
+
+def _node_text(text: str, start: int) -> str:
+    """The node opening at ``text[start]`` as nltk prints it, ``(label child child)`` with single
+    spaces, shortened; reads no further than the shortened text needs."""
+    pieces: list[str] = []
+    length = depth = 0
+    for match in _TOKEN.finditer(text, start):
+        token = match.group()
+        if token == ")":
+            piece = ")"
+            depth -= 1
+        elif token[0] == "(":
+            piece = ("(" if depth == 0 else " (") + token[1:].lstrip()
+            depth += 1
+        else:
+            piece = " " + token
+        pieces.append(piece)
+        length += len(piece)
+        if depth == 0 or length > _SHOWN_CHARS:
+            break
+    return _shorten("".join(pieces))
+
+
+# ------------------------------------------------------------------------------ nltk reference
+def parse_ptb_line_nltk(line: str) -> SentimentTree:
+    """:func:`parse_ptb_line` done with nltk's bracket reader (``nltk.Tree.fromstring``), then a
+    walk of nltk's tree: the reference the fast reader is tested and timed against. Needs nltk.
+
+    Unlike :func:`parse_ptb_line`, it refuses nesting deeper than nltk's ``MAX_TREE_DEPTH``
+    (499 nodes) and lines nltk's regular expression does not finish within 5 seconds (which
+    depends on the machine), and a label of more than 4300 digits is Python's int() error.
+    """
+    if not isinstance(line, str):
+        raise TypeError(f"parse_ptb_line_nltk: expected a str, got {type(line).__name__}")
+    root = _read_brackets(line.strip(_ASCII_SPACE))
+
+    tokens: list[str] = []
+    leaf_labels: list[int] = []
+    internal_labels: list[int] = []
+    # Children of each internal node (post-order index k) as ("leaf", i) or ("internal", k).
+    internal_children: list[list[tuple[str, int]]] = []
+
+    # Iterative post-order; a frame is
+    # [node, label, children done so far, index of the next child to visit].
+    stack: list[list] = [[root, _check_nltk_node(root), [], 0]]
+    while stack:
+        frame = stack[-1]
+        node, label, done, next_child = frame
+        if isinstance(node[0], str):
+            tokens.append(node[0])
+            leaf_labels.append(label)
+            finished = ("leaf", len(tokens) - 1)
+        elif next_child < len(node):
+            frame[3] += 1
+            child = node[next_child]
+            stack.append([child, _check_nltk_node(child), [], 0])
+            continue
+        else:
+            internal_labels.append(label)
+            internal_children.append(done)
+            finished = ("internal", len(internal_labels) - 1)
+        stack.pop()
+        if stack:
+            stack[-1][2].append(finished)
+
+    num_tokens = len(tokens)
+    parent = [-1] * (num_tokens + len(internal_labels))
+    for k, kids in enumerate(internal_children):
+        for kind, index in kids:
+            parent[index if kind == "leaf" else num_tokens + index] = num_tokens + k
+    return SentimentTree(tokens=tokens, parent=parent, labels=leaf_labels + internal_labels)
 
 
 def _read_brackets(line: str) -> Tree:
     """nltk's bracket reader, its multi-line error squeezed into one line."""
+    from nltk import Tree
+
     if not line.strip(_ASCII_SPACE):
         raise ValueError("empty line; expected one bracketed tree per line")
     try:
@@ -185,52 +416,36 @@ def _read_brackets(line: str) -> Tree:
         raise ValueError(f"malformed brackets: {reason}{where}") from None
 
 
-def parse_ptb_line(line: str) -> SentimentTree:
-    """Parse one bracketed sentiment tree (fine labels 0..4).
+def _nltk_node_text(node: Tree) -> str:
+    # pformat writes an empty node as "(3 )"; show it as written, "(3)".
+    return _shorten(node.pformat(margin=1 << 30).replace(" )", ")"))
 
-    Raises:
-        ValueError: unbalanced brackets, a label that is not an integer in 0..4, an empty line,
-            or a node that is neither a preterminal ``(label word)`` nor has labelled children.
-    """
-    if not isinstance(line, str):
-        raise TypeError(f"parse_ptb_line: expected a str, got {type(line).__name__}")
-    root = _read_brackets(line.strip(_ASCII_SPACE))
 
-    tokens: list[str] = []
-    leaf_labels: list[int] = []
-    internal_labels: list[int] = []
-    # Children of each internal node (post-order index k) as ("leaf", i) or ("internal", k).
-    internal_children: list[list[tuple[str, int]]] = []
-
-    # Iterative post-order (SST trees can be deep); a frame is
-    # [node, label, children done so far, index of the next child to visit].
-    stack: list[list] = [[root, _check_node(root), [], 0]]
-    while stack:
-        frame = stack[-1]
-        node, label, done, next_child = frame
-        if isinstance(node[0], str):
-            tokens.append(node[0])
-            leaf_labels.append(label)
-            finished = ("leaf", len(tokens) - 1)
-        elif next_child < len(node):
-            frame[3] += 1
-            child = node[next_child]
-            stack.append([child, _check_node(child), [], 0])
-            continue
-        else:
-            internal_labels.append(label)
-            internal_children.append(done)
-            finished = ("internal", len(internal_labels) - 1)
-        stack.pop()
-        if stack:
-            stack[-1][2].append(finished)
-
-    num_tokens = len(tokens)
-    parent = [-1] * (num_tokens + len(internal_labels))
-    for k, kids in enumerate(internal_children):
-        for kind, index in kids:
-            parent[index if kind == "leaf" else num_tokens + index] = num_tokens + k
-    return SentimentTree(tokens=tokens, parent=parent, labels=leaf_labels + internal_labels)
+def _check_nltk_node(node: Tree) -> int:
+    """The node's label; ValueError unless it is 0..4 and the node is a preterminal
+    ``(label word)`` or has only labelled children."""
+    label = node.label()
+    if not label:
+        raise ValueError(f"node {_nltk_node_text(node)} has no label; expected an integer 0..4")
+    if not _INTEGER.fullmatch(label):
+        raise ValueError(f"label {_shorten(repr(label))} is not an integer (node "
+                         f"{_nltk_node_text(node)})")
+    # int() of a very long digit string is slow (and refused past 4300 digits): out of range.
+    if len(label.lstrip("+-0")) > 1 or not 0 <= int(label) < _NUM_FINE_LABELS:
+        raise ValueError(f"label {_shorten(label)} is out of range; expected "
+                         f"0..{_NUM_FINE_LABELS - 1} (node {_nltk_node_text(node)})")
+    value = int(label)
+    words = sum(isinstance(child, str) for child in node)
+    if not len(node):
+        raise ValueError(f"node {_nltk_node_text(node)} has no children; expected a preterminal "
+                         "(label word) or labelled children")
+    if words and words != len(node):
+        raise ValueError(f"node {_nltk_node_text(node)} mixes words and labelled subtrees; "
+                         "expected a preterminal (label word) or only labelled children")
+    if words > 1:
+        raise ValueError(f"preterminal {_nltk_node_text(node)} has {words} words; expected "
+                         "exactly one")
+    return value
 
 
 def binary_view(tree: SentimentTree) -> Optional[SentimentTree]:
