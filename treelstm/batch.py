@@ -128,37 +128,25 @@ def _per_tree_lists(values: Any, kind: str) -> list:
 
 
 @dataclass(frozen=True)
-class Level:
-    """One step of the bottom-up schedule: the nodes of one height and their child edges.
-
-    ``nodes`` ``[n]`` global node ids; ``child`` ``[E]`` the children of those nodes;
-    ``child_parent`` ``[E]`` the index *within* ``nodes`` of each child's parent;
-    ``child_position`` ``[E]`` each child's slot under its parent.
-    """
-
-    nodes: Tensor
-    child: Tensor
-    child_parent: Tensor
-    child_position: Tensor
-
-
-@dataclass(frozen=True)
 class LevelOrder:
-    """The schedule as rows of one buffer: the nodes level by level, so that each level is one
-    contiguous block of rows (level 0 = the leaves), for executors that keep all states in one
+    """The bottom-up schedule: level ``k`` holds the nodes of height ``k`` (all their children
+    have smaller heights; level 0 = the leaves), laid out as rows of one buffer so that each
+    level is one contiguous block of rows, for executors that keep all states in one
     ``[num_nodes, H]`` buffer and write each level in place.
 
-    ``nodes`` ``[N]`` the node in each row (``levels[0].nodes``, then ``levels[1].nodes``, ...);
-    ``row`` ``[N]`` each node's row (the inverse permutation); level ``k`` is rows
-    ``bounds[k]:bounds[k + 1]``. ``child_row`` ``[E]`` the row of each child edge's child, edges in
-    the order of ``levels[0].child``, ``levels[1].child``, ...; the edges into level ``k`` are
-    ``edge_bounds[k]:edge_bounds[k + 1]``.
+    ``nodes`` ``[N]`` the node in each row, level by level; ``row`` ``[N]`` each node's row (the
+    inverse permutation); level ``k`` is rows ``bounds[k]:bounds[k + 1]``. The child edges are
+    grouped by their parent's level, the edges into level ``k`` being
+    ``edge_bounds[k]:edge_bounds[k + 1]``: ``child_row`` ``[E]`` the row of each edge's child;
+    ``child_parent`` ``[E]`` the index of its parent *within* its level (its row minus
+    ``bounds[k]``).
     """
 
     nodes: Tensor
     row: Tensor
     bounds: tuple[int, ...]
     child_row: Tensor
+    child_parent: Tensor
     edge_bounds: tuple[int, ...]
 
 
@@ -222,7 +210,6 @@ class TreeBatch:
             setattr(self, name, torch.from_numpy(array).to(self.device))
         self.num_levels = int(height.max()) + 1 if self.num_nodes else 0
         self.max_children = int(num_children.max()) if self.num_nodes else 0
-        self._levels: Optional[list[Level]] = None
         self._level_order: Optional[LevelOrder] = None
         self._depth_order: Optional[DepthOrder] = None
         self._child_slots: dict[int, Tensor] = {}
@@ -577,49 +564,30 @@ class TreeBatch:
 
     # ------------------------------------------------------------------ schedule
     @property
-    def levels(self) -> list[Level]:
-        """The bottom-up schedule: ``levels[k]`` holds the nodes of height ``k`` (all their
-        children have smaller heights) with their child edges. Computed once, on ``device``."""
-        if self._levels is None:
-            self._levels = self._build_levels()
-        return self._levels
+    def level_order(self) -> LevelOrder:
+        """The bottom-up schedule (see :class:`LevelOrder`). Computed once, on ``device``."""
+        if self._level_order is None:
+            self._level_order = self._build_level_order()
+        return self._level_order
 
-    def _build_levels(self) -> list[Level]:
-        parent, position, height = self._np["parent"], self._np["position"], self._np["height"]
+    def _build_level_order(self) -> LevelOrder:
+        parent, height = self._np["parent"], self._np["height"]
         node_order = np.argsort(height, kind="stable")
         node_bounds = np.searchsorted(height[node_order], np.arange(self.num_levels + 1))
-        local_index = np.empty(self.num_nodes, dtype=np.int64)
-        local_index[node_order] = np.arange(self.num_nodes) - np.repeat(
-            node_bounds[:-1], np.diff(node_bounds))
         row = np.empty(self.num_nodes, dtype=np.int64)
         row[node_order] = np.arange(self.num_nodes)
         child = np.flatnonzero(parent >= 0)
-        child_level = height[parent[child]]
-        edge_order = np.argsort(child_level, kind="stable")
+        edge_order = np.argsort(height[parent[child]], kind="stable")
         child = child[edge_order]
-        edge_bounds = np.searchsorted(child_level[edge_order], np.arange(self.num_levels + 1))
-        # One host->device copy for the whole schedule; levels are views into it.
-        flat = torch.from_numpy(np.concatenate(
-            [node_order, child, local_index[parent[child]], position[child], row,
-             row[child]])).to(self.device)
-        nodes_all, child_all, child_parent_all, child_position_all, row_all, child_row_all = \
-            flat.split([self.num_nodes] + [len(child)] * 3 + [self.num_nodes, len(child)])
-        levels = []
-        for k in range(self.num_levels):
-            edges = slice(edge_bounds[k], edge_bounds[k + 1])
-            levels.append(Level(nodes_all[node_bounds[k]:node_bounds[k + 1]], child_all[edges],
-                                child_parent_all[edges], child_position_all[edges]))
-        self._level_order = LevelOrder(nodes_all, row_all, tuple(node_bounds.tolist()),
-                                       child_row_all, tuple(edge_bounds.tolist()))
-        return levels
-
-    @property
-    def level_order(self) -> LevelOrder:
-        """:attr:`levels` as rows of one buffer (see :class:`LevelOrder`). Computed once, with
-        :attr:`levels`, on ``device``."""
-        if self._level_order is None:
-            self._levels = self._build_levels()  # sets _level_order too
-        return self._level_order
+        edge_level = height[parent[child]]  # the level each edge leads into
+        edge_bounds = np.searchsorted(edge_level, np.arange(self.num_levels + 1))
+        child_parent = row[parent[child]] - node_bounds[edge_level]
+        # One host->device copy for the whole schedule.
+        flat = torch.from_numpy(np.concatenate([node_order, row, row[child], child_parent])).to(
+            self.device)
+        nodes, rows, child_row, child_parent = flat.split([self.num_nodes] * 2 + [len(child)] * 2)
+        return LevelOrder(nodes, rows, tuple(node_bounds.tolist()), child_row, child_parent,
+                          tuple(edge_bounds.tolist()))
 
     @property
     def depth_order(self) -> DepthOrder:

@@ -6,10 +6,15 @@ output ``o``. ``x_gates`` always means the input projection ``W_ih x + b_ih`` of
 
 A step is split the same way for every caller -- the dense cells, the native engine (level by
 level), DGL (message / reduce / apply): pre-activations (:func:`leaf_preactivation`,
-:func:`nary_preactivation`, :func:`childsum_preactivation` and :func:`childsum_forget`), the gate
-nonlinearities (:func:`gates`) and the new state (:func:`state`, :func:`forget_sum`). The native
-engine's hand-written backward uses :func:`state_backward_factors` and
-:func:`forget_backward_factor`, the derivatives of the same functions. Some functions take
+:func:`nary_preactivation`, :func:`childsum_preactivation` and :func:`childsum_forget`, with the
+biases of :func:`leaf_bias` and :func:`nary_bias_without_input`), then the node update from
+pre-activations to the new ``h, c`` (:func:`leaf_state`, :func:`childsum_state`,
+:func:`nary_state`), which is the gate nonlinearities (:func:`gates`), the forget terms
+(:func:`forget_sum`, :func:`edge_forget_sum`) and the new state (:func:`state`). The native
+engine's inference path fuses the N-ary update into fewer ops (:func:`prescale_cell_gate`,
+:func:`nary_state_prescaled`). Its hand-written backward uses :func:`state_backward_factors`
+and :func:`forget_backward_factor`, the derivatives of the same functions, laid out by
+:func:`backward_factors` and applied by :func:`preactivation_grads`. Some functions take
 ``out=`` (or ``inplace=True``) so that the engine writes into preallocated buffers; those paths
 are for code that runs without autograd.
 

@@ -34,7 +34,7 @@ _NUM_COLUMNS = 10
 def _conllu():
     try:
         import conllu
-    except ImportError:  # optional dependency, like nltk for read_ptb
+    except ImportError:  # optional dependency
         raise ImportError("reading CoNLL-U needs the 'conllu' package: pip install conllu "
                           "(or pip install 'treelstm[data]')") from None
     return conllu
