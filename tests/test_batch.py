@@ -28,18 +28,23 @@ def test_issue_example_attributes():
 def test_schedule_covers_every_node_once_children_first(case_name):
     case = CASES[case_name]
     batch = TreeBatch.from_parents(case.parents, case.positions)
+    order = batch.level_order
+    assert len(order.bounds) == len(order.edge_bounds) == batch.num_levels + 1
+    assert order.bounds[0] == order.edge_bounds[0] == 0
     done = set()
-    for level in batch.levels:
-        nodes = level.nodes.tolist()
+    for k in range(batch.num_levels):
+        nodes = order.nodes[order.bounds[k]:order.bounds[k + 1]].tolist()
+        assert batch.height[nodes].tolist() == [k] * len(nodes)
         # every child edge of this level points at a finished node and at a parent in this level
-        for child, local in zip(level.child.tolist(), level.child_parent.tolist()):
+        edges = slice(order.edge_bounds[k], order.edge_bounds[k + 1])
+        children = order.nodes[order.child_row[edges]].tolist()
+        for child, local in zip(children, order.child_parent[edges].tolist()):
             assert child in done
             assert batch.parent[child].item() == nodes[local]
         assert not done.intersection(nodes)
         done.update(nodes)
     assert done == set(range(batch.num_nodes))
-    edges = sum(level.child.numel() for level in batch.levels)
-    assert edges == batch.num_nodes - batch.num_trees
+    assert order.edge_bounds[-1] == order.child_row.numel() == batch.num_nodes - batch.num_trees
 
 
 @pytest.mark.parametrize("case_name", list(CASES))
@@ -47,15 +52,21 @@ def test_level_order_is_the_schedule_as_rows(case_name):
     case = CASES[case_name]
     batch = TreeBatch.from_parents(case.parents, case.positions)
     order = batch.level_order
-    assert order.nodes.tolist() == [v for level in batch.levels for v in level.nodes.tolist()]
+    assert order.nodes.tolist() == sorted(range(batch.num_nodes),
+                                          key=lambda v: batch.height[v].item())  # stable
     assert order.row[order.nodes].tolist() == list(range(batch.num_nodes))
-    assert order.bounds == tuple(np.cumsum([0] + [len(lv.nodes) for lv in batch.levels]))
+    assert order.bounds == tuple(np.cumsum([0] + np.bincount(
+        batch.height.numpy(), minlength=batch.num_levels).tolist()))
     # level 0 is exactly the leaves
     assert sorted(order.nodes[:order.bounds[1]].tolist()) == \
         torch.nonzero(batch.num_children == 0).flatten().tolist()
-    for k, level in enumerate(batch.levels):
+    # each edge into level k: its child's row, and its parent's row as an offset into level k
+    for k in range(batch.num_levels):
         edges = slice(order.edge_bounds[k], order.edge_bounds[k + 1])
-        assert order.child_row[edges].tolist() == order.row[level.child].tolist()
+        children = order.nodes[order.child_row[edges]]
+        assert (order.row[batch.parent[children]] - order.bounds[k]).tolist() == \
+            order.child_parent[edges].tolist()
+    assert batch.level_order is order  # built once
 
 
 @pytest.mark.parametrize("case_name", ["unary nodes", "mixed forest", "full binary", "chain"])
@@ -343,14 +354,17 @@ def test_to_device_moves_schedule_once(device):
     batch = TreeBatch.from_parents([[-1, 0, 0], [1, -1]])
     moved = batch.to(device)
     assert moved.parent.device.type == device
-    assert all(level.nodes.device.type == device for level in moved.levels)
+    order = moved.level_order
+    assert all(t.device.type == device
+               for t in (order.nodes, order.row, order.child_row, order.child_parent))
     assert batch.to(device) is moved
     assert moved.to("cpu").parent.tolist() == batch.parent.tolist()
 
 
 def test_pickle_round_trip():
     batch = TreeBatch.from_parents(CASES["mixed forest"].parents)
-    _ = batch.levels
+    _ = batch.level_order
     again = pickle.loads(pickle.dumps(batch))
     assert again.parent.tolist() == batch.parent.tolist()
-    assert [lv.nodes.tolist() for lv in again.levels] == [lv.nodes.tolist() for lv in batch.levels]
+    assert again.level_order.nodes.tolist() == batch.level_order.nodes.tolist()
+    assert again.level_order.bounds == batch.level_order.bounds

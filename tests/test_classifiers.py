@@ -7,8 +7,8 @@ from torch import nn
 from conftest import BACKENDS, needs_dgl
 from treelstm import TreeLSTM
 from treelstm.baseline import LSTMClassifier
-from treelstm.data import Vocab, collate_sequences, collate_trees, parse_ptb_line
-from treelstm.models import TreeClassifierOutput, TreeLSTMClassifier
+from treelstm.data import SentimentTree, Vocab, collate_sequences, collate_trees, parse_ptb_line
+from treelstm.models import ClassifierOutput, TreeClassifierOutput, TreeLSTMClassifier
 
 LINES = [
     "(3 (2 It) (4 (2 's) (3 (2 a) (3 (4 lovely) (2 film)))))",
@@ -62,7 +62,9 @@ def test_tree_classifier_shapes(trees, vocab, backend, cell, num_layers):
 @pytest.mark.parametrize("num_layers", [1, 2])
 def test_lstm_classifier_shapes(trees, vocab, bidirectional, num_layers):
     model = _lstm_model(vocab, bidirectional=bidirectional, num_layers=num_layers)
-    logits = model(collate_sequences(trees, vocab))
+    output = model(collate_sequences(trees, vocab))
+    assert isinstance(output, ClassifierOutput) and output.node_logits is None
+    logits = output.root_logits
     assert logits.shape == (len(trees), 5)
     assert model.output.in_features == (2 if bidirectional else 1) * 5
 
@@ -83,7 +85,7 @@ def test_lstm_classifier_batched_equals_unpadded(trees, vocab, bidirectional):
     """Padding must not leak into the result: each sentence alone, without padding, through the
     model's own nn.LSTM, gives the same logits."""
     model = _lstm_model(vocab, bidirectional=bidirectional, num_layers=2)
-    batched = model(collate_sequences(trees, vocab))
+    batched = model(collate_sequences(trees, vocab)).root_logits
     for row, tree in enumerate(trees):
         ids = torch.tensor([vocab.encode(tree.tokens)])
         _, (h_n, _) = model.lstm(model.embedding(ids))
@@ -114,8 +116,8 @@ def test_tree_classifier_follows_the_structure(vocab):
     torch.testing.assert_close(childsum(collate_trees(ab, vocab)).root_logits,
                                childsum(collate_trees(ba, vocab)).root_logits)
     lstm = _lstm_model(vocab)
-    assert not torch.allclose(lstm(collate_sequences(ab, vocab)),
-                              lstm(collate_sequences(ba, vocab)))
+    assert not torch.allclose(lstm(collate_sequences(ab, vocab)).root_logits,
+                              lstm(collate_sequences(ba, vocab)).root_logits)
 
 
 @needs_dgl
@@ -141,8 +143,7 @@ def test_padding_row_is_zero_and_gets_no_gradient(trees, vocab):
     for model, inputs in ((_tree_model(vocab), collate_trees(trees, vocab)),
                           (_lstm_model(vocab), collate_sequences(trees, vocab))):
         assert torch.count_nonzero(model.embedding.weight[vocab.pad_index]) == 0
-        logits = model(inputs)
-        (logits.root_logits if isinstance(logits, tuple) else logits).sum().backward()
+        model(inputs).root_logits.sum().backward()
         assert torch.count_nonzero(model.embedding.weight.grad[vocab.pad_index]) == 0
 
 
@@ -285,3 +286,28 @@ def test_tree_classifier_no_grad_is_right_after_a_training_step(trees, vocab, ba
                                    rtol=0, atol=1e-12)
         assert not torch.allclose(after, before)
         before = after
+
+
+@pytest.mark.parametrize("make, labels_nodes", [(_tree_model, True), (_lstm_model, False)])
+def test_one_classifier_contract(trees, vocab, make, labels_nodes):
+    """Training, evaluation and the Predictor rely on this, not on the class."""
+    model = make(vocab)
+    inputs = model.collate(trees, vocab)
+    node_logits, root_logits = model(inputs)
+    assert model.labels_nodes is labels_nodes
+    assert (node_logits is not None) is labels_nodes
+    assert root_logits.shape == (len(trees), model.num_classes)
+    assert torch.equal(inputs.root_labels, torch.tensor([t.root_label for t in trees]))
+    assert [model.cost(t) for t in trees] == [t.num_nodes if labels_nodes else len(t.tokens)
+                                              for t in trees]
+    for tree in trees:
+        model.check_tree(tree)
+
+
+def test_nary_classifier_refuses_wide_trees(vocab):
+    wide = SentimentTree(tokens=["a", "b", "c"], parent=[3, 3, 3, -1], labels=[2, 2, 2, 2])
+    with pytest.raises(ValueError, match=r"node 3 has 3 children; this model's N-ary Tree-LSTM "
+                                         r"takes at most 2 \(binarise the tree\)"):
+        _tree_model(vocab).check_tree(wide)
+    _tree_model(vocab, cell="childsum").check_tree(wide)
+    _lstm_model(vocab).check_tree(wide)

@@ -1,5 +1,5 @@
-"""The native engine's own entry points (engine.layer, engine.run_layer) and its hand-written
-backward, against the float64 reference, gradcheck and autograd through functional."""
+"""The native engine's own entry point (engine.layer) and its hand-written backward, against the
+float64 reference, gradcheck and autograd through functional."""
 import pytest
 import torch
 
@@ -100,19 +100,21 @@ def test_layer_gradcheck(cell, which):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_run_layer_gradcheck_and_autograd_through_functional(cell):
-    """run_layer (x_gates at every node) against the same math recorded by autograd, one level
-    at a time through the dense cells of functional."""
+def test_layer_with_input_everywhere_gradcheck_and_autograd_through_functional(cell):
+    """engine.layer with input at every node (the 4H input rows; ``input_size = 4H`` and a
+    random ``W_ih``, so the input gates are any) against the same math recorded by autograd,
+    one level at a time through the dense cells of functional."""
     case = CASES["mixed forest"]
-    model, ((_, weight_hh, _, bias_hh),) = make_params(case, cell, hidden_size=3)
+    model, (params,) = make_params(case, cell, input_size=12, hidden_size=3)
     arity = model.arity
     batch = TreeBatch.from_parents(case.parents, case.positions)
-    x_gates = torch.randn(batch.num_nodes, 12, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(batch.num_nodes, 12, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
-        lambda *args: engine.run_layer(batch, *args, cell=cell, arity=arity),
-        (x_gates, weight_hh, bias_hh))
+        lambda *args: engine.layer(batch, *args, cell=cell, arity=arity), (x, *params))
 
-    h, c = engine.run_layer(batch, x_gates, weight_hh, bias_hh, cell, arity)
+    h, c = engine.layer(batch, x, *params, cell, arity)
+    weight_ih, weight_hh, bias_ih, bias_hh = params
+    x_gates = functional.input_gates(x, weight_ih, bias_ih)
     parent, position = batch.parent.tolist(), batch.position.tolist()
     children = {v: [u for u, p in enumerate(parent) if p == v] for v in range(batch.num_nodes)}
     width = arity if cell == "nary" else batch.max_children
@@ -125,26 +127,27 @@ def test_run_layer_gradcheck_and_autograd_through_functional(cell):
             row[position[u] if cell == "nary" else rank] = states[u]
         return torch.stack(row)
 
-    for level in batch.levels:
-        nodes = level.nodes.tolist()
+    order = batch.level_order
+    for k in range(batch.num_levels):
+        level_nodes = order.nodes[order.bounds[k]:order.bounds[k + 1]]
+        nodes = level_nodes.tolist()
         child_h = child_c = None
-        if level.child.numel():
+        if k > 0:
             child_h = torch.stack([padded(h_all, v) for v in nodes])
             child_c = torch.stack([padded(c_all, v) for v in nodes])
         if cell == "nary":
-            level_h, level_c = functional.nary_cell(x_gates[level.nodes], child_h, child_c,
+            level_h, level_c = functional.nary_cell(x_gates[level_nodes], child_h, child_c,
                                                     weight_hh, bias_hh, arity)
         else:
-            level_h, level_c = functional.childsum_cell(x_gates[level.nodes], child_h, child_c,
+            level_h, level_c = functional.childsum_cell(x_gates[level_nodes], child_h, child_c,
                                                         weight_hh, bias_hh)
         for row, v in enumerate(nodes):
             h_all[v], c_all[v] = level_h[row], level_c[row]
     expected_h, expected_c = torch.stack(h_all), torch.stack(c_all)
     torch.testing.assert_close(h, expected_h)
     torch.testing.assert_close(c, expected_c)
-    grads = torch.autograd.grad(weighted_sum(h, c), (x_gates, weight_hh, bias_hh))
-    expected = torch.autograd.grad(weighted_sum(expected_h, expected_c),
-                                   (x_gates, weight_hh, bias_hh))
+    grads = torch.autograd.grad(weighted_sum(h, c), (x, *params))
+    expected = torch.autograd.grad(weighted_sum(expected_h, expected_c), (x, *params))
     for ours, theirs in zip(grads, expected):
         torch.testing.assert_close(ours, theirs)
 

@@ -594,7 +594,7 @@ def test_one_word_sentences_through_collate_and_both_classifiers(cell):
     sequence_inputs = collate_sequences(trees, vocab)
     assert sequence_inputs.lengths.tolist() == [1] * 5
     lstm_model = LSTMClassifier(len(vocab), 5, embed_dim=6, hidden_size=4, dropout=0.0)
-    logits = lstm_model(sequence_inputs)
+    logits = lstm_model(sequence_inputs).root_logits
     assert logits.shape == (5, 5)
     logits.sum().backward()
     # each one-word tree alone gives the same logits as in the batch
@@ -647,7 +647,7 @@ def test_thousand_token_sentence():
     torch.testing.assert_close(tree_model(collate_trees([tree], vocab)).root_logits[0],
                                tree_model(inputs).root_logits[0])
     lstm_model = LSTMClassifier(len(vocab), 5, embed_dim=8, hidden_size=6, dropout=0.0)
-    logits = lstm_model(collate_sequences([tree, short], vocab))
+    logits = lstm_model(collate_sequences([tree, short], vocab)).root_logits
     logits.sum().backward()
     assert logits.shape == (2, 5)
 

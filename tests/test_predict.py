@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import root_logits
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +18,7 @@ from treelstm.__main__ import main, predict_command
 from treelstm.data import IGNORE_INDEX, SentimentTree, collate_trees, parse_ptb_line, read_ptb
 from treelstm.predict import (LineError, Predictor, TreePrediction, iter_windows, plan_batches,
                               parse_tree_line, predict_records, tree_from_json)
-from treelstm.training import TrainConfig, predict, save_checkpoint, train
+from treelstm.training import TrainConfig, save_checkpoint, train
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "sentiment"
@@ -61,10 +62,10 @@ def _records(text: str) -> list[dict]:
 
 # ------------------------------------------------------------------------ Predictor (API)
 @pytest.mark.parametrize("model", ["treelstm", "lstm"])
-def test_predictor_matches_training_predict(checkpoints, test_trees, model):
-    """Against an independent path: training.predict's root logits, one fixed-size chunking."""
+def test_predictor_matches_a_plain_forward(checkpoints, test_trees, model):
+    """Against an independent path: plain forwards, one fixed-size chunking (helpers)."""
     predictor = Predictor.from_checkpoint(checkpoints[model])
-    logits = predict(predictor.model, test_trees, predictor.vocab, batch_size=7)
+    logits = root_logits(predictor.model, test_trees, predictor.vocab, batch_size=7)
     results = list(predictor.predict(test_trees, batch_size=32))
     assert len(results) == len(test_trees)
     assert all(isinstance(r, TreePrediction) for r in results)
@@ -112,7 +113,8 @@ def test_predictor_rejects_bad_input(checkpoints, test_trees):
         lstm.predict_batch([wide], node_labels=True)
     with pytest.raises(ValueError, match="dtype must be"):
         Predictor(predictor.model, predictor.vocab, dtype="int8")
-    with pytest.raises(TypeError, match="TreeLSTMClassifier or LSTMClassifier"):
+    with pytest.raises(TypeError, match=r"must be a classifier \(TreeLSTMClassifier, LSTMClassifier, or a "
+                                        r"module with collate, cost, check_tree"):
         Predictor(torch.nn.Linear(2, 2), predictor.vocab)
 
 

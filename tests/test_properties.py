@@ -72,7 +72,7 @@ def test_any_parent_list_builds_or_raises_value_error(parent):
     assert parent.count(-1) == 1
     assert batch.num_nodes == len(parent)
     assert sorted(batch.depth.tolist())[0] == 0
-    assert sum(lv.nodes.numel() for lv in batch.levels) == len(parent)
+    assert sorted(batch.level_order.nodes.tolist()) == list(range(len(parent)))
 
 
 @settings(max_examples=60, deadline=None)

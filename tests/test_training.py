@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import root_logits
 from treelstm.__main__ import compare_command, eval_command, main, train_command
 from treelstm.data import Vocab, read_ptb
 from treelstm.models import TreeLSTMClassifier
 from treelstm.training import (TrainConfig, compare, comparison_table, evaluate, get_rng_state,
-                               load_checkpoint, load_model, predict, save_checkpoint,
+                               load_checkpoint, load_model, save_checkpoint,
                                set_rng_state, train)
 from treelstm.training import comparison, evaluation, loop
 from treelstm.training.checkpoint import _checksum
@@ -68,8 +69,8 @@ def test_tree_loss_covers_every_node_and_ignores_neutral_in_binary(fine_trees):
     model = TreeLSTMClassifier(len(vocab), 5, 8, 8, dropout=0.0)
     inputs = evaluation._collate(model, fine_trees[:4], vocab)
     node_logits, root_logits = model(inputs)
-    phrase, _ = evaluation._loss(model, inputs, phrase_loss=True)
-    root, _ = evaluation._loss(model, inputs, phrase_loss=False)
+    phrase = evaluation._loss_sum(model, inputs, phrase_loss=True)[0] / 4
+    root = evaluation._loss_sum(model, inputs, phrase_loss=False)[0] / 4
     per_node = torch.nn.functional.cross_entropy(node_logits, inputs.labels, reduction="none")
     torch.testing.assert_close(phrase, per_node.sum() / 4)
     torch.testing.assert_close(root, per_node[inputs.batch.roots].sum() / 4)
@@ -78,7 +79,7 @@ def test_tree_loss_covers_every_node_and_ignores_neutral_in_binary(fine_trees):
     model2 = TreeLSTMClassifier(len(vocab), 2, 8, 8, dropout=0.0)
     inputs2 = evaluation._collate(model2, binary, vocab)
     assert (inputs2.labels == -1).any()
-    loss, _ = evaluation._loss(model2, inputs2, phrase_loss=True)
+    loss = evaluation._loss_sum(model2, inputs2, phrase_loss=True)[0] / 4
     logits2 = model2(inputs2).node_logits
     kept = inputs2.labels != -1
     expected = torch.nn.functional.cross_entropy(logits2[kept], inputs2.labels[kept],
@@ -148,8 +149,8 @@ def test_checkpoint_round_trip_gives_identical_predictions(tmp_path, splits, mod
     assert type(loaded.model) is type(result.model)
     assert loaded.vocab == result.vocab and loaded.config == config.to_dict()
     assert not loaded.model.training
-    expected = predict(result.model, splits["test"], result.vocab)
-    assert torch.equal(predict(loaded.model, splits["test"], loaded.vocab), expected)
+    expected = root_logits(result.model, splits["test"], result.vocab)
+    assert torch.equal(root_logits(loaded.model, splits["test"], loaded.vocab), expected)
     # a plain torch.load(weights_only=True) reads it: no pickled objects
     content = torch.load(path, weights_only=True)
     assert content["format"] == "treelstm.checkpoint"

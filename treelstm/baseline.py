@@ -1,11 +1,13 @@
 """LSTMClassifier: the sequential ``nn.LSTM`` baseline over the tokens of the same trees."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
+
+from .models import ClassifierOutput
 
 __all__ = ["LSTMClassifier"]
 
@@ -38,8 +40,10 @@ class LSTMClassifier(nn.Module):
         - **inputs**: a :class:`~treelstm.data.SequenceInputs` (``collate_sequences``):
           ``token_ids`` `(B, T_max)` right-padded, ``lengths`` `(B)`.
 
-    Outputs: logits
-        - **logits** of shape `(B, C)`: unnormalised scores for each sentence.
+    Outputs: node_logits, root_logits (a :class:`~treelstm.models.ClassifierOutput`, the
+    output of every classifier here)
+        - **node_logits**: ``None`` (sentences only).
+        - **root_logits** of shape `(B, C)`: unnormalised scores for each sentence.
 
     Examples::
 
@@ -47,7 +51,7 @@ class LSTMClassifier(nn.Module):
         >>> tree = parse_ptb_line("(3 (2 a) (3 (2 very) (3 good)))")
         >>> vocab = Vocab.build([tree.tokens])
         >>> model = LSTMClassifier(len(vocab), 5, embed_dim=8, hidden_size=6)
-        >>> model(collate_sequences([tree, tree], vocab)).shape
+        >>> model(collate_sequences([tree, tree], vocab)).root_logits.shape
         torch.Size([2, 5])
     """
 
@@ -86,8 +90,26 @@ class LSTMClassifier(nn.Module):
                 "num_layers": self.lstm.num_layers, "bidirectional": self.lstm.bidirectional,
                 "dropout": self.dropout.p, "padding_idx": self.padding_idx}
 
-    def forward(self, inputs: Any) -> Tensor:
-        """Sentence logits ``[B, C]`` for a :class:`~treelstm.data.SequenceInputs` from
+    labels_nodes = False
+
+    @staticmethod
+    def collate(trees: Sequence[Any], vocab: Any) -> Any:
+        """The model's input for ``trees`` (:func:`~treelstm.data.collate_sequences`)."""
+        from .data import collate_sequences
+
+        return collate_sequences(trees, vocab)
+
+    @staticmethod
+    def cost(tree: Any) -> int:
+        """The size of ``tree`` for batching: its tokens."""
+        return len(tree.tokens)
+
+    @staticmethod
+    def check_tree(tree: Any) -> None:
+        """Any tree's words can be read (nothing to check)."""
+
+    def forward(self, inputs: Any) -> ClassifierOutput:
+        """``(None, root_logits [B, C])`` for a :class:`~treelstm.data.SequenceInputs` from
         :func:`~treelstm.data.collate_sequences`."""
         if not (hasattr(inputs, "token_ids") and hasattr(inputs, "lengths")):
             raise TypeError(f"LSTMClassifier: expected SequenceInputs (from collate_sequences); "
@@ -106,4 +128,4 @@ class LSTMClassifier(nn.Module):
             last = torch.cat([h_n[-2], h_n[-1]], dim=1)
         else:
             last = h_n[-1]
-        return self.output(self.dropout(last))
+        return ClassifierOutput(None, self.output(self.dropout(last)))

@@ -192,7 +192,7 @@ class Workload:
               ) -> "Workload":
         batch = TreeBatch.from_parents([t.parent for t in trees],
                                        [t.position for t in trees]).to(device)
-        batch.levels  # the schedule is part of the data, built once per batch
+        batch.level_order  # the schedule is part of the data, built once per batch
         lengths = [t.num_leaves for t in trees]
         offsets = batch.offsets.tolist()
         leaf_index = torch.tensor([offset + i for offset, n in zip(offsets, lengths)

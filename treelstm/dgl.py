@@ -68,8 +68,7 @@ def run_layer(graph: Any, x_gates: Tensor, weight_hh: Tensor, bias_hh: Optional[
         def apply(nodes):
             preactivation = functional.childsum_preactivation(
                 nodes.data["x_gates"], nodes.data["h_sum"], weight_hh, bias_hh)
-            i, _, g, o = functional.gates(preactivation, 0)
-            h, c = functional.state(i, g, o, nodes.data["fc_sum"])
+            h, c = functional.childsum_state(preactivation, nodes.data["fc_sum"])
             return {"h": h, "c": c}
     else:
         def message(edges):

@@ -1,20 +1,20 @@
 """Native executor: level-scheduled, bottom-up, in plain torch (CPU and CUDA).
 
 Node states live in two ``[N + 1, H]`` buffers whose rows are the nodes level by level
-(:class:`~treelstm.batch.LevelOrder`), so each level of :attr:`TreeBatch.levels` is one contiguous
-block of rows, written once, in place; the extra row is the zero state of an empty N-ary slot.
-Each level is one step over all its nodes in all trees: one gather of the children's states, one
-matrix product for their ``U h`` written into a preallocated buffer of activations, and the gate
-math of :mod:`treelstm.functional`, in place.
+(:attr:`TreeBatch.level_order <treelstm.batch.LevelOrder>`), so each level is one contiguous block
+of rows, written once, in place; the extra row is the zero state of an empty N-ary slot. Each
+level is one step over all its nodes in all trees: one gather of the children's states, one
+matrix product for their ``U h`` written into a preallocated buffer of activations, and the node
+update of :mod:`treelstm.functional`, in place. This module only schedules: every formula is a
+function of :mod:`treelstm.functional`.
 
-A layer is one :class:`torch.autograd.Function` (:func:`layer`, :func:`run_layer`). Its backward
-walks the levels top-down by hand instead of letting autograd record and replay a dozen ops per
-level: the factors of the derivatives that do not depend on the incoming gradients
-(:func:`~treelstm.functional.state_backward_factors`,
-:func:`~treelstm.functional.forget_backward_factor`) are computed for all nodes at once, then each
-level is a few multiplications, one matrix product and two ``index_add_`` into the children's
-gradient buffers. The weight gradients are one matrix product each over all levels. Activations
-stay O(num_nodes * H).
+A layer is one :class:`torch.autograd.Function` (:func:`layer`). Its backward walks the levels
+top-down by hand instead of letting autograd record and replay a dozen ops per level: the factors
+of the derivatives that do not depend on the incoming gradients
+(:func:`~treelstm.functional.backward_factors`) are computed for all nodes at once, then each
+level is a few multiplications (:func:`~treelstm.functional.preactivation_grads`), one matrix
+product and two ``index_add_`` into the children's gradient buffers. The weight gradients are one
+matrix product each over all levels. Activations stay O(num_nodes * H).
 
 Work skipped: leaves have no children, so no forget gate and no ``U h``; :func:`layer` projects
 only the ``i | g | o`` rows of ``W_ih`` when every input row is a leaf (constituency trees), and
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -95,23 +95,6 @@ def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
     plan = _Plan(batch, cell, weight_ih.shape[0] // 4, 1 if cell == "childsum" else arity, rows,
                  leaves_only, rows.shape[0] == num_rows and _is_identity(rows), input_rows)
     return _run(plan, input, weight_ih, weight_hh, bias_ih, bias_hh, cache)
-
-
-def run_layer(batch: TreeBatch, x_gates: Tensor, weight_hh: Tensor, bias_hh: Optional[Tensor],
-              cell: str, arity: Optional[int] = None) -> tuple[Tensor, Tensor]:
-    """Run one Tree-LSTM layer over ``batch`` from every node's input gates.
-
-    Args:
-        x_gates: ``[num_nodes, 4H]``, each node's ``W_ih x + b_ih``.
-        cell: ``"childsum"`` or ``"nary"`` (with ``arity``).
-
-    Returns:
-        ``h, c``: ``[num_nodes, H]`` each, rows in batch node order.
-    """
-    rows = batch.level_order.row
-    plan = _Plan(batch, cell, x_gates.shape[1] // 4, 1 if cell == "childsum" else arity, rows,
-                 False, _is_identity(rows))
-    return _run(plan, x_gates, None, weight_hh, None, bias_hh)
 
 
 def _needs_grad(*tensors: Optional[Tensor]) -> bool:
@@ -225,32 +208,33 @@ def _changed(a: Any, b: Any) -> bool:
     return a != b
 
 
-def _forward(plan: _Plan, input: Tensor, weight_ih: Optional[Tensor], weight_hh: Tensor,
+def _forward(plan: _Plan, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
              bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], keep: bool,
              cache: Optional[ProjectionCache] = None):
     """The forward: projection, then the levels. Returns level-order ``h_rows``, ``c_rows`` and,
     with ``keep``, the activations the backward needs (else each level's are dropped after use).
+
+    The projection ``x_proj`` is always a new tensor (a product, or rows gathered from the
+    cached one), so the levels add the biases into it in place.
     """
     dtype = _compute_dtype(input)
     table, weights = input, (weight_ih, weight_hh, bias_ih, bias_hh)
     with torch.autocast(input.device.type, enabled=False):  # the dtype is chosen here, once
         weight_ih, weight_hh, bias_ih, bias_hh = _cast(dtype, weight_ih, weight_hh, bias_ih,
                                                        bias_hh)
-        if weight_ih is None:  # run_layer: the caller's x_gates, not ours to overwrite
-            x_proj, owned = input.to(dtype), False
-        elif cache is not None and cache.fits(table, weight_ih):
+        if cache is not None and cache.fits(table, weight_ih):
             projection = cache.projection(table, weights[0], dtype, plan.leaves_only)
-            x_proj, owned = projection.index_select(0, plan.gather), True
+            x_proj = projection.index_select(0, plan.gather)
             plan = dataclasses.replace(plan, table=table, cache=cache, weights=weights)
         else:
             weight = _projection_weight(plan.leaves_only, plan.hidden_size, weight_ih)
-            x_proj, owned = input.to(dtype).mm(weight.t()), True
+            x_proj = input.to(dtype).mm(weight.t())
             if plan.gather is not None:
                 x_proj = x_proj.index_select(0, plan.gather)
-        return _FORWARD[plan.cell](plan, x_proj, owned, weight_hh, bias_ih, bias_hh, keep)
+        return _FORWARD[plan.cell](plan, x_proj, weight_hh, bias_ih, bias_hh, keep)
 
 
-def _run(plan: _Plan, input: Tensor, weight_ih: Optional[Tensor], weight_hh: Tensor,
+def _run(plan: _Plan, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
          bias_ih: Optional[Tensor], bias_hh: Optional[Tensor],
          cache: Optional[ProjectionCache] = None) -> tuple[Tensor, Tensor]:
     tensors = (input, weight_ih, weight_hh, bias_ih, bias_hh)
@@ -265,7 +249,7 @@ class _Layer(torch.autograd.Function):
     """One layer: forward level by level, backward level by level over the saved activations."""
 
     @staticmethod
-    def forward(ctx, plan: _Plan, input: Tensor, weight_ih: Optional[Tensor], weight_hh: Tensor,
+    def forward(ctx, plan: _Plan, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
                 bias_ih: Optional[Tensor], bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor]:
         h_rows, c_rows, activations = _forward(plan, input, weight_ih, weight_hh, bias_ih,
                                                bias_hh, keep=True)
@@ -296,15 +280,11 @@ class _Layer(torch.autograd.Function):
             if plan.gather is not None:  # rows read by several nodes add up
                 grad_x_proj = grad_x_proj.new_zeros(input.shape[0], grad_x_proj.shape[1]) \
                     .index_add_(0, plan.gather, grad_x_proj)
-            grad_input = grad_weight_ih = None
-            if weight_ih is None:
-                grad_input = grad_x_proj
-            else:
-                grad_input, grad_weight_ih = _projection_backward(
-                    plan, grad_x_proj, input.to(dtype), weight_ih.to(dtype))
+            grad_input, grad_weight_ih = _projection_backward(
+                plan, grad_x_proj, input.to(dtype), weight_ih.to(dtype))
         grad_bias_ih = None
-        if bias_ih is not None:
-            grad_bias_ih = _bias_ih_grad(grad_bias_hh, plan.hidden_size, plan.num_forget)
+        if bias_ih is not None:  # b_ih is added wherever b_hh is, once per forget gate
+            grad_bias_ih = functional.expand_forget_backward(grad_bias_hh, plan.num_forget)
         grads = (grad_input, grad_weight_ih, grad_weight_hh, grad_bias_ih, grad_bias_hh)
         return (None,) + tuple(None if t is None or grad is None else grad.to(t.dtype)
                                for t, grad in zip(ctx.saved_tensors, grads))
@@ -325,23 +305,13 @@ def _projection_backward(plan: _Plan, grad_x_proj: Tensor, input: Tensor, weight
     return weight_ih.t().mm(grad_x_proj.t()).t(), grad_weight
 
 
-def _bias_ih_grad(grad_bias_hh: Tensor, hidden_size: int, num_forget: int) -> Tensor:
-    """``b_ih`` (``i | f | g | o``) is added wherever ``b_hh`` (``i | f_1..f_K | g | o``) is;
-    its forget block serves all ``K`` forget gates."""
-    forget = grad_bias_hh[hidden_size:(num_forget + 1) * hidden_size]
-    return torch.cat([grad_bias_hh[:hidden_size], forget.view(num_forget, hidden_size).sum(0),
-                      grad_bias_hh[(num_forget + 1) * hidden_size:]])
-
-
 # ----------------------------------------------------------------------------- shared steps
-def _input_buffer(plan: _Plan, x_proj: Tensor, owned: bool, bias: Optional[Tensor],
-                  num_rows: int) -> Tensor:
+def _input_buffer(plan: _Plan, x_proj: Tensor, bias: Optional[Tensor], num_rows: int) -> Tensor:
     """``[num_rows, width]``: ``x_proj + bias`` in the level-order rows of the input nodes,
-    ``bias`` in the others; ``x_proj`` itself when it is ``owned`` and already in that order."""
+    ``bias`` in the others; ``x_proj`` itself (a new tensor, see :func:`_forward`) when it is
+    already in that order."""
     if plan.identity_rows:
-        if owned:
-            return x_proj if bias is None else x_proj.add_(bias)
-        return x_proj.clone() if bias is None else torch.add(x_proj, bias)
+        return x_proj if bias is None else x_proj.add_(bias)
     if x_proj.shape[0] == num_rows:  # every row has input: no fill
         buffer = x_proj.new_empty(num_rows, x_proj.shape[1]).index_copy_(0, plan.input_rows,
                                                                           x_proj)
@@ -352,73 +322,42 @@ def _input_buffer(plan: _Plan, x_proj: Tensor, owned: bool, bias: Optional[Tenso
     return buffer.index_add_(0, plan.input_rows, x_proj)
 
 
-def _sum_or_none(*tensors: Optional[Tensor]) -> Optional[Tensor]:
-    present = [t for t in tensors if t is not None]
-    return sum(present[1:], present[0]) if present else None
+def _state_buffers(like: Tensor, num_nodes: int, hidden_size: int) -> tuple[Tensor, Tensor]:
+    """``h_rows``, ``c_rows``: ``[N + 1, H]`` each, by level-order row, to be written level by
+    level; the last row is zero, the state of an empty N-ary slot."""
+    h_rows = like.new_empty(num_nodes + 1, hidden_size)
+    c_rows = torch.empty_like(h_rows)
+    h_rows[num_nodes] = 0
+    c_rows[num_nodes] = 0
+    return h_rows, c_rows
 
 
-def _leaf_states(plan: _Plan, x_proj: Tensor, owned: bool, bias_ih: Optional[Tensor],
+def _leaf_states(plan: _Plan, x_proj: Tensor, bias_ih: Optional[Tensor],
                  bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
     """State buffers ``[N + 1, H]`` with the leaves (rows ``0..L-1``) done; the ``[N, 4H]`` input
     rows (``None`` when only leaves have input); the leaves' activations ``i | g | o``."""
     num_nodes, num_leaves, hidden_size = plan.batch.num_nodes, plan.num_leaves, plan.hidden_size
     if plan.leaves_only:  # x_proj holds i | g | o (+ padding): the leaves' pre-activations
-        hidden_bias = None if bias_hh is None else functional.iog(bias_hh, hidden_size,
-                                                                  plan.num_forget)
-        input_bias = None if bias_ih is None else functional.iog(bias_ih, hidden_size)
-        bias = _sum_or_none(input_bias, hidden_bias)
+        bias = functional.leaf_bias(bias_ih, bias_hh, plan.num_forget)
         x_rows = None
-        activations = _input_buffer(plan, x_proj, owned,
-                                    None if bias is None else _pad_rows(bias), num_leaves)
+        activations = _input_buffer(plan, x_proj, None if bias is None else _pad_rows(bias),
+                                    num_leaves)
     else:
-        x_rows = _input_buffer(plan, x_proj, owned, bias_ih, num_nodes)
+        x_rows = _input_buffer(plan, x_proj, bias_ih, num_nodes)
         activations = functional.leaf_preactivation(x_rows[:num_leaves], bias_hh,
                                                     plan.num_forget)
-    h_rows = activations.new_empty(num_nodes + 1, hidden_size)
-    c_rows = torch.empty_like(h_rows)
-    h_rows[num_nodes] = 0  # the zero state of an empty N-ary slot
-    c_rows[num_nodes] = 0
-    i, _, g, o = functional.gates(activations, 0, hidden_size, inplace=True)
-    functional.state(i, g, o, None, out=(h_rows[:num_leaves], c_rows[:num_leaves]))
+    h_rows, c_rows = _state_buffers(activations, num_nodes, hidden_size)
+    functional.leaf_state(activations, hidden_size, out=(h_rows[:num_leaves], c_rows[:num_leaves]))
     return h_rows, c_rows, x_rows, activations
-
-
-def _backward_factors(activations: Tensor, num_forget: int, hidden_size: int, c: Tensor,
-                      child_c: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
-    """For rows with activations ``i | f_1..f_K | g | o``: ``through`` ``[n, H]`` and
-    ``factors`` ``[n, (K+3)H]`` (see :func:`functional.state_backward_factors`), so that a level's
-    pre-activation gradients are ``factors * grad_c_total`` (blocks ``i | f.. | g``) and
-    ``factors * grad_h`` (block ``o``)."""
-    n, block = activations.shape[0], (num_forget + 1) * hidden_size
-    i, forget, g, o = functional.gates_views(activations, num_forget, hidden_size)
-    factors = activations.new_empty(activations.shape)  # the same padding columns, zero
-    factors[:, (num_forget + 3) * hidden_size:] = 0
-    through, *_ = functional.state_backward_factors(
-        i, g, o, c, out=(factors[:, :hidden_size], factors[:, block:block + hidden_size],
-                         factors[:, block + hidden_size:block + 2 * hidden_size]))
-    if num_forget:
-        functional.forget_backward_factor(
-            forget, child_c, out=factors[:, hidden_size:block].view(n, num_forget, hidden_size))
-    return through, factors
-
-
-def _level_grads(factors: Tensor, through: Tensor, grad_h: Tensor, grad_c: Tensor,
-                 num_forget: int, hidden_size: int) -> Tensor:
-    """In place, ``factors`` (blocks ``i | f_1..f_K | g``, then ``o``) become the level's
-    pre-activation gradients; returns ``grad_c_total``."""
-    grad_c_total = torch.addcmul(grad_c, grad_h, through)
-    output = (num_forget + 2) * hidden_size
-    factors[:, :output].view(factors.shape[0], -1, hidden_size).mul_(grad_c_total.unsqueeze(1))
-    factors[:, output:output + hidden_size].mul_(grad_h)
-    return grad_c_total
 
 
 def _leaf_backward(activations: Tensor, c_rows: Tensor, grad_h_rows: Tensor,
                    grad_c_rows: Tensor, num_leaves: int, hidden_size: int) -> Tensor:
     """``[L, 3H]`` gradients of the leaves' ``i | g | o`` pre-activations."""
-    through, factors = _backward_factors(activations, 0, hidden_size, c_rows[:num_leaves])
-    _level_grads(factors, through, grad_h_rows[:num_leaves], grad_c_rows[:num_leaves], 0,
-                 hidden_size)
+    through, factors = functional.backward_factors(activations, 0, hidden_size,
+                                                   c_rows[:num_leaves])
+    functional.preactivation_grads(factors, through, grad_h_rows[:num_leaves],
+                                   grad_c_rows[:num_leaves], 0, hidden_size)
     return factors[:, :3 * hidden_size]
 
 
@@ -444,17 +383,16 @@ def _grad_x_rows(plan: _Plan, grad_leaf: Tensor, grad_igo: Tensor, grad_forget: 
 
 
 # ----------------------------------------------------------------------------- N-ary
-def _nary_forward(plan: _Plan, x_proj: Tensor, owned: bool, weight_hh: Tensor,
-                  bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], keep: bool
+def _nary_forward(plan: _Plan, x_proj: Tensor, weight_hh: Tensor, bias_ih: Optional[Tensor],
+                  bias_hh: Optional[Tensor], keep: bool
                   ) -> tuple[Tensor, Tensor, Optional[tuple[Tensor, Tensor]]]:
     arity, hidden_size, bounds = plan.num_forget, plan.hidden_size, plan.batch.level_order.bounds
     num_leaves = bounds[1]
     if not keep and plan.leaves_only:
-        return _nary_inference(plan, x_proj, owned, weight_hh, bias_ih, bias_hh)
-    h_rows, c_rows, x_rows, leaf_activations = _leaf_states(plan, x_proj, owned, bias_ih,
-                                                            bias_hh)
-    if x_rows is None and bias_ih is not None:  # no W_ih x above the leaves: b_ih joins b_hh
-        bias_hh = _sum_or_none(bias_hh, functional.expand_forget(bias_ih, arity))
+        return _nary_inference(plan, x_proj, weight_hh, bias_ih, bias_hh)
+    h_rows, c_rows, x_rows, leaf_activations = _leaf_states(plan, x_proj, bias_ih, bias_hh)
+    if x_rows is None:  # no W_ih x above the leaves: b_ih joins b_hh
+        bias_hh = functional.nary_bias_without_input(bias_ih, bias_hh, arity)
     weight_hh = _pad_rows(weight_hh)
     bias_hh = None if bias_hh is None else _pad_rows(bias_hh)
     slots = plan.batch.child_slots(arity)
@@ -470,22 +408,28 @@ def _nary_forward(plan: _Plan, x_proj: Tensor, owned: bool, weight_hh: Tensor,
         level_activations = functional.nary_preactivation(
             None if x_rows is None else x_rows[start:stop], child_h, weight_hh, bias_hh, arity,
             out=activations[level] if keep else None)
-        i, forget, g, o = functional.gates(level_activations, arity, hidden_size, inplace=True)
         child_c = c_rows.index_select(0, children).view(-1, arity, hidden_size)
-        functional.state(i, g, o, functional.forget_sum(forget, child_c),
-                         out=(h_rows[start:stop], c_rows[start:stop]))
+        functional.nary_state(level_activations, child_c, arity, hidden_size,
+                              out=(h_rows[start:stop], c_rows[start:stop]))
     return h_rows, c_rows, (leaf_activations, activations) if keep else None
 
 
-def _nary_inference(plan: _Plan, x_proj: Tensor, owned: bool, weight_hh: Tensor,
-                    bias_ih: Optional[Tensor], bias_hh: Optional[Tensor]
-                    ) -> tuple[Tensor, Tensor, None]:
+class _LeafWordTerms(NamedTuple):
+    """What the N-ary inference path takes from a cached table's words instead of computing it
+    per leaf (see :func:`_leaf_word_terms`); ``V`` words, ``width`` the padded ``(N+3)H``."""
+
+    slot_terms: Tensor  # [arity, V + 1, width] U_k h_leaf(v), g rows prescaled; row V: empty slot
+    word_of_row: Tensor  # [num_nodes + 1] the word of each leaf row (V elsewhere)
+    h_leaf: Tensor  # [V, H] the state of a leaf with each word
+    c_leaf: Tensor  # [V, H]
+
+
+def _nary_inference(plan: _Plan, x_proj: Tensor, weight_hh: Tensor, bias_ih: Optional[Tensor],
+                    bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor, None]:
     """The N-ary levels without autograd and without input above the leaves (constituency
-    trees at inference), in a dozen fewer ops per level than the shared path -- in small batches
-    much of a level's time is per op, not per element. The same math, rearranged: the ``g``
-    rows of ``U`` and ``b`` are doubled once, so that one ``σ`` over a level's pre-activations
-    gives ``s = σ(2 u)`` for ``g = tanh(u) = 2 s - 1``; then ``c = Σ_k f_k c_k - i + 2 i s`` and
-    ``h = o (2 σ(2 c) - 1)``.
+    trees at inference), in a dozen fewer ops per level than :func:`_nary_forward`: the ``g``
+    rows of ``U`` and ``b`` are doubled once (:func:`~treelstm.functional.prescale_cell_gate`)
+    for the fused update :func:`~treelstm.functional.nary_state_prescaled`.
 
     With a cached table (:class:`ProjectionCache`) whose rows are all the leaves' input, the
     first level (nodes whose children are all leaves: a quarter to a third of SST's inner nodes)
@@ -493,75 +437,58 @@ def _nary_inference(plan: _Plan, x_proj: Tensor, owned: bool, weight_hh: Tensor,
     """
     arity, hidden_size, bounds = plan.num_forget, plan.hidden_size, plan.batch.level_order.bounds
     num_leaves, num_nodes = bounds[1], plan.batch.num_nodes
-    leaf_bias = _sum_or_none(*(None if b is None else functional.iog(b, hidden_size, n)
-                               for b, n in ((bias_hh, arity), (bias_ih, 1))))
-    level_bias = bias_hh  # no W_ih x above the leaves: b_ih joins b_hh
-    if bias_ih is not None:
-        level_bias = _sum_or_none(bias_hh, functional.expand_forget(bias_ih, arity))
-    weight_hh = _pad_rows(weight_hh)
-    width = weight_hh.shape[0]
-    cell_rows = slice((arity + 1) * hidden_size, (arity + 2) * hidden_size)
-    scale = weight_hh.new_ones(width, 1)
-    scale[cell_rows] = 2
-    weight_t = (weight_hh * scale).t()
-    bias = None if level_bias is None else _pad_rows(level_bias) * scale[:, 0]
-    split = [hidden_size, arity * hidden_size, hidden_size, hidden_size,
-             width - (arity + 3) * hidden_size]
+    weight_t = functional.prescale_cell_gate(_pad_rows(weight_hh), arity, hidden_size).t()
+    bias = functional.nary_bias_without_input(bias_ih, bias_hh, arity)
+    if bias is not None:
+        bias = functional.prescale_cell_gate(_pad_rows(bias), arity, hidden_size)
     slots = plan.batch.child_slots(arity)
-    word_terms = _leaf_word_terms(plan, weight_t, leaf_bias)
+    word_terms = _leaf_word_terms(plan, weight_t,
+                                  functional.leaf_bias(bias_ih, bias_hh, arity))
     if word_terms is None:
-        h_rows, c_rows, _, _ = _leaf_states(plan, x_proj, owned, bias_ih, bias_hh)
+        h_rows, c_rows, _, _ = _leaf_states(plan, x_proj, bias_ih, bias_hh)
     else:  # the leaves' states are their words'
-        leaf_words = plan.gather
-        h_rows = torch.cat([word_terms[2].index_select(0, leaf_words),
-                            weight_t.new_zeros(num_nodes + 1 - num_leaves, hidden_size)])
-        c_rows = torch.cat([word_terms[3].index_select(0, leaf_words),
-                            weight_t.new_zeros(num_nodes + 1 - num_leaves, hidden_size)])
+        h_rows, c_rows = _state_buffers(weight_t, num_nodes, hidden_size)
+        torch.index_select(word_terms.h_leaf, 0, plan.gather, out=h_rows[:num_leaves])
+        torch.index_select(word_terms.c_leaf, 0, plan.gather, out=c_rows[:num_leaves])
     for k in range(1, len(bounds) - 1):
         start, stop = bounds[k], bounds[k + 1]
         children = slots[start - num_leaves:stop - num_leaves].view(-1)
         if k == 1 and word_terms is not None:  # every child a leaf (or an empty slot)
-            terms, word_of_row = word_terms[:2]
-            words = word_of_row.index_select(0, children).view(-1, arity)
-            activations = terms[0].index_select(0, words[:, 0])
+            words = word_terms.word_of_row.index_select(0, children).view(-1, arity)
+            activations = word_terms.slot_terms[0].index_select(0, words[:, 0])
             for slot in range(1, arity):
-                activations += terms[slot].index_select(0, words[:, slot])
+                activations += word_terms.slot_terms[slot].index_select(0, words[:, slot])
             if bias is not None:
                 activations += bias
         else:
             child_h = h_rows.index_select(0, children).view(-1, arity * hidden_size)
             activations = child_h.mm(weight_t) if bias is None else torch.addmm(bias, child_h,
                                                                                 weight_t)
-        i, forget, cell_sigmoid, o, _ = activations.sigmoid_().split(split, 1)
         child_c = c_rows.index_select(0, children).view(-1, arity, hidden_size)
-        c = torch.sum(forget.view(-1, arity, hidden_size).mul(child_c), 1, out=c_rows[start:stop])
-        c.sub_(i).addcmul_(i, cell_sigmoid, value=2)
-        torch.mul(c, 2, out=h_rows[start:stop]).sigmoid_().mul_(2).sub_(1).mul_(o)
+        functional.nary_state_prescaled(activations, child_c, arity, hidden_size,
+                                        out=(h_rows[start:stop], c_rows[start:stop]))
     return h_rows, c_rows, None
 
 
 def _leaf_word_terms(plan: _Plan, weight_t: Tensor, leaf_bias: Optional[Tensor]
-                     ) -> Optional[tuple[Tensor, Tensor, Tensor, Tensor]]:
-    """``terms`` ``[arity, V + 1, width]``: ``h_leaf(v) @ U_k^T`` for each word ``v`` of the
-    cached table and slot ``k`` (row ``V``: zero, for empty slots); ``word_of_row`` ``[N + 1]``:
-    the word of each leaf row (``V`` elsewhere); ``h_leaf``, ``c_leaf`` ``[V, H]``: the state of
-    a leaf with each word. ``None`` when there is no cached table, when some leaf has no input,
-    or when the terms would not fit the cache."""
+                     ) -> Optional[_LeafWordTerms]:
+    """The per-word terms of the cached table (see :class:`_LeafWordTerms`) for ``weight_t``
+    the prescaled, padded ``U^T``; ``None`` when there is no cached table, when some leaf has no
+    input, or when the terms would not fit the cache."""
     cache, table = plan.cache, plan.table
     num_leaves, hidden_size, arity = plan.num_leaves, plan.hidden_size, plan.num_forget
-    if cache is None or not (plan.leaves_only and plan.identity_rows) or len(
-            plan.batch.levels) < 2:
+    if cache is None or not (plan.leaves_only and plan.identity_rows) or \
+            plan.batch.num_levels < 2:
         return None
     num_words, width = table.shape[0], weight_t.shape[1]
     if arity * (num_words + 1) * width * weight_t.element_size() > cache.max_bytes:
         return None
 
-    def compute() -> Tensor:
+    def compute() -> tuple[Tensor, Tensor, Tensor]:
         leaf = cache.projection(table, weight_ih, weight_t.dtype, True)
         if leaf_bias is not None:
             leaf = leaf + _pad_rows(leaf_bias)
-        i, _, g, o = functional.gates(leaf, 0, hidden_size)
-        h_leaf, c_leaf = functional.state(i, g, o, None)
+        h_leaf, c_leaf = functional.leaf_state(leaf, hidden_size)
         terms = torch.stack([h_leaf.mm(weight_t[slot * hidden_size:(slot + 1) * hidden_size])
                              for slot in range(arity)])
         return F.pad(terms, (0, 0, 0, 1)), h_leaf, c_leaf
@@ -571,7 +498,7 @@ def _leaf_word_terms(plan: _Plan, weight_t: Tensor, leaf_bias: Optional[Tensor]
                                              compute)
     word_of_row = plan.gather.new_full((plan.batch.num_nodes + 1,), num_words)
     word_of_row[:num_leaves] = plan.gather
-    return terms, word_of_row, h_leaf, c_leaf
+    return _LeafWordTerms(terms, word_of_row, h_leaf, c_leaf)
 
 
 def _nary_backward(plan: _Plan, saved: tuple[Tensor, Tensor], h_rows: Tensor, c_rows: Tensor,
@@ -589,14 +516,15 @@ def _nary_backward(plan: _Plan, saved: tuple[Tensor, Tensor], h_rows: Tensor, c_
     # All that does not depend on the incoming gradients, at once; `grad_pre` then becomes the
     # internal rows' pre-activation gradients, i | f_1..f_N | g | o (+ zero padding), level by
     # level.
-    through, grad_pre = _backward_factors(activations, arity, hidden_size,
-                                          c_rows[num_leaves:num_nodes], child_c)
+    through, grad_pre = functional.backward_factors(activations, arity, hidden_size,
+                                                    c_rows[num_leaves:num_nodes], child_c)
     for k in range(len(bounds) - 2, 0, -1):
         start, stop = bounds[k], bounds[k + 1]
         level = slice(start - num_leaves, stop - num_leaves)
         children = slots[level].view(-1)
-        grad_c_total = _level_grads(grad_pre[level], through[level], grad_h_rows[start:stop],
-                                    grad_c_rows[start:stop], arity, hidden_size)
+        grad_c_total = functional.preactivation_grads(
+            grad_pre[level], through[level], grad_h_rows[start:stop], grad_c_rows[start:stop],
+            arity, hidden_size)
         grad_child_h = grad_pre[level].mm(padded_weight).view(children.shape[0], -1)
         grad_h_rows.index_add_(0, children, grad_child_h[:, :hidden_size])
         grad_c_rows.index_add_(0, children, (grad_c_total.unsqueeze(1) * forget[level]).view(
@@ -619,13 +547,12 @@ def _nary_backward(plan: _Plan, saved: tuple[Tensor, Tensor], h_rows: Tensor, c_
 
 
 # ----------------------------------------------------------------------------- Child-Sum
-def _childsum_forward(plan: _Plan, x_proj: Tensor, owned: bool, weight_hh: Tensor,
-                      bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], keep: bool
+def _childsum_forward(plan: _Plan, x_proj: Tensor, weight_hh: Tensor, bias_ih: Optional[Tensor],
+                      bias_hh: Optional[Tensor], keep: bool
                       ) -> tuple[Tensor, Tensor, Optional[tuple]]:
     order, hidden_size = plan.batch.level_order, plan.hidden_size
     bounds, num_leaves = order.bounds, order.bounds[1]
-    h_rows, c_rows, x_rows, leaf_activations = _leaf_states(plan, x_proj, owned, bias_ih,
-                                                            bias_hh)
+    h_rows, c_rows, x_rows, leaf_activations = _leaf_states(plan, x_proj, bias_ih, bias_hh)
     no_input = bias_ih if bias_ih is not None else h_rows.new_zeros(4 * hidden_size)
     num_internal = plan.batch.num_nodes - num_leaves
     activations = h_rows.new_empty(num_internal, 3 * hidden_size)  # i | g | o per internal row
@@ -635,7 +562,7 @@ def _childsum_forward(plan: _Plan, x_proj: Tensor, owned: bool, weight_hh: Tenso
         start, stop = bounds[k], bounds[k + 1]
         level = slice(start - num_leaves, stop - num_leaves)
         edges = slice(order.edge_bounds[k], order.edge_bounds[k + 1])
-        children, parent = order.child_row[edges], plan.batch.levels[k].child_parent
+        children, parent = order.child_row[edges], order.child_parent[edges]
         x_gates = no_input if x_rows is None else x_rows[start:stop]
         child_h = h_rows.index_select(0, children)
         h_sum = h_sums[level].index_add_(0, parent, child_h)
@@ -643,12 +570,12 @@ def _childsum_forward(plan: _Plan, x_proj: Tensor, owned: bool, weight_hh: Tenso
         if x_rows is not None:
             parent_x_forget = parent_x_forget.index_select(0, parent)
         functional.childsum_forget(child_h, parent_x_forget, weight_hh, bias_hh, out=forget[edges])
-        forget_sum = torch.zeros_like(h_sum).index_add_(
-            0, parent, forget[edges] * c_rows.index_select(0, children))
+        forget_sum = functional.edge_forget_sum(forget[edges], c_rows.index_select(0, children),
+                                                parent, stop - start)
         level_activations = functional.childsum_preactivation(
             x_gates, h_sum, weight_hh, bias_hh, out=activations[level])
-        i, _, g, o = functional.gates(level_activations, 0, hidden_size, inplace=True)
-        functional.state(i, g, o, forget_sum, out=(h_rows[start:stop], c_rows[start:stop]))
+        functional.childsum_state(level_activations, forget_sum, hidden_size,
+                                  out=(h_rows[start:stop], c_rows[start:stop]))
     return h_rows, c_rows, (leaf_activations, activations, forget, h_sums) if keep else None
 
 
@@ -662,17 +589,18 @@ def _childsum_backward(plan: _Plan, saved: tuple, h_rows: Tensor, c_rows: Tensor
     weight_forget = weight_hh[hidden_size:2 * hidden_size]
     # All that does not depend on the incoming gradients, at once; `grad_igo` (per internal row)
     # and `grad_forget` (per edge) then become pre-activation gradients, level by level.
-    through, grad_igo = _backward_factors(activations, 0, hidden_size,
-                                          c_rows[num_leaves:num_nodes])
+    through, grad_igo = functional.backward_factors(activations, 0, hidden_size,
+                                                    c_rows[num_leaves:num_nodes])
     grad_forget = functional.forget_backward_factor(forget,
                                                     c_rows.index_select(0, order.child_row))
     for k in range(len(bounds) - 2, 0, -1):
         start, stop = bounds[k], bounds[k + 1]
         level = slice(start - num_leaves, stop - num_leaves)
         edges = slice(order.edge_bounds[k], order.edge_bounds[k + 1])
-        children, parent = order.child_row[edges], plan.batch.levels[k].child_parent
-        grad_c_total = _level_grads(grad_igo[level], through[level], grad_h_rows[start:stop],
-                                    grad_c_rows[start:stop], 0, hidden_size)
+        children, parent = order.child_row[edges], order.child_parent[edges]
+        grad_c_total = functional.preactivation_grads(
+            grad_igo[level], through[level], grad_h_rows[start:stop], grad_c_rows[start:stop], 0,
+            hidden_size)
         edge_grad_c = grad_c_total.index_select(0, parent)
         grad_forget[edges] *= edge_grad_c
         grad_child_h = torch.addmm(grad_igo[level].mm(weight_iog).index_select(0, parent),

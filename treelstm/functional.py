@@ -132,6 +132,74 @@ def forget_sum(forget: Tensor, child_c: Tensor) -> Tensor:
     return total
 
 
+def edge_forget_sum(forget: Tensor, child_c: Tensor, parent: Tensor, num_parents: int) -> Tensor:
+    """``sum_k f_k * c_k`` with the children given as edges: ``forget``, ``child_c`` ``[E, H]``,
+    ``parent`` ``[E]`` each edge's parent in ``0..num_parents-1``. Returns ``[num_parents, H]``."""
+    return forget.new_zeros(num_parents, forget.shape[-1]).index_add_(0, parent, forget * child_c)
+
+
+def childsum_state(preactivation: Tensor, forget_sum: Optional[Tensor],
+                   hidden_size: Optional[int] = None, out: Optional[tuple[Tensor, Tensor]] = None
+                   ) -> tuple[Tensor, Tensor]:
+    """The new ``h, c`` ``[n, H]`` of Child-Sum nodes from their ``i | g | o`` pre-activations
+    ``[n, 3H]`` (more columns, ignored, with ``hidden_size`` given) and
+    ``forget_sum = sum_k f_k * c_k`` ``[n, H]`` (``None`` for leaves). With ``out = (h, c)`` (no
+    autograd) the state is written there and the pre-activations become the activations."""
+    i, _, g, o = gates(preactivation, 0, hidden_size, inplace=out is not None)
+    return state(i, g, o, forget_sum, out=out)
+
+
+def leaf_state(preactivation: Tensor, hidden_size: Optional[int] = None,
+               out: Optional[tuple[Tensor, Tensor]] = None) -> tuple[Tensor, Tensor]:
+    """The ``h, c`` of leaves (of either cell) from their ``i | g | o`` pre-activations:
+    ``c = i * g``, ``h = o * tanh(c)``. Arguments as :func:`childsum_state`'s."""
+    return childsum_state(preactivation, None, hidden_size, out)
+
+
+def nary_state(preactivation: Tensor, child_c: Tensor, arity: int,
+               hidden_size: Optional[int] = None, out: Optional[tuple[Tensor, Tensor]] = None
+               ) -> tuple[Tensor, Tensor]:
+    """The new ``h, c`` ``[n, H]`` of N-ary nodes from their pre-activations ``[n, (N+3)H]``
+    (blocks ``i | f_1..f_N | g | o``; more columns, ignored, with ``hidden_size`` given) and their
+    children's ``child_c`` ``[n, N, H]`` in slot order. With ``out = (h, c)`` (no autograd) the
+    state is written there and the pre-activations become the activations."""
+    i, forget, g, o = gates(preactivation, arity, hidden_size, inplace=out is not None)
+    return state(i, g, o, forget_sum(forget, child_c), out=out)
+
+
+def prescale_cell_gate(tensor: Tensor, num_forget: int, hidden_size: int) -> Tensor:
+    """A copy of ``tensor`` -- a weight ``[R, *]`` or bias ``[R]`` with row blocks
+    ``i | f_1..f_K | g | o`` (padding rows after) -- with the ``g`` rows doubled, so that the
+    pre-activations it gives hold ``2 u`` where ``g = tanh(u)``: the input of
+    :func:`nary_state_prescaled`. (Doubling is exact in floating point.)"""
+    scaled = tensor.clone()
+    scaled[(num_forget + 1) * hidden_size:(num_forget + 2) * hidden_size] *= 2
+    return scaled
+
+
+def nary_state_prescaled(preactivation: Tensor, child_c: Tensor, arity: int, hidden_size: int,
+                         out: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """:func:`nary_state` with ``out`` (no autograd), in a dozen fewer ops, for pre-activations
+    whose ``g`` block holds ``2 u`` (:func:`prescale_cell_gate`); columns after ``(N+3)H`` are
+    padding. One ``σ`` over the whole block gives ``i``, ``f_k``, ``o`` and ``s = σ(2 u)``, so
+    that ``g = tanh(u) = 2 s - 1`` is never formed::
+
+        c = sum_k f_k c_k + i (2 s - 1) = sum_k f_k c_k - i + 2 i s
+        h = o tanh(c)                   = o (2 σ(2 c) - 1)
+
+    Why: in small batches much of a level's time is per op, not per element, and on the CPU
+    torch's ``tanh`` takes several times as long as its ``sigmoid`` (see :func:`tanh`). Same
+    values as :func:`nary_state` up to rounding."""
+    h_out, c_out = out
+    unused = preactivation.shape[-1] - (arity + 3) * hidden_size
+    i, forget, cell_sigmoid, o, _ = preactivation.sigmoid_().split(
+        [hidden_size, arity * hidden_size, hidden_size, hidden_size, unused], 1)
+    c = torch.sum(forget.view(-1, arity, hidden_size).mul(child_c), 1, out=c_out)
+    c.sub_(i).addcmul_(i, cell_sigmoid, value=2)
+    torch.mul(c, 2, out=h_out).sigmoid_().mul_(2).sub_(1).mul_(o)
+    return h_out, c
+
+
 def state_backward_factors(input_gate: Tensor, cell_gate: Tensor, output_gate: Tensor, c: Tensor,
                            out: Optional[tuple[Tensor, Tensor, Tensor]] = None
                            ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -168,6 +236,56 @@ def forget_backward_factor(forget: Tensor, child_c: Tensor, out: Optional[Tensor
     return torch.mul(torch.addcmul(forget, forget, forget, value=-1), child_c, out=out)
 
 
+def backward_factors(activations: Tensor, num_forget: int, hidden_size: int, c: Tensor,
+                     child_c: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+    """:func:`state_backward_factors` and :func:`forget_backward_factor` for nodes with
+    activations ``i | f_1..f_K | g | o`` ``[n, (K+3)H]`` (more columns: padding, whose factors
+    are zero), their ``c`` ``[n, H]`` and ``child_c`` ``[n, K, H]`` (``K = 0``: none). Returns
+    ``through`` ``[n, H]`` and ``factors`` laid out like ``activations``, to be turned into the
+    pre-activation gradients by :func:`preactivation_grads` (no autograd)."""
+    n, block = activations.shape[0], (num_forget + 1) * hidden_size
+    i, forget, g, o = gates_views(activations, num_forget, hidden_size)
+    factors = activations.new_empty(activations.shape)
+    factors[:, (num_forget + 3) * hidden_size:] = 0
+    through, *_ = state_backward_factors(
+        i, g, o, c, out=(factors[:, :hidden_size], factors[:, block:block + hidden_size],
+                         factors[:, block + hidden_size:block + 2 * hidden_size]))
+    if num_forget:
+        forget_backward_factor(
+            forget, child_c, out=factors[:, hidden_size:block].view(n, num_forget, hidden_size))
+    return through, factors
+
+
+def preactivation_grads(factors: Tensor, through: Tensor, grad_h: Tensor, grad_c: Tensor,
+                        num_forget: int, hidden_size: int) -> Tensor:
+    """In place, the :func:`backward_factors` ``factors`` become the gradients of the
+    pre-activations, given those of ``h`` and ``c`` ``[n, H]``: ``factors * grad_c_total`` in
+    the blocks ``i | f_1..f_K | g``, ``factors * grad_h`` in ``o``. Returns
+    ``grad_c_total = grad_c + grad_h * through``, whose ``f_k`` share goes to child ``k``'s
+    ``c``."""
+    grad_c_total = torch.addcmul(grad_c, grad_h, through)
+    output = (num_forget + 2) * hidden_size
+    factors[:, :output].view(factors.shape[0], -1, hidden_size).mul_(grad_c_total.unsqueeze(1))
+    factors[:, output:output + hidden_size].mul_(grad_h)
+    return grad_c_total
+
+
+def _sum_present(*tensors: Optional[Tensor]) -> Optional[Tensor]:
+    present = [t for t in tensors if t is not None]
+    return sum(present[1:], present[0]) if present else None
+
+
+def leaf_bias(bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], num_forget: int = 1
+              ) -> Optional[Tensor]:
+    """The bias of leaves' ``i | g | o`` pre-activations, ``[3H]``: the ``i | g | o`` blocks of
+    ``b_ih`` and of ``b_hh`` (row blocks ``i | f_1..f_K | g | o``), for an input projection
+    without bias (``None`` without biases)."""
+    hidden_size = (bias_ih.shape[-1] // 4 if bias_ih is not None
+                   else None if bias_hh is None else bias_hh.shape[-1] // (num_forget + 3))
+    return _sum_present(None if bias_ih is None else iog(bias_ih, hidden_size),
+                        None if bias_hh is None else iog(bias_hh, hidden_size, num_forget))
+
+
 def leaf_preactivation(x_gates: Tensor, bias_hh: Optional[Tensor], num_forget: int = 1) -> Tensor:
     """``i | g | o`` pre-activations of leaves, ``[n, 3H]``: ``x_gates`` ``[n, 4H]`` (or ``[4H]``)
     plus the ``i | g | o`` blocks of ``bias_hh`` (row blocks ``i | f_1..f_K | g | o``,
@@ -186,6 +304,23 @@ def expand_forget(x_gates: Tensor, arity: int) -> Tensor:
     forget = x_gates[..., hidden_size:2 * hidden_size]
     return torch.cat([x_gates[..., :hidden_size]] + [forget] * arity
                      + [x_gates[..., 2 * hidden_size:]], -1)
+
+
+def expand_forget_backward(grad: Tensor, arity: int) -> Tensor:
+    """The backward of :func:`expand_forget`: ``[..., (N+3)H]`` -> ``[..., 4H]``, the ``N`` forget
+    blocks summed (the input's forget term serves all ``N`` forget gates)."""
+    hidden_size = grad.shape[-1] // (arity + 3)
+    forget = grad[..., hidden_size:(arity + 1) * hidden_size].unflatten(-1, (arity, hidden_size))
+    return torch.cat([grad[..., :hidden_size], forget.sum(-2),
+                      grad[..., (arity + 1) * hidden_size:]], -1)
+
+
+def nary_bias_without_input(bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], arity: int
+                            ) -> Optional[Tensor]:
+    """The bias of N-ary nodes without input, ``[(N+3)H]``: their ``x_gates`` are ``b_ih``,
+    folded into ``b_hh`` once (``b_hh + expand_forget(b_ih)``; ``None`` without biases), for
+    :func:`nary_preactivation` with ``x_gates=None``."""
+    return _sum_present(bias_hh, None if bias_ih is None else expand_forget(bias_ih, arity))
 
 
 def nary_preactivation(x_gates: Optional[Tensor], child_h: Tensor, weight_hh: Tensor,
@@ -243,13 +378,12 @@ def childsum_cell(x_gates: Tensor, child_h: Optional[Tensor], child_c: Optional[
                   weight_hh: Tensor, bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor]:
     """A Child-Sum step with dense children ``[n, K, H]`` (``None`` for leaves)."""
     if child_h is None:
-        i, _, g, o = gates(childsum_preactivation(x_gates, None, weight_hh, bias_hh), 0)
-        return state(i, g, o, None)
+        return leaf_state(leaf_preactivation(x_gates, bias_hh))
     hidden_size = child_h.shape[-1]
     forget = childsum_forget(child_h, x_gates[..., None, hidden_size:2 * hidden_size],
                              weight_hh, bias_hh)
-    i, _, g, o = gates(childsum_preactivation(x_gates, child_h.sum(-2), weight_hh, bias_hh), 0)
-    return state(i, g, o, (forget * child_c).sum(-2))
+    preactivation = childsum_preactivation(x_gates, child_h.sum(-2), weight_hh, bias_hh)
+    return childsum_state(preactivation, (forget * child_c).sum(-2))
 
 
 def nary_cell(x_gates: Tensor, child_h: Optional[Tensor], child_c: Optional[Tensor],
@@ -257,8 +391,6 @@ def nary_cell(x_gates: Tensor, child_h: Optional[Tensor], child_c: Optional[Tens
     """An N-ary step. Shapes: x_gates ``[n, 4H]``, child_h / child_c ``[n, N, H]`` in slot order
     (zeros for empty slots; ``None`` for leaves); returns ``h, c`` ``[n, H]``."""
     if child_h is None:
-        i, _, g, o = gates(leaf_preactivation(x_gates, bias_hh, arity), 0)
-        return state(i, g, o, None)
+        return leaf_state(leaf_preactivation(x_gates, bias_hh, arity))
     preactivation = nary_preactivation(x_gates, child_h.flatten(-2), weight_hh, bias_hh, arity)
-    i, forget, g, o = gates(preactivation, arity)
-    return state(i, g, o, forget_sum(forget, child_c))
+    return nary_state(preactivation, child_c, arity)

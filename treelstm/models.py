@@ -432,12 +432,22 @@ class TreeLSTM(nn.Module):
         return text
 
 
-class TreeClassifierOutput(NamedTuple):
-    """The output of :class:`TreeLSTMClassifier`: ``node_logits`` ``[N_nodes, C]`` for every node
-    and ``root_logits`` ``[N_trees, C]`` (the rows of ``batch.roots``)."""
+class ClassifierOutput(NamedTuple):
+    """What every sentiment classifier returns: ``node_logits`` ``[N_nodes, C]`` for every node
+    (``None`` for a classifier that labels sentences only, :class:`~treelstm.LSTMClassifier`)
+    and ``root_logits`` ``[N_trees, C]``, one row per sentence.
 
-    node_logits: Tensor
+    The classifiers' contract (used by training, evaluation and :class:`~treelstm.Predictor`):
+    ``collate(trees, vocab)`` makes the model's input from :class:`~treelstm.data.SentimentTree`
+    objects, ``forward`` returns a ``ClassifierOutput``, ``cost(tree)`` is the size of a tree
+    for batching, and ``labels_nodes`` says whether ``node_logits`` is given."""
+
+    node_logits: Optional[Tensor]
     root_logits: Tensor
+
+
+#: The former name of :class:`ClassifierOutput`.
+TreeClassifierOutput = ClassifierOutput
 
 
 class TreeLSTMClassifier(nn.Module):
@@ -471,7 +481,7 @@ class TreeLSTMClassifier(nn.Module):
         - **inputs**: a :class:`~treelstm.data.TreeInputs` (``collate_trees``); its
           ``token_ids`` ``[L]`` go to the leaves ``leaf_index`` ``[L]`` of ``batch``.
 
-    Outputs: node_logits, root_logits (a :class:`TreeClassifierOutput`)
+    Outputs: node_logits, root_logits (a :class:`ClassifierOutput`)
         - **node_logits** of shape `(N_nodes, C)`: unnormalised scores for every node.
         - **root_logits** of shape `(N_trees, C)`: the rows of ``node_logits`` at ``batch.roots``.
 
@@ -525,7 +535,31 @@ class TreeLSTMClassifier(nn.Module):
                 "backend": self.tree_lstm.backend, "padding_idx": self.padding_idx,
                 "bidirectional": self.tree_lstm.bidirectional}
 
-    def forward(self, inputs: Any) -> TreeClassifierOutput:
+    labels_nodes = True
+
+    @staticmethod
+    def collate(trees: Sequence[Any], vocab: Any) -> Any:
+        """The model's input for ``trees`` (:func:`~treelstm.data.collate_trees`)."""
+        from .data import collate_trees
+
+        return collate_trees(trees, vocab)
+
+    @staticmethod
+    def cost(tree: Any) -> int:
+        """The size of ``tree`` for batching: its nodes."""
+        return tree.num_nodes
+
+    def check_tree(self, tree: Any) -> None:
+        """ValueError if this model cannot take ``tree``: an N-ary Tree-LSTM and a node with
+        more children than its arity (binarise such trees)."""
+        arity = self.tree_lstm.arity if self.tree_lstm.cell == "nary" else None
+        if arity is not None:
+            widest, count = tree.widest_node()
+            if count > arity:
+                raise ValueError(f"node {widest} has {count} children; this model's N-ary "
+                                 f"Tree-LSTM takes at most {arity} (binarise the tree)")
+
+    def forward(self, inputs: Any) -> ClassifierOutput:
         """``(node_logits [N_nodes, C], root_logits [N_trees, C])`` for a
         :class:`~treelstm.data.TreeInputs` from :func:`~treelstm.data.collate_trees`."""
         if not (hasattr(inputs, "batch") and hasattr(inputs, "leaf_index")):
@@ -544,4 +578,4 @@ class TreeLSTMClassifier(nn.Module):
                                   input_index=inputs.leaf_index, input_rows=inputs.token_ids)
         node_logits = self.output(self.dropout(h))
         roots = inputs.batch.to(node_logits.device).roots
-        return TreeClassifierOutput(node_logits, node_logits.index_select(0, roots))
+        return ClassifierOutput(node_logits, node_logits.index_select(0, roots))

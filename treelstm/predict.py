@@ -33,10 +33,8 @@ from typing import Any, Iterable, Iterator, NamedTuple, Optional, Sequence, Type
 import torch
 from torch import nn
 
-from .baseline import LSTMClassifier
-from .data import IGNORE_INDEX, SentimentTree, Vocab, collate_sequences, collate_trees
+from .data import IGNORE_INDEX, SentimentTree, Vocab
 from .data.ptb import _check_structure, parse_ptb_line
-from .models import TreeLSTMClassifier
 from .training.checkpoint import load_model
 
 __all__ = ["FORMATS", "DTYPES", "TreePrediction", "LineError", "Predictor", "iter_windows",
@@ -234,6 +232,10 @@ def parse_tree_line(line: Union[str, bytes], format: str = "auto") -> SentimentT
 
 
 # -------------------------------------------------------------------------- predictor
+#: What a classifier offers (see :class:`~treelstm.models.ClassifierOutput`).
+_CONTRACT = ("collate", "cost", "check_tree", "labels_nodes", "num_classes")
+
+
 def _frozen(model: nn.Module, device: torch.device) -> nn.Module:
     """``model`` for inference only: on ``device``, eval mode, no gradients, and (Tree-LSTM)
     each vocabulary word's projection kept between batches."""
@@ -279,21 +281,19 @@ class Predictor:
 
     def __init__(self, model: nn.Module, vocab: Vocab, device: Union[str, torch.device] = "cpu",
                  dtype: Union[None, str, torch.dtype] = None, *, copy_model: bool = True) -> None:
-        if not isinstance(model, (TreeLSTMClassifier, LSTMClassifier)):
-            raise TypeError(f"Predictor: model must be a TreeLSTMClassifier or LSTMClassifier; "
-                            f"got {type(model).__name__}")
+        missing = [name for name in _CONTRACT if not hasattr(model, name)]
+        if not isinstance(model, nn.Module) or missing:
+            raise TypeError(f"Predictor: model must be a classifier (TreeLSTMClassifier, "
+                            f"LSTMClassifier, or a module with {', '.join(_CONTRACT)}); got "
+                            f"{type(model).__name__}")
         if not isinstance(vocab, Vocab):
             raise TypeError(f"Predictor: vocab must be a Vocab; got {type(vocab).__name__}")
         self.device = torch.device(device)
         self.dtype = _resolve_dtype(dtype)
         self.model = _frozen(copy.deepcopy(model) if copy_model else model, self.device)
         self.vocab = vocab
-        self.is_tree_model = isinstance(model, TreeLSTMClassifier)
-        # N-ary cells take at most `arity` children; checked per tree so that one bad tree
-        # does not fail a whole batch.
-        tree_lstm = getattr(self.model, "tree_lstm", None)
-        self.max_children = tree_lstm.arity if tree_lstm is not None and \
-            tree_lstm.cell == "nary" else None
+        #: Whether the model labels every node (a Tree-LSTM) or sentences only (the LSTM).
+        self.labels_nodes = bool(self.model.labels_nodes)
 
     @classmethod
     def from_checkpoint(cls, path: PathLike, device: Union[str, torch.device] = "cpu",
@@ -312,39 +312,28 @@ class Predictor:
         return self.model.num_classes
 
     def size_of(self, tree: SentimentTree) -> int:
-        """The cost measure of batching: nodes (Tree-LSTM) or tokens (LSTM)."""
-        return tree.num_nodes if self.is_tree_model else len(tree.tokens)
+        """The cost measure of batching (the model's ``cost``: nodes or tokens)."""
+        return self.model.cost(tree)
 
     def check_tree(self, tree: SentimentTree) -> None:
-        """ValueError if the model cannot take ``tree`` (an N-ary model and a node with more
-        children than its arity)."""
-        if self.max_children is None:
-            return
-        counts = [0] * tree.num_nodes
-        for p in tree.parent:
-            if p >= 0:
-                counts[p] += 1
-        widest = max(range(tree.num_nodes), key=counts.__getitem__)
-        if counts[widest] > self.max_children:
-            raise ValueError(f"node {widest} has {counts[widest]} children; this model's N-ary "
-                             f"Tree-LSTM takes at most {self.max_children} (binarise the tree)")
+        """ValueError if the model cannot take ``tree`` (the model's ``check_tree``: an N-ary
+        Tree-LSTM and a node with more children than its arity), checked per tree so that one
+        bad tree does not fail a whole batch."""
+        self.model.check_tree(tree)
 
     @torch.inference_mode()
     def predict_batch(self, trees: Sequence[SentimentTree],
                       node_labels: bool = False) -> list[TreePrediction]:
         """One forward pass over ``trees``; results in the same order."""
-        if node_labels and not self.is_tree_model:
+        if node_labels and not self.labels_nodes:
             raise ValueError("Predictor: node labels need a TreeLSTMClassifier; an "
                              "LSTMClassifier labels sentences only")
         trees = list(trees)
         if not trees:
             return []
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
-            if self.is_tree_model:
-                inputs = collate_trees(trees, self.vocab).to(self.device)
-                node_logits, root_logits = self.model(inputs)
-            else:
-                root_logits = self.model(collate_sequences(trees, self.vocab).to(self.device))
+            node_logits, root_logits = self.model(self.model.collate(trees, self.vocab)
+                                                  .to(self.device))
         probs = root_logits.float().softmax(dim=1).cpu()
         labels = probs.argmax(dim=1).tolist()
         per_node: list[Optional[list[int]]] = [None] * len(trees)

@@ -60,6 +60,11 @@ class SequenceInputs:
     lengths: Tensor
     labels: Tensor
 
+    @property
+    def root_labels(self) -> Tensor:
+        """``[B]`` the sentence labels (the same as :class:`TreeInputs`' root labels)."""
+        return self.labels
+
     def to(self, device: Union[str, torch.device]) -> "SequenceInputs":
         """The same inputs with ``token_ids`` and ``labels`` on ``device``."""
         return SequenceInputs(self.token_ids.to(device), self.lengths, self.labels.to(device))

@@ -106,6 +106,15 @@ class SentimentTree:
         ``0..n-1`` without children, every other node with children, no cycles."""
         _check_structure(self, "SentimentTree")
 
+    def widest_node(self) -> tuple[int, int]:
+        """``(node, number of children)`` of the node with the most children (the first such)."""
+        counts = [0] * len(self.parent)
+        for parent in self.parent:
+            if parent >= 0:
+                counts[parent] += 1
+        widest = max(range(len(counts)), key=counts.__getitem__)
+        return widest, counts[widest]
+
     def children(self) -> list[list[int]]:
         """``[N]`` lists: the children of each node, left to right."""
         children: list[list[int]] = [[] for _ in self.parent]

@@ -6,7 +6,8 @@ The pieces used by ``python -m treelstm train|eval|compare`` and ``examples/``:
 * :func:`train` -- the epoch loop: AdaGrad, dev accuracy each epoch, ``checkpoint.pt`` (everything
   needed to resume exactly) and ``best.pt`` (best dev accuracy), test evaluated once at the end
   with the best weights, ``metrics.json`` and a learning-curve PNG.
-* :func:`evaluate`, :func:`predict` -- accuracies and logits of a model on a list of trees.
+* :func:`evaluate` -- accuracies of a model on a list of trees (:class:`treelstm.predict.Predictor`
+  gives predictions).
 * :func:`save_checkpoint`, :func:`load_checkpoint`, :func:`load_model` -- state_dict + JSON config
   files, read back with ``torch.load(weights_only=True)``.
 * :func:`compare` -- the Tree-LSTM and the ``nn.LSTM`` baseline on the same data and budget, as
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = ["DEFAULT_DATA", "MODEL_KINDS", "COMPARE_ROWS", "TrainConfig", "TrainResult",
            "Checkpoint", "LoadedModel", "load_splits", "build_model", "count_parameters",
-           "evaluate", "predict", "train", "compare", "comparison_table", "save_checkpoint",
+           "evaluate", "train", "compare", "comparison_table", "save_checkpoint",
            "load_checkpoint", "load_model", "remove_stale_temp_files", "get_rng_state",
            "set_rng_state", "seed_everything", "plot_learning_curve"]
 
@@ -44,7 +45,7 @@ _EXPORTS = {
     "load_checkpoint": ".checkpoint", "load_model": ".checkpoint",
     "TORCHRUN_VARIABLES": ".distributed",
     "load_splits": ".evaluation", "build_model": ".evaluation",
-    "count_parameters": ".evaluation", "predict": ".evaluation", "evaluate": ".evaluation",
+    "count_parameters": ".evaluation", "evaluate": ".evaluation",
     "TrainResult": ".loop", "train": ".loop",
     "plot_learning_curve": ".plot",
     "COMPARE_ROWS": ".comparison", "DEFAULT_COMPARE_ROWS": ".comparison",
@@ -73,7 +74,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from .comparison import COMPARE_ROWS, DEFAULT_COMPARE_ROWS, compare, comparison_table
     from .config import DEFAULT_DATA, MAX_SEED, MODEL_KINDS, SPLITS, TrainConfig, resolve_device
     from .distributed import TORCHRUN_VARIABLES
-    from .evaluation import build_model, count_parameters, evaluate, load_splits, predict
+    from .evaluation import build_model, count_parameters, evaluate, load_splits
     from .loop import TrainResult, train
     from .plot import plot_learning_curve
     from .seed import get_rng_state, seed_everything, set_rng_state

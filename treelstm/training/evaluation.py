@@ -1,5 +1,5 @@
 """The model on a list of trees: reading the splits, building and collating for a model, the
-loss, and :func:`evaluate` / :func:`predict` (accuracies and root logits, eval mode)."""
+loss, and :func:`evaluate` (accuracies, eval mode)."""
 from __future__ import annotations
 
 import math
@@ -12,14 +12,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..baseline import LSTMClassifier
-from ..data import (IGNORE_INDEX, NUM_CLASSES, SentimentTree, Vocab, collate_sequences,
-                    collate_trees, read_ptb)
+from ..data import IGNORE_INDEX, NUM_CLASSES, SentimentTree, Vocab, read_ptb
 from ..files import PathLike
 from ..progress import Progress, track
 from ..models import TreeLSTMClassifier
 from .config import SPLITS, TrainConfig
 
-__all__ = ["load_splits", "build_model", "count_parameters", "predict", "evaluate"]
+__all__ = ["load_splits", "build_model", "count_parameters", "evaluate"]
 
 
 # --------------------------------------------------------------------------------- data
@@ -40,9 +39,7 @@ def load_splits(data_dir: PathLike, view: str = "fine",
 
 
 def _collate(model: nn.Module, trees: Sequence[SentimentTree], vocab: Vocab):
-    if isinstance(model, TreeLSTMClassifier):
-        return collate_trees(trees, vocab)
-    return collate_sequences(trees, vocab)
+    return model.collate(trees, vocab)
 
 
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -71,15 +68,12 @@ def _forward(model: nn.Module, inputs,
              runner: Optional[nn.Module] = None) -> tuple[Tensor, Optional[Tensor]]:
     """``(root_logits [T, C], node_logits [N, C] or None)``. ``runner``: what to call instead of
     ``model`` (its ``DistributedDataParallel`` wrapper)."""
-    runner = model if runner is None else runner
-    if isinstance(model, TreeLSTMClassifier):
-        node_logits, root_logits = runner(inputs)
-        return root_logits, node_logits
-    return runner(inputs), None
+    node_logits, root_logits = (model if runner is None else runner)(inputs)
+    return root_logits, node_logits
 
 
 def _root_labels(inputs) -> Tensor:
-    return inputs.root_labels if hasattr(inputs, "root_labels") else inputs.labels
+    return inputs.root_labels
 
 
 def _loss_sum(model: nn.Module, inputs, phrase_loss: bool,
@@ -96,13 +90,6 @@ def _loss_sum(model: nn.Module, inputs, phrase_loss: bool,
     return loss, root_logits
 
 
-def _loss(model: nn.Module, inputs, phrase_loss: bool) -> tuple[Tensor, Tensor]:
-    """Summed cross-entropy per tree, averaged over the trees of the batch (Tai et al.);
-    returns ``(loss, root_logits)``."""
-    loss, root_logits = _loss_sum(model, inputs, phrase_loss)
-    return loss / root_logits.shape[0], root_logits
-
-
 # ---------------------------------------------------------------------------- evaluation
 def _binary_from_fine(root_logits: Tensor, fine_labels: Tensor) -> tuple[int, int]:
     """Correct and total binary decisions on non-neutral roots from 5-class logits: positive iff
@@ -115,20 +102,6 @@ def _binary_from_fine(root_logits: Tensor, fine_labels: Tensor) -> tuple[int, in
 
 
 @torch.no_grad()
-def predict(model: nn.Module, trees: Sequence[SentimentTree], vocab: Vocab,
-            batch_size: int = 256, device: Union[str, torch.device, None] = None) -> Tensor:
-    """Root logits ``[len(trees), C]`` (CPU), in eval mode."""
-    device = next(model.parameters()).device if device is None else torch.device(device)
-    was_training = model.training
-    model.eval()
-    try:
-        rows = [_forward(model, _collate(model, chunk, vocab).to(device))[0].cpu()
-                for chunk in _chunks(list(trees), batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(rows)
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, trees: Sequence[SentimentTree], vocab: Vocab,
              batch_size: int = 256, device: Union[str, torch.device, None] = None,
