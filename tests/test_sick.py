@@ -1,10 +1,13 @@
 """SICK: the pre-parsed and tab-separated readers, pair batching, the relatedness model of Tai et
-al. (targets, KL loss, expected score), the metrics against scipy, training, the bundled sample
-and examples/train_sick.py."""
+al. (targets, KL loss, expected score), the metrics against scipy and by hand, training,
+checkpoints, the bundled sample, examples/train_sick.py and ``python -m treelstm sick-train``
+/ ``sick-eval``."""
 import json
+import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +18,11 @@ from hypothesis import strategies as st
 
 from treelstm.data import (RelatednessPair, SICKRecord, Vocab, collate_pairs, read_sick,
                            read_sick_splits, read_sick_tsv)
-from treelstm.sick_model import (RelatednessModel, evaluate_relatedness, expected_score, mse,
-                                 pearson, predict_scores, relatedness_loss, spearman,
-                                 target_distribution, train_relatedness)
+from treelstm.__main__ import main, sick_eval_command, sick_train_command
+from treelstm.sick import (RelatednessConfig, RelatednessModel, evaluate_relatedness,
+                           expected_score, load_relatedness_model, mse, pearson, predict_scores,
+                           relatedness_loss, save_relatedness_checkpoint, spearman,
+                           target_distribution, train_relatedness)
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sick_sample"
@@ -224,6 +229,43 @@ def test_loss_is_the_mean_kl_divergence():
 
 
 # ----------------------------------------------------------------------------- metrics
+def _plain_pearson(x, y):
+    """The textbook formula, in plain Python."""
+    n = len(x)
+    mean_x, mean_y = sum(x) / n, sum(y) / n
+    s_xy = sum((a - mean_x) * (b - mean_y) for a, b in zip(x, y))
+    s_xx = sum((a - mean_x) ** 2 for a in x)
+    s_yy = sum((b - mean_y) ** 2 for b in y)
+    return s_xy / math.sqrt(s_xx * s_yy)
+
+
+def _plain_ranks(values):
+    """1-based ranks, ties sharing their average: (number below) + (number equal + 1) / 2."""
+    return [sum(v < value for v in values) + (sum(v == value for v in values) + 1) / 2
+            for value in values]
+
+
+def test_metrics_on_hand_computed_examples():
+    # x - 2.5 = [-1.5, -.5, .5, 1.5], y - 5 = [-3, -1, 0, 4]: sums 11, 5, 26
+    assert pearson([1, 2, 3, 4], [2, 4, 5, 9]) == pytest.approx(11 / math.sqrt(5 * 26), abs=1e-12)
+    # ranks [1, 2.5, 2.5, 4] and [1, 3, 2, 4]: centred sums 4.5, 4.5, 5
+    assert spearman([1, 2, 2, 3], [10, 30, 20, 40]) == pytest.approx(3 / math.sqrt(10), abs=1e-12)
+    assert spearman([1, 2, 3, 4], [1, 8, 27, 64]) == pytest.approx(1.0)
+    assert pearson([1, 2, 3, 4], [1, 8, 27, 64]) < 0.99
+    assert mse([1, 2, 3], [1, 4, 0]) == pytest.approx(13 / 3)
+    assert mse(torch.tensor([1.5, 2.5], dtype=torch.float32), [1, 3]) == pytest.approx(0.25)
+
+
+def test_metrics_of_a_constant_side_are_nan_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's ConstantInputWarning would fail here
+        for metric in (pearson, spearman):
+            assert math.isnan(metric([3.0, 3.0, 3.0], [1, 2, 3]))
+            assert math.isnan(metric(torch.tensor([1.0, 2.0, 4.0]), [2, 2, 2]))
+    assert math.isnan(pearson([1, 2, float("nan")], [1, 2, 3]))
+    assert mse([3.0, 3.0], [1, 5]) == 4.0
+
+
 @settings(max_examples=40, deadline=None)
 @given(data=st.lists(st.tuples(st.integers(1, 6), st.floats(-3, 3, width=32)), min_size=3,
                      max_size=40))
@@ -236,6 +278,9 @@ def test_metrics_agree_with_scipy(data):
         return
     assert pearson(x, y) == pytest.approx(stats.pearsonr(x, y)[0], abs=1e-9)
     assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y)[0], abs=1e-9)
+    assert pearson(x, y) == pytest.approx(_plain_pearson(list(x), list(y)), abs=1e-9)
+    assert spearman(x, y) == pytest.approx(
+        _plain_pearson(_plain_ranks(list(x)), _plain_ranks(list(y))), abs=1e-9)
     assert mse(x, y) == pytest.approx(np.mean((x - y) ** 2), rel=1e-12)
     assert pearson(torch.tensor(x), list(y)) == pytest.approx(pearson(x, y))
 
@@ -450,3 +495,201 @@ def test_train_sick_refuses_an_out_dir_with_results(tmp_path, capsys):
     assert (out / "results.json").read_text() == "{\"earlier\": true}\n"
     assert script.main(args + ["--overwrite"]) == 0
     assert "results" in json.loads((out / "results.json").read_text())
+
+
+def test_train_sick_refuses_an_out_dir_with_a_checkpoint(tmp_path, capsys):
+    (tmp_path / "run" / "lstm").mkdir(parents=True)
+    (tmp_path / "run" / "lstm" / "best.pt").write_bytes(b"earlier")
+    with pytest.raises(SystemExit) as exit_info:
+        sick_train_command(["--epochs", "1", "--quiet", "--out", str(tmp_path / "run")])
+    assert exit_info.value.code == 2
+    assert "already holds a run (lstm/best.pt)" in capsys.readouterr().err
+    assert (tmp_path / "run" / "lstm" / "best.pt").read_bytes() == b"earlier"
+
+
+# --------------------------------------------------------------------------- checkpoints
+def test_sick_model_module_is_the_sick_package():
+    import treelstm.sick as package
+    import treelstm.sick_model as compatibility
+
+    for name in compatibility.__all__:
+        assert getattr(compatibility, name) is getattr(package, name)
+
+
+@pytest.mark.parametrize("encoder", ["treelstm", "lstm"])
+def test_checkpoint_round_trip_gives_identical_predictions(sample, tmp_path, encoder):
+    splits, vocab = sample
+    torch.manual_seed(0)
+    model = RelatednessModel(len(vocab), 12, 10, 6, encoder=encoder)
+    train_relatedness(model, splits["train"][:50], splits["dev"][:20], vocab, epochs=1)
+    path = tmp_path / "best.pt"
+    save_relatedness_checkpoint(path, model, vocab, {"data": "somewhere"}, epoch=1,
+                                extra={"note": "x"})
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]  # no temporary file left
+    loaded, loaded_vocab, config = load_relatedness_model(path)
+    assert not loaded.training and loaded.config == model.config
+    assert loaded_vocab.itos == vocab.itos and loaded_vocab.lower
+    assert config == {"data": "somewhere"}
+    assert torch.equal(predict_scores(loaded, splits["test"], loaded_vocab),
+                       predict_scores(model, splits["test"], vocab))
+
+
+def test_checkpoints_of_the_two_tasks_are_told_apart(sample, tmp_path):
+    from treelstm import TreeLSTMClassifier
+    from treelstm.training import load_checkpoint, save_checkpoint
+
+    splits, vocab = sample
+    sick_path, sst_path = tmp_path / "sick.pt", tmp_path / "sst.pt"
+    save_relatedness_checkpoint(sick_path, RelatednessModel(len(vocab), 4, 3, 2), vocab)
+    save_checkpoint(sst_path, TreeLSTMClassifier(len(vocab), 4, 3, 5), vocab)
+    with pytest.raises(ValueError, match="unknown model class 'TreeLSTMClassifier'; expected one "
+                                         r"of \['RelatednessModel'\]"):
+        load_relatedness_model(sst_path)
+    with pytest.raises(ValueError, match="unknown model class 'RelatednessModel'"):
+        load_checkpoint(sick_path)
+    with pytest.raises(TypeError, match="model must be one of"):
+        save_checkpoint(tmp_path / "x.pt", RelatednessModel(len(vocab), 4, 3, 2), vocab)
+    damaged = bytearray(sick_path.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    (tmp_path / "damaged.pt").write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match="damaged.pt"):
+        load_relatedness_model(tmp_path / "damaged.pt")
+
+
+# ------------------------------------------------------------- sick-train / sick-eval CLI
+SMALL = ["--epochs", "2", "--embed-dim", "12", "--hidden-size", "10", "--similarity-size", "6",
+         "--max-train", "80", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def sick_run(tmp_path_factory):
+    """One small sick-train run of both encoders with --out: (out, results.json)."""
+    out = tmp_path_factory.mktemp("sick") / "run"
+    assert sick_train_command(SMALL + ["--out", str(out)]) == 0
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_sick_train_writes_the_best_epoch_checkpoints(sick_run, capsys):
+    out, report = sick_run
+    assert sorted(report["results"]) == ["lstm", "treelstm"]
+    assert report["settings"]["epochs"] == 2 and report["settings"]["max_train"] == 80
+    for encoder, result in report["results"].items():
+        model, vocab, config = load_relatedness_model(out / encoder / "best.pt")
+        assert model.encoder == encoder and config == report["settings"]
+        # the weights are the best dev epoch's: they score what training recorded for it
+        assert sick_eval_command([str(out / encoder / "best.pt"), "--split", "dev", "--json",
+                                  "--quiet"]) == 0
+        dev = json.loads(capsys.readouterr().out)
+        assert dev["pearson"] == pytest.approx(result["best_dev"]["pearson"], abs=1e-6)
+        assert dev["data"] == str(SAMPLE) and dev["pairs"] == 100
+
+
+def test_sick_eval_on_the_sample(sick_run, capsys):
+    out, report = sick_run
+    test = report["results"]["treelstm"]["test"]
+    assert main(["sick-eval", str(out / "treelstm" / "best.pt"), "--data", str(SAMPLE),
+                 "--quiet"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{out / 'treelstm' / 'best.pt'} on {SAMPLE / 'test'} (200 pairs): ")
+    assert f"Pearson's r {test['pearson']:.4f}, Spearman's rho {test['spearman']:.4f}, " \
+           f"MSE {test['mse']:.4f}" in line
+
+
+def test_sick_eval_prints_nan_as_null(sample, tmp_path, capsys):
+    """A model that predicts one score for every pair has no correlation."""
+    _, vocab = sample
+    model = RelatednessModel(len(vocab), 4, 3, 2)
+    with torch.no_grad():
+        model.output.weight.zero_()
+    save_relatedness_checkpoint(tmp_path / "flat.pt", model, vocab, {"data": str(SAMPLE)})
+    assert sick_eval_command([str(tmp_path / "flat.pt"), "--split", "dev", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["pearson"] is None and metrics["spearman"] is None and metrics["mse"] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["missing.pt"], "No such file or directory: 'missing.pt'"),
+    (["{sst}"], "unknown model class 'TreeLSTMClassifier'"),
+    (["{garbage}"], "not a readable treelstm checkpoint"),
+    (["{sick}", "--data", "{nowhere}"], "not a directory"),
+    (["{sick}", "--batch-size", "0"], "argument --batch-size: expected a positive integer, got 0"),
+    (["{sick}", "--split", "trial"], "argument --split: invalid choice: 'trial'"),
+    (["{sick}", "--device", "gpu"], "argument --device: device: "),
+])
+def test_sick_eval_refuses_bad_input_in_one_line(sample, tmp_path, capsys, args, message):
+    from treelstm import TreeLSTMClassifier
+    from treelstm.training import save_checkpoint
+
+    _, vocab = sample
+    names = {"sst": tmp_path / "sst.pt", "garbage": tmp_path / "garbage.pt",
+             "sick": tmp_path / "sick.pt", "nowhere": tmp_path / "nowhere"}
+    save_checkpoint(names["sst"], TreeLSTMClassifier(len(vocab), 4, 3, 5), vocab)
+    names["garbage"].write_bytes(b"not a checkpoint at all")
+    save_relatedness_checkpoint(names["sick"], RelatednessModel(len(vocab), 4, 3, 2), vocab)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sick-eval"] + [arg.format(**names) for arg in args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()[-1]) > 0
+    assert "Traceback" not in err and err.count("error:") == 1
+
+
+def test_sick_eval_bad_checkpoint_from_a_shell(tmp_path):
+    (tmp_path / "empty.pt").write_bytes(b"")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-m", "treelstm", "sick-eval",
+                           str(tmp_path / "empty.pt")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        f"python -m treelstm sick-eval: error: {tmp_path / 'empty.pt'}: empty file (0 bytes); "
+        "expected a treelstm checkpoint"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "argument --epochs: expected a positive integer, got 0"),
+    (["--seed", "-1"], "argument --seed: expected an integer in [0, 4294967295], got -1"),
+    (["--lr", "nan"], "argument --lr: expected a positive number, got nan"),
+    (["--models", "lstm,gru"], "argument --models: unknown ['gru']; choose from treelstm, lstm"),
+    (["--max-train", "x"], "argument --max-train: expected a positive integer, got 'x'"),
+])
+def test_sick_train_options_are_checked_by_name(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sick-train"] + args)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["sick-train", "sick-eval"])
+def test_sick_command_help_is_the_commands_own(command, capsys):
+    from treelstm.__main__ import COMMANDS
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    through_main = capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        COMMANDS[command][0](f"python -m treelstm {command}").parse_args(["--help"])
+    assert through_main == capsys.readouterr().out
+    options = {"sick-train": ("--data", "--models", "--epochs", "--out", "--overwrite", "best.pt",
+                              "--device", "--quiet", "no parses"),
+               "sick-eval": ("--data", "--split", "--json", "--device", "Pearson's r",
+                             "Spearman's rho", "Exit status")}[command]
+    for option in options:
+        assert option in through_main
+
+
+def test_every_relatedness_setting_is_a_sick_train_option():
+    import dataclasses
+
+    from treelstm.__main__ import sick_train_parser
+
+    options = {action.dest for action in sick_train_parser("x")._actions}
+    assert {field.name for field in dataclasses.fields(RelatednessConfig)} <= options
+    defaults = sick_train_parser("x").parse_args([])
+    assert RelatednessConfig(**{field.name: getattr(defaults, field.name)
+                                for field in dataclasses.fields(RelatednessConfig)}) == \
+        RelatednessConfig()
+    with pytest.raises(ValueError, match=r"models: unknown \['gru'\]"):
+        RelatednessConfig(models=("gru",))
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        RelatednessConfig(seed=-1)

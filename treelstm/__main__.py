@@ -1,8 +1,10 @@
-"""Command line: ``python -m treelstm {train,eval,compare,predict} ...`` (``--help`` on each).
+"""Command line: ``python -m treelstm {train,eval,compare,predict,sick-train,sick-eval} ...``
+(``--help`` on each).
 
 The commands are thin wrappers around :mod:`treelstm.training` (``predict``: around
-:mod:`treelstm.predict`); ``examples/train_sst.py`` and ``examples/compare.py`` call
-:func:`train_command` and :func:`compare_command`.
+:mod:`treelstm.predict`; ``sick-*``: around :mod:`treelstm.sick`); ``examples/train_sst.py``,
+``examples/compare.py`` and ``examples/train_sick.py`` call :func:`train_command`,
+:func:`compare_command` and :func:`sick_train_command`.
 """
 from __future__ import annotations
 
@@ -281,15 +283,20 @@ def eval_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                         help="directory with <split>.txt (default: the --data of training)")
     parser.add_argument("--split", choices=("train", "dev", "test"), default="test",
                         help="which file to evaluate (default: %(default)s)")
+    _add_eval_options(parser, items="trees")
+    return parser
+
+
+def _add_eval_options(parser: argparse.ArgumentParser, items: str) -> None:
+    """The options ``eval`` and ``sick-eval`` share; ``items`` are what a batch holds."""
     parser.add_argument("--device", type=_device, default="cpu",
                         help="'cpu', 'cuda', 'cuda:1', ... (default: %(default)s)")
     parser.add_argument("--batch-size", type=_positive_int, default=256,
-                        help="trees per forward pass (default: %(default)s)")
+                        help=f"{items} per forward pass (default: %(default)s)")
     parser.add_argument("--threads", type=_non_negative_int, default=1,
                         help="torch CPU threads, 0: torch's default (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
 
 
 def eval_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
@@ -489,7 +496,7 @@ def _run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         predictor = Predictor.from_checkpoint(args.checkpoint, device=device, dtype=args.dtype)
     except (ValueError, OSError) as problem:
         return error(str(problem), 2)
-    if args.node_labels and not predictor.is_tree_model:
+    if args.node_labels and not predictor.labels_nodes:
         return error(f"--node-labels needs a Tree-LSTM checkpoint; {args.checkpoint} holds an "
                      f"{type(predictor.model).__name__} (sentence labels only)", 2)
 
@@ -572,6 +579,179 @@ def _run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     return error(failure, 1) if failure else 0
 
 
+# ----------------------------------------------------------------------------- sick-train
+def _sick_models(text: str) -> tuple:
+    """``--models``: comma-separated encoders of the relatedness model."""
+    from .sick import ENCODERS
+
+    models = tuple(model.strip() for model in text.split(",") if model.strip())
+    unknown = [model for model in models if model not in ENCODERS]
+    if unknown or not models:
+        raise argparse.ArgumentTypeError(f"unknown {unknown}; choose from {', '.join(ENCODERS)}")
+    return models
+
+
+def sick_train_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    from .sick import RelatednessConfig
+
+    defaults = RelatednessConfig()
+    # "resolve": this command's --out (below) replaces the one of _add_run_options.
+    parser = argparse.ArgumentParser(
+        prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter, conflict_handler="resolve",
+        description=_wrap("Semantic relatedness of sentence pairs (SICK): train the dependency "
+                          "(Child-Sum) Tree-LSTM and the nn.LSTM baseline on the same pairs with "
+                          "the same settings (sizes, optimizer, epochs, seed), as in Tai, Socher "
+                          "& Manning (2015), Table 3. Each keeps its best epoch on dev (Pearson's "
+                          "r), which is then scored once on test: Pearson's r, Spearman's rho "
+                          "and the MSE, printed as one table.",
+                          "Data: a directory with train/, dev/ and test/, each in the pre-parsed "
+                          "SICK form of the original Tree-LSTM code (a.toks, b.toks, a.parents, "
+                          "b.parents, sim.txt; a.rels, b.rels, id.txt optional). The "
+                          "tab-separated SICK_*.txt files have no parses and cannot train a "
+                          "Tree-LSTM."),
+        epilog=_wrap("Writes to --out, each file atomically: <model>/best.pt per model (the "
+                     "best dev epoch's weights, vocabulary and settings; for 'sick-eval'), "
+                     "results.json (settings; per model: best epoch, dev and test metrics, "
+                     "per-epoch history) and results.md (the table). Without --out nothing is "
+                     "written.",
+                     "Defaults follow Tai et al.: memory 150, similarity layer 50, AdaGrad lr "
+                     "0.05, L2 1e-4 (not on the embedding), batch 25. Tai et al. keep 300-d "
+                     "GloVe vectors fixed; without --embeddings the vectors here are random and "
+                     "trained (tokens lower-cased).",
+                     "example: python -m treelstm sick-train --data ../shared/data/sick --out "
+                     "runs/sick, then python -m treelstm sick-eval runs/sick/treelstm/best.pt"))
+    _add_sick_training_options(parser, defaults)
+    _add_run_options(parser, out="")
+    parser.set_defaults(device=defaults.device)  # "cpu", not train's "auto": as the example had
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="write <model>/best.pt, results.json and results.md here (default: "
+                             "print only); a folder that already holds them is refused unless "
+                             "--overwrite")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in --out")
+    return parser
+
+
+def _add_sick_training_options(parser: argparse.ArgumentParser, defaults) -> None:
+    """sick-train's options for the fields of ``defaults`` (a RelatednessConfig) but device."""
+    parser.add_argument("--data", metavar="DIR", default=defaults.data,
+                        help="directory with train/, dev/, test/ (default: the bundled "
+                             "data/sick_sample, synthetic pairs written by this project)")
+    parser.add_argument("--models", type=_sick_models, default=",".join(defaults.models),
+                        help="comma-separated encoders to train, from treelstm, lstm "
+                             "(default: %(default)s)")
+    parser.add_argument("--epochs", type=_positive_int, default=defaults.epochs,
+                        help="passes over the training pairs (default: %(default)s)")
+    parser.add_argument("--seed", type=_seed, default=defaults.seed,
+                        help="seed of the initial weights and the data order (default: "
+                             "%(default)s)")
+    parser.add_argument("--max-train", type=_positive_int, metavar="N", default=None,
+                        help="use only the first N training pairs (default: all)")
+    parser.add_argument("--embed-dim", type=_positive_int, default=defaults.embed_dim,
+                        help="word vector size (default: %(default)s)")
+    parser.add_argument("--hidden-size", type=_positive_int, default=defaults.hidden_size,
+                        help="encoder memory size (default: %(default)s)")
+    parser.add_argument("--similarity-size", type=_positive_int, default=defaults.similarity_size,
+                        help="hidden layer of the similarity network (default: %(default)s)")
+    parser.add_argument("--lr", type=_positive_float, default=defaults.lr,
+                        help="AdaGrad learning rate (default: %(default)s)")
+    parser.add_argument("--weight-decay", type=_non_negative_float, default=defaults.weight_decay,
+                        help="L2 weight decay, not on the embedding (default: %(default)s)")
+    parser.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size,
+                        help="pairs per update (default: %(default)s)")
+    parser.add_argument("--embeddings", metavar="FILE", default=None,
+                        help="word vectors (GloVe text format) of --embed-dim dimensions")
+    parser.add_argument("--freeze-embeddings", action="store_true",
+                        help="keep the embedding fixed, as Tai et al. (sensible only with "
+                             "--embeddings)")
+
+
+def sick_train_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    """``python -m treelstm sick-train`` (``examples/train_sick.py``); returns the exit status."""
+    parser = sick_train_parser(prog)
+    return _run_sick_train(parser.parse_args(argv), parser)
+
+
+def _run_sick_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .sick import RelatednessConfig, results_table, train_relatedness_run
+
+    progress = _setup(args)
+    try:
+        config = RelatednessConfig(**{field.name: getattr(args, field.name)
+                                      for field in dataclasses.fields(RelatednessConfig)})
+        report = train_relatedness_run(config, args.out, overwrite=args.overwrite,
+                                       progress=progress)
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        return _fail(parser, error)
+    except OSError as error:  # e.g. a full disk while writing a checkpoint
+        return _fail(parser, error, status=1)
+    print(results_table(report["results"]))
+    if args.out:
+        written = ", ".join(f"{model}/best.pt" for model in config.models)
+        print(f"written to {args.out}/: results.json, results.md, {written}", file=sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------------------------ sick-eval
+def sick_eval_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_wrap("Evaluate a relatedness checkpoint (a best.pt of 'sick-train') on a "
+                          "split of SICK pairs in the pre-parsed form: Pearson's r, Spearman's "
+                          "rho and the mean squared error of its predicted scores against the "
+                          "gold scores (r and rho are nan for a constant prediction: null "
+                          "with --json)."),
+        epilog=_wrap("Exit status: 0 done; 2 bad options, a checkpoint that is unreadable or "
+                     "not a relatedness model's, or unreadable data (one line on stderr).",
+                     "example: python -m treelstm sick-eval runs/sick/treelstm/best.pt --data "
+                     "../shared/data/sick --split test --json"))
+    parser.add_argument("checkpoint", help="a best.pt written by 'sick-train'")
+    parser.add_argument("--data", metavar="DIR", default=None,
+                        help="directory with train/, dev/, test/ (default: the --data of "
+                             "training, stored in the checkpoint)")
+    parser.add_argument("--split", choices=("train", "dev", "test"), default="test",
+                        help="which directory of --data to evaluate (default: %(default)s)")
+    _add_eval_options(parser, items="pairs")
+    return parser
+
+
+def sick_eval_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    """``python -m treelstm sick-eval``; returns the exit status."""
+    parser = sick_eval_parser(prog)
+    return _run_sick_eval(parser.parse_args(argv), parser)
+
+
+def _run_sick_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from pathlib import Path
+
+    from .data import read_sick
+    from .sick import DEFAULT_SICK_DATA, evaluate_relatedness, load_relatedness_model
+
+    progress = _setup(args)
+    device = resolve_device(args.device)
+    try:
+        model, vocab, config = load_relatedness_model(args.checkpoint, map_location=device)
+        data = args.data or config.get("data") or DEFAULT_SICK_DATA
+        if not isinstance(data, str):
+            raise ValueError(f"{args.checkpoint}: its training settings name data {data!r}; "
+                             "expected a directory (give --data)")
+        pairs = read_sick(Path(data) / args.split)
+        metrics = evaluate_relatedness(model, pairs, vocab, batch_size=args.batch_size,
+                                       device=device, progress=progress)
+    except (ValueError, OSError) as error:
+        return _fail(parser, error)
+    if args.json:
+        shown = {key: None if isinstance(value, float) and math.isnan(value) else value
+                 for key, value in metrics.items()}
+        print(json.dumps({"checkpoint": args.checkpoint, "data": data, "split": args.split,
+                          **shown}, indent=2))
+    else:
+        print(f"{args.checkpoint} on {Path(data) / args.split} ({metrics['pairs']} pairs): "
+              f"Pearson's r {metrics['pearson']:.4f}, Spearman's rho {metrics['spearman']:.4f}, "
+              f"MSE {metrics['mse']:.4f}")
+    return 0
+
+
 # ----------------------------------------------------------------------------------- main
 def bench_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """``python -m treelstm bench``: the benchmark's own command line (``--help``)."""
@@ -590,6 +770,10 @@ COMMANDS = {
                 "Tree-LSTM vs LSTM baseline on the same data: one table"),
     "predict": (predict_parser, _run_predict,
                 "label trees from a file or stdin with a checkpoint (JSONL)"),
+    "sick-train": (sick_train_parser, _run_sick_train,
+                   "SICK relatedness: Tree-LSTM vs LSTM baseline on sentence pairs, one table"),
+    "sick-eval": (sick_eval_parser, _run_sick_eval,
+                  "Pearson's r, Spearman's rho, MSE of a relatedness checkpoint on a split"),
 }
 _BENCH_HELP = "speed benchmark: native, DGL, nn.LSTM, LSTMCell loop, recursion (its own --help)"
 
@@ -599,7 +783,8 @@ def build_parser() -> argparse.ArgumentParser:
     command's own (``train_parser`` ...)."""
     parser = argparse.ArgumentParser(
         prog="python -m treelstm",
-        description="Tree-LSTMs for sentiment trees (Tai, Socher & Manning 2015).",
+        description="Tree-LSTMs for sentiment trees and sentence-pair relatedness (Tai, "
+                    "Socher & Manning 2015).",
         epilog="--help after a command for its options, e.g. python -m treelstm train --help")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                      title="commands")

@@ -4,9 +4,10 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from .checks import is_int, is_number
 from .models import ClassifierOutput
 
 __all__ = ["LSTMClassifier"]
@@ -62,10 +63,10 @@ class LSTMClassifier(nn.Module):
         for name, value in (("vocab_size", vocab_size), ("num_classes", num_classes),
                             ("embed_dim", embed_dim), ("hidden_size", hidden_size),
                             ("num_layers", num_layers)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            if not is_int(value) or value <= 0:
                 raise ValueError(f"LSTMClassifier: {name} must be a positive integer; got "
                                  f"{value!r}")
-        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or \
+        if not is_number(dropout) or \
                 not 0 <= dropout <= 1:
             raise ValueError(f"LSTMClassifier: dropout must be a number in [0, 1]; got "
                              f"{dropout!r}")

@@ -7,6 +7,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from .checks import is_int
 from . import functional
 from .checks import check_input_tensor
 
@@ -18,7 +19,7 @@ class _TreeLSTMCellBase(nn.Module):
                  device=None, dtype=None) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            if not is_int(value) or value <= 0:
                 raise ValueError(f"{type(self).__name__}: {name} must be a positive integer; "
                                  f"got {value!r}")
         factory = {"device": device, "dtype": dtype}
@@ -210,7 +211,7 @@ class NaryTreeLSTMCell(_TreeLSTMCellBase):
 
     def __init__(self, input_size: int, hidden_size: int, arity: int, bias: bool = True,
                  device=None, dtype=None) -> None:
-        if not isinstance(arity, int) or isinstance(arity, bool) or arity <= 0:
+        if not is_int(arity) or arity <= 0:
             raise ValueError(f"NaryTreeLSTMCell: arity must be a positive integer; got {arity!r}")
         self.arity = arity
         super().__init__(input_size, hidden_size,

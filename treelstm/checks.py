@@ -6,12 +6,27 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["is_positive_int", "check_input_tensor"]
+__all__ = ["is_int", "is_positive_int", "is_number", "shorten", "check_input_tensor"]
+
+
+def is_int(value: Any) -> bool:
+    """``value`` is an ``int`` and not a ``bool`` (which Python counts as one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def is_positive_int(value: Any) -> bool:
     """``value`` is an ``int`` (not a ``bool``) and at least 1."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return is_int(value) and value >= 1
+
+
+def is_number(value: Any) -> bool:
+    """``value`` is an ``int`` or ``float`` and not a ``bool``."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters with ``...`` (for quoting input in messages)."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def check_input_tensor(owner: str, name: str, value: Any, weight: Tensor) -> None:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .checks import is_int, is_number
 from . import engine, functional
 from .batch import TreeBatch
 from .checks import check_input_tensor
@@ -150,16 +151,16 @@ class TreeLSTM(nn.Module):
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("num_layers", num_layers)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            if not is_int(value) or value <= 0:
                 raise ValueError(f"TreeLSTM: {name} must be a positive integer; got {value!r}")
         if cell not in CELLS:
             raise ValueError(f"TreeLSTM: cell must be one of {CELLS}; got {cell!r}")
-        if cell == "nary" and (not isinstance(arity, int) or isinstance(arity, bool) or arity <= 0):
+        if cell == "nary" and (not is_int(arity) or arity <= 0):
             raise ValueError(f"TreeLSTM: cell='nary' needs arity, a positive integer; got {arity!r}")
         if cell == "childsum" and arity is not None:
             raise ValueError(f"TreeLSTM: arity is for cell='nary' only; got arity={arity!r} with "
                              "cell='childsum'")
-        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
+        if not is_number(dropout) or not 0 <= dropout <= 1:
             raise ValueError(f"TreeLSTM: dropout should be a number in range [0, 1] representing "
                              f"the probability of an element being zeroed; got {dropout!r}")
         if not isinstance(bidirectional, bool):
@@ -503,10 +504,10 @@ class TreeLSTMClassifier(nn.Module):
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("num_classes", num_classes),
                             ("embed_dim", embed_dim)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            if not is_int(value) or value <= 0:
                 raise ValueError(f"TreeLSTMClassifier: {name} must be a positive integer; got "
                                  f"{value!r}")
-        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or \
+        if not is_number(dropout) or \
                 not 0 <= dropout <= 1:
             raise ValueError(f"TreeLSTMClassifier: dropout must be a number in [0, 1]; got "
                              f"{dropout!r}")

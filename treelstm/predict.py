@@ -33,6 +33,7 @@ from typing import Any, Iterable, Iterator, NamedTuple, Optional, Sequence, Type
 import torch
 from torch import nn
 
+from .checks import is_int, shorten
 from .data import IGNORE_INDEX, SentimentTree, Vocab
 from .data.ptb import _check_structure, parse_ptb_line
 from .training.checkpoint import load_model
@@ -47,7 +48,6 @@ T = TypeVar("T")
 FORMATS = ("auto", "ptb", "jsonl")
 #: ``dtype`` names for :func:`torch.autocast`.
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-_SHOWN_CHARS = 60
 
 
 class TreePrediction(NamedTuple):
@@ -78,7 +78,7 @@ class LineError(ValueError):
 def iter_windows(items: Iterable[T], window: int) -> Iterator[list[T]]:
     """``items`` in consecutive lists of at most ``window``; an item is taken from ``items`` only
     when the previous window has been handed out, so at most ``window`` are held at once."""
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+    if not is_int(window) or window < 1:
         raise ValueError(f"iter_windows: window must be a positive integer; got {window!r}")
     chunk: list[T] = []
     for item in items:
@@ -98,10 +98,10 @@ def plan_batches(sizes: Sequence[int], batch_trees: int,
     batch ends before it would exceed ``batch_trees`` items or ``max_nodes`` total size. An item
     larger than ``max_nodes`` gets a batch of its own. Every index appears exactly once.
     """
-    if isinstance(batch_trees, bool) or not isinstance(batch_trees, int) or batch_trees < 1:
+    if not is_int(batch_trees) or batch_trees < 1:
         raise ValueError(f"plan_batches: batch_trees must be a positive integer; got "
                          f"{batch_trees!r}")
-    if max_nodes is not None and (isinstance(max_nodes, bool) or not isinstance(max_nodes, int)
+    if max_nodes is not None and (not is_int(max_nodes)
                                   or max_nodes < 1):
         raise ValueError(f"plan_batches: max_nodes must be a positive integer or None; got "
                          f"{max_nodes!r}")
@@ -123,10 +123,6 @@ def plan_batches(sizes: Sequence[int], batch_trees: int,
 
 
 # ------------------------------------------------------------------------------ input
-def _shorten(text: str) -> str:
-    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS - 3] + "..."
-
-
 def tree_from_json(value: Any) -> SentimentTree:
     """A tree from ``{"parent": [...], "tokens": [...]}`` (other keys are ignored).
 
@@ -148,7 +144,7 @@ def tree_from_json(value: Any) -> SentimentTree:
         if not isinstance(value[key], list):
             raise ValueError(f"{key!r} must be a list; got {type(value[key]).__name__}")
     parent, tokens = value["parent"], value["tokens"]
-    bad = next((p for p in parent if isinstance(p, bool) or not isinstance(p, int)), None)
+    bad = next((p for p in parent if not is_int(p)), None)
     if bad is not None:
         raise ValueError(f"'parent' must hold integers; got {bad!r}")
     for token in tokens:
@@ -218,7 +214,7 @@ def parse_tree_line(line: Union[str, bytes], format: str = "auto") -> SentimentT
             format = "ptb"
         else:
             raise ValueError(f"neither a bracketed tree '(...)' nor a JSON object '{{...}}': "
-                             f"{_shorten(text)!r}")
+                             f"{shorten(text)!r}")
     if format == "ptb":
         return parse_ptb_line(text)
     try:

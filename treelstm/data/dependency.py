@@ -14,6 +14,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
+from ..checks import is_int
 from ..batch import TreeBatch
 from .collate import checked_items
 from .vocab import Vocab
@@ -42,7 +43,7 @@ def parents_from_heads(heads: Sequence[int]) -> list[int]:
     if num_words == 0:
         raise _HeadsError("no words; expected at least one", [])
     for word, head in enumerate(heads, start=1):
-        if isinstance(head, bool) or not isinstance(head, int):
+        if not is_int(head):
             raise _HeadsError(f"word {word} has head {head!r}; expected an integer in "
                               f"0..{num_words}", [word])
         if not 0 <= head <= num_words:
@@ -145,7 +146,7 @@ class DependencyTree:
         if self.deprels is not None and len(self.deprels) != len(self.tokens):
             raise ValueError(f"{name}: {len(self.tokens)} tokens but {len(self.deprels)} "
                              "relations; expected one per word")
-        heads = [p + 1 if isinstance(p, int) and not isinstance(p, bool) else p
+        heads = [p + 1 if is_int(p) else p
                  for p in self.parent]
         try:
             parents_from_heads(heads)

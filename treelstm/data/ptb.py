@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
+from ..checks import is_int, shorten
+
 if TYPE_CHECKING:
     from nltk import Tree  # only parse_ptb_line_nltk needs nltk, and imports it when called
 
@@ -157,10 +159,6 @@ def _bottom_up_order(parent: list[int], children: list[list[int]]) -> list[int]:
         stack.extend(children[node])
     order.reverse()
     return order
-
-
-def _shorten(text: str) -> str:
-    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS - 3] + "..."
 
 
 def parse_ptb_line(line: str) -> SentimentTree:
@@ -314,9 +312,9 @@ def _node_problem(label: str, num_children: int, num_words: int,
     if not label:
         return f"node {node_text()} has no label; expected an integer 0..4"
     if not _INTEGER.fullmatch(label):
-        return f"label {_shorten(repr(label))} is not an integer (node {node_text()})"
+        return f"label {shorten(repr(label))} is not an integer (node {node_text()})"
     if _label_value(label) is None:
-        return (f"label {_shorten(label)} is out of range; expected 0..{_NUM_FINE_LABELS - 1} "
+        return (f"label {shorten(label)} is out of range; expected 0..{_NUM_FINE_LABELS - 1} "
                 f"(node {node_text()})")
     if not num_children:
         return (f"node {node_text()} has no children; expected a preterminal (label word) or "
@@ -348,7 +346,7 @@ def _node_text(text: str, start: int) -> str:
         length += len(piece)
         if depth == 0 or length > _SHOWN_CHARS:
             break
-    return _shorten("".join(pieces))
+    return shorten("".join(pieces))
 
 
 # ------------------------------------------------------------------------------ nltk reference
@@ -427,7 +425,7 @@ def _read_brackets(line: str) -> Tree:
 
 def _nltk_node_text(node: Tree) -> str:
     # pformat writes an empty node as "(3 )"; show it as written, "(3)".
-    return _shorten(node.pformat(margin=1 << 30).replace(" )", ")"))
+    return shorten(node.pformat(margin=1 << 30).replace(" )", ")"))
 
 
 def _check_nltk_node(node: Tree) -> int:
@@ -437,11 +435,11 @@ def _check_nltk_node(node: Tree) -> int:
     if not label:
         raise ValueError(f"node {_nltk_node_text(node)} has no label; expected an integer 0..4")
     if not _INTEGER.fullmatch(label):
-        raise ValueError(f"label {_shorten(repr(label))} is not an integer (node "
+        raise ValueError(f"label {shorten(repr(label))} is not an integer (node "
                          f"{_nltk_node_text(node)})")
     # int() of a very long digit string is slow (and refused past 4300 digits): out of range.
     if len(label.lstrip("+-0")) > 1 or not 0 <= int(label) < _NUM_FINE_LABELS:
-        raise ValueError(f"label {_shorten(label)} is out of range; expected "
+        raise ValueError(f"label {shorten(label)} is out of range; expected "
                          f"0..{_NUM_FINE_LABELS - 1} (node {_nltk_node_text(node)})")
     value = int(label)
     words = sum(isinstance(child, str) for child in node)
@@ -534,7 +532,7 @@ def _check_structure(tree: SentimentTree, caller: str) -> None:
     children: list[list[int]] = [[] for _ in range(num_nodes)]
     for node, p in enumerate(parent):
         if p != -1:
-            if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p < num_nodes:
+            if not is_int(p) or not 0 <= p < num_nodes:
                 raise ValueError(f"{caller}: node {node} has parent {p!r}; expected -1 or a node "
                                  f"id in [0, {num_nodes})")
             if p < num_tokens:
@@ -562,7 +560,7 @@ def to_ptb_string(tree: SentimentTree) -> str:
     tokens, labels = tree.tokens, tree.labels
     num_tokens = len(tokens)
     for node, label in enumerate(labels):
-        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < 5:
+        if not is_int(label) or not 0 <= label < 5:
             raise ValueError(f"to_ptb_string: node {node} has label {label!r}; expected an "
                              "integer 0..4 (fine labels)")
     for i, token in enumerate(tokens):

@@ -16,7 +16,7 @@ Two forms of the data exist, and they support different things:
   whitespace tokens (enough for a sequence model), the score and the entailment label (which the
   pre-parsed form lacks).
 
-:func:`collate_pairs` batches pairs for :class:`treelstm.sick_model.RelatednessModel`: both
+:func:`collate_pairs` batches pairs for :class:`treelstm.sick.RelatednessModel`: both
 sentences of every pair in one :class:`~treelstm.TreeBatch` (all left trees, then all right
 trees) and the same tokens padded for ``nn.LSTM``.
 """

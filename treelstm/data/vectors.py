@@ -9,6 +9,7 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
+from ..checks import is_int
 from .vocab import Vocab
 
 __all__ = ["VectorCoverage", "load_vectors"]
@@ -77,7 +78,7 @@ def load_vectors(path: PathLike, vocab: Vocab, embedding: Optional[nn.Embedding]
     """
     if not isinstance(vocab, Vocab):
         raise TypeError(f"load_vectors: vocab must be a Vocab, got {type(vocab).__name__}")
-    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+    if dim is not None and (not is_int(dim) or dim < 1):
         raise ValueError(f"load_vectors: dim must be a positive integer, got {dim!r}")
     if embedding is not None:
         if not isinstance(embedding, nn.Embedding):

@@ -6,6 +6,8 @@ import os
 from collections import Counter
 from typing import Iterable, Sequence, Union
 
+from ..checks import is_int
+
 __all__ = ["Vocab"]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -63,7 +65,7 @@ class Vocab:
             lower: lower-case tokens when building and looking up.
             unk, pad: the special tokens (ids 1 and 0).
         """
-        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+        if not is_int(min_count) or min_count < 1:
             raise ValueError(f"Vocab.build: min_count must be an integer >= 1, got {min_count!r}")
         if unk == pad:
             raise ValueError(f"Vocab.build: unk and pad must differ, both are {unk!r}")

@@ -11,8 +11,8 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
-from typing import Any, NamedTuple, Optional, Union
+from dataclasses import dataclass, field
+from typing import Any, Mapping, NamedTuple, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -62,22 +62,28 @@ def _checksum(content: dict) -> str:
 
 def save_checkpoint(path: PathLike, model: nn.Module, vocab: Vocab, config: Optional[dict] = None,
                     optimizer: Optional[torch.optim.Optimizer] = None, epoch: Optional[int] = None,
-                    rng_state: Optional[dict] = None, extra: Optional[dict] = None) -> None:
+                    rng_state: Optional[dict] = None, extra: Optional[dict] = None, *,
+                    model_classes: Optional[Mapping[str, type]] = None) -> None:
     """Write ``model`` (state_dict + its constructor config as JSON) and ``vocab`` atomically.
 
     Args:
         path: the file; written through a temporary file in the same directory + ``os.replace``.
-        model: a :class:`TreeLSTMClassifier` or :class:`LSTMClassifier`.
+        model: a :class:`TreeLSTMClassifier` or :class:`LSTMClassifier` (or one of
+            ``model_classes``); it has a ``config`` property of its constructor arguments.
         vocab: the vocabulary the model's embedding rows follow.
         config: the training settings (JSON-serialisable), e.g. ``TrainConfig.to_dict()``.
         optimizer: to resume training: its ``state_dict()`` is stored too.
         epoch: the number of completed epochs.
         rng_state: :func:`get_rng_state`, to resume with the same random numbers.
         extra: anything else JSON-serialisable (e.g. the training history).
+        model_classes: the model classes by name, for other models than the sentiment
+            classifiers (:mod:`treelstm.sick` passes ``RelatednessModel``); the same mapping
+            must be given to :func:`load_checkpoint`.
     """
+    classes = _MODEL_CLASSES if model_classes is None else model_classes
     class_name = type(model).__name__
-    if class_name not in _MODEL_CLASSES:
-        raise TypeError(f"save_checkpoint: model must be one of {sorted(_MODEL_CLASSES)}; got "
+    if class_name not in classes:
+        raise TypeError(f"save_checkpoint: model must be one of {sorted(classes)}; got "
                         f"{class_name}")
     content = {
         "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
@@ -109,11 +115,13 @@ class Checkpoint:
     epoch: Optional[int]
     rng_state: Optional[dict]
     extra: dict
+    #: class name -> class, of the models this checkpoint may hold (``load_checkpoint``'s).
+    model_classes: Mapping[str, type] = field(default_factory=lambda: _MODEL_CLASSES, repr=False)
 
     def build_model(self) -> nn.Module:
         """The model with the stored weights (ValueError naming the file if they do not fit)."""
         try:
-            model = _MODEL_CLASSES[self.model_class](**self.model_config)
+            model = self.model_classes[self.model_class](**self.model_config)
             model.load_state_dict(self.state_dict)
         except (TypeError, ValueError, RuntimeError) as error:
             raise ValueError(f"{self.path}: the stored weights do not fit a {self.model_class}: "
@@ -134,7 +142,8 @@ class LoadedModel(NamedTuple):
 _FORBIDDEN_GLOBAL = re.compile(r"(?:unsupported GLOBAL|Unsupported global: GLOBAL) ([\w.]+)")
 
 
-def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> Checkpoint:
+def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu", *,
+                    model_classes: Optional[Mapping[str, type]] = None) -> Checkpoint:
     """Read a file written by :func:`save_checkpoint` with ``torch.load(weights_only=True)``.
 
     Never runs code from the file: ``weights_only=True`` unpickles tensors and plain
@@ -142,7 +151,8 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
     ``os.system``, is refused before anything is called), and it cannot be overridden by
     ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``. The content is then checked against its SHA-256
     digest (torch's zip reader does not check CRCs), its fields' types, and the vocabulary
-    against the model's ``vocab_size``.
+    against the model's ``vocab_size``. ``model_classes``: those given to
+    :func:`save_checkpoint` (default: the sentiment classifiers); another class is refused.
 
     Raises:
         FileNotFoundError: no such file.
@@ -181,9 +191,10 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
         if not isinstance(content.get(key), kind):
             raise ValueError(f"{name}: checkpoint field {key!r} should be a {kind.__name__}, got "
                              f"{type(content.get(key)).__name__}")
-    if content["model_class"] not in _MODEL_CLASSES:
+    classes = _MODEL_CLASSES if model_classes is None else model_classes
+    if content["model_class"] not in classes:
         raise ValueError(f"{name}: unknown model class {content['model_class']!r}; expected one "
-                         f"of {sorted(_MODEL_CLASSES)}")
+                         f"of {sorted(classes)}")
     try:
         model_config = json.loads(content["model_config"])
         vocab_fields = json.loads(content["vocab"])
@@ -207,7 +218,7 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
     return Checkpoint(path=name, model_class=content["model_class"], model_config=model_config,
                       state_dict=content["state_dict"], vocab=vocab, config=config,
                       optimizer=content.get("optimizer"), epoch=content.get("epoch"),
-                      rng_state=content.get("rng_state"), extra=extra)
+                      rng_state=content.get("rng_state"), extra=extra, model_classes=classes)
 
 
 def _check_checkpoint_fields(name: str, content: dict) -> None:
@@ -232,10 +243,12 @@ def _check_checkpoint_fields(name: str, content: dict) -> None:
                              f"{type(value).__name__}")
 
 
-def load_model(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> LoadedModel:
+def load_model(path: PathLike, map_location: Union[str, torch.device] = "cpu", *,
+               model_classes: Optional[Mapping[str, type]] = None) -> LoadedModel:
     """``(model, vocab, config)`` from a checkpoint; the model is in eval mode on
-    ``map_location``. ValueError naming the file if it is corrupt."""
-    checkpoint = load_checkpoint(path, map_location=map_location)
+    ``map_location``. ValueError naming the file if it is corrupt (``model_classes``: as
+    :func:`load_checkpoint`)."""
+    checkpoint = load_checkpoint(path, map_location=map_location, model_classes=model_classes)
     model = checkpoint.build_model().to(map_location)
     model.eval()
     return LoadedModel(model, checkpoint.vocab, checkpoint.config)

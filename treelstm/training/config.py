@@ -9,6 +9,7 @@ from typing import Optional
 
 import torch
 
+from ..checks import is_int, is_number, is_positive_int
 from ..baseline import LSTMClassifier
 from ..data import NUM_CLASSES, VIEWS
 from ..models import BACKENDS, CELLS, TreeLSTMClassifier
@@ -90,29 +91,25 @@ class TrainConfig:
                                  f"{getattr(self, name)!r}")
         for name in ("embed_dim", "hidden_size", "num_layers", "batch_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"TrainConfig: {name} must be a positive integer; got {value!r}")
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
+        if not is_int(self.epochs) or self.epochs < 0:
             raise ValueError(f"TrainConfig: epochs must be an integer >= 0; got {self.epochs!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or \
+        if not is_int(self.seed) or \
                 not 0 <= self.seed <= MAX_SEED:
             raise ValueError(f"TrainConfig: seed must be an integer in [0, {MAX_SEED}]; got "
                              f"{self.seed!r}")
-        if self.max_train is not None and (isinstance(self.max_train, bool)
-                                           or not isinstance(self.max_train, int)
-                                           or self.max_train < 1):
+        if self.max_train is not None and not is_positive_int(self.max_train):
             raise ValueError(f"TrainConfig: max_train must be a positive integer or None; got "
                              f"{self.max_train!r}")
-        if not 0 <= self.dropout <= 1:
+        if not is_number(self.dropout) or not 0 <= self.dropout <= 1:
             raise ValueError(f"TrainConfig: dropout must be in [0, 1]; got {self.dropout!r}")
-        if not self.lr > 0 or not math.isfinite(self.lr):
+        if not is_number(self.lr) or not self.lr > 0 or not math.isfinite(self.lr):
             raise ValueError(f"TrainConfig: lr must be a positive number; got {self.lr!r}")
-        if not self.weight_decay >= 0:
+        if not is_number(self.weight_decay) or not 0 <= self.weight_decay < math.inf:
             raise ValueError(f"TrainConfig: weight_decay must be >= 0; got {self.weight_decay!r}")
-        if self.clip_grad_norm is not None and (
-                isinstance(self.clip_grad_norm, bool)
-                or not isinstance(self.clip_grad_norm, (int, float))
-                or not 0 < self.clip_grad_norm < math.inf):
+        if self.clip_grad_norm is not None and (not is_number(self.clip_grad_norm)
+                                                or not 0 < self.clip_grad_norm < math.inf):
             raise ValueError(f"TrainConfig: clip_grad_norm must be a positive number or None; got "
                              f"{self.clip_grad_norm!r}")
 

@@ -7,8 +7,9 @@ import dataclasses
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
+from ..checks import is_int, is_number
 from ..data import SentimentTree, Vocab
 from .checkpoint import Checkpoint, load_checkpoint
 from .config import TrainConfig
@@ -50,9 +51,6 @@ def _load_resumable(out_dir: Path, config: TrainConfig,
     return checkpoint
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
 
 def _check_run_record(checkpoint: Checkpoint) -> None:
     """ValueError naming the file unless ``extra`` holds a history of ``epoch`` records and the
@@ -68,17 +66,17 @@ def _check_run_record(checkpoint: Checkpoint) -> None:
     for number, record in enumerate(history, start=1):
         if not (isinstance(record, dict) and record.get("epoch") == number
                 and isinstance(record.get("train"), dict) and isinstance(record.get("dev"), dict)
-                and all(_is_number(record["train"].get(key))
+                and all(is_number(record["train"].get(key))
                         for key in ("loss", "root_acc", "seconds", "trees"))
-                and _is_number(record["dev"].get("root_acc"))):
+                and is_number(record["dev"].get("root_acc"))):
             fail(f"history record {number} is not an epoch record ({{'epoch': {number}, "
                  "'train': {...}, 'dev': {...}})")
     if not isinstance(best, dict):
         fail(f"'best' should be a dict; got {type(best).__name__}")
-    if history and not (isinstance(best.get("epoch"), int) and not isinstance(best["epoch"], bool)
+    if history and not (is_int(best.get("epoch"))
                         and 1 <= best["epoch"] <= len(history)
                         and isinstance(best.get("dev"), dict)
-                        and _is_number(best["dev"].get("root_acc"))):
+                        and is_number(best["dev"].get("root_acc"))):
         fail(f"'best' should name an epoch in 1..{len(history)} and its dev metrics; got "
              f"{best!r:.80}")
 

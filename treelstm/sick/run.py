@@ -1,0 +1,110 @@
+"""A relatedness run (``python -m treelstm sick-train``, ``examples/train_sick.py``): each encoder
+of a :class:`~treelstm.sick.RelatednessConfig` trained on the same pairs, its best dev epoch
+scored once on test, saved as ``<encoder>/best.pt``, and one table of the results."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+
+from ..data.sick import RelatednessPair, read_sick_splits
+from ..data.vectors import load_vectors
+from ..data.vocab import Vocab
+from ..files import PathLike, check_no_run, write_text
+from ..progress import Progress
+from .checkpoint import save_relatedness_checkpoint
+from .config import RelatednessConfig
+from .model import ENCODER_NAMES, ENCODERS, RelatednessModel
+from .train import evaluate_relatedness, train_relatedness
+
+__all__ = ["RUN_FILES", "train_relatedness_run", "results_table"]
+
+logger = logging.getLogger(__name__)
+
+#: What a run writes to its ``out`` directory (a directory holding any of them is refused
+#: unless ``overwrite``).
+RUN_FILES = ("results.json", "results.md") + tuple(f"{name}/best.pt" for name in ENCODERS)
+
+
+def results_table(results: dict) -> str:
+    """A Markdown table, one row per encoder of ``results`` (:func:`train_relatedness_run`)."""
+    lines = ["| model | best epoch | dev r | test r | test rho | test MSE | parameters | "
+             "train s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, result in results.items():
+        test = result["test"]
+        lines.append(f"| {ENCODER_NAMES[name]} | {result['best_epoch']} | "
+                     f"{result['best_dev']['pearson']:.4f} | {test['pearson']:.4f} | "
+                     f"{test['spearman']:.4f} | {test['mse']:.4f} | "
+                     f"{result['parameters']:,} | {result['train_seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def _train_encoder(config: RelatednessConfig, encoder: str, splits: dict,
+                   train_pairs: list[RelatednessPair], vocab: Vocab, out: Optional[Path],
+                   progress: Union[bool, Progress]) -> dict:
+    """Train one encoder, write its ``best.pt`` (with ``out``), score it on test."""
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    model = RelatednessModel(len(vocab), embed_dim=config.embed_dim,
+                             hidden_size=config.hidden_size,
+                             similarity_size=config.similarity_size, encoder=encoder)
+    if config.embeddings:
+        load_vectors(config.embeddings, vocab, embedding=model.embedding)
+    run = train_relatedness(model, train_pairs, splits["dev"], vocab, epochs=config.epochs,
+                            lr=config.lr, weight_decay=config.weight_decay,
+                            batch_size=config.batch_size, seed=config.seed,
+                            freeze_embeddings=config.freeze_embeddings, device=config.device,
+                            progress=progress)
+    if out is not None:  # the model holds the best dev epoch's weights
+        save_relatedness_checkpoint(out / encoder / "best.pt", model, vocab, config.to_dict(),
+                                    epoch=run["best_epoch"], extra={"best_dev": run["best_dev"]})
+    test = evaluate_relatedness(model, splits["test"], vocab, device=config.device)
+    logger.info("%s: test r %.4f, rho %.4f, MSE %.4f (best dev epoch %d)", ENCODER_NAMES[encoder],
+                test["pearson"], test["spearman"], test["mse"], run["best_epoch"])
+    return {"best_epoch": run["best_epoch"], "best_dev": run["best_dev"], "test": test,
+            "history": run["history"], "train_seconds": run["train_seconds"],
+            "wall_seconds": time.perf_counter() - start,
+            "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def train_relatedness_run(config: RelatednessConfig, out: Optional[PathLike] = None,
+                          overwrite: bool = False,
+                          progress: Union[bool, Progress] = False) -> dict:
+    """Train every encoder of ``config.models`` on the same pairs; score each on test once.
+
+    The vocabulary is the (lower-cased) training pairs' words. With ``out``, writes
+    ``out/<encoder>/best.pt`` (the best dev epoch's weights, vocabulary and ``config``;
+    :func:`~treelstm.sick.load_relatedness_model` reads it), ``results.json`` (settings, per
+    encoder: best epoch, dev and test metrics, history) and ``results.md`` (the table), each
+    atomically.
+
+    Returns:
+        ``{"settings": config.to_dict(), "results": {encoder: {"best_epoch", "best_dev",
+        "test", "history", "train_seconds", "wall_seconds", "parameters"}}}``.
+
+    Raises:
+        FileExistsError: ``out`` already holds a run (:data:`RUN_FILES`) and not ``overwrite``;
+            checked before anything is read or trained.
+        FileNotFoundError, ValueError: unreadable data or word vectors (naming the file).
+    """
+    out = None if out is None else Path(out)
+    if out is not None and not overwrite:
+        check_no_run(out, RUN_FILES, resume_hint="")
+    splits = read_sick_splits(config.data)
+    train_pairs = splits["train"][:config.max_train]
+    vocab = Vocab.build((tokens for pair in train_pairs
+                         for tokens in (pair.left.tokens, pair.right.tokens)), lower=True)
+    logger.info("%s: %d / %d / %d pairs (train / dev / test), vocabulary %d", config.data,
+                len(train_pairs), len(splits["dev"]), len(splits["test"]), len(vocab))
+    results = {encoder: _train_encoder(config, encoder, splits, train_pairs, vocab, out, progress)
+               for encoder in config.models}
+    report = {"settings": config.to_dict(), "results": results}
+    if out is not None:
+        write_text(out / "results.json", json.dumps(report, indent=2) + "\n")
+        write_text(out / "results.md", results_table(results) + "\n")
+    return report
