@@ -561,7 +561,7 @@ def test_output_may_not_be_the_input_or_the_checkpoint(checkpoints, tmp_path, ca
 
 
 def test_interrupted_predict_keeps_the_previous_output(checkpoints, test_trees, tmp_path,
-                                                       monkeypatch):
+                                                       monkeypatch, capsys):
     import treelstm.predict as predict_module
 
     source = tmp_path / "in.txt"
@@ -577,8 +577,8 @@ def test_interrupted_predict_keeps_the_previous_output(checkpoints, test_trees, 
             yield record
 
     monkeypatch.setattr(predict_module, "predict_records", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        main(["predict", str(checkpoints["treelstm"]), str(source), "-o", str(output)])
+    assert main(["predict", str(checkpoints["treelstm"]), str(source), "-o", str(output)]) == 130
+    assert "python -m treelstm predict: interrupted" in capsys.readouterr().err
     assert output.read_text() == "previous good results\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]
 
@@ -595,7 +595,8 @@ def test_kill_9_mid_predict_keeps_the_previous_output(checkpoints, test_trees, t
                                 "--window", "1", "--quiet"],
                                cwd=ROOT, stdin=subprocess.PIPE, env=env)
     try:
-        process.stdin.write(("".join(_json_line(t) + "\n" for t in test_trees[:50])).encode())
+        # enough lines that the temporary file gets written before the signal (stdin stays open)
+        process.stdin.write(("".join(_json_line(t) + "\n" for t in test_trees * 20)).encode())
         process.stdin.flush()
         deadline = time.monotonic() + 60
         # Wait until it is writing its temporary file, then kill it.
@@ -700,3 +701,47 @@ def test_importing_predict_loads_checkpoint_reading_only():
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [
         "treelstm.training", "treelstm.training.checkpoint", "treelstm.training.config"]
+
+
+def test_sigterm_mid_predict_keeps_the_previous_output_and_leaves_no_temp_file(
+        checkpoints, test_trees, tmp_path):
+    import signal
+    import time
+
+    output = tmp_path / "out.jsonl"
+    output.write_text("previous good results\n")
+    (tmp_path / ".out.jsonl.left-by-kill-9.tmp").write_text("half")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    process = subprocess.Popen([sys.executable, "-m", "treelstm", "predict",
+                                str(checkpoints["treelstm"]), "-", "-o", str(output),
+                                "--window", "1", "--quiet"],
+                               cwd=ROOT, stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        # enough lines that the temporary file gets written before the signal (stdin stays open)
+        process.stdin.write(("".join(_json_line(t) + "\n" for t in test_trees * 20)).encode())
+        process.stdin.flush()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+                p.name.startswith(".out.jsonl.") and "left-by" not in p.name
+                and p.stat().st_size > 0 for p in tmp_path.iterdir()):
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143, err
+    assert b"terminated" in err and b"Traceback" not in err, err
+    assert output.read_text() == "previous good results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"], err
+
+
+def test_bad_line_leaves_the_previous_output_file(checkpoints, tmp_path, capsys):
+    source = tmp_path / "in.txt"
+    source.write_text("(2 a)\n(3 b)\nnot a tree\n", encoding="utf-8")
+    output = tmp_path / "out.jsonl"
+    output.write_text("previous good results\n")
+    assert _predict_main([checkpoints["lstm"], source, "-o", output]) == 1
+    err = capsys.readouterr().err
+    assert "in.txt:3:" in err and "out.jsonl was not written" in err
+    assert output.read_text() == "previous good results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]

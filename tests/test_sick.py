@@ -610,7 +610,7 @@ def test_sick_eval_prints_nan_as_null(sample, tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["missing.pt"], "No such file or directory: 'missing.pt'"),
     (["{sst}"], "unknown model class 'TreeLSTMClassifier'"),
-    (["{garbage}"], "not a readable treelstm checkpoint"),
+    (["{garbage}"], "a text file, not a treelstm checkpoint"),
     (["{sick}", "--data", "{nowhere}"], "not a directory"),
     (["{sick}", "--batch-size", "0"], "argument --batch-size: expected a positive integer, got 0"),
     (["{sick}", "--split", "trial"], "argument --split: invalid choice: 'trial'"),
@@ -642,8 +642,9 @@ def test_sick_eval_bad_checkpoint_from_a_shell(tmp_path):
                           text=True, timeout=120, env=env)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [
-        f"python -m treelstm sick-eval: error: {tmp_path / 'empty.pt'}: empty file (0 bytes); "
-        "expected a treelstm checkpoint"]
+        f"python -m treelstm sick-eval: error: {tmp_path / 'empty.pt'}: an empty file (0 bytes), "
+        "not a treelstm checkpoint (the zip archive that train writes as best.pt / "
+        "checkpoint.pt)"]
 
 
 @pytest.mark.parametrize("args, message", [

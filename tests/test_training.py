@@ -646,7 +646,7 @@ def test_crafted_best_record_is_refused(tmp_path, splits):
 
 def test_empty_checkpoint_file_is_named(tmp_path):
     (tmp_path / "empty.pt").write_bytes(b"")
-    with pytest.raises(ValueError, match=r"empty\.pt: empty file \(0 bytes\)"):
+    with pytest.raises(ValueError, match=r"empty\.pt: an empty file \(0 bytes\), not a treelstm"):
         load_checkpoint(tmp_path / "empty.pt")
 
 
@@ -682,3 +682,44 @@ def test_eval_device_errors_are_one_line(tmp_path, splits, capsys, device, messa
     train(_small(epochs=1), tmp_path, splits=splits)
     assert _exit_status(eval_command, [str(tmp_path / "best.pt"), "--device", device]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_resume_with_fewer_epochs_than_done_is_refused(tmp_path, splits):
+    train(_small(epochs=2), tmp_path, splits=splits)
+    with pytest.raises(ValueError, match=r"checkpoint\.pt: cannot resume: it has 2 epochs done, "
+                                         r"more than --epochs 1; raise --epochs"):
+        train(_small(epochs=1), tmp_path, resume=True, splits=splits)
+
+
+def test_files_that_are_not_checkpoints_are_named_for_what_they_are(tmp_path, capsys):
+    (tmp_path / "metrics.json").write_text('{"a": 1}')
+    (tmp_path / "curve.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    (tmp_path / "notes.txt").write_text("hello")
+    for name, kind in (("metrics.json", "JSON text"), ("curve.png", "a PNG image"),
+                       ("notes.txt", "a text file")):
+        with pytest.raises(ValueError, match=f"{name}: {kind}.*not a treelstm checkpoint"):
+            load_checkpoint(tmp_path / name)
+    assert _exit_status(eval_command, [str(tmp_path), "--quiet"]) == 2
+    assert f"is a directory; expected a checkpoint file such as {tmp_path}/best.pt" in \
+        capsys.readouterr().err
+
+
+def test_subcommand_errors_show_the_subcommands_usage(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "--resume"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m treelstm compare")
+    assert "unrecognized arguments: --resume" in err
+
+
+def test_ctrl_c_during_training_is_one_line(tmp_path, monkeypatch, capsys):
+    from treelstm import __main__ as cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "train", interrupted)
+    assert main(["train", "--out", str(tmp_path / "run"), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted; checkpoint.pt holds the last finished epoch: --resume" in err

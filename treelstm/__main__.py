@@ -173,6 +173,47 @@ CONFIG_FIELDS_SET_BY_COMMANDS = {"train": ("phrase_loss",),
                                  "compare": ("model", "view", "bidirectional", "phrase_loss")}
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that the same clean-up runs."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated()
+
+
+_INTERRUPTED_HINTS = {"_run_train": "; checkpoint.pt holds the last finished epoch: --resume "
+                                    "goes on from there"}
+
+
+def _guarded(run, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``run(args, parser)``; Ctrl-C (exit 130) and SIGTERM (exit 143) end it with one line
+    after the clean-up (temporary files removed, earlier outputs left as they were)."""
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    hint = _INTERRUPTED_HINTS.get(getattr(run, "__name__", ""), "")
+    try:
+        return run(args, parser)
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted{hint}", file=sys.stderr)
+        return 130
+    except _Terminated:
+        print(f"{parser.prog}: terminated{hint}", file=sys.stderr)
+        return 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _invoke(make_parser, run, argv: Optional[Sequence[str]], prog: Optional[str]) -> int:
+    """Parse ``argv`` with the command's parser and run it (the ``*_command`` functions)."""
+    parser = make_parser(prog)
+    return _guarded(run, parser.parse_args(argv), parser)
+
+
 def _wrap(*paragraphs: str) -> str:
     return "\n\n".join(textwrap.fill(p, width=88) for p in paragraphs)
 
@@ -236,8 +277,7 @@ def train_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
 
 def train_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """``python -m treelstm train``; returns the exit status."""
-    parser = train_parser(prog)
-    return _run_train(parser.parse_args(argv), parser)
+    return _invoke(train_parser, _run_train, argv, prog)
 
 
 def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -301,8 +341,7 @@ def _add_eval_options(parser: argparse.ArgumentParser, items: str) -> None:
 
 def eval_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """``python -m treelstm eval``; returns the exit status."""
-    parser = eval_parser(prog)
-    return _run_eval(parser.parse_args(argv), parser)
+    return _invoke(eval_parser, _run_eval, argv, prog)
 
 
 def _run_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -356,14 +395,14 @@ def compare_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     _add_run_options(parser, out="runs/compare")
     parser.add_argument("--overwrite", action="store_true",
                         help="train again even if --out already holds a comparison, replacing "
-                             "its files (default: refuse)")
+                             "compare.md, compare.json and the folders of the rows it trains "
+                             "(other rows' folders are left) (default: refuse)")
     return parser
 
 
 def compare_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """``python -m treelstm compare``; returns the exit status."""
-    parser = compare_parser(prog)
-    return _run_compare(parser.parse_args(argv), parser)
+    return _invoke(compare_parser, _run_compare, argv, prog)
 
 
 def _run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -407,8 +446,9 @@ def predict_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                      "not be the input or the checkpoint (refused, also through links).",
                      "Exit status: 0 done (with --skip-bad a malformed line becomes "
                      "{\"line\": N, \"error\": \"...\"} and the run goes on); 1 a malformed "
-                     "input line, named in the message (the records of the lines before it are "
-                     "written), or output that could not be written (e.g. a full disk); 2 bad "
+                     "input line, named in the message (on standard output the records of the "
+                     "lines before it are written; an --output file is not written at all), or "
+                     "output that could not be written (e.g. a full disk); 2 bad "
                      "options, or an unreadable checkpoint or input file. A "
                      "progress bar (when stderr is a terminal) and a last line with the "
                      "throughput (trees/s) go to stderr.",
@@ -465,18 +505,16 @@ def _same_file_problem(args: argparse.Namespace) -> Optional[str]:
 
 def predict_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """``python -m treelstm predict``; returns the exit status."""
-    parser = predict_parser(prog)
-    return _run_predict(parser.parse_args(argv), parser)
+    return _invoke(predict_parser, _run_predict, argv, prog)
 
 
 def _run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    import time
+    from pathlib import Path
 
     import torch
 
-    from .files import AtomicOutput
-    from .predict import LineError, Predictor, predict_records
-    from .progress import tqdm_bar
+    from .files import AtomicOutput, remove_stale_temp_files
+    from .predict import Predictor
 
     prog = parser.prog
 
@@ -500,20 +538,43 @@ def _run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         return error(f"--node-labels needs a Tree-LSTM checkpoint; {args.checkpoint} holds an "
                      f"{type(predictor.model).__name__} (sentence labels only)", 2)
 
-    name = "<stdin>" if args.input == "-" else args.input
     try:
         source = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
     except OSError as problem:
         return error(f"{args.input}: {problem.strerror or problem}", 2)
     try:
         # A file is written beside itself and renamed when complete: an interrupted run
-        # leaves the previous file as it was.
+        # leaves the previous file as it was (and the next run clears what a kill -9 left).
+        if args.output != "-":
+            remove_stale_temp_files(Path(args.output).parent, [Path(args.output).name])
         sink = sys.stdout if args.output == "-" else AtomicOutput(args.output)
     except OSError as problem:
         if source is not sys.stdin.buffer:
             source.close()
         return error(f"{args.output}: {problem.strerror or problem}", 2)
 
+    try:  # whatever ends the run (a signal may land anywhere), an uncommitted file goes
+        return _stream_predictions(args, predictor, source, sink, device, error)
+    finally:
+        if sink is not sys.stdout:
+            sink.discard()  # nothing once committed
+        if source is not sys.stdin.buffer:
+            source.close()
+
+
+def _stream_predictions(args: argparse.Namespace, predictor, source, sink, device,
+                        error) -> int:
+    """Write the records of ``source``'s lines to ``sink``; commit an --output file only when
+    every line went through. Returns the exit status."""
+    import time
+
+    import torch
+
+    from .predict import LineError, predict_records
+    from .progress import tqdm_bar
+
+    name = "<stdin>" if args.input == "-" else args.input
+    where = "standard output" if sink is sys.stdout else args.output
     bar = None
     if not args.quiet and sys.stderr.isatty():
         bar = tqdm_bar(description="predict", unit=" trees", leave=True)  # None without tqdm
@@ -521,62 +582,53 @@ def _run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                               batch_trees=args.batch_trees, max_nodes=args.max_nodes,
                               window=args.window, node_labels=args.node_labels,
                               skip_bad=args.skip_bad)
-    num_trees = num_errors = 0
+    counts = {"trees": 0, "errors": 0}
     failure: Optional[str] = None
     start = time.perf_counter()
     try:
         for record in records:
             sink.write(json.dumps(record, allow_nan=False) + "\n")
-            if "error" in record:
-                num_errors += 1
-            else:
-                num_trees += 1
+            counts["errors" if "error" in record else "trees"] += 1
             if bar is not None:
                 bar.update(1)
     except LineError as problem:
         failure = (f"{name}:{problem.lineno}: {problem.reason} (--skip-bad writes an error record "
                    "and goes on)")
     except BrokenPipeError:
-        # The reader has gone (e.g. "| head"): stop quietly. Python would fail again flushing
-        # stdout at exit, so point it at /dev/null.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return _reader_gone()
     except OSError as problem:  # reading the input, or writing: a full disk
-        if sink is not sys.stdout:
-            sink.discard()
-        where = args.output if sink is not sys.stdout else "standard output"
         return error(f"{name} -> {where}: {problem.strerror or problem}", 1)
-    except BaseException:  # interrupted: the previous output file stays as it was
-        if sink is not sys.stdout:
-            sink.discard()
-        raise
     finally:
         if bar is not None:
             bar.close()
-        if source is not sys.stdin.buffer:
-            source.close()
     try:
         if sink is sys.stdout:
-            sink.flush()
+            sink.flush()  # the records before a bad line are out already
+        elif failure:
+            failure += f"; {args.output} was not written (the previous file is as it was)"
         else:
-            sink.commit()  # the records before a bad line are kept, as with standard output
+            sink.commit()
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return _reader_gone()
     except OSError as problem:
-        where = args.output if sink is not sys.stdout else "standard output"
         return error(f"{where}: {problem.strerror or problem}", 1)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    if not args.quiet and num_trees + num_errors > 0:
-        rate = num_trees / seconds if seconds > 0 else float("inf")
-        dtype = args.dtype or "float32"
-        skipped = f", {num_errors} bad lines skipped" if num_errors else ""
-        print(f"predict: {num_trees} trees in {seconds:.2f} s: {rate:.0f} trees/s ({device}, "
-              f"{dtype}, batches of <= {args.batch_trees} trees / {args.max_nodes} "
-              f"nodes{skipped})", file=sys.stderr)
+    if not args.quiet and counts["trees"] + counts["errors"] > 0:
+        rate = counts["trees"] / seconds if seconds > 0 else float("inf")
+        skipped = f", {counts['errors']} bad lines skipped" if counts["errors"] else ""
+        print(f"predict: {counts['trees']} trees in {seconds:.2f} s: {rate:.0f} trees/s "
+              f"({device}, {args.dtype or 'float32'}, batches of <= {args.batch_trees} trees / "
+              f"{args.max_nodes} nodes{skipped})", file=sys.stderr)
     return error(failure, 1) if failure else 0
+
+
+def _reader_gone() -> int:
+    """The reader of standard output has gone (e.g. ``| head``): stop quietly. Python would fail
+    again flushing stdout at exit, so point it at /dev/null."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
 
 
 # ----------------------------------------------------------------------------- sick-train
@@ -668,8 +720,7 @@ def _add_sick_training_options(parser: argparse.ArgumentParser, defaults) -> Non
 
 def sick_train_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """``python -m treelstm sick-train`` (``examples/train_sick.py``); returns the exit status."""
-    parser = sick_train_parser(prog)
-    return _run_sick_train(parser.parse_args(argv), parser)
+    return _invoke(sick_train_parser, _run_sick_train, argv, prog)
 
 
 def _run_sick_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -717,8 +768,7 @@ def sick_eval_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
 
 def sick_eval_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """``python -m treelstm sick-eval``; returns the exit status."""
-    parser = sick_eval_parser(prog)
-    return _run_sick_eval(parser.parse_args(argv), parser)
+    return _invoke(sick_eval_parser, _run_sick_eval, argv, prog)
 
 
 def _run_sick_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -803,8 +853,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # the benchmark parses its own options
         return bench_command(argv[1:], prog="python -m treelstm bench")
-    args = build_parser().parse_args(argv)
-    return args.run(args, args.parser)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:  # the command's own usage line, not the top level's
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return _guarded(args.run, args, args.parser)
 
 
 if __name__ == "__main__":

@@ -95,6 +95,7 @@ class AtomicOutput:
     def __init__(self, path: PathLike) -> None:
         self.path = Path(path)
         self._temp_name: Optional[str] = None
+        self.committed = False
         direct = self.path.exists() and not self.path.is_file()
         if direct:
             self.file = open(self.path, "w", encoding="utf-8")
@@ -115,6 +116,7 @@ class AtomicOutput:
             return
         if self._temp_name is None:
             self.file.close()
+            self.committed = True
             return
         try:
             self.file.flush()
@@ -125,10 +127,14 @@ class AtomicOutput:
         except BaseException:
             self.discard()
             raise
+        self.committed = True
         _fsync_directory(self.path.parent)
 
     def discard(self) -> None:
-        """Drop what was written; ``path`` keeps its old content (or stays absent)."""
+        """Drop what was written; ``path`` keeps its old content (or stays absent). Nothing
+        after :meth:`commit`."""
+        if self.committed:
+            return
         try:
             self.file.close()
         except OSError:
@@ -170,14 +176,15 @@ def same_file(first: PathLike, second: PathLike) -> bool:
         return Path(first).resolve() == Path(second).resolve()
 
 
-def check_no_run(directory: PathLike, names: Sequence[str], resume_hint: str = "--resume to "
-                 "continue it (resume=True)") -> None:
+def check_no_run(directory: PathLike, names: Sequence[str], resumable: bool = True) -> None:
     """FileExistsError unless ``directory`` holds none of ``names`` (the files a run writes): a
-    finished run is never replaced by accident."""
+    finished run is never replaced by accident. The message names the command-line ways on
+    (``--resume`` when ``resumable``, ``--overwrite``); the library's are the keyword arguments
+    of the same names."""
     directory = Path(directory)
     found = [name for name in names if (directory / name).exists()]
     if found:
-        ways = f"{resume_hint}, or " if resume_hint else ""
+        ways = "--resume to continue it, " if resumable else ""
         raise FileExistsError(f"{directory} already holds a run ({', '.join(found)}); use "
-                              f"{ways}--overwrite (overwrite=True) to start again and replace "
-                              "it, or choose another --out")
+                              f"{ways}--overwrite to start again and replace it, or choose "
+                              "another --out")

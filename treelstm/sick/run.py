@@ -94,7 +94,7 @@ def train_relatedness_run(config: RelatednessConfig, out: Optional[PathLike] = N
     """
     out = None if out is None else Path(out)
     if out is not None and not overwrite:
-        check_no_run(out, RUN_FILES, resume_hint="")
+        check_no_run(out, RUN_FILES, resumable=False)
     splits = read_sick_splits(config.data)
     train_pairs = splits["train"][:config.max_train]
     vocab = Vocab.build((tokens for pair in train_pairs

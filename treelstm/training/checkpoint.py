@@ -160,8 +160,11 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
             than tensors and plain containers, or is not a treelstm checkpoint.
     """
     name = os.fspath(path)
-    if os.path.isfile(path) and os.path.getsize(path) == 0:
-        raise ValueError(f"{name}: empty file (0 bytes); expected a treelstm checkpoint")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{name}: is a directory; expected a checkpoint file such as "
+                                f"{os.path.join(name, 'best.pt')}")
+    if os.path.isfile(path):
+        _check_file_kind(name)
     try:
         content = torch.load(path, map_location=map_location, weights_only=True)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
@@ -241,6 +244,29 @@ def _check_checkpoint_fields(name: str, content: dict) -> None:
         if value is not None and not isinstance(value, dict):
             raise ValueError(f"{name}: checkpoint field {key!r} should be a dict or None; got "
                              f"{type(value).__name__}")
+
+
+def _check_file_kind(name: str) -> None:
+    """ValueError naming the file unless it starts like a file ``torch.save`` writes (a zip
+    archive, or a bare pickle that the weights-only loader will judge)."""
+    with open(name, "rb") as file:
+        head = file.read(8)
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):
+        return
+    if not head:
+        kind = "an empty file (0 bytes)"
+    elif head.startswith(b"\x89PNG"):
+        kind = "a PNG image"
+    elif head.lstrip()[:1] in (b"{", b"["):
+        kind = "JSON text (metrics.json?)"
+    else:
+        try:
+            head.decode("utf-8")
+            kind = "a text file"
+        except UnicodeDecodeError:
+            kind = "a file of another kind"
+    raise ValueError(f"{name}: {kind}, not a treelstm checkpoint (the zip archive that train "
+                     "writes as best.pt / checkpoint.pt)")
 
 
 def load_model(path: PathLike, map_location: Union[str, torch.device] = "cpu", *,

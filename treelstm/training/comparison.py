@@ -105,9 +105,9 @@ def compare(config: TrainConfig, out_dir: Optional[PathLike] = None,
     config = dataclasses.replace(config, view="fine")
     out_dir = Path(out_dir) if out_dir is not None else None
     if out_dir is not None and not overwrite:
-        check_no_run(out_dir, ("compare.md", "compare.json"), resume_hint="")
+        check_no_run(out_dir, ("compare.md", "compare.json"), resumable=False)
         for row in rows:
-            check_no_run(out_dir / row, _RUN_FILES, resume_hint="")
+            check_no_run(out_dir / row, _RUN_FILES, resumable=False)
     splits = load_splits(config.data, "fine")
     results = {}
     for row in rows:

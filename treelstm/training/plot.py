@@ -19,6 +19,7 @@ def plot_learning_curve(history: list[dict], path: PathLike, title: str = "") ->
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         logger.warning("matplotlib is not installed: no learning curve (pip install matplotlib)")
         return False
@@ -26,6 +27,7 @@ def plot_learning_curve(history: list[dict], path: PathLike, title: str = "") ->
     figure, (loss_axes, acc_axes) = plt.subplots(1, 2, figsize=(9, 3.5))
     loss_axes.plot(epochs, [r["train"]["loss"] for r in history], marker="o", label="train")
     loss_axes.set_xlabel("epoch")
+    loss_axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     loss_axes.set_ylabel("loss per tree")
     loss_axes.legend()
     acc_axes.plot(epochs, [100 * r["train"]["root_acc"] for r in history], marker="o",
@@ -35,6 +37,7 @@ def plot_learning_curve(history: list[dict], path: PathLike, title: str = "") ->
         acc_axes.plot(epochs, [100 * r["dev"]["phrase_acc"] for r in history], marker=".",
                       linestyle="--", label="dev, all phrases")
     acc_axes.set_xlabel("epoch")
+    acc_axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     acc_axes.set_ylabel("root accuracy (%)")
     acc_axes.legend()
     if title:

@@ -34,6 +34,10 @@ def _load_resumable(out_dir: Path, config: TrainConfig,
                          "optimizer / RNG state / epoch")
     _check_same_data(checkpoint, train_trees)
     _check_run_record(checkpoint)
+    if checkpoint.epoch > config.epochs:
+        raise ValueError(f"{checkpoint_path}: cannot resume: it has {checkpoint.epoch} epochs "
+                         f"done, more than --epochs {config.epochs}; raise --epochs to train on "
+                         "(or evaluate best.pt with 'eval')")
     best_path = out_dir / "best.pt"
     if checkpoint.extra["history"]:
         if not best_path.is_file():
