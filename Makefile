@@ -1,4 +1,5 @@
 # make test  -- the test suite (makes .venv and installs pinned dependencies if needed)
+# make test-fast -- the suite without the tests marked slow, for a quick local loop
 # make demo  -- the main job: Tree-LSTM vs nn.LSTM on the bundled sentiment trees (see README)
 # make tour   -- a short tour of the library API (both backends, chain == nn.LSTM)
 PYTHON ?= python3
@@ -6,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test demo tour clean
+.PHONY: install test test-fast demo tour clean
 
 install: $(STAMP)
 
@@ -19,6 +20,11 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 test: $(STAMP)
 	$(PY) -m pytest tests -q; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
+	exit $$status
+
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -q -m "not slow"; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test-fast: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
 
 demo: $(STAMP)

@@ -7,7 +7,7 @@ per pass and per line, and the speed-up.
 Examples::
 
     python benchmarks/ptb_reader.py                          # ../shared/data/sst next to the repo
-    python benchmarks/ptb_reader.py --data data/sentiment --repeats 3
+    python benchmarks/ptb_reader.py --data treelstm/datasets/sentiment --repeats 3
 """
 from __future__ import annotations
 

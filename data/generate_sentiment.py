@@ -6,7 +6,7 @@ sentiment label 0..4 on every node, computed bottom-up by a few composition rule
 intensifiers, "too", conjunction, contrast). The same words occur in both orders around "but",
 and negation scope is given by the tree, so word counts alone do not determine the label.
 
-    python data/generate_sentiment.py --seed 0 --out data/sentiment
+    python data/generate_sentiment.py --seed 0 --out treelstm/datasets/sentiment
 
 writes train.txt, dev.txt and test.txt (one tree per line). The output depends only on the
 arguments. No tree occurs twice across the three files.
@@ -199,9 +199,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         description="Generate a synthetic sentiment treebank (SST format: one labelled binary "
                     "tree per line) whose labels follow compositional rules.")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--out", type=Path, default=Path("data/sentiment"),
+    parser.add_argument("--out", type=Path, default=Path("treelstm/datasets/sentiment"),
                         help="output directory for train.txt, dev.txt, test.txt "
-                             "(default: data/sentiment)")
+                             "(default: treelstm/datasets/sentiment)")
     parser.add_argument("--train", type=int, default=3000, help="training trees (default: 3000)")
     parser.add_argument("--dev", type=int, default=500, help="development trees (default: 500)")
     parser.add_argument("--test", type=int, default=500, help="test trees (default: 500)")

@@ -14,7 +14,7 @@ the event the two sentences share, role by role (see ``relatedness``). The same 
 roles ("the dog is chasing the cat" / "the cat is chasing the dog") score low, a passive
 paraphrase scores 5. Nothing is taken from SICK: the lexicon and templates are our own.
 
-    python data/generate_sick_sample.py --seed 0 --out data/sick_sample
+    python data/generate_sick_sample.py --seed 0 --out treelstm/datasets/sick_sample
 
 writes train/, dev/ and test/, each with a.toks, b.toks, a.parents, b.parents, a.rels, b.rels,
 sim.txt and id.txt (one line per pair). The output depends only on the arguments.
@@ -298,7 +298,8 @@ def generate(seed: int, sizes: dict[str, int]) -> dict[str, list[tuple[list, lis
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
-    parser.add_argument("--out", default="data/sick_sample", help="(default: %(default)s)")
+    parser.add_argument("--out", default="treelstm/datasets/sick_sample",
+                        help="(default: %(default)s)")
     parser.add_argument("--train", type=int, default=400, help="pairs (default: %(default)s)")
     parser.add_argument("--dev", type=int, default=100, help="pairs (default: %(default)s)")
     parser.add_argument("--test", type=int, default=200, help="pairs (default: %(default)s)")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Tree-LSTM vs the nn.LSTM baseline on the same trees and budget: one table (``--help``).
 
-    python examples/compare.py                       # bundled data/sentiment, a few CPU minutes
+    python examples/compare.py                       # bundled treebank, a few CPU minutes
     python examples/compare.py --epochs 10 --rows treelstm,lstm,bilstm --out runs/compare10
 
 The same as ``python -m treelstm compare``; the logic lives in ``treelstm.training``.

@@ -17,7 +17,7 @@ from treelstm.data.ptb import _read_fast, parse_ptb_line_nltk
 
 REPO = Path(__file__).resolve().parents[1]
 SST_DIR = REPO / ".." / "shared" / "data" / "sst"
-SENTIMENT_DIR = REPO / "data" / "sentiment"
+SENTIMENT_DIR = REPO / "treelstm" / "datasets" / "sentiment"
 
 EXAMPLE = "(3 (2 It) (4 (2 's) (3 (2 a) (4 lovely) (2 film))))"
 

@@ -22,11 +22,11 @@ SPLIT_SIZES = {"train": 21, "dev": 12, "test": 12}
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> str:
-    """The first trees of each split of data/sentiment (every process reads and evaluates all
+    """The first trees of each split of the bundled treebank (every process reads and evaluates all
     of them: the bundled files would take most of the time)."""
     directory = tmp_path_factory.mktemp("data")
     for split, size in SPLIT_SIZES.items():
-        lines = (ROOT / "data" / "sentiment" / f"{split}.txt").read_text().splitlines()
+        lines = (ROOT / "treelstm" / "datasets" / "sentiment" / f"{split}.txt").read_text().splitlines()
         (directory / f"{split}.txt").write_text("\n".join(lines[:size]) + "\n")
     return str(directory)
 

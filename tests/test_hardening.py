@@ -45,7 +45,7 @@ from treelstm.training import loop
 from treelstm.training.checkpoint import _checksum
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "data" / "sentiment"
+DATA = ROOT / "treelstm" / "datasets" / "sentiment"
 TRAIN_LINES = (DATA / "train.txt").read_text(encoding="utf-8").splitlines()
 
 

@@ -21,7 +21,7 @@ from treelstm.predict import (LineError, Predictor, TreePrediction, iter_windows
 from treelstm.training import TrainConfig, save_checkpoint, train
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "data" / "sentiment"
+DATA = ROOT / "treelstm" / "datasets" / "sentiment"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread

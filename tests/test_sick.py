@@ -25,7 +25,7 @@ from treelstm.sick import (RelatednessConfig, RelatednessModel, evaluate_related
                            target_distribution, train_relatedness)
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "data" / "sick_sample"
+SAMPLE = ROOT / "treelstm" / "datasets" / "sick_sample"
 REAL_SICK = ROOT / ".." / "shared" / "data" / "sick"
 
 # Three pairs in the pre-parsed form (project-written sentences).
@@ -404,7 +404,7 @@ def test_frozen_embeddings_do_not_change(sample):
 
 # ---------------------------------------------------------------------- sample + script
 def test_bundled_sample_is_reproducible(tmp_path):
-    """data/sick_sample is exactly what data/generate_sick_sample.py writes with seed 0."""
+    """treelstm/datasets/sick_sample is exactly what data/generate_sick_sample.py writes with seed 0."""
     done = subprocess.run([sys.executable, str(ROOT / "data" / "generate_sick_sample.py"),
                            "--seed", "0", "--out", str(tmp_path)], capture_output=True, text=True,
                           timeout=60)

@@ -22,7 +22,7 @@ from treelstm.training import comparison, evaluation, loop
 from treelstm.training.checkpoint import _checksum
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "data" / "sentiment"
+DATA = ROOT / "treelstm" / "datasets" / "sentiment"
 MODELS = ["treelstm", "lstm"]
 
 

@@ -109,7 +109,8 @@ def _add_training_options(parser: argparse.ArgumentParser, epochs: int) -> None:
     group = parser.add_argument_group("training (defaults: Tai et al. 2015)")
     group.add_argument("--data", metavar="DIR", default=DEFAULT_DATA,
                        help="directory with train.txt, dev.txt and test.txt, one SST-style "
-                            "bracketed tree per line (default: the bundled data/sentiment)")
+                            "bracketed tree per line (default: the bundled synthetic treebank, "
+                            "treelstm/datasets/sentiment)")
     group.add_argument("--max-train", type=_positive_int, metavar="N", default=None,
                        help="use only the first N training trees, for quick runs "
                             "(default: all)")
@@ -453,7 +454,7 @@ def predict_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                      "progress bar (when stderr is a terminal) and a last line with the "
                      "throughput (trees/s) go to stderr.",
                      "example: python -m treelstm predict runs/sst-treelstm-fine/best.pt "
-                     "data/sentiment/test.txt --output predictions.jsonl"))
+                     "treelstm/datasets/sentiment/test.txt --output predictions.jsonl"))
     parser.add_argument("checkpoint", help="a checkpoint written by 'train' (best.pt)")
     parser.add_argument("input", nargs="?", default="-",
                         help="file of trees, one per line; '-' or nothing: standard input")
@@ -688,7 +689,8 @@ def _add_sick_training_options(parser: argparse.ArgumentParser, defaults) -> Non
     """sick-train's options for the fields of ``defaults`` (a RelatednessConfig) but device."""
     parser.add_argument("--data", metavar="DIR", default=defaults.data,
                         help="directory with train/, dev/, test/ (default: the bundled "
-                             "data/sick_sample, synthetic pairs written by this project)")
+                             "treelstm/datasets/sick_sample, synthetic pairs written by this "
+                             "project)")
     parser.add_argument("--models", type=_sick_models, default=",".join(defaults.models),
                         help="comma-separated encoders to train, from treelstm, lstm "
                              "(default: %(default)s)")

@@ -3,8 +3,9 @@
 Typical use::
 
     from treelstm.data import read_ptb, Vocab, load_vectors, collate_trees
+    from treelstm.datasets import sentiment_dir              # the bundled treebank
 
-    train = read_ptb("data/sentiment/train.txt")             # list[SentimentTree]
+    train = read_ptb(sentiment_dir() / "train.txt")          # list[SentimentTree]
     vocab = Vocab.build(tree.tokens for tree in train)
     inputs = collate_trees(train[:25], vocab)                # TreeInputs
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
+from ..datasets import sick_sample_dir
 from ..training.config import MAX_SEED
 from .model import ENCODERS
 
 __all__ = ["DEFAULT_SICK_DATA", "RelatednessConfig"]
 
-#: The bundled synthetic sample (``data/sick_sample``), in the pre-parsed SICK form.
-DEFAULT_SICK_DATA = str(Path(__file__).resolve().parents[2] / "data" / "sick_sample")
+#: The bundled synthetic sample (package data: :func:`treelstm.datasets.sick_sample_dir`), in
+#: the pre-parsed SICK form.
+DEFAULT_SICK_DATA = str(sick_sample_dir())
 
 
 def _is_int_in(value: object, low: int, high: float = math.inf) -> bool:

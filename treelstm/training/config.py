@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import torch
@@ -12,10 +11,11 @@ import torch
 from ..checks import is_int, is_number, is_positive_int
 from ..baseline import LSTMClassifier
 from ..data import NUM_CLASSES, VIEWS
+from ..datasets import sentiment_dir
 from ..models import BACKENDS, CELLS, TreeLSTMClassifier
 
-#: The bundled synthetic treebank (``data/sentiment`` of the repository).
-DEFAULT_DATA = str(Path(__file__).resolve().parents[2] / "data" / "sentiment")
+#: The bundled synthetic treebank (package data: :func:`treelstm.datasets.sentiment_dir`).
+DEFAULT_DATA = str(sentiment_dir())
 #: ``--model`` names and their classes.
 MODEL_KINDS = {"treelstm": TreeLSTMClassifier, "lstm": LSTMClassifier}
 SPLITS = ("train", "dev", "test")
