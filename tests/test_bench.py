@@ -4,7 +4,10 @@ import json
 import pytest
 
 from conftest import HAS_DGL
-from treelstm import TreeBatch, bench
+from helpers import load_script
+from treelstm import TreeBatch
+
+bench = load_script("benchmarks/bench.py")  # a script of the repository, not of the package
 
 
 def test_quick_run_writes_json_and_prints_a_table(tmp_path, capsys):
@@ -66,3 +69,21 @@ def test_bad_arguments_exit_with_usage():
         bench.parse_args(["--methods", "native,cudnn"])
     with pytest.raises(SystemExit):
         bench.parse_args(["--batch-sizes", "0"])
+
+
+def test_treelstm_bench_command_runs_the_script_of_the_checkout(capsys):
+    from treelstm.__main__ import main
+
+    assert main(["bench", "--quick", "--methods", "lstm", "--modes", "inference",
+                 "--no-memory"]) == 0
+    assert "inference (forward, no_grad)" in capsys.readouterr().out
+
+
+def test_treelstm_bench_command_without_a_checkout_says_so(tmp_path, monkeypatch, capsys):
+    import treelstm.__main__ as cli
+
+    # as installed: the package's parent directory holds no benchmarks/ (site-packages)
+    monkeypatch.setattr(cli, "__file__", str(tmp_path / "treelstm" / "__main__.py"))
+    assert cli.main(["bench", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "not part of the installed package" in err and "benchmarks/bench.py" in err

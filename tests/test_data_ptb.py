@@ -1,6 +1,5 @@
 """PTB/SST reader and writer, label views, malformed input, the bundled synthetic treebank, and
 the fast reader against the nltk-based reference."""
-import importlib.util
 import re
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nltk import Tree
 
+from helpers import load_script
 from treelstm.data import (IGNORE_INDEX, SentimentTree, binary_view, parse_ptb_line, read_ptb,
                            to_ptb_string)
 from treelstm.data.ptb import _read_fast, parse_ptb_line_nltk
@@ -291,11 +291,7 @@ def test_tree_deeper_than_nltk_allows_is_read(tmp_path):
 
 # ------------------------------------------------------------------------------ bundled data
 def load_generator():
-    spec = importlib.util.spec_from_file_location("generate_sentiment",
-                                                  REPO / "data" / "generate_sentiment.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("data/generate_sentiment.py")
 
 
 def test_bundled_treebank_equals_generator_output(tmp_path):
@@ -644,10 +640,7 @@ def test_ten_megabyte_line():
 
 
 def test_benchmark_script_runs(capsys):
-    path = REPO / "benchmarks" / "ptb_reader.py"
-    spec = importlib.util.spec_from_file_location("ptb_reader", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("benchmarks/ptb_reader.py")
     assert module.main(["--data", str(SENTIMENT_DIR), "--repeats", "1", "--limit", "10"]) == 0
     out = capsys.readouterr().out
     assert "30 lines; trees that differ between the readers: 0" in out

@@ -745,3 +745,73 @@ def test_bad_line_leaves_the_previous_output_file(checkpoints, tmp_path, capsys)
     assert "in.txt:3:" in err and "out.jsonl was not written" in err
     assert output.read_text() == "previous good results\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]
+
+
+def test_output_may_not_be_the_file_on_standard_input(checkpoints, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("(2 a)\n(3 b)\n", encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    with open(source, "rb") as stdin:
+        done = subprocess.run([sys.executable, "-m", "treelstm", "predict",
+                               str(checkpoints["lstm"]), "-o", str(source), "--quiet"],
+                              stdin=stdin, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and "is the input (standard input)" in done.stderr
+    assert source.read_text(encoding="utf-8") == "(2 a)\n(3 b)\n"
+
+
+def test_output_through_links_and_devices(checkpoints, tmp_path):
+    """A symlinked output replaces its target (the link stays, the mode is kept);
+    /dev/stdout is written in place (not replaced by a file)."""
+    source = tmp_path / "in.txt"
+    source.write_text("(2 a)\n(3 b)\n", encoding="utf-8")
+    (tmp_path / "store").mkdir()
+    real = tmp_path / "store" / "real.jsonl"
+    real.write_text("old\n")
+    real.chmod(0o600)
+    (tmp_path / "link.jsonl").symlink_to(real)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "treelstm", "predict", str(checkpoints["lstm"]), str(source),
+               "--quiet", "-o"]
+    done = subprocess.run(command + [str(tmp_path / "link.jsonl")], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "link.jsonl").is_symlink()
+    assert len(real.read_text().splitlines()) == 2 and (real.stat().st_mode & 0o777) == 0o600
+    with open(tmp_path / "captured.txt", "w") as captured:
+        done = subprocess.run(command + ["/dev/stdout"], stdout=captured, stderr=subprocess.PIPE,
+                              text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len((tmp_path / "captured.txt").read_text().splitlines()) == 2
+    assert os.path.islink("/dev/stdout") or not os.path.isfile("/dev/stdout")
+
+
+def test_a_line_too_long_is_that_lines_error_and_memory_stays_bounded(checkpoints, monkeypatch):
+    import io as io_module
+
+    import treelstm.predict as predict_module
+
+    monkeypatch.setattr(predict_module, "MAX_LINE_BYTES", 1000)
+    stream = io_module.BytesIO(b"(2 a)\n(2 " + b"x" * 5000 + b")\n(3 b)\n")
+    predictor = Predictor.from_checkpoint(checkpoints["lstm"])
+    lines = list(predict_module.bounded_lines(stream, 1000))
+    assert [len(line) for line in lines] == [6, 1001, 6]  # the long one cut, its rest skipped
+    records = list(predict_records(predictor, lines, skip_bad=True))
+    assert [r["line"] for r in records] == [1, 2, 3]
+    assert "longer than 1000 bytes" in records[1]["error"] and "label" in records[2]
+
+
+def test_iter_windows_bounds_bytes_too():
+    items = [b"x" * 10] * 7
+    windows = list(iter_windows(items, 100, max_size=25, size=len))
+    assert [len(w) for w in windows] == [3, 3, 1]
+
+
+def test_predictor_refuses_a_vocabulary_of_another_size(checkpoints):
+    from treelstm.data import Vocab
+
+    predictor = Predictor.from_checkpoint(checkpoints["lstm"])
+    with pytest.raises(ValueError, match=r"the vocabulary has 5 words, the model's embedding "
+                                         r"\d+ rows"):
+        Predictor(predictor.model, Vocab(predictor.vocab.itos[:5]))
+    with pytest.raises(ValueError, match=r"device: Expected one of .* bogus"):
+        Predictor(predictor.model, predictor.vocab, device="bogus")

@@ -723,3 +723,62 @@ def test_ctrl_c_during_training_is_one_line(tmp_path, monkeypatch, capsys):
     assert main(["train", "--out", str(tmp_path / "run"), "--quiet"]) == 130
     err = capsys.readouterr().err
     assert "interrupted; checkpoint.pt holds the last finished epoch: --resume" in err
+
+
+def test_resume_without_checkpoint_in_a_finished_run_is_refused(tmp_path, splits):
+    train(_small(epochs=1), tmp_path, splits=splits)
+    best = (tmp_path / "best.pt").read_bytes()
+    (tmp_path / "checkpoint.pt").unlink()
+    with pytest.raises(ValueError, match=r"checkpoint\.pt: cannot resume: missing, but .* holds "
+                                         r"best\.pt and metrics\.json"):
+        train(_small(epochs=2, lr=0.5), tmp_path, resume=True, splits=splits)
+    assert (tmp_path / "best.pt").read_bytes() == best
+
+
+def test_crafted_optimizer_and_rng_state_are_refused(tmp_path, splits):
+    train(_small(epochs=1), tmp_path, splits=splits)
+    content = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    optimizer = content["optimizer"]
+    optimizer["param_groups"][0]["lr"] = 100.0
+    _rewrite_checkpoint(tmp_path / "checkpoint.pt", optimizer=optimizer)
+    with pytest.raises(ValueError, match=r"the optimizer state has lr=100\.0, the settings "
+                                         r"lr=0\.05"):
+        train(_small(epochs=2), tmp_path, resume=True, splits=splits)
+    train(_small(epochs=1), tmp_path / "b", splits=splits)
+    for field, value in (("numpy_pos", -5), ("python_gauss", "x"), ("numpy_pos", 2 ** 70)):
+        content = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+        _rewrite_checkpoint(tmp_path / "b" / "checkpoint.pt",
+                            rng_state=dict(content["rng_state"], **{field: value}))
+        with pytest.raises(ValueError, match=r"its RNG state is not one get_rng_state writes"):
+            train(_small(epochs=2), tmp_path / "b", resume=True, splits=splits)
+        _rewrite_checkpoint(tmp_path / "b" / "checkpoint.pt", rng_state=content["rng_state"])
+
+
+def test_weights_that_overflow_in_float32_are_refused(tmp_path, splits):
+    train(_small(epochs=1), tmp_path, splits=splits)
+    content = torch.load(tmp_path / "best.pt", weights_only=True)
+    state = dict(content["state_dict"])
+    state["output.bias"] = state["output.bias"].double() * 1e300
+    _rewrite_checkpoint(tmp_path / "best.pt", state_dict=state)
+    with pytest.raises(ValueError, match=r"best\.pt: weight 'output\.bias' holds values that are "
+                                         r"not finite in torch\.float32"):
+        load_model(tmp_path / "best.pt")
+
+
+def test_weights_that_overflow_during_training_stop_it(tmp_path, splits):
+    with pytest.raises(FloatingPointError, match=r"no longer finite|gradient norm|loss"):
+        train(_small(epochs=1, lr=1e38, batch_size=30), tmp_path, splits=splits)
+    assert not (tmp_path / "best.pt").exists() or load_checkpoint(tmp_path / "best.pt")
+
+
+def test_compare_refuses_repeated_rows(splits):
+    with pytest.raises(ValueError, match="rows must not repeat"):
+        compare(_small(epochs=1), rows=["lstm", "lstm"])
+
+
+@pytest.mark.parametrize("option, value", [("--threads", "100000"), ("--embed-dim", "100000000"),
+                                           ("--num-layers", "100000"), ("--lr", "1e308"),
+                                           ("--device", "meta")])
+def test_absurd_values_are_refused_before_any_work(tmp_path, capsys, option, value):
+    assert _exit_status(train_command, _train_args(tmp_path / "run", option, value)) == 2
+    assert f"argument {option}" in capsys.readouterr().err

@@ -8,7 +8,8 @@ Public API::
 from .batch import TreeBatch
 from .cells import ChildSumTreeLSTMCell, NaryTreeLSTMCell
 from .baseline import LSTMClassifier
-from .models import TreeLSTM, TreeLSTMClassifier
+from .classifier import TreeLSTMClassifier
+from .models import TreeLSTM
 
 __version__ = "0.1.0"
 __all__ = ["TreeBatch", "ChildSumTreeLSTMCell", "NaryTreeLSTMCell", "TreeLSTM", "TreeLSTMClassifier",

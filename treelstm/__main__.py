@@ -44,6 +44,24 @@ def _non_negative_int(text: str) -> int:
     return _integer(text, 0, None, "an integer >= 0")
 
 
+#: Bounds that keep absurd values from reaching torch (a segfault at 100,000 threads, an
+#: allocation of terabytes): far above any sensible setting.
+MAX_THREADS, MAX_SIZE, MAX_LAYERS = 1024, 65536, 256
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _threads(text: str) -> int:
+    return _integer(text, 0, MAX_THREADS, f"an integer in [0, {MAX_THREADS}]")
+
+
+def _size(text: str) -> int:
+    return _integer(text, 1, MAX_SIZE, f"an integer in [1, {MAX_SIZE}]")
+
+
+def _layers(text: str) -> int:
+    return _integer(text, 1, MAX_LAYERS, f"an integer in [1, {MAX_LAYERS}]")
+
+
 def _seed(text: str) -> int:
     return _integer(text, 0, MAX_SEED, f"an integer in [0, {MAX_SEED}]")
 
@@ -59,11 +77,11 @@ def _number(text: str, accept, expected: str) -> float:
 
 
 def _positive_float(text: str) -> float:
-    return _number(text, lambda v: v > 0, "a positive number")
+    return _number(text, lambda v: 0 < v <= _FLOAT32_MAX, "a positive number")
 
 
 def _non_negative_float(text: str) -> float:
-    return _number(text, lambda v: v >= 0, "a number >= 0")
+    return _number(text, lambda v: 0 <= v <= _FLOAT32_MAX, "a number >= 0")
 
 
 def _probability(text: str) -> float:
@@ -81,11 +99,11 @@ def _device(text: str) -> str:
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--embed-dim", type=_positive_int, default=_DEFAULTS.embed_dim,
+    group.add_argument("--embed-dim", type=_size, default=_DEFAULTS.embed_dim,
                        help="word vector size (default: %(default)s)")
-    group.add_argument("--hidden-size", type=_positive_int, default=_DEFAULTS.hidden_size,
+    group.add_argument("--hidden-size", type=_size, default=_DEFAULTS.hidden_size,
                        help="size of the (Tree-)LSTM state h and c (default: %(default)s)")
-    group.add_argument("--num-layers", type=_positive_int, default=_DEFAULTS.num_layers,
+    group.add_argument("--num-layers", type=_layers, default=_DEFAULTS.num_layers,
                        help="stacked (Tree-)LSTM layers (default: %(default)s)")
     group.add_argument("--cell", choices=("nary", "childsum"), default=_DEFAULTS.cell,
                        help="Tree-LSTM cell: 'nary' (arity 2, ordered children: the binary "
@@ -107,7 +125,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_training_options(parser: argparse.ArgumentParser, epochs: int) -> None:
     group = parser.add_argument_group("training (defaults: Tai et al. 2015)")
-    group.add_argument("--data", metavar="DIR", default=DEFAULT_DATA,
+    group.add_argument("--data", metavar="DIR", default=DEFAULT_DATA, type=os.path.abspath,
                        help="directory with train.txt, dev.txt and test.txt, one SST-style "
                             "bracketed tree per line (default: the bundled synthetic treebank, "
                             "treelstm/datasets/sentiment)")
@@ -140,7 +158,7 @@ def _add_run_options(parser: argparse.ArgumentParser, out: str) -> None:
     group.add_argument("--device", type=_device, default=_DEFAULTS.device,
                        help="'cpu', 'cuda', 'cuda:1', ... or 'auto' (CUDA when available) "
                             "(default: %(default)s)")
-    group.add_argument("--threads", type=_non_negative_int, default=1,
+    group.add_argument("--threads", type=_threads, default=1,
                        help="torch CPU threads; batches of small trees gain little from more, "
                             "and they slow down on a busy machine. 0: torch's default "
                             "(default: %(default)s)")
@@ -192,6 +210,15 @@ def _guarded(run, args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     import signal
     import threading
 
+    if sys.stderr is None:  # closed (2>&-): messages have nowhere to go, but run anyway
+        sys.stderr = open(os.devnull, "w")
+    if sys.stdout is None:  # closed (>&-)
+        if getattr(args, "output", "-") == "-":
+            print(f"{parser.prog}: error: standard output is closed; nothing could show the "
+                  "results" + (" (give --output FILE)" if hasattr(args, "output") else ""),
+                  file=sys.stderr)
+            return 2
+        sys.stdout = open(os.devnull, "w")
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
@@ -204,6 +231,15 @@ def _guarded(run, args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     except _Terminated:
         print(f"{parser.prog}: terminated{hint}", file=sys.stderr)
         return 143
+    except BrokenPipeError:
+        return _reader_gone()
+    except OSError as error:  # e.g. the results printed to a full disk
+        print(f"{parser.prog}: error: {error.strerror or error}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"{parser.prog}: error: out of memory (smaller sizes or batches?)",
+              file=sys.stderr)
+        return 1
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -334,7 +370,7 @@ def _add_eval_options(parser: argparse.ArgumentParser, items: str) -> None:
                         help="'cpu', 'cuda', 'cuda:1', ... (default: %(default)s)")
     parser.add_argument("--batch-size", type=_positive_int, default=256,
                         help=f"{items} per forward pass (default: %(default)s)")
-    parser.add_argument("--threads", type=_non_negative_int, default=1,
+    parser.add_argument("--threads", type=_threads, default=1,
                         help="torch CPU threads, 0: torch's default (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -358,6 +394,10 @@ def _run_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if not isinstance(data, str) or view not in ("fine", "binary"):
             raise ValueError(f"{args.checkpoint}: its training settings name data {data!r} and "
                              f"view {view!r}; expected a directory and 'fine' or 'binary'")
+        classes = {"fine": 5, "binary": 2}[view]
+        if getattr(model, "num_classes", classes) != classes:
+            raise ValueError(f"{args.checkpoint}: a model of {model.num_classes} classes, but its "
+                             f"settings say view {view!r} ({classes} classes)")
         trees = load_splits(data, view, splits=(args.split,))[args.split]
     except (ValueError, OSError) as error:
         return _fail(parser, error)
@@ -431,7 +471,8 @@ def predict_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
         description=_wrap("Label trees with a saved classifier (a Tree-LSTM or the LSTM "
                           "baseline), in batches, streaming: the input may be of any length.",
                           "Input, one tree per line: PTB brackets as in SST, e.g. "
-                          "'(3 (2 a) (3 (2 very) (4 good)))' (its labels are ignored), or a JSON "
+                          "'(3 (2 a) (3 (2 very) (4 good)))' (its labels must be SST's 0..4 "
+                          "but are not used), or a JSON "
                           "object {\"parent\": [...], \"tokens\": [...]} whose leaves are "
                           "nodes 0..n-1 in sentence order and parent -1 marks the root. Blank "
                           "lines are skipped.",
@@ -480,7 +521,7 @@ def predict_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     parser.add_argument("--skip-bad", action="store_true",
                         help="write an error record for a malformed line and go on (default: "
                              "stop with exit status 1)")
-    parser.add_argument("--threads", type=_non_negative_int, default=1,
+    parser.add_argument("--threads", type=_threads, default=1,
                         help="torch CPU threads, 0: torch's default (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar and no throughput line on stderr (the bar is also "
@@ -501,6 +542,14 @@ def _same_file_problem(args: argparse.Namespace) -> Optional[str]:
         if same_file(args.output, path):
             return (f"--output {args.output} is the {what} ({path}); refusing to overwrite it: "
                     "choose another output file")
+    if args.input == "-" and sys.stdin is not None:  # standard input may be a file too
+        try:
+            stdin, output = os.fstat(sys.stdin.fileno()), os.stat(args.output)
+        except (OSError, ValueError):  # no such output yet, or no real stdin
+            return None
+        if (stdin.st_dev, stdin.st_ino) == (output.st_dev, output.st_ino):
+            return (f"--output {args.output} is the input (standard input); refusing to "
+                    "overwrite it: choose another output file")
     return None
 
 
@@ -571,7 +620,7 @@ def _stream_predictions(args: argparse.Namespace, predictor, source, sink, devic
 
     import torch
 
-    from .predict import LineError, predict_records
+    from .predict import LineError, bounded_lines, predict_records
     from .progress import tqdm_bar
 
     name = "<stdin>" if args.input == "-" else args.input
@@ -579,7 +628,7 @@ def _stream_predictions(args: argparse.Namespace, predictor, source, sink, devic
     bar = None
     if not args.quiet and sys.stderr.isatty():
         bar = tqdm_bar(description="predict", unit=" trees", leave=True)  # None without tqdm
-    records = predict_records(predictor, source, format=args.format,
+    records = predict_records(predictor, bounded_lines(source), format=args.format,
                               batch_trees=args.batch_trees, max_nodes=args.max_nodes,
                               window=args.window, node_labels=args.node_labels,
                               skip_bad=args.skip_bad)
@@ -701,11 +750,11 @@ def _add_sick_training_options(parser: argparse.ArgumentParser, defaults) -> Non
                              "%(default)s)")
     parser.add_argument("--max-train", type=_positive_int, metavar="N", default=None,
                         help="use only the first N training pairs (default: all)")
-    parser.add_argument("--embed-dim", type=_positive_int, default=defaults.embed_dim,
+    parser.add_argument("--embed-dim", type=_size, default=defaults.embed_dim,
                         help="word vector size (default: %(default)s)")
-    parser.add_argument("--hidden-size", type=_positive_int, default=defaults.hidden_size,
+    parser.add_argument("--hidden-size", type=_size, default=defaults.hidden_size,
                         help="encoder memory size (default: %(default)s)")
-    parser.add_argument("--similarity-size", type=_positive_int, default=defaults.similarity_size,
+    parser.add_argument("--similarity-size", type=_size, default=defaults.similarity_size,
                         help="hidden layer of the similarity network (default: %(default)s)")
     parser.add_argument("--lr", type=_positive_float, default=defaults.lr,
                         help="AdaGrad learning rate (default: %(default)s)")
@@ -806,10 +855,25 @@ def _run_sick_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
 
 # ----------------------------------------------------------------------------------- main
 def bench_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
-    """``python -m treelstm bench``: the benchmark's own command line (``--help``)."""
-    from .bench import main as bench_main  # imports DGL etc. only when benchmarking
+    """``python -m treelstm bench``: runs ``benchmarks/bench.py`` of the source checkout this
+    package is imported from, with its own command line (``--help``). The benchmark is not part
+    of the installed package: without a checkout, one line says so (exit status 2)."""
+    import importlib.util
+    from pathlib import Path
 
-    bench_main(argv)
+    prog = prog or "python -m treelstm bench"
+    root = Path(__file__).resolve().parents[1]
+    script = root / "benchmarks" / "bench.py"
+    if not (script.is_file() and (root / "setup.cfg").is_file()):
+        print(f"{prog}: the speed benchmark is benchmarks/bench.py of the source repository, not "
+              "part of the installed package; run it from a checkout: python "
+              "benchmarks/bench.py --help", file=sys.stderr)
+        return 2
+    spec = importlib.util.spec_from_file_location("treelstm_bench", script)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # dataclasses look their module up there
+    spec.loader.exec_module(bench)  # imports DGL etc. only when benchmarking
+    bench.main(argv, prog)
     return 0
 
 

@@ -7,18 +7,17 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from .checks import is_int, is_number
-from .models import ClassifierOutput
+from .classifier import ClassifierOutput, SentimentClassifier
 
 __all__ = ["LSTMClassifier"]
 
 
-class LSTMClassifier(nn.Module):
+class LSTMClassifier(SentimentClassifier):
     r"""A sentence classifier: ``nn.LSTM`` over the leaf tokens in sentence order.
 
-    The baseline of Tai, Socher & Manning (2015), Table 2: the same embedding and output layer as
-    :class:`~treelstm.models.TreeLSTMClassifier`, but the words are read left to right (and right
-    to left with ``bidirectional=True``) and only the sentence gets a label:
+    The baseline of Tai, Socher & Manning (2015), Table 2: the same embedding and output layer
+    as :class:`~treelstm.classifier.TreeLSTMClassifier`, but the words are read left to right (and
+    right to left with ``bidirectional=True``) and only the sentence gets a label:
 
     .. math::
         \hat{p}_\theta(y \mid x) = \mathrm{softmax}(W^{(s)} \mathrm{dropout}(h_T) + b^{(s)})
@@ -41,7 +40,7 @@ class LSTMClassifier(nn.Module):
         - **inputs**: a :class:`~treelstm.data.SequenceInputs` (``collate_sequences``):
           ``token_ids`` `(B, T_max)` right-padded, ``lengths`` `(B)`.
 
-    Outputs: node_logits, root_logits (a :class:`~treelstm.models.ClassifierOutput`, the
+    Outputs: node_logits, root_logits (a :class:`~treelstm.classifier.ClassifierOutput`, the
     output of every classifier here)
         - **node_logits**: ``None`` (sentences only).
         - **root_logits** of shape `(B, C)`: unnormalised scores for each sentence.
@@ -59,22 +58,8 @@ class LSTMClassifier(nn.Module):
     def __init__(self, vocab_size: int, num_classes: int, embed_dim: int = 300,
                  hidden_size: int = 150, num_layers: int = 1, bidirectional: bool = False,
                  dropout: float = 0.5, padding_idx: Optional[int] = 0) -> None:
-        super().__init__()
-        for name, value in (("vocab_size", vocab_size), ("num_classes", num_classes),
-                            ("embed_dim", embed_dim), ("hidden_size", hidden_size),
-                            ("num_layers", num_layers)):
-            if not is_int(value) or value <= 0:
-                raise ValueError(f"LSTMClassifier: {name} must be a positive integer; got "
-                                 f"{value!r}")
-        if not is_number(dropout) or \
-                not 0 <= dropout <= 1:
-            raise ValueError(f"LSTMClassifier: dropout must be a number in [0, 1]; got "
-                             f"{dropout!r}")
-        self.vocab_size = vocab_size
-        self.num_classes = num_classes
-        self.embed_dim = embed_dim
-        self.padding_idx = padding_idx
-        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=padding_idx)
+        super().__init__(vocab_size, num_classes, embed_dim, dropout, padding_idx,
+                         hidden_size=hidden_size, num_layers=num_layers)
         self.lstm = nn.LSTM(embed_dim, hidden_size, num_layers=num_layers, batch_first=True,
                             bidirectional=bidirectional,
                             dropout=dropout if num_layers > 1 else 0.0)

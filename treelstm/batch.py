@@ -1,130 +1,20 @@
-"""TreeBatch: a validated batch of trees with its bottom-up level schedule."""
+"""TreeBatch: a validated batch of trees with its bottom-up level schedule.
+
+The checks of the user's lists live in :mod:`treelstm.node_lists`, the networkx and DGL formats
+in :mod:`treelstm.graph_formats`; the constructors here put them together.
+"""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import chain
-from numbers import Number
 from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
-_MAX_REPORTED = 8
-
-
-def _node_list(nodes: np.ndarray) -> str:
-    shown = ", ".join(str(int(v)) for v in nodes[:_MAX_REPORTED])
-    return f"[{shown}{', ...' if len(nodes) > _MAX_REPORTED else ''}]"
-
-
-_INT64_MAX = int(np.iinfo(np.int64).max)
-_BOOL_TYPES = frozenset((bool, np.bool_))
-#: What each kind of per-node integer may be, for the messages of :func:`_as_int_array`.
-_EXPECTED = {"parent": "-1 (root) or a node id in [0, {size})",
-             "position": "a slot in [0, 2**63)"}
-
-
-def _as_int_array(values: Any, tree: int, kind: str) -> np.ndarray:
-    """Tree ``tree``'s parent (``kind="parent"``) or position list as a 1-D int64 array.
-
-    TypeError for anything but integers (floats, strings, nested lists; bools in tensors and
-    arrays, and in lists after :func:`_reject_bools`); ValueError for an integer that int64
-    cannot hold (it would wrap around), naming the node.
-    """
-    what = f"{kind}s[{tree}]"
-    is_list = type(values) is list or type(values) is tuple  # the common case: skip isinstance
-    if not is_list:
-        if not _is_sequence(values):
-            raise TypeError(f"TreeBatch: {what} must be a flat list of integers; got "
-                            f"{_type_name(values)}")
-        if isinstance(values, Tensor):
-            if values.dtype == torch.bool or values.is_floating_point() or values.is_complex():
-                raise TypeError(f"TreeBatch: {what} must hold integers; got a tensor of dtype "
-                                f"{values.dtype}")
-            values = values.detach().cpu().numpy()
-    try:
-        array = np.asarray(values)
-    except (ValueError, TypeError) as error:  # ragged nested lists
-        node = next((v for v, value in enumerate(values)
-                     if not isinstance(value, (Number, np.generic))), None)
-        got = error if node is None else (f"{values[node]!r} ({type(values[node]).__name__}) "
-                                          f"at node {node}")
-        raise TypeError(f"TreeBatch: {what} must be a flat list of integers; got {got}") from None
-    if array.ndim != 1:
-        raise TypeError(f"TreeBatch: {what} must be a flat list of integers; got an array of shape "
-                        f"{tuple(array.shape)}")
-    dtype_kind = array.dtype.kind
-    if array.size and dtype_kind not in "iu":
-        if dtype_kind != "O" and not is_list:
-            raise TypeError(f"TreeBatch: {what} must hold integers; got an array of dtype "
-                            f"{array.dtype}")
-        items = values if is_list else array.tolist()
-        node = next((v for v, value in enumerate(items) if not isinstance(value, (int, np.integer))
-                     or isinstance(value, (bool, np.bool_))), None)
-        if node is not None:
-            raise TypeError(f"TreeBatch: {what} must hold integers; got {items[node]!r} "
-                            f"({type(items[node]).__name__}) at node {node}")
-        try:  # all integers, in an object array, or beyond int64 (np.asarray made floats)
-            return np.array(items, dtype=np.int64)
-        except OverflowError:
-            raise _beyond_int64([int(v) for v in items], tree, kind) from None
-    if dtype_kind == "u" and array.dtype == np.uint64 and array.size and \
-            int(array.max()) > _INT64_MAX:
-        raise _beyond_int64(array.tolist(), tree, kind)  # astype would wrap them to negatives
-    return array.astype(np.int64, copy=False)
-
-
-def _reject_bools(per_tree: list, kind: str) -> None:
-    """TypeError for a bool in the plain lists of ``per_tree``, which np.asarray would read as
-    0 or 1 (``[-1, True]``); one pass over all of them, not one per tree."""
-    lists = [values for values in per_tree if type(values) is list or type(values) is tuple]
-    if not lists or _BOOL_TYPES.isdisjoint(map(type, chain.from_iterable(lists))):
-        return
-    for tree, values in enumerate(per_tree):
-        if type(values) is list or type(values) is tuple:
-            node = next((v for v, value in enumerate(values) if type(value) in _BOOL_TYPES), None)
-            if node is not None:
-                raise TypeError(f"TreeBatch: {kind}s[{tree}] must hold integers; got "
-                                f"{values[node]!r} (bool) at node {node}")
-
-
-def _beyond_int64(values: list[int], tree: int, kind: str) -> ValueError:
-    """The error for the first of ``values`` that int64 cannot hold."""
-    node = next(v for v, value in enumerate(values) if not -_INT64_MAX - 1 <= value <= _INT64_MAX)
-    expected = _EXPECTED[kind].format(size=len(values))
-    return ValueError(f"TreeBatch: tree {tree}, node {node} has {kind} {values[node]}; expected "
-                      f"{expected}")
-
-
-def _is_sequence(values: Any) -> bool:
-    if isinstance(values, (Tensor, np.ndarray)):
-        return values.ndim > 0
-    return isinstance(values, Iterable) and not isinstance(
-        values, (str, bytes, dict, set, frozenset, Number))  # a set has no node order
-
-
-def _type_name(value: Any) -> str:
-    if isinstance(value, (Tensor, np.ndarray)) and value.ndim == 0:
-        return f"a 0-d {type(value).__name__}"
-    return type(value).__name__
-
-
-def _per_tree_lists(values: Any, kind: str) -> list:
-    """``values`` (parents or positions) as a list with one entry per tree; TypeError for a flat
-    list of integers or a non-sequence."""
-    expected = f"TreeBatch.from_parents: expected one {kind} list per tree (a list of lists)"
-    if not _is_sequence(values):
-        raise TypeError(f"{expected}; got {_type_name(values)}")
-    values = list(values)
-    first = values[0] if values else None
-    if isinstance(first, (Number, np.generic)) or (isinstance(first, (Tensor, np.ndarray))
-                                                   and first.ndim == 0):
-        got = ("integers" if isinstance(first, (int, np.integer, Tensor, np.ndarray))
-               else f"{type(first).__name__}s")
-        raise TypeError(f"{expected}; got a flat list of {got}. For one tree pass [{kind}s].")
-    return values
+from . import graph_formats
+from .node_lists import as_int_array, default_positions, node_list, per_tree_lists, reject_bools
 
 
 @dataclass(frozen=True)
@@ -236,11 +126,11 @@ class TreeBatch:
                 which would wrap around), zero or several roots, a cycle, a negative slot or a
                 slot used twice under one parent.
         """
-        parents = _per_tree_lists(parents, "parent")
+        parents = per_tree_lists(parents, "parent")
         if not parents:
             raise ValueError("TreeBatch.from_parents: expected at least one tree; got none")
-        _reject_bools(parents, "parent")
-        arrays = [_as_int_array(p, t, "parent") for t, p in enumerate(parents)]
+        reject_bools(parents, "parent")
+        arrays = [as_int_array(p, t, "parent") for t, p in enumerate(parents)]
         tree_sizes = np.array([len(a) for a in arrays], dtype=np.int64)
         empty = np.flatnonzero(tree_sizes == 0)
         if len(empty):
@@ -261,6 +151,21 @@ class TreeBatch:
                              f"{local_parent[v]}; expected -1 (root) or a node id in "
                              f"[0, {tree_sizes[t]})")
         is_root = local_parent == -1
+        cls._check_one_root(is_root, tree_index, local_id, num_trees)
+        parent = np.where(is_root, -1, local_parent + offsets[tree_index])
+        depth = cls._depths(parent, tree_index, local_id)
+
+        if positions is None:
+            position = default_positions(parent)
+        else:
+            position = cls._checked_positions(positions, parent, tree_sizes, tree_index, local_id)
+        height = cls._heights(parent, depth)
+        return cls(parent, position, tree_sizes, depth, height)
+
+    @staticmethod
+    def _check_one_root(is_root: np.ndarray, tree_index: np.ndarray, local_id: np.ndarray,
+                        num_trees: int) -> None:
+        """ValueError naming the first tree without a root or with several (and their nodes)."""
         roots_per_tree = np.bincount(tree_index[is_root], minlength=num_trees)
         bad = np.flatnonzero(roots_per_tree != 1)
         if len(bad):
@@ -270,16 +175,7 @@ class TreeBatch:
                                  "exactly one")
             found = local_id[is_root & (tree_index == t)]
             raise ValueError(f"TreeBatch: tree {t} has {roots_per_tree[t]} roots (nodes "
-                             f"{_node_list(found)}); expected exactly one")
-        parent = np.where(is_root, -1, local_parent + offsets[tree_index])
-        depth = cls._depths(parent, tree_index, local_id)
-
-        if positions is None:
-            position = cls._default_positions(parent)
-        else:
-            position = cls._checked_positions(positions, parent, tree_sizes, tree_index, local_id)
-        height = cls._heights(parent, depth)
-        return cls(parent, position, tree_sizes, depth, height)
+                             f"{node_list(found)}); expected exactly one")
 
     @staticmethod
     def _depths(parent: np.ndarray, tree_index: np.ndarray, local_id: np.ndarray) -> np.ndarray:
@@ -295,30 +191,18 @@ class TreeBatch:
         if len(stuck):
             t = tree_index[stuck[0]]
             in_tree = stuck[tree_index[stuck] == t]
-            raise ValueError(f"TreeBatch: tree {t} has a cycle: nodes {_node_list(local_id[in_tree])} "
+            raise ValueError(f"TreeBatch: tree {t} has a cycle: nodes {node_list(local_id[in_tree])} "
                              "never reach the root")
         return dist
 
     @staticmethod
-    def _default_positions(parent: np.ndarray) -> np.ndarray:
-        position = np.full(parent.shape[0], -1, dtype=np.int64)
-        children = np.flatnonzero(parent >= 0)
-        by_parent = children[np.argsort(parent[children], kind="stable")]
-        sorted_parent = parent[by_parent]
-        group_start = np.flatnonzero(np.r_[True, sorted_parent[1:] != sorted_parent[:-1]])
-        group_sizes = np.diff(np.r_[group_start, len(by_parent)])
-        rank = np.arange(len(by_parent)) - np.repeat(group_start, group_sizes)
-        position[by_parent] = rank
-        return position
-
-    @staticmethod
     def _checked_positions(positions, parent, tree_sizes, tree_index, local_id) -> np.ndarray:
-        positions = _per_tree_lists(positions, "position")
+        positions = per_tree_lists(positions, "position")
         if len(positions) != len(tree_sizes):
             raise ValueError(f"TreeBatch: got {len(tree_sizes)} parent lists but {len(positions)} "
                              "position lists; expected one per tree")
-        _reject_bools(positions, "position")
-        arrays = [_as_int_array(p, t, "position") for t, p in enumerate(positions)]
+        reject_bools(positions, "position")
+        arrays = [as_int_array(p, t, "position") for t, p in enumerate(positions)]
         for t, array in enumerate(arrays):
             if len(array) != tree_sizes[t]:
                 raise ValueError(f"TreeBatch: tree {t} has {tree_sizes[t]} nodes but "
@@ -365,97 +249,17 @@ class TreeBatch:
                 parent, DGL's direction), a cycle (its nodes named), zero or several roots,
                 ``"position"`` on some edges only, and :meth:`from_parents`'s errors.
         """
-        import networkx as nx
-
-        if isinstance(graphs, nx.Graph):
-            graphs = [graphs]
-        elif not _is_sequence(graphs):
-            raise TypeError(f"TreeBatch.from_networkx: expected a networkx.DiGraph or a list of "
-                            f"them; got {_type_name(graphs)}")
-        graphs = list(graphs)
-        if not graphs:
-            raise ValueError("TreeBatch.from_networkx: expected at least one graph; got none")
-        parents, positions, any_position = [], [], False
-        for t, graph in enumerate(graphs):
-            if not isinstance(graph, nx.DiGraph) or graph.is_multigraph():
-                raise TypeError(f"TreeBatch.from_networkx: graph {t} is a {type(graph).__name__}; "
-                                "expected a networkx.DiGraph with edges parent -> child")
-            index = {node: i for i, node in enumerate(graph.nodes)}
-            parent = [-1] * len(index)
-            position = [-1] * len(index)
-            with_position = 0
-            for u, v, data in graph.edges(data=True):
-                if parent[index[v]] != -1:
-                    raise cls._two_parents(graph, t, v, list(graph.nodes)[parent[index[v]]], u)
-                parent[index[v]] = index[u]
-                if "position" in data:
-                    position[index[v]] = data["position"]
-                    with_position += 1
-            if with_position not in (0, graph.number_of_edges()):
-                raise ValueError(f"TreeBatch.from_networkx: graph {t} has a 'position' on "
-                                 f"{with_position} of {graph.number_of_edges()} edges; expected "
-                                 "all or none")
-            if index and parent.count(-1) != 1:
-                raise cls._not_one_root(graph, t, parent)
-            any_position |= with_position > 0
-            parents.append(parent)
-            positions.append(position if with_position else None)
-        if any_position:
-            positions = [cls._default_positions(np.asarray(p, dtype=np.int64)) if q is None else q
-                         for p, q in zip(parents, positions)]
-        else:
-            positions = None
+        graphs, parents, positions = graph_formats.networkx_trees(graphs)
         try:
             return cls.from_parents(parents, positions)
         except ValueError as error:
             if "has a cycle" not in str(error):
                 raise
             # One root, and a cycle apart from it: name the cycle's nodes by their labels.
-            for t, graph in enumerate(graphs):
-                cycle = cls._cycle(graph)
-                if cycle is not None:
-                    raise ValueError(f"TreeBatch.from_networkx: graph {t} has a cycle "
-                                     f"({cycle}); expected a tree") from None
-            raise
-
-    @staticmethod
-    def _cycle(graph: Any) -> Optional[str]:
-        """``"a -> b -> a"`` for a cycle of ``graph``, or None."""
-        import networkx as nx
-
-        try:
-            edges = nx.find_cycle(graph)
-        except nx.NetworkXNoCycle:
-            return None
-        return " -> ".join(repr(node) for node in [u for u, _ in edges] + [edges[0][0]])
-
-    @classmethod
-    def _two_parents(cls, graph: Any, t: int, node: Any, first: Any, second: Any) -> ValueError:
-        import networkx as nx
-
-        text = (f"TreeBatch.from_networkx: graph {t}, node {node!r} has two parents ({first!r} "
-                f"and {second!r}); expected a tree with edges parent -> child")
-        if nx.is_arborescence(graph.reverse(copy=False)):
-            text += "; the edges look child -> parent (DGL's direction): pass graph.reverse()"
-        else:
-            cycle = cls._cycle(graph)
-            if cycle is not None:
-                text += f"; it has a cycle ({cycle})"
-        return ValueError(text)
-
-    @classmethod
-    def _not_one_root(cls, graph: Any, t: int, parent: list[int]) -> ValueError:
-        """Each node has at most one parent here: no root means a cycle."""
-        labels = list(graph.nodes)
-        roots = [labels[v] for v, p in enumerate(parent) if p == -1]
-        if not roots:
-            return ValueError(f"TreeBatch.from_networkx: graph {t} has a cycle "
-                              f"({cls._cycle(graph)}) and no root; expected a tree with edges "
-                              "parent -> child")
-        shown = ", ".join(repr(node) for node in roots[:_MAX_REPORTED])
-        more = ", ..." if len(roots) > _MAX_REPORTED else ""
-        return ValueError(f"TreeBatch.from_networkx: graph {t} has {len(roots)} roots (nodes "
-                          f"{shown}{more}); expected exactly one (one tree per graph)")
+            cycle_error = graph_formats.networkx_cycle_error(graphs)
+            if cycle_error is None:
+                raise
+            raise cycle_error from None
 
     @classmethod
     def from_dgl(cls, graph: Any) -> "TreeBatch":
@@ -464,44 +268,7 @@ class TreeBatch:
         A batched graph (``dgl.batch``) keeps its trees; an unbatched one is one tree. A child's
         slot is ``graph.edata["position"]`` (integers, one per edge) when present.
         """
-        if not (hasattr(graph, "batch_num_nodes") and hasattr(graph, "edges")):
-            raise TypeError(f"TreeBatch.from_dgl: expected a DGL graph; got {type(graph).__name__}")
-        sizes = graph.batch_num_nodes().cpu().numpy().astype(np.int64)
-        src, dst = (e.cpu().numpy().astype(np.int64) for e in graph.edges())
-        num_nodes = int(sizes.sum())
-        offsets = np.r_[0, np.cumsum(sizes)[:-1]]
-        tree_of = np.repeat(np.arange(len(sizes)), sizes)
-        crossing = np.flatnonzero(tree_of[src] != tree_of[dst])
-        if len(crossing):
-            e = crossing[0]
-            raise ValueError(f"TreeBatch.from_dgl: edge {src[e]} -> {dst[e]} joins trees "
-                             f"{tree_of[src[e]]} and {tree_of[dst[e]]}; expected edges inside a tree")
-        counts = np.bincount(src, minlength=num_nodes)
-        if counts.max(initial=0) > 1:
-            v = int(np.argmax(counts))
-            raise ValueError(f"TreeBatch.from_dgl: node {v} has {counts[v]} outgoing edges; "
-                             "expected edges child -> parent, one parent per node")
-        local_parent = np.full(num_nodes, -1, dtype=np.int64)
-        local_parent[src] = dst - offsets[tree_of[dst]]
-        parents = np.split(local_parent, np.cumsum(sizes)[:-1])
-        positions = None
-        if "position" in graph.edata:
-            edge_position = graph.edata["position"]
-            if (edge_position.dtype == torch.bool or edge_position.is_floating_point()
-                    or edge_position.is_complex()):
-                raise TypeError(f"TreeBatch.from_dgl: edata['position'] must hold integer slots; "
-                                f"got dtype {edge_position.dtype}")
-            if tuple(edge_position.shape) != (len(src),):
-                raise ValueError(f"TreeBatch.from_dgl: edata['position'] has shape "
-                                 f"{list(edge_position.shape)}; expected [{len(src)}], one slot "
-                                 "per edge")
-            edge_position = edge_position.cpu().numpy()
-            # in the edges' own dtype, so that from_parents sees (and rejects) uint64 values that
-            # int64 cannot hold; a root's entry is ignored
-            position = np.zeros(num_nodes, dtype=edge_position.dtype)
-            position[src] = edge_position
-            positions = np.split(position, np.cumsum(sizes)[:-1])
-        return cls.from_parents(parents, positions)
+        return cls.from_parents(*graph_formats.dgl_trees(graph))
 
     # ------------------------------------------------------------------ conversions
     def to(self, device: Union[str, torch.device]) -> "TreeBatch":
@@ -530,31 +297,13 @@ class TreeBatch:
     def to_networkx(self) -> list:
         """One ``networkx.DiGraph`` per tree, nodes ``0..n-1``, edges parent -> child with
         attribute ``"position"``."""
-        import networkx as nx
-
-        graphs = []
-        for parent, position in zip(self.local_parents(), self.local_positions()):
-            graph = nx.DiGraph()
-            graph.add_nodes_from(range(len(parent)))
-            graph.add_edges_from((p, v, {"position": position[v]})
-                                 for v, p in enumerate(parent) if p >= 0)
-            graphs.append(graph)
-        return graphs
+        return graph_formats.to_networkx(self.local_parents(), self.local_positions())
 
     def to_dgl(self):
         """A batched DGL graph with edges child -> parent and ``edata["position"]``, on this
         batch's device (DGL's tree-LSTM convention)."""
-        from .dgl import import_dgl
-
-        dgl = import_dgl()
-        parent = self._np["parent"]
-        child = np.flatnonzero(parent >= 0)
-        graph = dgl.graph((torch.from_numpy(child), torch.from_numpy(parent[child])),
-                          num_nodes=self.num_nodes)
-        graph.edata["position"] = torch.from_numpy(self._np["position"][child])
-        graph.set_batch_num_nodes(torch.from_numpy(self._np["tree_sizes"]))
-        graph.set_batch_num_edges(torch.from_numpy(self._np["tree_sizes"] - 1))
-        return graph.to(self.device)
+        return graph_formats.to_dgl(self._np["parent"], self._np["position"],
+                                    self._np["tree_sizes"], self.device)
 
     def dgl_graph(self):
         """:meth:`to_dgl`, built once and cached."""

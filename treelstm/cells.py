@@ -7,9 +7,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from .checks import is_int
 from . import functional
-from .checks import check_input_tensor
+from .checks import check_input_tensor, check_positive_ints, is_int
 
 
 class _TreeLSTMCellBase(nn.Module):
@@ -18,10 +17,7 @@ class _TreeLSTMCellBase(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, hh_shape: tuple[int, int], bias: bool,
                  device=None, dtype=None) -> None:
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if not is_int(value) or value <= 0:
-                raise ValueError(f"{type(self).__name__}: {name} must be a positive integer; "
-                                 f"got {value!r}")
+        check_positive_ints(type(self).__name__, input_size=input_size, hidden_size=hidden_size)
         factory = {"device": device, "dtype": dtype}
         self.input_size = input_size
         self.hidden_size = hidden_size

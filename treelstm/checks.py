@@ -6,7 +6,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["is_int", "is_positive_int", "is_number", "shorten", "check_input_tensor"]
+__all__ = ["is_int", "is_positive_int", "is_number", "shorten", "check_positive_ints",
+           "check_probability", "check_input_tensor"]
 
 
 def is_int(value: Any) -> bool:
@@ -22,6 +23,20 @@ def is_positive_int(value: Any) -> bool:
 def is_number(value: Any) -> bool:
     """``value`` is an ``int`` or ``float`` and not a ``bool``."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_positive_ints(owner: str, **values: Any) -> None:
+    """ValueError naming the first of ``values`` (``name=value``, checked in order) that is not a
+    positive ``int``: ``"owner: name must be a positive integer; got value"``."""
+    for name, value in values.items():
+        if not is_positive_int(value):
+            raise ValueError(f"{owner}: {name} must be a positive integer; got {value!r}")
+
+
+def check_probability(owner: str, name: str, value: Any) -> None:
+    """ValueError unless ``value`` is a number in [0, 1] (e.g. a dropout probability)."""
+    if not is_number(value) or not 0 <= value <= 1:
+        raise ValueError(f"{owner}: {name} must be a number in [0, 1]; got {value!r}")
 
 
 def shorten(text: str, limit: int = 60) -> str:

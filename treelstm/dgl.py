@@ -8,7 +8,7 @@ scatter) and a node-apply function (the node update) -- the same math the native
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from torch import Tensor
 
@@ -55,42 +55,56 @@ def run_layer(graph: Any, x_gates: Tensor, weight_hh: Tensor, bias_hh: Optional[
     graph.ndata["h"] = leaf_h.new_zeros(graph.num_nodes(), hidden_size).index_copy(0, leaves, leaf_h)
     graph.ndata["c"] = leaf_c.new_zeros(graph.num_nodes(), hidden_size).index_copy(0, leaves, leaf_c)
 
-    if cell == "childsum":
-        def message(edges):
-            forget = functional.childsum_forget(
-                edges.src["h"], edges.dst["x_gates"][:, hidden_size:2 * hidden_size], weight_hh,
-                bias_hh)
-            return {"h": edges.src["h"], "fc": forget * edges.src["c"]}
-
-        def reduce(nodes):
-            return {"h_sum": nodes.mailbox["h"].sum(1), "fc_sum": nodes.mailbox["fc"].sum(1)}
-
-        def apply(nodes):
-            preactivation = functional.childsum_preactivation(
-                nodes.data["x_gates"], nodes.data["h_sum"], weight_hh, bias_hh)
-            h, c = functional.childsum_state(preactivation, nodes.data["fc_sum"])
-            return {"h": h, "c": c}
-    else:
-        def message(edges):
-            return {"h": edges.src["h"], "c": edges.src["c"], "position": edges.data["position"]}
-
-        def reduce(nodes):
-            # Mailboxes come in arrival order; put each child's state in its slot.
-            slot = nodes.mailbox["position"].unsqueeze(-1).expand(-1, -1, hidden_size)
-            shape = (slot.shape[0], arity, hidden_size)
-            child_h = nodes.mailbox["h"].new_zeros(shape).scatter(1, slot, nodes.mailbox["h"])
-            child_c = nodes.mailbox["c"].new_zeros(shape).scatter(1, slot, nodes.mailbox["c"])
-            return {"child_h": child_h, "child_c": child_c}
-
-        def apply(nodes):
-            h, c = functional.nary_cell(nodes.data["x_gates"], nodes.data["child_h"],
-                                        nodes.data["child_c"], weight_hh, bias_hh, arity)
-            return {"h": h, "c": c}
-
+    make_functions = _childsum_functions if cell == "childsum" else _nary_functions
+    message, reduce, apply = make_functions(hidden_size, weight_hh, bias_hh, arity)
     for frontier in frontiers[1:]:
         graph.pull(frontier, message, reduce, apply)
     return graph.ndata["h"], graph.ndata["c"]
 
+
+def _childsum_functions(hidden_size: int, weight_hh: Tensor, bias_hh: Optional[Tensor],
+                        arity: Optional[int] = None) -> tuple[Callable, Callable, Callable]:
+    """DGL's message, reduce and apply functions of a Child-Sum layer (``arity`` unused)."""
+
+    def message(edges):
+        forget = functional.childsum_forget(
+            edges.src["h"], edges.dst["x_gates"][:, hidden_size:2 * hidden_size], weight_hh,
+            bias_hh)
+        return {"h": edges.src["h"], "fc": forget * edges.src["c"]}
+
+    def reduce(nodes):
+        return {"h_sum": nodes.mailbox["h"].sum(1), "fc_sum": nodes.mailbox["fc"].sum(1)}
+
+    def apply(nodes):
+        preactivation = functional.childsum_preactivation(
+            nodes.data["x_gates"], nodes.data["h_sum"], weight_hh, bias_hh)
+        h, c = functional.childsum_state(preactivation, nodes.data["fc_sum"])
+        return {"h": h, "c": c}
+
+    return message, reduce, apply
+
+
+def _nary_functions(hidden_size: int, weight_hh: Tensor, bias_hh: Optional[Tensor],
+                    arity: Optional[int]) -> tuple[Callable, Callable, Callable]:
+    """DGL's message, reduce and apply functions of an N-ary layer: children in their slots."""
+
+    def message(edges):
+        return {"h": edges.src["h"], "c": edges.src["c"], "position": edges.data["position"]}
+
+    def reduce(nodes):
+        # Mailboxes come in arrival order; put each child's state in its slot.
+        slot = nodes.mailbox["position"].unsqueeze(-1).expand(-1, -1, hidden_size)
+        shape = (slot.shape[0], arity, hidden_size)
+        child_h = nodes.mailbox["h"].new_zeros(shape).scatter(1, slot, nodes.mailbox["h"])
+        child_c = nodes.mailbox["c"].new_zeros(shape).scatter(1, slot, nodes.mailbox["c"])
+        return {"child_h": child_h, "child_c": child_c}
+
+    def apply(nodes):
+        h, c = functional.nary_cell(nodes.data["x_gates"], nodes.data["child_h"],
+                                    nodes.data["child_c"], weight_hh, bias_hh, arity)
+        return {"h": h, "c": c}
+
+    return message, reduce, apply
 
 
 def run_top_down(graph: Any, x_gates: Tensor, weight_hh: Tensor, bias_hh: Optional[Tensor]

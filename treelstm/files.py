@@ -87,22 +87,29 @@ class AtomicOutput:
 
     Use as a context manager: ``with AtomicOutput(path) as out: out.write(...)``. The text goes
     to a temporary file beside ``path``; a clean exit (or :meth:`commit`) renames it over
-    ``path``, an exception removes it and leaves ``path`` as it was. A path that exists and is
-    not a regular file (``/dev/stdout``, a FIFO, ``/dev/null``) is written directly: it cannot
-    be replaced.
+    ``path``, an exception removes it and leaves ``path`` as it was. A symlink is followed (the
+    file it points to is replaced, the link stays) and an existing file keeps its permissions.
+    A device or process path (``/dev/stdout``, ``/proc/self/fd/1``), or one that exists and is
+    not a regular file (a FIFO), is written directly: it cannot be replaced.
     """
 
     def __init__(self, path: PathLike) -> None:
         self.path = Path(path)
         self._temp_name: Optional[str] = None
         self.committed = False
-        direct = self.path.exists() and not self.path.is_file()
+        target = Path(os.path.realpath(path))
+        special = ("/dev/", "/proc/")
+        direct = str(Path(path).absolute()).startswith(special) or \
+            str(target).startswith(special) or (target.exists() and not target.is_file())
         if direct:
             self.file = open(self.path, "w", encoding="utf-8")
-        else:
-            handle, self._temp_name = tempfile.mkstemp(prefix=_temp_prefix(self.path),
-                                                       suffix=".tmp", dir=self.path.parent)
-            self.file = os.fdopen(handle, "w", encoding="utf-8")
+            return
+        self.path = target  # a link stays a link: its target is what gets replaced
+        self._mode = (os.stat(target).st_mode & 0o7777) if target.exists() else \
+            0o666 & ~_umask()
+        handle, self._temp_name = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp",
+                                                   dir=target.parent)
+        self.file = os.fdopen(handle, "w", encoding="utf-8")
 
     def write(self, text: str) -> int:
         return self.file.write(text)
@@ -122,7 +129,7 @@ class AtomicOutput:
             self.file.flush()
             os.fsync(self.file.fileno())
             self.file.close()
-            os.chmod(self._temp_name, 0o666 & ~_umask())
+            os.chmod(self._temp_name, self._mode)
             os.replace(self._temp_name, self.path)
         except BaseException:
             self.discard()

@@ -1,4 +1,9 @@
-"""TreeLSTM: stacked Tree-LSTM layers over a TreeBatch, with ``nn.LSTM``'s parameters and outputs."""
+"""TreeLSTM: stacked Tree-LSTM layers over a TreeBatch, with ``nn.LSTM``'s parameters and outputs.
+
+The sentiment classifier on top of it is :mod:`treelstm.classifier`; its names
+(``TreeLSTMClassifier``, ``ClassifierOutput``, ``TreeClassifierOutput``) are importable from here
+as well.
+"""
 from __future__ import annotations
 
 import math
@@ -10,10 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checks import is_int, is_number
 from . import engine, functional
 from .batch import TreeBatch
-from .checks import check_input_tensor
+from .checks import check_input_tensor, check_positive_ints, is_int, is_number
 
 CELLS = ("childsum", "nary")
 BACKENDS = ("native", "dgl")
@@ -149,10 +153,8 @@ class TreeLSTM(nn.Module):
                  dropout: float = 0.0, backend: str = "native", device=None, dtype=None,
                  bidirectional: bool = False) -> None:
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
-                            ("num_layers", num_layers)):
-            if not is_int(value) or value <= 0:
-                raise ValueError(f"TreeLSTM: {name} must be a positive integer; got {value!r}")
+        check_positive_ints("TreeLSTM", input_size=input_size, hidden_size=hidden_size,
+                            num_layers=num_layers)
         if cell not in CELLS:
             raise ValueError(f"TreeLSTM: cell must be one of {CELLS}; got {cell!r}")
         if cell == "nary" and (not is_int(arity) or arity <= 0):
@@ -433,150 +435,14 @@ class TreeLSTM(nn.Module):
         return text
 
 
-class ClassifierOutput(NamedTuple):
-    """What every sentiment classifier returns: ``node_logits`` ``[N_nodes, C]`` for every node
-    (``None`` for a classifier that labels sentences only, :class:`~treelstm.LSTMClassifier`)
-    and ``root_logits`` ``[N_trees, C]``, one row per sentence.
-
-    The classifiers' contract (used by training, evaluation and :class:`~treelstm.Predictor`):
-    ``collate(trees, vocab)`` makes the model's input from :class:`~treelstm.data.SentimentTree`
-    objects, ``forward`` returns a ``ClassifierOutput``, ``cost(tree)`` is the size of a tree
-    for batching, and ``labels_nodes`` says whether ``node_logits`` is given."""
-
-    node_logits: Optional[Tensor]
-    root_logits: Tensor
+_CLASSIFIER_NAMES = ("ClassifierOutput", "TreeClassifierOutput", "TreeLSTMClassifier")
 
 
-#: The former name of :class:`ClassifierOutput`.
-TreeClassifierOutput = ClassifierOutput
+def __getattr__(name: str) -> Any:
+    # The classifiers live in treelstm.classifier, which imports TreeLSTM from here: looked up
+    # on first use, so that either module may be imported first.
+    if name in _CLASSIFIER_NAMES:
+        from . import classifier
 
-
-class TreeLSTMClassifier(nn.Module):
-    r"""A sentiment classifier over constituency trees: a label for every node.
-
-    Tokens are embedded and fed to a :class:`TreeLSTM` at the leaves only
-    (``input_index=leaf_index``); every node's :math:`h` goes through dropout and a linear layer,
-    as in Tai, Socher & Manning (2015), Section 5.1:
-
-    .. math::
-        \hat{p}_\theta(y \mid \{x\}_j) = \mathrm{softmax}(W^{(s)} \mathrm{dropout}(h_j) + b^{(s)})
-
-    Args:
-        vocab_size: rows of the embedding (``len(vocab)``); row ``padding_idx`` stays zero.
-        num_classes: ``C``, e.g. 5 (fine-grained) or 2 (binary).
-        embed_dim: size of the word vectors. Default: 300
-        hidden_size: size of :math:`h` and :math:`c`. Default: 150
-        num_layers: stacked Tree-LSTM layers. Default: 1
-        cell: ``"nary"`` (ordered children; binary constituency trees) or ``"childsum"``.
-            Default: ``"nary"``
-        arity: child slots of the N-ary cell; ``None`` means 2. Must be ``None`` for Child-Sum.
-        dropout: dropout probability on :math:`h` before the output layer (and between Tree-LSTM
-            layers when ``num_layers > 1``). Default: 0.5
-        backend: ``"native"`` or ``"dgl"`` (see :class:`TreeLSTM`). Default: ``"native"``
-        padding_idx: the embedding's padding row. Default: 0
-        bidirectional: a bidirectional :class:`TreeLSTM` (a top-down pass after the bottom-up
-            one); the output layer then reads :math:`[h^\uparrow_j; h^\downarrow_j]`.
-            Default: ``False``
-
-    Inputs: inputs
-        - **inputs**: a :class:`~treelstm.data.TreeInputs` (``collate_trees``); its
-          ``token_ids`` ``[L]`` go to the leaves ``leaf_index`` ``[L]`` of ``batch``.
-
-    Outputs: node_logits, root_logits (a :class:`ClassifierOutput`)
-        - **node_logits** of shape `(N_nodes, C)`: unnormalised scores for every node.
-        - **root_logits** of shape `(N_trees, C)`: the rows of ``node_logits`` at ``batch.roots``.
-
-    Examples::
-
-        >>> from treelstm.data import Vocab, collate_trees, parse_ptb_line
-        >>> tree = parse_ptb_line("(3 (2 a) (3 (2 very) (3 good)))")
-        >>> vocab = Vocab.build([tree.tokens])
-        >>> model = TreeLSTMClassifier(len(vocab), 5, embed_dim=8, hidden_size=6)
-        >>> node_logits, root_logits = model(collate_trees([tree], vocab))
-        >>> node_logits.shape, root_logits.shape
-        (torch.Size([5, 5]), torch.Size([1, 5]))
-    """
-
-    def __init__(self, vocab_size: int, num_classes: int, embed_dim: int = 300,
-                 hidden_size: int = 150, num_layers: int = 1, cell: str = "nary",
-                 arity: Optional[int] = None, dropout: float = 0.5, backend: str = "native",
-                 padding_idx: Optional[int] = 0, bidirectional: bool = False) -> None:
-        super().__init__()
-        for name, value in (("vocab_size", vocab_size), ("num_classes", num_classes),
-                            ("embed_dim", embed_dim)):
-            if not is_int(value) or value <= 0:
-                raise ValueError(f"TreeLSTMClassifier: {name} must be a positive integer; got "
-                                 f"{value!r}")
-        if not is_number(dropout) or \
-                not 0 <= dropout <= 1:
-            raise ValueError(f"TreeLSTMClassifier: dropout must be a number in [0, 1]; got "
-                             f"{dropout!r}")
-        if cell == "nary" and arity is None:
-            arity = 2
-        self.vocab_size = vocab_size
-        self.num_classes = num_classes
-        self.embed_dim = embed_dim
-        self.padding_idx = padding_idx
-        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=padding_idx)
-        # TreeLSTM's own dropout acts between layers only; with one layer it would just warn.
-        self.tree_lstm = TreeLSTM(embed_dim, hidden_size, num_layers=num_layers, cell=cell,
-                                  arity=arity, dropout=dropout if num_layers > 1 else 0.0,
-                                  backend=backend, bidirectional=bidirectional)
-        self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(self.tree_lstm.num_directions * hidden_size, num_classes)
-
-    @property
-    def config(self) -> dict:
-        """The constructor arguments (plain JSON types): ``TreeLSTMClassifier(**model.config)``
-        builds the same architecture."""
-        return {"vocab_size": self.vocab_size, "num_classes": self.num_classes,
-                "embed_dim": self.embed_dim, "hidden_size": self.tree_lstm.hidden_size,
-                "num_layers": self.tree_lstm.num_layers, "cell": self.tree_lstm.cell,
-                "arity": self.tree_lstm.arity, "dropout": self.dropout.p,
-                "backend": self.tree_lstm.backend, "padding_idx": self.padding_idx,
-                "bidirectional": self.tree_lstm.bidirectional}
-
-    labels_nodes = True
-
-    @staticmethod
-    def collate(trees: Sequence[Any], vocab: Any) -> Any:
-        """The model's input for ``trees`` (:func:`~treelstm.data.collate_trees`)."""
-        from .data import collate_trees
-
-        return collate_trees(trees, vocab)
-
-    @staticmethod
-    def cost(tree: Any) -> int:
-        """The size of ``tree`` for batching: its nodes."""
-        return tree.num_nodes
-
-    def check_tree(self, tree: Any) -> None:
-        """ValueError if this model cannot take ``tree``: an N-ary Tree-LSTM and a node with
-        more children than its arity (binarise such trees)."""
-        arity = self.tree_lstm.arity if self.tree_lstm.cell == "nary" else None
-        if arity is not None:
-            widest, count = tree.widest_node()
-            if count > arity:
-                raise ValueError(f"node {widest} has {count} children; this model's N-ary "
-                                 f"Tree-LSTM takes at most {arity} (binarise the tree)")
-
-    def forward(self, inputs: Any) -> ClassifierOutput:
-        """``(node_logits [N_nodes, C], root_logits [N_trees, C])`` for a
-        :class:`~treelstm.data.TreeInputs` from :func:`~treelstm.data.collate_trees`."""
-        if not (hasattr(inputs, "batch") and hasattr(inputs, "leaf_index")):
-            raise TypeError(f"TreeLSTMClassifier: expected TreeInputs (from collate_trees); got "
-                            f"{type(inputs).__name__}")
-        if inputs.token_ids.dim() != 1:
-            raise ValueError(f"TreeLSTMClassifier: Expected token_ids to be 1D [num_leaves], got "
-                             f"{inputs.token_ids.dim()}D instead")
-        if torch.is_grad_enabled():  # each distinct token embedded and projected once
-            distinct, rows = torch.unique(inputs.token_ids, return_inverse=True)
-            h, _ = self.tree_lstm(self.embedding(distinct), inputs.batch,
-                                  input_index=inputs.leaf_index, input_rows=rows)
-        else:  # inference: the vocabulary is the table (kept between batches after
-            # tree_lstm.cache_projections(), as a Predictor has it)
-            h, _ = self.tree_lstm(self.embedding.weight, inputs.batch,
-                                  input_index=inputs.leaf_index, input_rows=inputs.token_ids)
-        node_logits = self.output(self.dropout(h))
-        roots = inputs.batch.to(node_logits.device).roots
-        return ClassifierOutput(node_logits, node_logits.index_select(0, roots))
+        return getattr(classifier, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,7 +28,7 @@ import copy
 import json
 import math
 import os
-from typing import Any, Iterable, Iterator, NamedTuple, Optional, Sequence, TypeVar, Union
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Sequence, TypeVar, Union
 
 import torch
 from torch import nn
@@ -37,6 +37,7 @@ from .checks import is_int, shorten
 from .data import IGNORE_INDEX, SentimentTree, Vocab
 from .data.ptb import _check_structure, parse_ptb_line
 from .training.checkpoint import load_model
+from .training.config import resolve_device
 
 __all__ = ["FORMATS", "DTYPES", "TreePrediction", "LineError", "Predictor", "iter_windows",
            "plan_batches", "parse_tree_line", "tree_from_json", "predict_records"]
@@ -75,19 +76,46 @@ class LineError(ValueError):
 
 
 # ---------------------------------------------------------------------------- windows
-def iter_windows(items: Iterable[T], window: int) -> Iterator[list[T]]:
-    """``items`` in consecutive lists of at most ``window``; an item is taken from ``items`` only
-    when the previous window has been handed out, so at most ``window`` are held at once."""
+def iter_windows(items: Iterable[T], window: int, max_size: Optional[int] = None,
+                 size: Optional[Callable[[T], int]] = None) -> Iterator[list[T]]:
+    """``items`` in consecutive lists of at most ``window`` items (and, with ``max_size``, of
+    at most ``max_size`` total ``size(item)``, but at least one item); an item is taken from
+    ``items`` only when the previous window has been handed out, so at most one window is held
+    at once."""
     if not is_int(window) or window < 1:
         raise ValueError(f"iter_windows: window must be a positive integer; got {window!r}")
     chunk: list[T] = []
+    total = 0
     for item in items:
         chunk.append(item)
-        if len(chunk) == window:
+        total += size(item) if max_size is not None and size is not None else 0
+        if len(chunk) == window or (max_size is not None and total >= max_size):
             yield chunk
-            chunk = []
+            chunk, total = [], 0
     if chunk:
         yield chunk
+
+
+#: The longest input line :func:`predict_records` reads (longer lines are that line's error),
+#: and the most bytes of lines it holds at once: memory stays bounded whatever the input.
+MAX_LINE_BYTES = 64 * 2 ** 20
+WINDOW_BYTES = 256 * 2 ** 20
+
+
+def bounded_lines(stream, limit: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+    """The lines of a binary ``stream``, each read with at most ``limit + 1`` bytes held: a
+    longer line comes back cut to ``limit + 1`` bytes without its newline (the rest of it is
+    skipped), which :func:`predict_records` reports as too long."""
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit and not line.endswith(b"\n"):
+            while True:  # skip the rest of the line, a piece at a time
+                rest = stream.readline(2 ** 20)
+                if not rest or rest.endswith(b"\n"):
+                    break
+        yield line
 
 
 def plan_batches(sizes: Sequence[int], batch_trees: int,
@@ -284,8 +312,12 @@ class Predictor:
                             f"{type(model).__name__}")
         if not isinstance(vocab, Vocab):
             raise TypeError(f"Predictor: vocab must be a Vocab; got {type(vocab).__name__}")
-        self.device = torch.device(device)
+        self.device = resolve_device(str(device))
         self.dtype = _resolve_dtype(dtype)
+        expected = getattr(model, "vocab_size", None)
+        if expected is not None and len(vocab) != expected:
+            raise ValueError(f"Predictor: the vocabulary has {len(vocab)} words, the model's "
+                             f"embedding {expected} rows: they do not belong together")
         self.model = _frozen(copy.deepcopy(model) if copy_model else model, self.device)
         self.vocab = vocab
         #: Whether the model labels every node (a Tree-LSTM) or sentences only (the LSTM).
@@ -397,7 +429,9 @@ def predict_records(predictor: Predictor, lines: Iterable[Union[str, bytes]],
     lines before it have been yielded; with ``skip_bad`` it becomes ``{"line": N, "error":
     "..."}`` and the stream goes on.
 
-    Memory: at most ``window`` lines are held at a time (see :func:`iter_windows`).
+    Memory: at most ``window`` lines and :data:`WINDOW_BYTES` of them are held at a time (see
+    :func:`iter_windows`); give a binary file through :func:`bounded_lines` so that no single
+    line is read past :data:`MAX_LINE_BYTES`.
 
     Args:
         digits: round probabilities to this many decimals (``None``: full float32 values).
@@ -405,7 +439,7 @@ def predict_records(predictor: Predictor, lines: Iterable[Union[str, bytes]],
     if format not in FORMATS:
         raise ValueError(f"predict_records: format must be one of {FORMATS}; got {format!r}")
     numbered = enumerate(lines, start=1)
-    for chunk in iter_windows(numbered, window):
+    for chunk in iter_windows(numbered, window, WINDOW_BYTES, lambda item: len(item[1])):
         entries: list[tuple[int, Optional[SentimentTree], Optional[str]]] = []
         failure: Optional[LineError] = None
         for lineno, raw in chunk:
@@ -414,6 +448,9 @@ def predict_records(predictor: Predictor, lines: Iterable[Union[str, bytes]],
             if not raw.strip():
                 continue
             try:
+                if len(raw) > MAX_LINE_BYTES:
+                    raise ValueError(f"line longer than {MAX_LINE_BYTES} bytes (the most a line "
+                                     "may hold)")
                 tree = parse_tree_line(raw, format)
                 predictor.check_tree(tree)
             except ValueError as error:

@@ -20,9 +20,10 @@ of range, no root or several roots, a cycle, a sentence without words, bad UTF-8
 from __future__ import annotations
 
 import os
-from typing import IO, Iterable, Iterator, Optional, Union
+from typing import Iterable, Iterator, Optional, Union
 
 from .dependency import DependencyTree, _HeadsError, parents_from_heads
+from .lines import numbered_lines
 
 __all__ = ["read_conllu", "iter_conllu", "parse_conllu"]
 
@@ -54,9 +55,7 @@ def read_conllu(path: PathLike) -> list[DependencyTree]:
 def iter_conllu(path: PathLike) -> Iterator[DependencyTree]:
     """The sentences of a CoNLL-U file one at a time (the file is not loaded whole); see
     :func:`read_conllu`."""
-    name = os.fspath(path)
-    with open(path, "rb") as file:
-        yield from _trees(_decoded_lines(file, name), name)
+    yield from _trees(numbered_lines(path), os.fspath(path))
 
 
 def parse_conllu(text: str, name: str = "<string>") -> list[DependencyTree]:
@@ -65,16 +64,6 @@ def parse_conllu(text: str, name: str = "<string>") -> list[DependencyTree]:
     if not isinstance(text, str):
         raise TypeError(f"parse_conllu: expected a str, got {type(text).__name__}")
     return list(_trees(enumerate(text.splitlines(), start=1), name))
-
-
-def _decoded_lines(file: IO[bytes], name: str) -> Iterator[tuple[int, str]]:
-    for lineno, raw in enumerate(file, start=1):
-        try:
-            line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-        except UnicodeDecodeError as error:
-            raise ValueError(f"{name}:{lineno}: not valid UTF-8 ({error.reason} at byte "
-                             f"{error.start})") from None
-        yield lineno, line.rstrip("\r\n")
 
 
 def _blocks(lines: Iterable[tuple[int, str]]) -> Iterator[list[tuple[int, str]]]:

@@ -17,6 +17,7 @@ from torch import Tensor
 from ..checks import is_int
 from ..batch import TreeBatch
 from .collate import checked_items
+from .parents import ParentListTree, children_lists
 from .vocab import Vocab
 
 __all__ = ["DependencyTree", "DependencyInputs", "parents_from_heads", "collate_dependency_trees"]
@@ -83,7 +84,7 @@ def _find_cycle(heads: Sequence[int]) -> list[int]:
 
 
 @dataclass
-class DependencyTree:
+class DependencyTree(ParentListTree):
     """One sentence with its dependency tree (``n`` words = ``n`` nodes).
 
     Attributes:
@@ -114,25 +115,13 @@ class DependencyTree:
                    None if deprels is None else list(deprels), sent_id)
 
     @property
-    def num_nodes(self) -> int:
-        return len(self.parent)
-
-    @property
-    def root(self) -> int:
-        return self.parent.index(-1)
-
-    @property
     def heads(self) -> list[int]:
         """``[n]`` 1-based heads, ``0`` at the root (the inverse of :meth:`from_heads`)."""
         return [p + 1 for p in self.parent]
 
     def children(self) -> list[list[int]]:
         """``[n]`` lists: the dependents of each word, in sentence order."""
-        children: list[list[int]] = [[] for _ in self.parent]
-        for node, parent in enumerate(self.parent):
-            if parent >= 0:
-                children[parent].append(node)
-        return children
+        return children_lists(self.parent)
 
     def validate(self) -> None:
         """ValueError unless tokens, parents (and relations) agree and form one tree."""

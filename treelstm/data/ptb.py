@@ -36,14 +36,14 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from ..checks import is_int, shorten
-
-if TYPE_CHECKING:
-    from nltk import Tree  # only parse_ptb_line_nltk needs nltk, and imports it when called
+from .lines import content_lines
+from .parents import ParentListTree, bottom_up_order, children_lists
 
 __all__ = ["IGNORE_INDEX", "NUM_CLASSES", "VIEWS", "SentimentTree", "binary_view",
            "parse_ptb_line", "parse_ptb_line_nltk", "read_ptb", "to_ptb_string"]
@@ -76,7 +76,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 @dataclass
-class SentimentTree:
+class SentimentTree(ParentListTree):
     """One sentence with its tree and a sentiment label on every node.
 
     Attributes (``n`` tokens, ``N`` nodes):
@@ -89,15 +89,6 @@ class SentimentTree:
     tokens: list[str]
     parent: list[int]
     labels: list[int]
-
-    @property
-    def num_nodes(self) -> int:
-        return len(self.parent)
-
-    @property
-    def root(self) -> int:
-        """Id of the root node."""
-        return self.parent.index(-1)
 
     @property
     def root_label(self) -> int:
@@ -119,10 +110,7 @@ class SentimentTree:
 
     def children(self) -> list[list[int]]:
         """``[N]`` lists: the children of each node, left to right."""
-        children: list[list[int]] = [[] for _ in self.parent]
-        for node, parent in enumerate(self.parent):
-            if parent >= 0:
-                children[parent].append(node)
+        children = children_lists(self.parent)
         leftmost = self._leftmost_leaf(children)
         for siblings in children:
             siblings.sort(key=leftmost.__getitem__)
@@ -144,21 +132,10 @@ class SentimentTree:
         """The first leaf below each node (a leaf is its own), bottom-up without recursion."""
         num_tokens = len(self.tokens)
         leftmost = list(range(len(self.parent)))
-        for node in _bottom_up_order(self.parent, children):
+        for node in bottom_up_order(self.parent, children):
             if node >= num_tokens:
                 leftmost[node] = min((leftmost[c] for c in children[node]), default=node)
         return leftmost
-
-
-def _bottom_up_order(parent: list[int], children: list[list[int]]) -> list[int]:
-    """All nodes reachable from the root, every child before its parent."""
-    order, stack = [], [parent.index(-1)]
-    while stack:
-        node = stack.pop()
-        order.append(node)
-        stack.extend(children[node])
-    order.reverse()
-    return order
 
 
 def parse_ptb_line(line: str) -> SentimentTree:
@@ -349,112 +326,6 @@ def _node_text(text: str, start: int) -> str:
     return shorten("".join(pieces))
 
 
-# ------------------------------------------------------------------------------ nltk reference
-def parse_ptb_line_nltk(line: str) -> SentimentTree:
-    """:func:`parse_ptb_line` done with nltk's bracket reader (``nltk.Tree.fromstring``), then a
-    walk of nltk's tree: the reference the fast reader is tested and timed against. Needs nltk.
-
-    Unlike :func:`parse_ptb_line`, it refuses nesting deeper than nltk's ``MAX_TREE_DEPTH``
-    (499 nodes) and lines nltk's regular expression does not finish within 5 seconds (which
-    depends on the machine), and a label of more than 4300 digits is Python's int() error.
-    """
-    if not isinstance(line, str):
-        raise TypeError(f"parse_ptb_line_nltk: expected a str, got {type(line).__name__}")
-    root = _read_brackets(line.strip(_ASCII_SPACE))
-
-    tokens: list[str] = []
-    leaf_labels: list[int] = []
-    internal_labels: list[int] = []
-    # Children of each internal node (post-order index k) as ("leaf", i) or ("internal", k).
-    internal_children: list[list[tuple[str, int]]] = []
-
-    # Iterative post-order; a frame is
-    # [node, label, children done so far, index of the next child to visit].
-    stack: list[list] = [[root, _check_nltk_node(root), [], 0]]
-    while stack:
-        frame = stack[-1]
-        node, label, done, next_child = frame
-        if isinstance(node[0], str):
-            tokens.append(node[0])
-            leaf_labels.append(label)
-            finished = ("leaf", len(tokens) - 1)
-        elif next_child < len(node):
-            frame[3] += 1
-            child = node[next_child]
-            stack.append([child, _check_nltk_node(child), [], 0])
-            continue
-        else:
-            internal_labels.append(label)
-            internal_children.append(done)
-            finished = ("internal", len(internal_labels) - 1)
-        stack.pop()
-        if stack:
-            stack[-1][2].append(finished)
-
-    num_tokens = len(tokens)
-    parent = [-1] * (num_tokens + len(internal_labels))
-    for k, kids in enumerate(internal_children):
-        for kind, index in kids:
-            parent[index if kind == "leaf" else num_tokens + index] = num_tokens + k
-    return SentimentTree(tokens=tokens, parent=parent, labels=leaf_labels + internal_labels)
-
-
-def _read_brackets(line: str) -> Tree:
-    """nltk's bracket reader, its multi-line error squeezed into one line."""
-    from nltk import Tree
-
-    if not line.strip(_ASCII_SPACE):
-        raise ValueError("empty line; expected one bracketed tree per line")
-    try:
-        return Tree.fromstring(line, node_pattern=_FIELD, leaf_pattern=_FIELD)
-    except TimeoutError:
-        # nltk bounds its pattern matching by wall-clock time; a huge line can run past it.
-        raise ValueError(f"line of {len(line)} characters is too long for nltk's bracket reader "
-                         "(it timed out); expected one sentence per line") from None
-    except ValueError as error:
-        # nltk: "Tree.read(): expected ')' but got 'end-of-string'\n  at index 4.\n ..."
-        parts = [p.strip() for p in str(error).splitlines()]
-        reason = parts[0].replace("Tree.read(): ", "")
-        if len(reason) > 2 * _SHOWN_CHARS:  # nltk quotes the offending token whole (1 MB words)
-            reason = reason[:2 * _SHOWN_CHARS - 3] + "..."
-        if not reason.startswith("expected"):  # e.g. nltk's MAX_TREE_DEPTH (500) guard
-            raise ValueError(reason) from None
-        where = f" {parts[1].rstrip('.')}" if len(parts) > 1 and parts[1].startswith("at") else ""
-        raise ValueError(f"malformed brackets: {reason}{where}") from None
-
-
-def _nltk_node_text(node: Tree) -> str:
-    # pformat writes an empty node as "(3 )"; show it as written, "(3)".
-    return shorten(node.pformat(margin=1 << 30).replace(" )", ")"))
-
-
-def _check_nltk_node(node: Tree) -> int:
-    """The node's label; ValueError unless it is 0..4 and the node is a preterminal
-    ``(label word)`` or has only labelled children."""
-    label = node.label()
-    if not label:
-        raise ValueError(f"node {_nltk_node_text(node)} has no label; expected an integer 0..4")
-    if not _INTEGER.fullmatch(label):
-        raise ValueError(f"label {shorten(repr(label))} is not an integer (node "
-                         f"{_nltk_node_text(node)})")
-    # int() of a very long digit string is slow (and refused past 4300 digits): out of range.
-    if len(label.lstrip("+-0")) > 1 or not 0 <= int(label) < _NUM_FINE_LABELS:
-        raise ValueError(f"label {shorten(label)} is out of range; expected "
-                         f"0..{_NUM_FINE_LABELS - 1} (node {_nltk_node_text(node)})")
-    value = int(label)
-    words = sum(isinstance(child, str) for child in node)
-    if not len(node):
-        raise ValueError(f"node {_nltk_node_text(node)} has no children; expected a preterminal "
-                         "(label word) or labelled children")
-    if words and words != len(node):
-        raise ValueError(f"node {_nltk_node_text(node)} mixes words and labelled subtrees; "
-                         "expected a preterminal (label word) or only labelled children")
-    if words > 1:
-        raise ValueError(f"preterminal {_nltk_node_text(node)} has {words} words; expected "
-                         "exactly one")
-    return value
-
-
 def binary_view(tree: SentimentTree) -> Optional[SentimentTree]:
     """The binary-view copy of a fine-labelled tree, or ``None`` when its root is neutral.
 
@@ -489,21 +360,8 @@ def read_ptb(path: PathLike, view: str = "fine") -> list[SentimentTree]:
         raise ValueError(f"read_ptb: view must be one of {VIEWS}, got {view!r}")
     name = os.fspath(path)
     trees: list[SentimentTree] = []
-    first_blank: Optional[int] = None
-    # Binary mode so that a bad byte can be reported with its line number.
-    with open(path, "rb") as file:
-        for lineno, raw in enumerate(file, start=1):
-            try:
-                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-            except UnicodeDecodeError as error:
-                raise ValueError(f"{name}:{lineno}: not valid UTF-8 ({error.reason} at byte "
-                                 f"{error.start})") from None
-            if not line.strip(_ASCII_SPACE):
-                first_blank = first_blank or lineno
-                continue
-            if first_blank is not None:
-                raise ValueError(f"{name}:{first_blank}: empty line; expected one bracketed "
-                                 "tree per line")
+    with closing(content_lines(path, "one bracketed tree per line", _ASCII_SPACE)) as lines:
+        for lineno, line in lines:
             try:
                 tree = parse_ptb_line(line)
             except ValueError as error:
@@ -543,7 +401,7 @@ def _check_structure(tree: SentimentTree, caller: str) -> None:
     if childless:
         raise ValueError(f"{caller}: internal node {childless[0]} has no children; nodes "
                          f"{num_tokens}..{num_nodes - 1} must be internal")
-    if len(_bottom_up_order(parent, children)) != num_nodes:
+    if len(bottom_up_order(parent, children)) != num_nodes:
         raise ValueError(f"{caller}: some nodes never reach the root (a cycle)")
 
 
@@ -585,3 +443,13 @@ def to_ptb_string(tree: SentimentTree) -> str:
                 if position < len(order[item]) - 1:
                     stack.append(" ")
     return "".join(pieces)
+
+
+def __getattr__(name: str) -> Any:
+    # The nltk-based reference reader lives in ptb_nltk, which imports this module; it stays
+    # importable from here, looked up on first use.
+    if name == "parse_ptb_line_nltk":
+        from .ptb_nltk import parse_ptb_line_nltk
+
+        return parse_ptb_line_nltk
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

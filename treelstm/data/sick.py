@@ -34,6 +34,7 @@ from torch import Tensor
 from ..batch import TreeBatch
 from .collate import checked_items
 from .dependency import DependencyTree, _HeadsError, parents_from_heads
+from .lines import numbered_lines
 from .vocab import Vocab
 
 __all__ = ["SCORE_RANGE", "ENTAILMENT_LABELS", "RelatednessPair", "SICKRecord", "PairInputs",
@@ -89,17 +90,7 @@ class SICKRecord:
 
 
 def _read_lines(path: Path) -> list[str]:
-    name = os.fspath(path)
-    lines = []
-    with open(path, "rb") as file:
-        for lineno, raw in enumerate(file, start=1):
-            try:
-                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-            except UnicodeDecodeError as error:
-                raise ValueError(f"{name}:{lineno}: not valid UTF-8 ({error.reason} at byte "
-                                 f"{error.start})") from None
-            lines.append(line.rstrip("\r\n"))
-    return lines
+    return [line for _, line in numbered_lines(path)]
 
 
 def _score(text: str, where: str) -> float:

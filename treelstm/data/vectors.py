@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from ..checks import is_int
+from .lines import content_lines
 from .vocab import Vocab
 
 __all__ = ["VectorCoverage", "load_vectors"]
@@ -76,6 +78,42 @@ def load_vectors(path: PathLike, vocab: Vocab, embedding: Optional[nn.Embedding]
             that disagrees with the header or the embedding; an embedding with a row count other
             than ``len(vocab)``; a file without vectors.
     """
+    dim = _checked_dim(vocab, embedding, dim)
+    name = os.fspath(path)
+    rows: dict[int, list[float]] = {}
+    exact: set[int] = set()  # rows filled by a word that needed no lower-casing
+    lines_read = 0
+    with closing(content_lines(path, "'word v_1 ... v_d'")) as lines:
+        for lineno, line in lines:
+            where = f"{name}:{lineno}"
+            line = line.rstrip(" ")
+            if lineno == 1:
+                header_dim = _header_dim(line)
+                if header_dim is not None:
+                    if dim is not None and dim != header_dim:
+                        raise ValueError(f"{where}: header says dim {header_dim}, expected {dim}")
+                    dim = header_dim
+                    continue
+            word, values, dim = _vector_line(line, dim, where)
+            lines_read += 1
+            _keep_vector(vocab, word, values, rows, exact)
+    if lines_read == 0:
+        raise ValueError(f"{name}: no word vectors found")
+
+    if embedding is None:
+        embedding = nn.Embedding(len(vocab), dim, padding_idx=vocab.pad_index)
+    if rows:
+        index = torch.tensor(list(rows), dtype=torch.long)
+        with torch.no_grad():
+            embedding.weight[index.to(embedding.weight.device)] = torch.tensor(
+                list(rows.values()), dtype=embedding.weight.dtype, device=embedding.weight.device)
+    return embedding, _coverage(vocab, rows)
+
+
+def _checked_dim(vocab: Vocab, embedding: Optional[nn.Embedding], dim: Optional[int]
+                 ) -> Optional[int]:
+    """The vector size the arguments ask for (``None``: the file's); TypeError/ValueError for
+    arguments that do not fit together."""
     if not isinstance(vocab, Vocab):
         raise TypeError(f"load_vectors: vocab must be a Vocab, got {type(vocab).__name__}")
     if dim is not None and (not is_int(dim) or dim < 1):
@@ -91,76 +129,52 @@ def load_vectors(path: PathLike, vocab: Vocab, embedding: Optional[nn.Embedding]
             raise ValueError(f"load_vectors: dim={dim} but the embedding has embedding_dim="
                              f"{embedding.embedding_dim}")
         dim = embedding.embedding_dim
+    return dim
 
-    name = os.fspath(path)
-    rows: dict[int, list[float]] = {}
-    exact: set[int] = set()  # rows filled by a word that needed no lower-casing
-    pad_index = vocab.pad_index
-    first_blank: Optional[int] = None
-    lines_read = 0
-    with open(path, "rb") as file:
-        for lineno, raw in enumerate(file, start=1):
-            where = f"{name}:{lineno}"
-            try:
-                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-            except UnicodeDecodeError as error:
-                raise ValueError(f"{where}: not valid UTF-8 ({error.reason} at byte "
-                                 f"{error.start})") from None
-            line = line.rstrip("\r\n").rstrip(" ")
-            if not line.strip():
-                first_blank = first_blank or lineno
-                continue
-            if first_blank is not None:
-                raise ValueError(f"{name}:{first_blank}: empty line; expected 'word v_1 ... v_d'")
-            if lineno == 1:
-                header_dim = _header_dim(line)
-                if header_dim is not None:
-                    if dim is not None and dim != header_dim:
-                        raise ValueError(f"{where}: header says dim {header_dim}, expected {dim}")
-                    dim = header_dim
-                    continue
-            parts = line.split(" ")
-            if dim is None:
-                dim = len(parts) - 1
-                if dim < 1:
-                    raise ValueError(f"{where}: expected 'word v_1 ... v_d', got {line[:40]!r}")
-            if len(parts) < dim + 1 or (len(parts) > dim + 1 and _is_float(parts[1])):
-                raise ValueError(f"{where}: expected {dim} values after the word, got "
-                                 f"{len(parts) - 1}")
-            word = " ".join(parts[:-dim])
-            try:
-                values = [float(v) for v in parts[-dim:]]
-            except ValueError:
-                bad = next(v for v in parts[-dim:] if not _is_float(v))
-                raise ValueError(f"{where}: value {bad[:20]!r} is not a float") from None
-            if not all(map(math.isfinite, values)):
-                bad = next(v for v in parts[-dim:] if not math.isfinite(float(v)))
-                raise ValueError(f"{where}: value {bad!r} is not finite")
-            lines_read += 1
-            key = word.lower() if vocab.lower else word
-            row = vocab.stoi.get(key)
-            if row is None or row == pad_index or row in exact:
-                continue
-            if key == word:
-                exact.add(row)
-            elif row in rows:
-                continue
-            rows[row] = values
-    if lines_read == 0:
-        raise ValueError(f"{name}: no word vectors found")
 
-    if embedding is None:
-        embedding = nn.Embedding(len(vocab), dim, padding_idx=pad_index)
-    if rows:
-        index = torch.tensor(list(rows), dtype=torch.long)
-        with torch.no_grad():
-            embedding.weight[index.to(embedding.weight.device)] = torch.tensor(
-                list(rows.values()), dtype=embedding.weight.dtype, device=embedding.weight.device)
+def _vector_line(line: str, dim: Optional[int], where: str) -> tuple[str, list[float], int]:
+    """``(word, values, dim)`` of a line ``word v_1 ... v_dim`` (``dim`` ``None``: the line's
+    number of values); ValueError starting with ``where`` for a malformed line."""
+    parts = line.split(" ")
+    if dim is None:
+        dim = len(parts) - 1
+        if dim < 1:
+            raise ValueError(f"{where}: expected 'word v_1 ... v_d', got {line[:40]!r}")
+    if len(parts) < dim + 1 or (len(parts) > dim + 1 and _is_float(parts[1])):
+        raise ValueError(f"{where}: expected {dim} values after the word, got "
+                         f"{len(parts) - 1}")
+    word = " ".join(parts[:-dim])
+    try:
+        values = [float(v) for v in parts[-dim:]]
+    except ValueError:
+        bad = next(v for v in parts[-dim:] if not _is_float(v))
+        raise ValueError(f"{where}: value {bad[:20]!r} is not a float") from None
+    if not all(map(math.isfinite, values)):
+        bad = next(v for v in parts[-dim:] if not math.isfinite(float(v)))
+        raise ValueError(f"{where}: value {bad!r} is not finite")
+    return word, values, dim
 
-    words = [i for i in range(len(vocab)) if i not in (pad_index, vocab.unk_index)]
+
+def _keep_vector(vocab: Vocab, word: str, values: list[float], rows: dict[int, list[float]],
+                 exact: set[int]) -> None:
+    """Put ``values`` in ``rows`` at the word's vocabulary row: not the pad row, and a
+    lower-cased variant neither replaces a word that needed no lower-casing (``exact``) nor an
+    earlier variant."""
+    key = word.lower() if vocab.lower else word
+    row = vocab.stoi.get(key)
+    if row is None or row == vocab.pad_index or row in exact:
+        return
+    if key == word:
+        exact.add(row)
+    elif row in rows:
+        return
+    rows[row] = values
+
+
+def _coverage(vocab: Vocab, rows: dict[int, list[float]]) -> VectorCoverage:
+    words = [i for i in range(len(vocab)) if i not in (vocab.pad_index, vocab.unk_index)]
     missing = [vocab.itos[i] for i in words if i not in rows]
     total = len(words)
     found = total - len(missing)
-    coverage = VectorCoverage(found=found, total=total,
-                              fraction=found / total if total else 0.0, missing=missing)
-    return embedding, coverage
+    return VectorCoverage(found=found, total=total, fraction=found / total if total else 0.0,
+                          missing=missing)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from ..checks import check_positive_ints, is_int
 from ..data.sick import SCORE_RANGE, PairInputs
 from ..models import TreeLSTM
 
@@ -67,13 +68,10 @@ class RelatednessModel(nn.Module):
                  encoder: str = "treelstm", num_layers: int = 1,
                  padding_idx: Optional[int] = 0) -> None:
         super().__init__()
-        for name, value in (("vocab_size", vocab_size), ("embed_dim", embed_dim),
-                            ("hidden_size", hidden_size), ("similarity_size", similarity_size),
-                            ("num_layers", num_layers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"RelatednessModel: {name} must be a positive integer; got "
-                                 f"{value!r}")
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        check_positive_ints("RelatednessModel", vocab_size=vocab_size, embed_dim=embed_dim,
+                            hidden_size=hidden_size, similarity_size=similarity_size,
+                            num_layers=num_layers)
+        if not is_int(num_classes) or num_classes < 2:
             raise ValueError(f"RelatednessModel: num_classes must be an integer >= 2; got "
                              f"{num_classes!r}")
         if encoder not in ENCODERS:

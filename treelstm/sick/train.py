@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..checks import check_positive_ints
 from ..data.sick import RelatednessPair, collate_pairs
 from ..data.vocab import Vocab
 from ..progress import Progress, track
@@ -81,11 +82,6 @@ def _r_or_minus_inf(metrics: dict) -> float:
     return -math.inf if math.isnan(metrics["pearson"]) else metrics["pearson"]
 
 
-def _check_positive(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"train_relatedness: {name} must be a positive integer; got {value!r}")
-
-
 def _adagrad(model: RelatednessModel, lr: float, weight_decay: float,
              freeze_embeddings: bool) -> torch.optim.Adagrad:
     """AdaGrad with L2 weight decay on every weight but the embedding (Tai et al.)."""
@@ -138,8 +134,7 @@ def train_relatedness(model: RelatednessModel, train_pairs: Sequence[Relatedness
     train_pairs, dev_pairs = list(train_pairs), list(dev_pairs)
     if not train_pairs:
         raise ValueError("train_relatedness: expected at least one training pair")
-    _check_positive("epochs", epochs)
-    _check_positive("batch_size", batch_size)
+    check_positive_ints("train_relatedness", epochs=epochs, batch_size=batch_size)
     device = _device_of(model, device)
     model.to(device)
     optimizer = _adagrad(model, lr, weight_decay, freeze_embeddings)

@@ -123,9 +123,15 @@ class Checkpoint:
         try:
             model = self.model_classes[self.model_class](**self.model_config)
             model.load_state_dict(self.state_dict)
-        except (TypeError, ValueError, RuntimeError) as error:
-            raise ValueError(f"{self.path}: the stored weights do not fit a {self.model_class}: "
-                             f"{error}") from None
+        except (TypeError, ValueError, RuntimeError, AssertionError, IndexError,
+                OverflowError) as error:
+            raise ValueError(f"{self.path}: the stored weights do not fit a {self.model_class} "
+                             f"(or its settings): {type(error).__name__}: {error}") from None
+        for name, parameter in model.named_parameters():  # e.g. float64 1e300 -> float32 inf
+            if not bool(torch.isfinite(parameter).all()):
+                raise ValueError(f"{self.path}: weight {name!r} holds values that are not finite "
+                                 f"in {parameter.dtype}; refusing a model that cannot give valid "
+                                 "predictions")
         return model
 
 
@@ -186,6 +192,11 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
     if content.get("version") != CHECKPOINT_VERSION:
         raise ValueError(f"{name}: checkpoint version {content.get('version')!r}; this library "
                          f"reads version {CHECKPOINT_VERSION}")
+    for key, value in (content.get("state_dict") or {}).items() \
+            if isinstance(content.get("state_dict"), dict) else ():
+        if isinstance(value, Tensor) and (value.layout != torch.strided or value.is_meta):
+            raise ValueError(f"{name}: weight {key!r} is a {value.layout} / meta tensor; a "
+                             "checkpoint holds dense tensors with data")
     if content.get("checksum") != _checksum(content):
         raise ValueError(f"{name}: checksum mismatch: the checkpoint is damaged")
     expected = {"model_class": str, "model_config": str, "state_dict": dict, "vocab": str,
@@ -203,6 +214,9 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
         vocab_fields = json.loads(content["vocab"])
         config = json.loads(content["config"])
         extra = json.loads(content["extra"])
+        if not isinstance(vocab_fields.get("lower"), bool):
+            raise ValueError(f"vocab 'lower' should be true or false, got "
+                             f"{vocab_fields.get('lower')!r}")
         vocab = Vocab(vocab_fields["itos"], lower=vocab_fields["lower"], unk=vocab_fields["unk"],
                       pad=vocab_fields["pad"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:

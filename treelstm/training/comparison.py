@@ -99,6 +99,8 @@ def compare(config: TrainConfig, out_dir: Optional[PathLike] = None,
     anything is trained, unless ``overwrite``.
     """
     unknown = [row for row in rows if row not in COMPARE_ROWS]
+    if len(set(rows)) != len(rows):
+        raise ValueError(f"compare: rows must not repeat; got {list(rows)!r}")
     if unknown or not rows:
         raise ValueError(f"compare: rows must be a non-empty list of {tuple(COMPARE_ROWS)}; "
                          f"got {list(rows)!r}")

@@ -55,7 +55,8 @@ class TrainResult(NamedTuple):
 
 
 def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool = False,
-          progress: Union[bool, Progress] = False, splits: Optional[dict[str, list[SentimentTree]]] = None,
+          progress: Union[bool, Progress] = False,
+          splits: Optional[dict[str, list[SentimentTree]]] = None,
           on_epoch_end: Optional[Callable[[int, dict], None]] = None,
           distributed: bool = False, overwrite: bool = False) -> TrainResult:
     """Train ``config.model`` on ``config.data``, pick the best epoch on dev, test it once.
@@ -111,7 +112,8 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
         raise ValueError("train: resume=True needs an out_dir holding checkpoint.pt")
     group = _start_distributed(config.device) if distributed else _SINGLE_PROCESS
     try:
-        return _train(config, out_dir, resume, progress if group.is_main else False, splits, on_epoch_end,
+        return _train(config, out_dir, resume, progress if group.is_main else False, splits,
+                      on_epoch_end,
                       group, overwrite)
     finally:
         if group.owns_process_group:
@@ -237,13 +239,15 @@ class _Run:
         try:
             self.model.load_state_dict(checkpoint.state_dict)
             self.optimizer.load_state_dict(checkpoint.optimizer)
+            self._check_optimizer_settings()
             rank_states = checkpoint.rng_state.get("ranks")
             if group.active and rank_states is not None and len(rank_states) == group.world_size:
                 set_rng_state(rank_states[group.rank])
             else:
                 set_rng_state(checkpoint.rng_state)
                 _seed_rank(self.config.seed, group, checkpoint.epoch)
-        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError,
+                OverflowError) as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
             raise ValueError(f"{self.checkpoint_path}: cannot resume: its model, optimizer or RNG "
                              f"state does not fit this run's settings: {type(error).__name__}: "
@@ -254,6 +258,26 @@ class _Run:
         if group.is_main:
             logger.info("resuming %s after epoch %d", self.checkpoint_path, self.start_epoch)
 
+
+    def _check_weights_finite(self, epoch: int) -> None:
+        """FloatingPointError, before anything is written, if an update made a weight infinite
+        or NaN (finite gradients can still overflow a weight, e.g. with a huge --lr)."""
+        bad = [name for name, p in self.model.named_parameters()
+               if not bool(torch.isfinite(p).all())]
+        if bad:
+            raise FloatingPointError(f"epoch {epoch + 1}: the weights {_shorten_list(bad)} are "
+                                     "no longer finite after the updates (try a smaller --lr or "
+                                     "--clip-grad-norm); nothing of this epoch was written")
+
+    def _check_optimizer_settings(self) -> None:
+        """ValueError unless the loaded optimizer state has this run's learning rate and weight
+        decay (a crafted checkpoint could change them behind the settings' back)."""
+        for group in self.optimizer.param_groups:
+            for key, expected in (("lr", self.config.lr),
+                                  ("weight_decay", self.config.weight_decay)):
+                if group.get(key) != expected:
+                    raise ValueError(f"the optimizer state has {key}={group.get(key)!r}, the "
+                                     f"settings {key}={expected!r}")
     def _wrap_distributed(self) -> None:
         if not self.group.active:
             return
@@ -274,6 +298,7 @@ class _Run:
         group = self.group
         train_metrics = self.train_epoch(epoch)
         train_metrics["trees"] = len(self.splits["train"])
+        self._check_weights_finite(epoch)
         # Every rank's RNG state (a collective: all ranks take part, whatever their out_dir).
         rank_rng_state = _gather_rng_state(group) if group.active else None
         if not group.is_main:

@@ -6,8 +6,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import math
 from pathlib import Path
 from typing import Optional, Sequence
+
+import torch
 
 from ..checks import is_int, is_number
 from ..data import SentimentTree, Vocab
@@ -25,6 +28,12 @@ def _load_resumable(out_dir: Path, config: TrainConfig,
     """``out_dir/checkpoint.pt`` checked against this run, or ``None`` if there is none."""
     checkpoint_path = out_dir / "checkpoint.pt"
     if not checkpoint_path.is_file():
+        others = [name for name in ("best.pt", "metrics.json") if (out_dir / name).exists()]
+        if checkpoint_path.exists() or others:
+            raise ValueError(f"{checkpoint_path}: cannot resume: " + (
+                "not a file" if checkpoint_path.exists() else
+                f"missing, but {out_dir} holds {' and '.join(others)} of a run") +
+                "; use --overwrite to start again and replace it, or another --out")
         logger.info("%s not found: starting from scratch", checkpoint_path)
         return None
     checkpoint = load_checkpoint(checkpoint_path)
@@ -34,6 +43,7 @@ def _load_resumable(out_dir: Path, config: TrainConfig,
                          "optimizer / RNG state / epoch")
     _check_same_data(checkpoint, train_trees)
     _check_run_record(checkpoint)
+    _check_rng_state(checkpoint)
     if checkpoint.epoch > config.epochs:
         raise ValueError(f"{checkpoint_path}: cannot resume: it has {checkpoint.epoch} epochs "
                          f"done, more than --epochs {config.epochs}; raise --epochs to train on "
@@ -56,6 +66,44 @@ def _load_resumable(out_dir: Path, config: TrainConfig,
 
 
 
+def _is_fraction(value) -> bool:
+    """A number in [0, 1] (an accuracy; not NaN)."""
+    return is_number(value) and 0 <= value <= 1
+
+
+def _check_rng_state(checkpoint: Checkpoint) -> None:
+    """ValueError naming the file unless ``rng_state`` (and each rank's) has the fields and
+    shapes :func:`~treelstm.training.get_rng_state` writes."""
+    state = checkpoint.rng_state
+    states = [state] + (state.get("ranks") or [] if isinstance(state.get("ranks"), list) else [])
+    for one in states:
+        problem = _rng_problem(one)
+        if problem:
+            raise ValueError(f"{checkpoint.path}: cannot resume: its RNG state is not one "
+                             f"get_rng_state writes: {problem}")
+
+
+def _rng_problem(state) -> str:
+    if not isinstance(state, dict):
+        return f"a {type(state).__name__}, not a dict"
+    shapes = {"python": (625,), "numpy": (624,)}
+    for key, shape in shapes.items():
+        value = state.get(key)
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape or \
+                value.dtype != torch.int64 or bool(((value < 0) | (value >= 2 ** 32)).any()):
+            return f"{key!r} should be {shape[0]} 32-bit words"
+    if not isinstance(state.get("torch"), torch.Tensor) or state["torch"].dtype != torch.uint8:
+        return "'torch' should be a byte tensor"
+    if not is_int(state.get("numpy_pos")) or not 0 <= state["numpy_pos"] <= 624:
+        return "'numpy_pos' should be an integer in [0, 624]"
+    if not is_int(state.get("python_version")) or state.get("numpy_has_gauss") not in (0, 1):
+        return "'python_version' / 'numpy_has_gauss' should be integers"
+    if not is_number(state.get("numpy_gauss")) or not (
+            state.get("python_gauss") is None or is_number(state.get("python_gauss"))):
+        return "'numpy_gauss' / 'python_gauss' should be numbers"
+    return ""
+
+
 def _check_run_record(checkpoint: Checkpoint) -> None:
     """ValueError naming the file unless ``extra`` holds a history of ``epoch`` records and the
     best of them, as :func:`train` writes them (a crafted file can carry a valid digest)."""
@@ -72,7 +120,9 @@ def _check_run_record(checkpoint: Checkpoint) -> None:
                 and isinstance(record.get("train"), dict) and isinstance(record.get("dev"), dict)
                 and all(is_number(record["train"].get(key))
                         for key in ("loss", "root_acc", "seconds", "trees"))
-                and is_number(record["dev"].get("root_acc"))):
+                and all(math.isfinite(record["train"][key]) for key in ("loss", "seconds"))
+                and _is_fraction(record["train"]["root_acc"])
+                and _is_fraction(record["dev"].get("root_acc"))):
             fail(f"history record {number} is not an epoch record ({{'epoch': {number}, "
                  "'train': {...}, 'dev': {...}})")
     if not isinstance(best, dict):
@@ -80,7 +130,7 @@ def _check_run_record(checkpoint: Checkpoint) -> None:
     if history and not (is_int(best.get("epoch"))
                         and 1 <= best["epoch"] <= len(history)
                         and isinstance(best.get("dev"), dict)
-                        and is_number(best["dev"].get("root_acc"))):
+                        and _is_fraction(best["dev"].get("root_acc"))):
         fail(f"'best' should name an epoch in 1..{len(history)} and its dev metrics; got "
              f"{best!r:.80}")
 

@@ -1,0 +1,93 @@
+"""The Child-Sum kernel of the native engine: the levels forward (a node's ``U_{iog}`` times the
+sum of its children's ``h`` once, ``U_f`` per child edge) and the hand-written backward."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .. import functional
+from .steps import Plan, bias_hh_grad, leaf_backward, leaf_states, x_rows_grad
+
+
+def childsum_forward(plan: Plan, x_proj: Tensor, weight_hh: Tensor, bias_ih: Optional[Tensor],
+                      bias_hh: Optional[Tensor], keep: bool
+                      ) -> tuple[Tensor, Tensor, Optional[tuple]]:
+    order, hidden_size = plan.batch.level_order, plan.hidden_size
+    bounds, num_leaves = order.bounds, order.bounds[1]
+    h_rows, c_rows, x_rows, leaf_activations = leaf_states(plan, x_proj, bias_ih, bias_hh)
+    no_input = bias_ih if bias_ih is not None else h_rows.new_zeros(4 * hidden_size)
+    num_internal = plan.batch.num_nodes - num_leaves
+    activations = h_rows.new_empty(num_internal, 3 * hidden_size)  # i | g | o per internal row
+    forget = h_rows.new_empty(order.child_row.shape[0], hidden_size)  # f_k per child edge
+    h_sums = h_rows.new_zeros(num_internal, hidden_size)  # sum_k h_k, for the weight gradient
+    for k in range(1, len(bounds) - 1):
+        start, stop = bounds[k], bounds[k + 1]
+        level = slice(start - num_leaves, stop - num_leaves)
+        edges = slice(order.edge_bounds[k], order.edge_bounds[k + 1])
+        children, parent = order.child_row[edges], order.child_parent[edges]
+        x_gates = no_input if x_rows is None else x_rows[start:stop]
+        child_h = h_rows.index_select(0, children)
+        h_sum = h_sums[level].index_add_(0, parent, child_h)
+        parent_x_forget = x_gates[..., hidden_size:2 * hidden_size]
+        if x_rows is not None:
+            parent_x_forget = parent_x_forget.index_select(0, parent)
+        functional.childsum_forget(child_h, parent_x_forget, weight_hh, bias_hh, out=forget[edges])
+        forget_sum = functional.edge_forget_sum(forget[edges], c_rows.index_select(0, children),
+                                                parent, stop - start)
+        level_activations = functional.childsum_preactivation(
+            x_gates, h_sum, weight_hh, bias_hh, out=activations[level])
+        functional.childsum_state(level_activations, forget_sum, hidden_size,
+                                  out=(h_rows[start:stop], c_rows[start:stop]))
+    return h_rows, c_rows, (leaf_activations, activations, forget, h_sums) if keep else None
+
+
+def childsum_backward(plan: Plan, saved: tuple, h_rows: Tensor, c_rows: Tensor,
+                       grad_h_rows: Tensor, grad_c_rows: Tensor, weight_hh: Tensor
+                       ) -> tuple[Tensor, Tensor, Tensor]:
+    order, hidden_size = plan.batch.level_order, plan.hidden_size
+    bounds, num_leaves, num_nodes = order.bounds, order.bounds[1], plan.batch.num_nodes
+    leaf_activations, activations, forget, h_sums = saved
+    weight_iog = functional.iog(weight_hh, hidden_size, dim=0)
+    weight_forget = weight_hh[hidden_size:2 * hidden_size]
+    # All that does not depend on the incoming gradients, at once; `grad_igo` (per internal row)
+    # and `grad_forget` (per edge) then become pre-activation gradients, level by level.
+    through, grad_igo = functional.backward_factors(activations, 0, hidden_size,
+                                                    c_rows[num_leaves:num_nodes])
+    grad_forget = functional.forget_backward_factor(forget,
+                                                    c_rows.index_select(0, order.child_row))
+    for k in range(len(bounds) - 2, 0, -1):
+        start, stop = bounds[k], bounds[k + 1]
+        level = slice(start - num_leaves, stop - num_leaves)
+        edges = slice(order.edge_bounds[k], order.edge_bounds[k + 1])
+        children, parent = order.child_row[edges], order.child_parent[edges]
+        grad_c_total = functional.preactivation_grads(
+            grad_igo[level], through[level], grad_h_rows[start:stop], grad_c_rows[start:stop], 0,
+            hidden_size)
+        edge_grad_c = grad_c_total.index_select(0, parent)
+        grad_forget[edges] *= edge_grad_c
+        grad_child_h = torch.addmm(grad_igo[level].mm(weight_iog).index_select(0, parent),
+                                   grad_forget[edges], weight_forget)
+        grad_h_rows.index_add_(0, children, grad_child_h)
+        grad_c_rows.index_add_(0, children, edge_grad_c * forget[edges])
+    grad_leaf = leaf_backward(leaf_activations, c_rows, grad_h_rows, grad_c_rows, num_leaves,
+                               hidden_size)
+
+    grad_weight_iog = grad_igo.t().mm(h_sums)
+    grad_weight_hh = torch.cat([grad_weight_iog[:hidden_size],
+                                grad_forget.t().mm(h_rows.index_select(0, order.child_row)),
+                                grad_weight_iog[hidden_size:]])
+    grad_bias_hh = bias_hh_grad(grad_igo.sum(0) + grad_leaf.sum(0), grad_forget.sum(0))
+    if plan.leaves_only:
+        return grad_leaf, grad_weight_hh, grad_bias_hh
+    forget_per_row = grad_igo.new_zeros(grad_igo.shape[0], hidden_size).index_add_(
+        0, _edge_parent_rows(plan) - num_leaves, grad_forget)
+    return x_rows_grad(plan, grad_leaf, grad_igo, forget_per_row), grad_weight_hh, grad_bias_hh
+
+
+def _edge_parent_rows(plan: Plan) -> Tensor:
+    """``[E]`` the level-order row of each edge's parent (edges as in ``child_row``)."""
+    order, parent = plan.batch.level_order, plan.batch.parent
+    return order.row.index_select(0, parent.index_select(0, order.nodes.index_select(
+        0, order.child_row)))

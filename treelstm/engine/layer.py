@@ -1,0 +1,179 @@
+"""One bottom-up layer of the native engine: :func:`layer` plans it, projects the input once and
+runs the kernel of the cell (:mod:`.nary`, :mod:`.childsum`), as one
+:class:`torch.autograd.Function` whose backward is the kernel's."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from .. import functional
+from ..batch import TreeBatch
+from .cache import ProjectionCache
+from .childsum import childsum_backward, childsum_forward
+from .nary import nary_backward, nary_forward
+from .steps import Plan, projection_weight
+
+
+def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
+          bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], cell: str,
+          arity: Optional[int] = None, input_index: Optional[Tensor] = None,
+          input_rows: Optional[Tensor] = None, cache: Optional["ProjectionCache"] = None
+          ) -> tuple[Tensor, Tensor]:
+    """Run one Tree-LSTM layer over ``batch`` from the layer's input.
+
+    ``W_ih x`` is computed once per input row -- only its ``i | g | o`` rows when every input row
+    is a leaf -- and nowhere else: nodes without input get ``b_ih``.
+
+    Args:
+        input: ``[N, X]``, one row per node in batch node order; or ``[M, X]`` with
+            ``input_index`` ``[M]``, distinct node ids (checked by the caller); or ``[V, X]``, a
+            table (e.g. of word vectors), with ``input_index`` ``[M]`` and ``input_rows`` ``[M]``:
+            node ``input_index[j]`` reads row ``input_rows[j]``.
+        cell: ``"childsum"`` or ``"nary"`` (with ``arity``).
+        cache: with ``input_rows`` and without autograd, keeps the projection of the whole
+            table for the next calls (see :class:`ProjectionCache`).
+
+    Returns:
+        ``h, c``: ``[num_nodes, H]`` each, rows in batch node order.
+    """
+    if input_rows is None:
+        cache = None  # only a table read through input_rows is kept
+    else:
+        if _needs_grad(input, weight_ih, weight_hh, bias_ih, bias_hh) or cache is None or \
+                not cache.fits(input, weight_ih):
+            cache = None  # project the distinct rows only, each once
+            distinct, input_rows = torch.unique(input_rows, return_inverse=True)
+            input = input.index_select(0, distinct)
+    order = batch.level_order
+    rows = order.row if input_index is None else order.row.index_select(0, input_index)
+    leaves_only = rows.numel() == 0 or int(rows.max()) < order.bounds[1]
+    num_rows = order.bounds[1] if leaves_only else batch.num_nodes  # rows of the input buffer
+    plan = Plan(batch, cell, weight_ih.shape[0] // 4, 1 if cell == "childsum" else arity, rows,
+                 leaves_only, rows.shape[0] == num_rows and _is_identity(rows), input_rows)
+    return _run(plan, input, weight_ih, weight_hh, bias_ih, bias_hh, cache)
+
+
+def _needs_grad(*tensors: Optional[Tensor]) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _is_identity(rows: Tensor) -> bool:
+    return bool(torch.equal(rows, torch.arange(rows.shape[0], device=rows.device)))
+
+
+def _compute_dtype(input: Tensor) -> torch.dtype:
+    """The states' dtype: autocast's for float32 input (autocast would run the projection so),
+    else the input's."""
+    device_type = input.device.type
+    if input.dtype == torch.float32 and torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return input.dtype
+
+
+def _cast(dtype: torch.dtype, *tensors: Optional[Tensor]) -> list[Optional[Tensor]]:
+    return [None if t is None else t.to(dtype) for t in tensors]
+
+
+def _forward(plan: Plan, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
+             bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], keep: bool,
+             cache: Optional[ProjectionCache] = None):
+    """The forward: projection, then the levels. Returns level-order ``h_rows``, ``c_rows`` and,
+    with ``keep``, the activations the backward needs (else each level's are dropped after use).
+
+    The projection ``x_proj`` is always a new tensor (a product, or rows gathered from the
+    cached one), so the levels add the biases into it in place.
+    """
+    dtype = _compute_dtype(input)
+    table, weights = input, (weight_ih, weight_hh, bias_ih, bias_hh)
+    with torch.autocast(input.device.type, enabled=False):  # the dtype is chosen here, once
+        weight_ih, weight_hh, bias_ih, bias_hh = _cast(dtype, weight_ih, weight_hh, bias_ih,
+                                                       bias_hh)
+        if cache is not None and cache.fits(table, weight_ih):
+            projection = cache.projection(table, weights[0], dtype, plan.leaves_only)
+            x_proj = projection.index_select(0, plan.gather)
+            plan = dataclasses.replace(plan, table=table, cache=cache, weights=weights)
+        else:
+            weight = projection_weight(plan.leaves_only, plan.hidden_size, weight_ih)
+            x_proj = input.to(dtype).mm(weight.t())
+            if plan.gather is not None:
+                x_proj = x_proj.index_select(0, plan.gather)
+        return _FORWARD[plan.cell](plan, x_proj, weight_hh, bias_ih, bias_hh, keep)
+
+
+def _run(plan: Plan, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
+         bias_ih: Optional[Tensor], bias_hh: Optional[Tensor],
+         cache: Optional[ProjectionCache] = None) -> tuple[Tensor, Tensor]:
+    tensors = (input, weight_ih, weight_hh, bias_ih, bias_hh)
+    if _needs_grad(*tensors):
+        return _Layer.apply(plan, *tensors)
+    h_rows, c_rows, _ = _forward(plan, *tensors, keep=False, cache=cache)
+    row = plan.batch.level_order.row
+    return h_rows.index_select(0, row), c_rows.index_select(0, row)
+
+
+class _Layer(torch.autograd.Function):
+    """One layer: forward level by level, backward level by level over the saved activations."""
+
+    @staticmethod
+    def forward(ctx, plan: Plan, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
+                bias_ih: Optional[Tensor], bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        h_rows, c_rows, activations = _forward(plan, input, weight_ih, weight_hh, bias_ih,
+                                               bias_hh, keep=True)
+        ctx.plan, ctx.activations, ctx.h_rows, ctx.c_rows = plan, activations, h_rows, c_rows
+        ctx.save_for_backward(input, weight_ih, weight_hh, bias_ih, bias_hh)
+        row = plan.batch.level_order.row
+        return h_rows.index_select(0, row), c_rows.index_select(0, row)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_h: Tensor, grad_c: Tensor):
+        plan, h_rows = ctx.plan, ctx.h_rows
+        input, weight_ih, weight_hh, bias_ih, bias_hh = ctx.saved_tensors
+        dtype, nodes = h_rows.dtype, plan.batch.level_order.nodes
+        # Gradients of h and c in level order (one more row: empty slots); the children's parts
+        # are added level by level.
+        grad_rows = []
+        for grad in (grad_h, grad_c):
+            rows = h_rows.new_empty(h_rows.shape)
+            rows[-1] = 0
+            torch.index_select(grad.to(dtype), 0, nodes, out=rows[:-1])
+            grad_rows.append(rows)
+        with torch.autocast(h_rows.device.type, enabled=False):
+            grad_x_rows, grad_weight_hh, grad_bias_hh = _BACKWARD[plan.cell](
+                plan, ctx.activations, h_rows, ctx.c_rows, *grad_rows, weight_hh.to(dtype))
+            grad_x_proj = grad_x_rows if plan.identity_rows else grad_x_rows.index_select(
+                0, plan.input_rows)
+            if plan.gather is not None:  # rows read by several nodes add up
+                grad_x_proj = grad_x_proj.new_zeros(input.shape[0], grad_x_proj.shape[1]) \
+                    .index_add_(0, plan.gather, grad_x_proj)
+            grad_input, grad_weight_ih = _projection_backward(
+                plan, grad_x_proj, input.to(dtype), weight_ih.to(dtype))
+        grad_bias_ih = None
+        if bias_ih is not None:  # b_ih is added wherever b_hh is, once per forget gate
+            grad_bias_ih = functional.expand_forget_backward(grad_bias_hh, plan.num_forget)
+        grads = (grad_input, grad_weight_ih, grad_weight_hh, grad_bias_ih, grad_bias_hh)
+        return (None,) + tuple(None if t is None or grad is None else grad.to(t.dtype)
+                               for t, grad in zip(ctx.saved_tensors, grads))
+
+
+def _projection_backward(plan: Plan, grad_x_proj: Tensor, input: Tensor, weight_ih: Tensor
+                         ) -> tuple[Tensor, Tensor]:
+    """Gradients of ``input`` and ``weight_ih`` from those of the projected rows (``i | g | o``
+    only, or ``i | f | g | o``)."""
+    grad_weight = grad_x_proj.t().mm(input)
+    if plan.leaves_only:
+        hidden_size = plan.hidden_size
+        weight_ih = functional.iog(weight_ih, hidden_size, dim=0)
+        grad_weight = torch.cat([grad_weight[:hidden_size],
+                                 grad_weight.new_zeros(hidden_size, grad_weight.shape[1]),
+                                 grad_weight[hidden_size:]])
+    # (W^T G^T)^T: rows as long as the batch, not X (300 floats are not 64-byte aligned; slow)
+    return weight_ih.t().mm(grad_x_proj.t()).t(), grad_weight
+
+
+_FORWARD = {"nary": nary_forward, "childsum": childsum_forward}
+_BACKWARD = {"nary": nary_backward, "childsum": childsum_backward}

@@ -1,0 +1,177 @@
+"""The N-ary kernel of the native engine: the levels forward (for training, and a leaner path
+for inference that can take the leaves' terms from a :class:`~.cache.ProjectionCache`) and the
+hand-written backward."""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .. import functional
+from .steps import (Plan, bias_hh_grad, leaf_backward, leaf_states, pad_column_blocks, pad_rows,
+                    state_buffers, x_rows_grad)
+
+
+def nary_forward(plan: Plan, x_proj: Tensor, weight_hh: Tensor, bias_ih: Optional[Tensor],
+                  bias_hh: Optional[Tensor], keep: bool
+                  ) -> tuple[Tensor, Tensor, Optional[tuple[Tensor, Tensor]]]:
+    arity, hidden_size, bounds = plan.num_forget, plan.hidden_size, plan.batch.level_order.bounds
+    num_leaves = bounds[1]
+    if not keep and plan.leaves_only:
+        return _nary_inference(plan, x_proj, weight_hh, bias_ih, bias_hh)
+    h_rows, c_rows, x_rows, leaf_activations = leaf_states(plan, x_proj, bias_ih, bias_hh)
+    if x_rows is None:  # no W_ih x above the leaves: b_ih joins b_hh
+        bias_hh = functional.nary_bias_without_input(bias_ih, bias_hh, arity)
+    weight_hh = pad_rows(weight_hh)
+    bias_hh = None if bias_hh is None else pad_rows(bias_hh)
+    slots = plan.batch.child_slots(arity)
+    # Every internal row's activations i | f_1..f_N | g | o (+ padding), written level by level
+    # (kept for the backward, or one level at a time).
+    activations = h_rows.new_empty(plan.batch.num_nodes - num_leaves if keep else 0,
+                                   weight_hh.shape[0])
+    for k in range(1, len(bounds) - 1):
+        start, stop = bounds[k], bounds[k + 1]
+        level = slice(start - num_leaves, stop - num_leaves)
+        children = slots[level].view(-1)
+        child_h = h_rows.index_select(0, children).view(-1, arity * hidden_size)
+        level_activations = functional.nary_preactivation(
+            None if x_rows is None else x_rows[start:stop], child_h, weight_hh, bias_hh, arity,
+            out=activations[level] if keep else None)
+        child_c = c_rows.index_select(0, children).view(-1, arity, hidden_size)
+        functional.nary_state(level_activations, child_c, arity, hidden_size,
+                              out=(h_rows[start:stop], c_rows[start:stop]))
+    return h_rows, c_rows, (leaf_activations, activations) if keep else None
+
+
+class _LeafWordTerms(NamedTuple):
+    """What the N-ary inference path takes from a cached table's words instead of computing it
+    per leaf (see :func:`_leaf_word_terms`); ``V`` words, ``width`` the padded ``(N+3)H``."""
+
+    slot_terms: Tensor  # [arity, V + 1, width] U_k h_leaf(v), g rows prescaled; row V: empty slot
+    word_of_row: Tensor  # [num_nodes + 1] the word of each leaf row (V elsewhere)
+    h_leaf: Tensor  # [V, H] the state of a leaf with each word
+    c_leaf: Tensor  # [V, H]
+
+
+def _nary_inference(plan: Plan, x_proj: Tensor, weight_hh: Tensor, bias_ih: Optional[Tensor],
+                    bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor, None]:
+    """The N-ary levels without autograd and without input above the leaves (constituency
+    trees at inference), in a dozen fewer ops per level than :func:`nary_forward`: the ``g``
+    rows of ``U`` and ``b`` are doubled once (:func:`~treelstm.functional.prescale_cell_gate`)
+    for the fused update :func:`~treelstm.functional.nary_state_prescaled`.
+
+    With a cached table (:class:`~.cache.ProjectionCache`) whose rows are all the leaves' input, the
+    first level (nodes whose children are all leaves: a quarter to a third of SST's inner nodes)
+    takes ``U_k h_leaf`` per slot from the per-word terms instead of a matrix product.
+    """
+    arity, hidden_size, bounds = plan.num_forget, plan.hidden_size, plan.batch.level_order.bounds
+    num_leaves, num_nodes = bounds[1], plan.batch.num_nodes
+    weight_t = functional.prescale_cell_gate(pad_rows(weight_hh), arity, hidden_size).t()
+    bias = functional.nary_bias_without_input(bias_ih, bias_hh, arity)
+    if bias is not None:
+        bias = functional.prescale_cell_gate(pad_rows(bias), arity, hidden_size)
+    slots = plan.batch.child_slots(arity)
+    word_terms = _leaf_word_terms(plan, weight_t,
+                                  functional.leaf_bias(bias_ih, bias_hh, arity))
+    if word_terms is None:
+        h_rows, c_rows, _, _ = leaf_states(plan, x_proj, bias_ih, bias_hh)
+    else:  # the leaves' states are their words'
+        h_rows, c_rows = state_buffers(weight_t, num_nodes, hidden_size)
+        torch.index_select(word_terms.h_leaf, 0, plan.gather, out=h_rows[:num_leaves])
+        torch.index_select(word_terms.c_leaf, 0, plan.gather, out=c_rows[:num_leaves])
+    for k in range(1, len(bounds) - 1):
+        start, stop = bounds[k], bounds[k + 1]
+        children = slots[start - num_leaves:stop - num_leaves].view(-1)
+        if k == 1 and word_terms is not None:  # every child a leaf (or an empty slot)
+            words = word_terms.word_of_row.index_select(0, children).view(-1, arity)
+            activations = word_terms.slot_terms[0].index_select(0, words[:, 0])
+            for slot in range(1, arity):
+                activations += word_terms.slot_terms[slot].index_select(0, words[:, slot])
+            if bias is not None:
+                activations += bias
+        else:
+            child_h = h_rows.index_select(0, children).view(-1, arity * hidden_size)
+            activations = child_h.mm(weight_t) if bias is None else torch.addmm(bias, child_h,
+                                                                                weight_t)
+        child_c = c_rows.index_select(0, children).view(-1, arity, hidden_size)
+        functional.nary_state_prescaled(activations, child_c, arity, hidden_size,
+                                        out=(h_rows[start:stop], c_rows[start:stop]))
+    return h_rows, c_rows, None
+
+
+def _leaf_word_terms(plan: Plan, weight_t: Tensor, leaf_bias: Optional[Tensor]
+                     ) -> Optional[_LeafWordTerms]:
+    """The per-word terms of the cached table (see :class:`_LeafWordTerms`) for ``weight_t``
+    the prescaled, padded ``U^T``; ``None`` when there is no cached table, when some leaf has no
+    input, or when the terms would not fit the cache."""
+    cache, table = plan.cache, plan.table
+    num_leaves, hidden_size, arity = plan.num_leaves, plan.hidden_size, plan.num_forget
+    if cache is None or not (plan.leaves_only and plan.identity_rows) or \
+            plan.batch.num_levels < 2:
+        return None
+    num_words, width = table.shape[0], weight_t.shape[1]
+    if arity * (num_words + 1) * width * weight_t.element_size() > cache.max_bytes:
+        return None
+
+    def compute() -> tuple[Tensor, Tensor, Tensor]:
+        leaf = cache.projection(table, weight_ih, weight_t.dtype, True)
+        if leaf_bias is not None:
+            leaf = leaf + pad_rows(leaf_bias)
+        h_leaf, c_leaf = functional.leaf_state(leaf, hidden_size)
+        terms = torch.stack([h_leaf.mm(weight_t[slot * hidden_size:(slot + 1) * hidden_size])
+                             for slot in range(arity)])
+        return F.pad(terms, (0, 0, 0, 1)), h_leaf, c_leaf
+
+    weight_ih = plan.weights[0]
+    terms, h_leaf, c_leaf = cache.leaf_terms((table, *plan.weights), (weight_t.dtype, arity),
+                                             compute)
+    word_of_row = plan.gather.new_full((plan.batch.num_nodes + 1,), num_words)
+    word_of_row[:num_leaves] = plan.gather
+    return _LeafWordTerms(terms, word_of_row, h_leaf, c_leaf)
+
+
+def nary_backward(plan: Plan, saved: tuple[Tensor, Tensor], h_rows: Tensor, c_rows: Tensor,
+                   grad_h_rows: Tensor, grad_c_rows: Tensor, weight_hh: Tensor
+                   ) -> tuple[Tensor, Tensor, Tensor]:
+    arity, hidden_size, bounds = plan.num_forget, plan.hidden_size, plan.batch.level_order.bounds
+    num_leaves, num_nodes = bounds[1], plan.batch.num_nodes
+    width = (arity + 3) * hidden_size
+    leaf_activations, activations = saved
+    slots = plan.batch.child_slots(arity)
+    # (rows padded like the forward's; columns too, so that grad @ weight has aligned rows)
+    padded_weight = pad_rows(pad_column_blocks(weight_hh, arity))
+    forget = activations[:, hidden_size:(arity + 1) * hidden_size].view(-1, arity, hidden_size)
+    child_c = c_rows.index_select(0, slots.view(-1)).view(-1, arity, hidden_size)
+    # All that does not depend on the incoming gradients, at once; `grad_pre` then becomes the
+    # internal rows' pre-activation gradients, i | f_1..f_N | g | o (+ zero padding), level by
+    # level.
+    through, grad_pre = functional.backward_factors(activations, arity, hidden_size,
+                                                    c_rows[num_leaves:num_nodes], child_c)
+    for k in range(len(bounds) - 2, 0, -1):
+        start, stop = bounds[k], bounds[k + 1]
+        level = slice(start - num_leaves, stop - num_leaves)
+        children = slots[level].view(-1)
+        grad_c_total = functional.preactivation_grads(
+            grad_pre[level], through[level], grad_h_rows[start:stop], grad_c_rows[start:stop],
+            arity, hidden_size)
+        grad_child_h = grad_pre[level].mm(padded_weight).view(children.shape[0], -1)
+        grad_h_rows.index_add_(0, children, grad_child_h[:, :hidden_size])
+        grad_c_rows.index_add_(0, children, (grad_c_total.unsqueeze(1) * forget[level]).view(
+            -1, hidden_size))
+    grad_leaf = leaf_backward(leaf_activations, c_rows, grad_h_rows, grad_c_rows, num_leaves,
+                               hidden_size)
+
+    child_h = h_rows.index_select(0, slots.view(-1)).view(-1, arity * hidden_size)
+    grad_weight_hh = child_h.t().mm(grad_pre).t()[:width]  # (C^T G)^T: aligned rows
+    total = grad_pre.sum(0)
+    grad_bias_hh = bias_hh_grad(functional.iog(total, hidden_size, arity) + grad_leaf.sum(0),
+                                 total[hidden_size:(arity + 1) * hidden_size])
+    if plan.leaves_only:
+        return grad_leaf, grad_weight_hh, grad_bias_hh
+    # the input's forget term serves all N forget gates
+    grad_forget = grad_pre[:, hidden_size:(arity + 1) * hidden_size]
+    grad_x_rows = x_rows_grad(plan, grad_leaf, functional.iog(grad_pre, hidden_size, arity),
+                               grad_forget.reshape(-1, arity, hidden_size).sum(1))
+    return grad_x_rows, grad_weight_hh, grad_bias_hh

@@ -1,0 +1,137 @@
+"""What both kernels (:mod:`.nary`, :mod:`.childsum`) share: a layer's :class:`Plan`, the state and
+input buffers in level order, the leaves' forward and backward, the padding that keeps products
+aligned, and the gradient rows of the input gates."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .. import functional
+from ..batch import TreeBatch
+
+if TYPE_CHECKING:
+    from .cache import ProjectionCache
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """A layer's non-tensor arguments: the schedule and where each projected input row goes."""
+
+    batch: TreeBatch
+    cell: str
+    hidden_size: int
+    num_forget: int  # forget row blocks of weight_hh: the arity (N-ary), 1 (Child-Sum)
+    input_rows: Tensor  # [M] the level-order row of each input row (distinct)
+    leaves_only: bool  # every input row is a leaf: project i | g | o only (3H + padding)
+    identity_rows: bool  # input_rows == 0..M-1, M all rows of the input buffer
+    gather: Optional[Tensor] = None  # [M] the row of `input` each input node reads (else j)
+    # inference with a cached table: the table and cache, for the leaves' per-word terms
+    table: Optional[Tensor] = None
+    cache: Optional["ProjectionCache"] = None
+    weights: tuple = ()  # the layer's weight_ih, weight_hh, bias_ih, bias_hh as given
+
+    @property
+    def num_leaves(self) -> int:
+        return self.batch.level_order.bounds[1]
+
+
+def pad_rows(tensor: Tensor, multiple: int = 16) -> Tensor:
+    """``tensor`` with zero rows appended up to a multiple of 16 rows. A product with it has rows
+    of a multiple of 64 bytes, which MKL's float32 GEMM writes up to 1.7x as fast when it has many
+    rows (450 or 750 columns are slow, 464 or 752 are not)."""
+    return F.pad(tensor, [0, 0] * (tensor.dim() - 1) + [0, -tensor.shape[0] % multiple])
+
+
+def pad_column_blocks(weight: Tensor, num_blocks: int, multiple: int = 8) -> Tensor:
+    """``weight`` ``[R, num_blocks * H]`` with each block of ``H`` columns padded with zero
+    columns to a multiple of 8, for aligned rows in ``grad @ weight`` (see :func:`pad_rows`)."""
+    rows, width = weight.shape
+    block = weight.view(rows, num_blocks, width // num_blocks)
+    return F.pad(block, (0, -block.shape[2] % multiple)).view(rows, -1)
+
+
+def projection_weight(leaves_only: bool, hidden_size: int, weight_ih: Tensor) -> Tensor:
+    """The rows of ``weight_ih`` that are used: ``i | g | o`` (padded) when only leaves have input."""
+    if leaves_only:
+        return pad_rows(functional.iog(weight_ih, hidden_size, dim=0))
+    return weight_ih
+
+
+def input_buffer(plan: Plan, x_proj: Tensor, bias: Optional[Tensor], num_rows: int) -> Tensor:
+    """``[num_rows, width]``: ``x_proj + bias`` in the level-order rows of the input nodes,
+    ``bias`` in the others; ``x_proj`` itself (a new tensor, see :func:`.layer._forward`) when it is
+    already in that order."""
+    if plan.identity_rows:
+        return x_proj if bias is None else x_proj.add_(bias)
+    if x_proj.shape[0] == num_rows:  # every row has input: no fill
+        buffer = x_proj.new_empty(num_rows, x_proj.shape[1]).index_copy_(0, plan.input_rows,
+                                                                          x_proj)
+        return buffer if bias is None else buffer.add_(bias)
+    buffer = x_proj.new_zeros(num_rows, x_proj.shape[1])
+    if bias is not None:
+        buffer += bias
+    return buffer.index_add_(0, plan.input_rows, x_proj)
+
+
+def state_buffers(like: Tensor, num_nodes: int, hidden_size: int) -> tuple[Tensor, Tensor]:
+    """``h_rows``, ``c_rows``: ``[N + 1, H]`` each, by level-order row, to be written level by
+    level; the last row is zero, the state of an empty N-ary slot."""
+    h_rows = like.new_empty(num_nodes + 1, hidden_size)
+    c_rows = torch.empty_like(h_rows)
+    h_rows[num_nodes] = 0
+    c_rows[num_nodes] = 0
+    return h_rows, c_rows
+
+
+def leaf_states(plan: Plan, x_proj: Tensor, bias_ih: Optional[Tensor],
+                 bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
+    """State buffers ``[N + 1, H]`` with the leaves (rows ``0..L-1``) done; the ``[N, 4H]`` input
+    rows (``None`` when only leaves have input); the leaves' activations ``i | g | o``."""
+    num_nodes, num_leaves, hidden_size = plan.batch.num_nodes, plan.num_leaves, plan.hidden_size
+    if plan.leaves_only:  # x_proj holds i | g | o (+ padding): the leaves' pre-activations
+        bias = functional.leaf_bias(bias_ih, bias_hh, plan.num_forget)
+        x_rows = None
+        activations = input_buffer(plan, x_proj, None if bias is None else pad_rows(bias),
+                                    num_leaves)
+    else:
+        x_rows = input_buffer(plan, x_proj, bias_ih, num_nodes)
+        activations = functional.leaf_preactivation(x_rows[:num_leaves], bias_hh,
+                                                    plan.num_forget)
+    h_rows, c_rows = state_buffers(activations, num_nodes, hidden_size)
+    functional.leaf_state(activations, hidden_size, out=(h_rows[:num_leaves], c_rows[:num_leaves]))
+    return h_rows, c_rows, x_rows, activations
+
+
+def leaf_backward(activations: Tensor, c_rows: Tensor, grad_h_rows: Tensor,
+                   grad_c_rows: Tensor, num_leaves: int, hidden_size: int) -> Tensor:
+    """``[L, 3H]`` gradients of the leaves' ``i | g | o`` pre-activations."""
+    through, factors = functional.backward_factors(activations, 0, hidden_size,
+                                                   c_rows[:num_leaves])
+    functional.preactivation_grads(factors, through, grad_h_rows[:num_leaves],
+                                   grad_c_rows[:num_leaves], 0, hidden_size)
+    return factors[:, :3 * hidden_size]
+
+
+def bias_hh_grad(grad_igo_sum: Tensor, grad_forget_sum: Tensor) -> Tensor:
+    """``b_hh``'s gradient, ``i | f_1..f_K | g | o``, from the summed gradients of the ``i | g | o``
+    pre-activations (``[3H]``) and of the forget pre-activations (``[K*H]``)."""
+    hidden_size = grad_igo_sum.shape[0] // 3
+    return torch.cat([grad_igo_sum[:hidden_size], grad_forget_sum, grad_igo_sum[hidden_size:]])
+
+
+def x_rows_grad(plan: Plan, grad_leaf: Tensor, grad_igo: Tensor, grad_forget: Tensor) -> Tensor:
+    """``[N, 4H]`` gradients of all rows' input gates ``i | f | g | o`` (a leaf's ``f`` gets none)
+    from the leaves' ``[L, 3H]`` and the internal rows' ``grad_igo`` ``[N - L, 3H]`` and
+    ``grad_forget`` ``[N - L, H]``. (When only leaves have input, the leaves' alone serve.)"""
+    num_leaves, hidden_size = plan.num_leaves, plan.hidden_size
+    grad = grad_leaf.new_zeros(plan.batch.num_nodes, 4 * hidden_size)
+    grad[:num_leaves, :hidden_size] = grad_leaf[:, :hidden_size]
+    grad[:num_leaves, 2 * hidden_size:] = grad_leaf[:, hidden_size:]
+    grad[num_leaves:, :hidden_size] = grad_igo[:, :hidden_size]
+    grad[num_leaves:, hidden_size:2 * hidden_size] = grad_forget
+    grad[num_leaves:, 2 * hidden_size:] = grad_igo[:, hidden_size:]
+    return grad
