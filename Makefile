@@ -1,5 +1,6 @@
 # make test  -- the test suite (makes .venv and installs pinned dependencies if needed)
 # make test-fast -- the suite without the tests marked slow, for a quick local loop
+# make lint  -- ruff check (pyflakes and pycodestyle rules, configured in pyproject.toml)
 # make demo  -- the main job: Tree-LSTM vs nn.LSTM on the bundled sentiment trees (see README)
 # make tour   -- a short tour of the library API (both backends, chain == nn.LSTM)
 PYTHON ?= python3
@@ -7,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test test-fast demo tour clean
+.PHONY: install test test-fast lint demo tour clean
 
 install: $(STAMP)
 
@@ -26,6 +27,9 @@ test-fast: $(STAMP)
 	$(PY) -m pytest tests -q -m "not slow"; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test-fast: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 demo: $(STAMP)
 	$(PY) examples/compare.py --out runs/demo --overwrite

@@ -129,7 +129,8 @@ def test_deep_chain_builds_fast_and_right():
 @pytest.mark.parametrize("parents,positions,error,match", [
     ([[-1, 0], []], None, ValueError, "tree 1 is empty"),
     ([], None, ValueError, "at least one tree"),
-    ([[-1, 5, 0]], None, ValueError, r"tree 0, node 1 has parent 5; expected -1 \(root\) or a node id in \[0, 3\)"),
+    ([[-1, 5, 0]], None, ValueError,
+     r"tree 0, node 1 has parent 5; expected -1 \(root\) or a node id in \[0, 3\)"),
     ([[-1], [-2, 0]], None, ValueError, "tree 1, node 0 has parent -2"),
     ([[-1, 0], [1, 0]], None, ValueError, r"tree 1 has no root"),
     ([[-1, -1, 0]], None, ValueError, r"tree 0 has 2 roots \(nodes \[0, 1\]\); expected exactly one"),

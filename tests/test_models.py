@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import reference
-from cases import BINARY_CASES, CASES, chain
+from cases import CASES, chain
 from conftest import BACKENDS, DEVICES, needs_dgl
 from treelstm import TreeBatch, TreeLSTM
 

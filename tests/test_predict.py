@@ -478,7 +478,6 @@ def _predictor_probs(predictor, trees):
 @pytest.fixture
 def trained(checkpoints):
     """A fresh Tree-LSTM classifier in training mode (the caller's), with its vocabulary."""
-    loaded = Predictor.from_checkpoint(checkpoints["treelstm"])
     from treelstm.training import load_model
 
     model, vocab, _ = load_model(checkpoints["treelstm"])

@@ -46,7 +46,8 @@ from .lines import content_lines
 from .parents import ParentListTree, bottom_up_order, children_lists
 
 __all__ = ["IGNORE_INDEX", "NUM_CLASSES", "VIEWS", "SentimentTree", "binary_view",
-           "parse_ptb_line", "parse_ptb_line_nltk", "read_ptb", "to_ptb_string"]
+           "parse_ptb_line", "parse_ptb_line_nltk", "read_ptb",  # noqa: F822 (lazy: nltk)
+           "to_ptb_string"]
 
 #: Label of nodes a loss should skip (neutral phrases in the binary view).
 IGNORE_INDEX = -1

@@ -33,7 +33,9 @@ __all__ = ["DEFAULT_DATA", "MODEL_KINDS", "COMPARE_ROWS", "TrainConfig", "TrainR
            "Checkpoint", "LoadedModel", "load_splits", "build_model", "count_parameters",
            "evaluate", "train", "compare", "comparison_table", "save_checkpoint",
            "load_checkpoint", "load_model", "remove_stale_temp_files", "get_rng_state",
-           "set_rng_state", "seed_everything", "plot_learning_curve"]
+           "set_rng_state", "seed_everything", "plot_learning_curve", "MAX_SEED", "SPLITS",
+           "resolve_device", "DEFAULT_COMPARE_ROWS", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION",
+           "TORCHRUN_VARIABLES"]
 
 # Public name -> the module (relative to this package) that defines it.
 _EXPORTS = {
