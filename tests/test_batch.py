@@ -369,3 +369,10 @@ def test_pickle_round_trip():
     assert again.parent.tolist() == batch.parent.tolist()
     assert again.level_order.nodes.tolist() == batch.level_order.nodes.tolist()
     assert again.level_order.bounds == batch.level_order.bounds
+
+
+def test_zero_dim_bool_tensor_is_not_a_parent():
+    with pytest.raises(TypeError, match=r"parents\[0\] must hold integers; got tensor\(False\) "
+                                        r"\(bool\) at node 1"):
+        TreeBatch.from_parents([[-1, torch.tensor(False)]])
+    assert TreeBatch.from_parents([[-1, torch.tensor(0)]]).num_nodes == 2

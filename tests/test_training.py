@@ -782,3 +782,9 @@ def test_compare_refuses_repeated_rows(splits):
 def test_absurd_values_are_refused_before_any_work(tmp_path, capsys, option, value):
     assert _exit_status(train_command, _train_args(tmp_path / "run", option, value)) == 2
     assert f"argument {option}" in capsys.readouterr().err
+
+
+def test_root_loss_only_is_for_the_tree_model(tmp_path, capsys):
+    args = _train_args(tmp_path / "run", "--model", "lstm", "--root-loss-only")
+    assert _exit_status(train_command, args) == 2
+    assert "--root-loss-only is for --model treelstm" in capsys.readouterr().err

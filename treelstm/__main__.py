@@ -318,6 +318,9 @@ def train_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = No
 
 
 def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.root_loss_only and args.model != "treelstm":
+        parser.error("--root-loss-only is for --model treelstm (the LSTM is supervised at the "
+                     "root only anyway)")
     # With --distributed only rank 0 logs and prints (a missing RANK is reported by train()).
     main_rank = not args.distributed or os.environ.get("RANK", "0") == "0"
     args.quiet = args.quiet or not main_rank
@@ -596,7 +599,8 @@ def _run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         # A file is written beside itself and renamed when complete: an interrupted run
         # leaves the previous file as it was (and the next run clears what a kill -9 left).
         if args.output != "-":
-            remove_stale_temp_files(Path(args.output).parent, [Path(args.output).name])
+            target = Path(os.path.realpath(args.output))  # where AtomicOutput writes
+            remove_stale_temp_files(target.parent, [target.name])
         sink = sys.stdout if args.output == "-" else AtomicOutput(args.output)
     except OSError as problem:
         if source is not sys.stdin.buffer:

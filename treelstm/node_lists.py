@@ -84,11 +84,17 @@ def reject_bools(per_tree: list, kind: str) -> None:
     """TypeError for a bool in the plain lists of ``per_tree``, which np.asarray would read as
     0 or 1 (``[-1, True]``); one pass over all of them, not one per tree."""
     lists = [values for values in per_tree if type(values) is list or type(values) is tuple]
-    if not lists or _BOOL_TYPES.isdisjoint(map(type, chain.from_iterable(lists))):
+    types = set(map(type, chain.from_iterable(lists)))
+    if not lists or (_BOOL_TYPES.isdisjoint(types) and torch.Tensor not in types):
         return
+
+    def is_bool(value: Any) -> bool:  # a 0-d bool tensor too
+        return type(value) in _BOOL_TYPES or (isinstance(value, torch.Tensor)
+                                              and value.dtype == torch.bool)
+
     for tree, values in enumerate(per_tree):
         if type(values) is list or type(values) is tuple:
-            node = next((v for v, value in enumerate(values) if type(value) in _BOOL_TYPES), None)
+            node = next((v for v, value in enumerate(values) if is_bool(value)), None)
             if node is not None:
                 raise TypeError(f"TreeBatch: {kind}s[{tree}] must hold integers; got "
                                 f"{values[node]!r} (bool) at node {node}")
