@@ -493,7 +493,7 @@ def test_options_reach_the_config(tmp_path, monkeypatch):
                                  "--weight-decay", "0.5", "--batch-size", "3", "--epochs", "4",
                                  "--seed", "9", "--max-train", "11", "--clip-grad-norm", "2",
                                  "--freeze-embeddings", "--root-loss-only", "--view", "binary",
-                                 "--model", "lstm", "--bidirectional", "--device", "cpu",
+                                 "--model", "treelstm", "--bidirectional", "--device", "cpu",
                                  "--out", str(tmp_path / "x"), "--quiet"])
     config = seen["config"]
     assert (config.embed_dim, config.hidden_size, config.num_layers, config.cell) == \
@@ -502,7 +502,7 @@ def test_options_reach_the_config(tmp_path, monkeypatch):
             config.seed, config.max_train, config.clip_grad_norm) == \
         (0.25, 0.2, 0.5, 3, 4, 9, 11, 2.0)
     assert config.freeze_embeddings and not config.phrase_loss and config.bidirectional
-    assert (config.view, config.model, config.device) == ("binary", "lstm", "cpu")
+    assert (config.view, config.model, config.device) == ("binary", "treelstm", "cpu")
 
 
 def test_train_sst_smoke(tmp_path):
