@@ -192,8 +192,8 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
     if content.get("version") != CHECKPOINT_VERSION:
         raise ValueError(f"{name}: checkpoint version {content.get('version')!r}; this library "
                          f"reads version {CHECKPOINT_VERSION}")
-    for key, value in (content.get("state_dict") or {}).items() \
-            if isinstance(content.get("state_dict"), dict) else ():
+    state_dict = content.get("state_dict")
+    for key, value in state_dict.items() if isinstance(state_dict, dict) else ():
         if isinstance(value, Tensor) and (value.layout != torch.strided or value.is_meta):
             raise ValueError(f"{name}: weight {key!r} is a {value.layout} / meta tensor; a "
                              "checkpoint holds dense tensors with data")

@@ -75,8 +75,8 @@ def _check_rng_state(checkpoint: Checkpoint) -> None:
     """ValueError naming the file unless ``rng_state`` (and each rank's) has the fields and
     shapes :func:`~treelstm.training.get_rng_state` writes."""
     state = checkpoint.rng_state
-    states = [state] + (state.get("ranks") or [] if isinstance(state.get("ranks"), list) else [])
-    for one in states:
+    ranks = state.get("ranks")
+    for one in [state] + (ranks if isinstance(ranks, list) else []):
         problem = _rng_problem(one)
         if problem:
             raise ValueError(f"{checkpoint.path}: cannot resume: its RNG state is not one "
