@@ -376,3 +376,44 @@ def test_zero_dim_bool_tensor_is_not_a_parent():
                                         r"\(bool\) at node 1"):
         TreeBatch.from_parents([[-1, torch.tensor(False)]])
     assert TreeBatch.from_parents([[-1, torch.tensor(0)]]).num_nodes == 2
+
+
+def test_first_descendant_order_puts_children_left_to_right():
+    # leaves 0..3 in sentence order, internal nodes in post-order: node 5 = (0 (1 2)) has its
+    # leaf child 0 left of internal child 4 although 4 > 0; node 6 = (5 3)
+    parents = [[5, 4, 4, 6, 5, 6, -1]]
+    batch = TreeBatch.from_parents(parents, child_order="first_descendant")
+    assert batch.position.tolist() == [0, 0, 1, 1, 1, 0, -1]
+    assert TreeBatch.from_parents(parents).position.tolist() == [0, 0, 1, 0, 1, 1, -1]  # by id
+    parents = [[4, 3, 3, 4, -1]]  # (0 (1 2))
+    assert TreeBatch.from_parents(parents, child_order="first_descendant").position.tolist() == [
+        0, 0, 1, 1, -1]
+    parents = [[3, 4, 4, 4, -1]]  # ((0) 1 2): node 3's subtree is leaf 0, so it goes first
+    assert TreeBatch.from_parents(parents, child_order="first_descendant").position.tolist() == [
+        0, 1, 2, 0, -1]
+    assert TreeBatch.from_parents(parents).position.tolist() == [0, 0, 1, 2, -1]
+    with pytest.raises(ValueError, match=r"child_order must be one of \('id', 'first_descendant'\); "
+                                         r"got 'left'"):
+        TreeBatch.from_parents(parents, child_order="left")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_first_descendant_order_equals_a_plain_sort_by_subtree_minimum(seed):
+    parents = [random_tree(1 + (seed * 7 + k * 5) % 30, seed * 4 + k) for k in range(4)]
+    batch = TreeBatch.from_parents(parents, child_order="first_descendant")
+    expected = []
+    for parent in parents:
+        children = [[] for _ in parent]
+        for node, p in enumerate(parent):
+            if p >= 0:
+                children[p].append(node)
+
+        def smallest(node):
+            return min([node] + [smallest(c) for c in children[node]])
+
+        position = [-1] * len(parent)
+        for siblings in children:
+            for slot, node in enumerate(sorted(siblings, key=lambda c: (smallest(c), c))):
+                position[node] = slot
+        expected += position
+    assert batch.position.tolist() == expected

@@ -311,3 +311,24 @@ def test_nary_classifier_refuses_wide_trees(vocab):
         _tree_model(vocab).check_tree(wide)
     _tree_model(vocab, cell="childsum").check_tree(wide)
     _lstm_model(vocab).check_tree(wide)
+
+
+@pytest.mark.parametrize("bidirectional,num_layers", [(False, 1), (False, 2), (True, 1)])
+@pytest.mark.parametrize("cell", ["nary", "childsum"])
+def test_root_logits_alone_equal_the_roots_rows(cell, bidirectional, num_layers):
+    """``forward(inputs, nodes=False)`` (what a Predictor asks without --node-labels) gives the
+    roots' rows of the full forward, with and without the kept projection."""
+    trees = [parse_ptb_line(line) for line in ["(3 (2 a) (3 (2 very) (4 good)))",
+                                               "(1 (2 not) (1 (2 that) (1 bad)))", "(2 fine)"]]
+    vocab = Vocab.build(tree.tokens for tree in trees)
+    torch.manual_seed(0)
+    model = TreeLSTMClassifier(len(vocab), 5, embed_dim=6, hidden_size=4, cell=cell,
+                               num_layers=num_layers, bidirectional=bidirectional).eval()
+    inputs = collate_trees(trees, vocab)
+    full = model(inputs)
+    for cached in (False, True, True):
+        model.tree_lstm.cache_projections(cached)
+        with torch.no_grad():
+            alone = model(inputs, nodes=False)
+        assert alone.node_logits is None
+        torch.testing.assert_close(alone.root_logits, full.root_logits.detach(), rtol=0, atol=1e-6)

@@ -1,4 +1,6 @@
 """collate_trees / collate_sequences: shapes, and that ids, leaves and labels line up."""
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -6,7 +8,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from treelstm import TreeBatch
 from treelstm.data import (SentimentTree, SequenceInputs, TreeInputs, Vocab, collate_sequences,
-                           collate_trees, parse_ptb_line)
+                           collate_trees, parse_ptb_line, read_ptb)
 
 LINES = [
     "(3 (2 It) (4 (2 's) (3 (2 a) (4 lovely) (2 film))))",
@@ -173,3 +175,25 @@ def test_inputs_feed_a_tree_lstm(trees, vocab):
     assert output.shape == (inputs.batch.num_nodes, 5)
     assert h_n.shape == (1, 2, 5)
     torch.testing.assert_close(h_n[0], output[inputs.batch.roots])
+
+
+SST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst"
+
+
+@pytest.mark.skipif(not SST_DIR.is_dir(), reason=f"SST not found at {SST_DIR} (the shared data "
+                                                 "directory is only present on the dev machine)")
+def test_vectorised_collate_equals_the_per_tree_lists_on_all_of_sst():
+    """The batch's slots (ordered by each child's first leaf, over the whole batch at once) are
+    every tree's own ``child_positions()``, and its leaves are the tokens' nodes."""
+    trees = [tree for split in ("train", "dev", "test") for tree in read_ptb(SST_DIR / f"{split}.txt")]
+    vocab = Vocab.build(tree.tokens for tree in trees[:100])
+    for start in range(0, len(trees), 1000):
+        chunk = trees[start:start + 1000]
+        inputs = collate_trees(chunk, vocab)
+        assert inputs.batch.position.tolist() == [p for tree in chunk for p in tree.child_positions()]
+        assert inputs.batch.parent.tolist() == [
+            -1 if p < 0 else p + offset for tree, offset in zip(chunk, inputs.batch.offsets.tolist())
+            for p in tree.parent]
+        assert inputs.leaf_index.tolist() == [offset + i for tree, offset in
+                                              zip(chunk, inputs.batch.offsets.tolist())
+                                              for i in range(len(tree.tokens))]

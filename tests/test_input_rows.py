@@ -125,25 +125,39 @@ def cached_and_fresh(model, table, batch, index, rows):
 
 
 class ProjectionSpy:
-    """Wraps ``model.projection_cache``'s ``projection`` and ``leaf_terms``: how often each was
-    asked, and how often it computed anew (it returned another object than the last time)."""
+    """Wraps ``model.projection_cache.kept_rows``: how often the projection (``calls``) and the
+    N-ary per-word terms (``leaf_calls``, kept instead of the projection when all input rows
+    are leaves in level order) were asked for, how often either (``computed``) or the terms
+    (``leaf_computed``) were started anew (another object than the last time), and how many
+    rows were computed in all (``rows_computed``, ``leaf_rows_computed``)."""
+
+    _COUNTERS = {"projection": ("calls", "computed", "rows_computed"),
+                 "leaf_terms": ("leaf_calls", "leaf_computed", "leaf_rows_computed")}
 
     def __init__(self, cache: ProjectionCache) -> None:
         self.calls = self.computed = self.leaf_calls = self.leaf_computed = 0
+        self.rows_computed = self.leaf_rows_computed = 0
         self._last = {}
-        for method, counters in (("projection", ("calls", "computed")),
-                                 ("leaf_terms", ("leaf_calls", "leaf_computed"))):
-            setattr(cache, method, self._wrap(method, getattr(cache, method), *counters))
+        original = cache.kept_rows
 
-    def _wrap(self, method, original, calls, computed):
-        def wrapper(*args, **kwargs):
-            result = original(*args, **kwargs)
+        def kept_rows(name, key_tensors, extra, num_rows, rows, compute, **kwargs):
+            calls, computed, rows_computed = self._COUNTERS[name]
+
+            def counted(missing):
+                setattr(self, rows_computed, getattr(self, rows_computed) + len(missing))
+                return compute(missing)
+
+            result = original(name, key_tensors, extra, num_rows, rows, counted, **kwargs)
             setattr(self, calls, getattr(self, calls) + 1)
-            setattr(self, computed, getattr(self, computed) + (result is not self._last.get(
-                method)))
-            self._last[method] = result
+            tensors, _ = result
+            started = tensors is not self._last.get(name)
+            setattr(self, computed, getattr(self, computed) + started)
+            if name == "leaf_terms":  # what is kept in place of the projection
+                self.computed += started
+            self._last[name] = tensors
             return result
-        return wrapper
+
+        cache.kept_rows = kept_rows
 
 
 # ---------------------------------------------------------------- input_rows == gathered input
@@ -218,11 +232,16 @@ def test_rows_equal_gathered_input_without_autograd(scheme, cell, num_layers, bi
     # only the native backend keeps a projection, only when on and within max_bytes, one per
     # table
     kept = backend == "native" and cache == "kept"
-    assert (spy.calls >= 2) if kept else (spy.calls == 0)
-    assert spy.computed == (1 if kept else 0)
-    # N-ary, all leaves in level order: each word's leaf state is kept too
+    # N-ary, all leaves in level order: each word's leaf state and terms are kept instead
     word_states = kept and cell == "nary" and scheme == "leaves in level order"
+    projected = kept and not word_states
+    assert (spy.calls >= 2) if projected else (spy.calls == 0)
+    assert spy.computed == (1 if kept else 0)
     assert (spy.leaf_calls, spy.leaf_computed) == ((2, 1) if word_states else (0, 0))
+    # rows are computed for the words the batch uses, once each
+    used = len(set(rows.tolist()))
+    assert (spy.rows_computed, spy.leaf_rows_computed) == (
+        used if projected else 0, used if word_states else 0)
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -245,7 +264,7 @@ def test_cache_projections_switches_and_returns_the_model():
     spy = ProjectionSpy(model.projection_cache)
     assert model.cache_projections() is model
     cached_and_fresh(model, table, batch, index, rows)
-    assert spy.computed == 1
+    assert spy.leaf_computed == 1  # (N-ary leaves in level order: the per-word terms)
     model.cache_projections(False)  # off: nothing kept, nothing read
     ours, theirs = cached_and_fresh(model, table, batch, index, rows)
     for a, b in zip(ours, theirs):
@@ -362,7 +381,9 @@ def test_kept_projection_follows_changes(change, cell, scheme):
     ours, theirs = cached_and_fresh(model, table, batch, index, rows)
     for a, b in zip(ours, theirs):
         assert_same(a, b)
-    assert spy.computed == 1 + recompute
+    # the per-word terms are kept by all the weights, not W_ih alone
+    word_terms = cell == "nary" and scheme == "leaves in level order"
+    assert spy.computed == 1 + (recompute or (word_terms and change != "nothing"))
     if change == "nothing":
         assert spy.leaf_computed == (cell == "nary" and scheme == "leaves in level order")
     else:
@@ -601,3 +622,22 @@ def test_bad_input_rows_raise(backend):
         model(table, batch, index, [0.0] * index.shape[0])
     with pytest.raises(ValueError, match="Expected input with 5 features"):
         model(table[:, :3], batch, index, rows)
+
+
+@pytest.mark.parametrize("cell,scheme", [("childsum", "internal too"),
+                                         ("nary", "leaves in level order")])
+def test_kept_rows_are_computed_once_each_as_batches_meet_them(cell, scheme):
+    """The kept values grow with the words the calls meet: a row is computed the first time a
+    call reads it, never again, and the results are those of a fresh computation."""
+    case, batch, index, rows = batch_and_input("mixed forest", scheme)
+    model, table = make_model(case, cell).cache_projections(), make_table()
+    spy = ProjectionSpy(model.projection_cache)
+    seen = set()
+    for offset in (0, 0, 2, 5, 1):  # overlapping sets of rows
+        shifted = (rows % 4 + offset) % TABLE_ROWS
+        ours, theirs = cached_and_fresh(model, table, batch, index, shifted)
+        for a, b in zip(ours, theirs):
+            assert_same(a, b)
+        seen |= set(shifted.tolist())
+        assert spy.rows_computed + spy.leaf_rows_computed == len(seen)
+    assert spy.computed == 1

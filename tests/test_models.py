@@ -460,3 +460,26 @@ def test_input_index_of_any_integer_dtype():
     with pytest.raises(ValueError, match=rf"input_rows holds row {2**70}; expected rows of input, "
                                          r"in \[0, 2\)"):
         model(x, batch, [2, 0], [2**70, 0])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("num_layers,bidirectional", [(1, False), (2, False), (2, True)])
+@pytest.mark.parametrize("cell", ["childsum", "nary"])
+@pytest.mark.parametrize("grad", [False, True])
+def test_final_states_equal_forwards_h_n_and_c_n(grad, cell, num_layers, bidirectional, backend):
+    case = CASES["mixed forest"]
+    torch.manual_seed(0)
+    model = TreeLSTM(5, 4, num_layers=num_layers, cell=cell,
+                     arity=case.arity if cell == "nary" else None, backend=backend,
+                     bidirectional=bidirectional, dtype=torch.float64)
+    batch = TreeBatch.from_parents(case.parents, case.positions)
+    x = torch.randn(case.num_nodes, 5, dtype=torch.float64, requires_grad=grad)
+    with torch.set_grad_enabled(grad):
+        _, (h_n, c_n) = model(x, batch)
+        h_alone, c_alone = model.final_states(x, batch)
+    torch.testing.assert_close(h_alone, h_n, rtol=0, atol=1e-12)
+    torch.testing.assert_close(c_alone, c_n, rtol=0, atol=1e-12)
+    if grad:  # and the gradients through them are forward's
+        (grad_alone,) = torch.autograd.grad((h_alone.sum() + 2 * c_alone.sum()), x)
+        (grad_forward,) = torch.autograd.grad((h_n.sum() + 2 * c_n.sum()), x)
+        torch.testing.assert_close(grad_alone, grad_forward, rtol=0, atol=1e-12)

@@ -94,9 +94,10 @@ class LSTMClassifier(SentimentClassifier):
     def check_tree(tree: Any) -> None:
         """Any tree's words can be read (nothing to check)."""
 
-    def forward(self, inputs: Any) -> ClassifierOutput:
+    def forward(self, inputs: Any, nodes: bool = True) -> ClassifierOutput:
         """``(None, root_logits [B, C])`` for a :class:`~treelstm.data.SequenceInputs` from
-        :func:`~treelstm.data.collate_sequences`."""
+        :func:`~treelstm.data.collate_sequences` (``nodes``, the contract's, changes nothing:
+        this model labels sentences only)."""
         if not (hasattr(inputs, "token_ids") and hasattr(inputs, "lengths")):
             raise TypeError(f"LSTMClassifier: expected SequenceInputs (from collate_sequences); "
                             f"got {type(inputs).__name__}")

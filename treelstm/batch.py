@@ -14,7 +14,11 @@ import torch
 from torch import Tensor
 
 from . import graph_formats
-from .node_lists import as_int_array, default_positions, node_list, per_tree_lists, reject_bools
+from .node_lists import (as_int_array, default_positions, first_descendants, node_list,
+                         per_tree_lists, reject_bools)
+
+#: How :meth:`TreeBatch.from_parents` orders siblings when no positions are given.
+CHILD_ORDERS = ("id", "first_descendant")
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ class LevelOrder:
     grouped by their parent's level, the edges into level ``k`` being
     ``edge_bounds[k]:edge_bounds[k + 1]``: ``child_row`` ``[E]`` the row of each edge's child;
     ``child_parent`` ``[E]`` the index of its parent *within* its level (its row minus
-    ``bounds[k]``).
+    ``bounds[k]``). ``root_row`` ``[T]`` the row of each tree's root.
     """
 
     nodes: Tensor
@@ -38,6 +42,7 @@ class LevelOrder:
     child_row: Tensor
     child_parent: Tensor
     edge_bounds: tuple[int, ...]
+    root_row: Tensor
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,8 @@ class TreeBatch:
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_parents(cls, parents: Sequence[Sequence[int]],
-                     positions: Optional[Sequence[Sequence[int]]] = None) -> "TreeBatch":
+                     positions: Optional[Sequence[Sequence[int]]] = None,
+                     child_order: str = "id") -> "TreeBatch":
         """Batch trees given as parent lists.
 
         Args:
@@ -118,6 +124,11 @@ class TreeBatch:
             positions: optional, same shape; ``positions[t][v]`` is node ``v``'s child slot under
                 its parent (used by N-ary cells; the root's entry is ignored). By default a node's
                 slot is its rank among its siblings by node id.
+            child_order: without ``positions``, how siblings are put in slots: ``"id"`` (by node
+                id) or ``"first_descendant"`` (by the smallest node id in each sibling's subtree:
+                left to right when the leaves are numbered in sentence order before the internal
+                nodes, as in a :class:`~treelstm.data.SentimentTree`, whose
+                :meth:`~treelstm.data.SentimentTree.child_positions` these equal).
 
         Raises:
             TypeError: non-integer parents or positions (floats, bools, strings, nested lists; a
@@ -126,6 +137,9 @@ class TreeBatch:
                 which would wrap around), zero or several roots, a cycle, a negative slot or a
                 slot used twice under one parent.
         """
+        if child_order not in CHILD_ORDERS:
+            raise ValueError(f"TreeBatch.from_parents: child_order must be one of {CHILD_ORDERS}; "
+                             f"got {child_order!r}")
         parents = per_tree_lists(parents, "parent")
         if not parents:
             raise ValueError("TreeBatch.from_parents: expected at least one tree; got none")
@@ -156,7 +170,8 @@ class TreeBatch:
         depth = cls._depths(parent, tree_index, local_id)
 
         if positions is None:
-            position = default_positions(parent)
+            key = first_descendants(parent, depth) if child_order == "first_descendant" else None
+            position = default_positions(parent, key)
         else:
             position = cls._checked_positions(positions, parent, tree_sizes, tree_index, local_id)
         height = cls._heights(parent, depth)
@@ -332,11 +347,13 @@ class TreeBatch:
         edge_bounds = np.searchsorted(edge_level, np.arange(self.num_levels + 1))
         child_parent = row[parent[child]] - node_bounds[edge_level]
         # One host->device copy for the whole schedule.
-        flat = torch.from_numpy(np.concatenate([node_order, row, row[child], child_parent])).to(
-            self.device)
-        nodes, rows, child_row, child_parent = flat.split([self.num_nodes] * 2 + [len(child)] * 2)
+        roots = self._np["roots"]
+        flat = torch.from_numpy(np.concatenate([node_order, row, row[child], child_parent,
+                                                row[roots]])).to(self.device)
+        nodes, rows, child_row, child_parent, root_row = flat.split(
+            [self.num_nodes] * 2 + [len(child)] * 2 + [len(roots)])
         return LevelOrder(nodes, rows, tuple(node_bounds.tolist()), child_row, child_parent,
-                          tuple(edge_bounds.tolist()))
+                          tuple(edge_bounds.tolist()), root_row)
 
     @property
     def depth_order(self) -> DepthOrder:

@@ -24,8 +24,10 @@ class ClassifierOutput(NamedTuple):
 
     The classifiers' contract (used by training, evaluation and :class:`~treelstm.Predictor`):
     ``collate(trees, vocab)`` makes the model's input from :class:`~treelstm.data.SentimentTree`
-    objects, ``forward`` returns a ``ClassifierOutput``, ``cost(tree)`` is the size of a tree
-    for batching, and ``labels_nodes`` says whether ``node_logits`` is given."""
+    objects, ``forward(inputs, nodes=True)`` returns a ``ClassifierOutput`` (with
+    ``nodes=False``, ``node_logits`` is ``None``: the sentence labels alone, which may cost
+    less), ``cost(tree)`` is the size of a tree for batching, and ``labels_nodes`` says whether
+    ``node_logits`` can be given."""
 
     node_logits: Optional[Tensor]
     root_logits: Tensor
@@ -158,9 +160,10 @@ class TreeLSTMClassifier(SentimentClassifier):
                 raise ValueError(f"node {widest} has {count} children; this model's N-ary "
                                  f"Tree-LSTM takes at most {arity} (binarise the tree)")
 
-    def forward(self, inputs: Any) -> ClassifierOutput:
+    def forward(self, inputs: Any, nodes: bool = True) -> ClassifierOutput:
         """``(node_logits [N_nodes, C], root_logits [N_trees, C])`` for a
-        :class:`~treelstm.data.TreeInputs` from :func:`~treelstm.data.collate_trees`."""
+        :class:`~treelstm.data.TreeInputs` from :func:`~treelstm.data.collate_trees`; with
+        ``nodes=False``, ``(None, root_logits)``: only the roots go through the output layer."""
         if not (hasattr(inputs, "batch") and hasattr(inputs, "leaf_index")):
             raise TypeError(f"TreeLSTMClassifier: expected TreeInputs (from collate_trees); got "
                             f"{type(inputs).__name__}")
@@ -168,13 +171,19 @@ class TreeLSTMClassifier(SentimentClassifier):
             raise ValueError(f"TreeLSTMClassifier: Expected token_ids to be 1D [num_leaves], got "
                              f"{inputs.token_ids.dim()}D instead")
         if torch.is_grad_enabled():  # each distinct token embedded and projected once
-            distinct, rows = torch.unique(inputs.token_ids, return_inverse=True)
-            h, _ = self.tree_lstm(self.embedding(distinct), inputs.batch,
-                                  input_index=inputs.leaf_index, input_rows=rows)
+            table, rows = torch.unique(inputs.token_ids, return_inverse=True)
+            table = self.embedding(table)
         else:  # inference: the vocabulary is the table (kept between batches after
             # tree_lstm.cache_projections(), as a Predictor has it)
-            h, _ = self.tree_lstm(self.embedding.weight, inputs.batch,
-                                  input_index=inputs.leaf_index, input_rows=inputs.token_ids)
+            table, rows = self.embedding.weight, inputs.token_ids
+        if not nodes:
+            h_n, _ = self.tree_lstm.final_states(table, inputs.batch,
+                                                 input_index=inputs.leaf_index, input_rows=rows)
+            # the last layer's states, both directions: the roots' rows of forward's output
+            roots = torch.cat(h_n[-self.tree_lstm.num_directions:].unbind(0), dim=1)
+            return ClassifierOutput(None, self.output(self.dropout(roots)))
+        h, _ = self.tree_lstm(table, inputs.batch, input_index=inputs.leaf_index,
+                              input_rows=rows)
         node_logits = self.output(self.dropout(h))
         roots = inputs.batch.to(node_logits.device).roots
         return ClassifierOutput(node_logits, node_logits.index_select(0, roots))

@@ -268,6 +268,25 @@ class TreeLSTM(nn.Module):
             ValueError, TypeError: input of the wrong shape, dtype or device, an index out of
                 range, or trees an N-ary cell cannot take.
         """
+        return self._layers(input, batch, input_index, input_rows, output=True)
+
+    def final_states(self, input: Tensor, batch: Union[TreeBatch, Any],
+                     input_index: Optional[Union[Tensor, Sequence[int]]] = None,
+                     input_rows: Optional[Union[Tensor, Sequence[int]]] = None
+                     ) -> tuple[Tensor, Tensor]:
+        """``(h_n, c_n)`` alone: what :meth:`forward` returns second, the roots' states, without
+        the per-node ``output`` (at inference, the native engine then skips putting every node's
+        state in node order). Same arguments and checks as :meth:`forward`.
+
+        Returns:
+            ``h_n, c_n``, each `(D * num_layers, N_trees, H_out)`.
+        """
+        return self._layers(input, batch, input_index, input_rows, output=False)[1]
+
+    def _layers(self, input: Tensor, batch: Union[TreeBatch, Any],
+                input_index: Optional[Union[Tensor, Sequence[int]]],
+                input_rows: Optional[Union[Tensor, Sequence[int]]], output: bool
+                ) -> tuple[Optional[Tensor], tuple[Tensor, Tensor]]:
         batch = self._as_batch(batch, input)
         input_index, input_rows = self._check_input(input, batch, input_index, input_rows)
         if self.cell == "nary":
@@ -276,33 +295,41 @@ class TreeLSTM(nn.Module):
 
         layer_input, h_roots, c_roots = input, [], []
         for k in range(self.num_layers):
-            weight_ih, weight_hh, bias_ih, bias_hh = self.layer_parameters(k)
             if k > 0 and self.dropout > 0 and self.training:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
             index, rows = (input_index, input_rows) if k == 0 else (None, None)
-            if graph is None:  # W_ih x only for the rows given, i | g | o only at leaves
-                h, c = engine.layer(batch, layer_input, weight_ih, weight_hh, bias_ih, bias_hh,
-                                    self.cell, self.arity, index, rows, self.projection_cache)
-            else:
-                from . import dgl as dgl_backend
-
-                if rows is not None:
-                    layer_input = layer_input.index_select(0, rows)
-                x_gates = functional.input_gates(layer_input, weight_ih, bias_ih)
-                if index is not None:
-                    no_input = functional.constant_input_gates(batch.num_nodes, weight_ih, bias_ih)
-                    x_gates = no_input.to(x_gates.dtype).index_copy(0, index, x_gates)
-                h, c = dgl_backend.run_layer(graph, x_gates, weight_hh, bias_hh, self.cell,
-                                             self.arity)
-            h_roots.append(h[batch.roots])
-            c_roots.append(c[batch.roots])
+            # the last layer's nodes are not needed when only the roots' states are asked for
+            roots_only = not output and k == self.num_layers - 1 and not self.bidirectional
+            h, c = self._bottom_up(batch, graph, layer_input, k, index, rows, roots_only)
+            h_roots.append(h if roots_only else h[batch.roots])
+            c_roots.append(c if roots_only else c[batch.roots])
             if self.bidirectional:
                 h_down, c_down = self._top_down(batch, graph, h, k)
                 h_roots.append(h_down[batch.roots])
                 c_roots.append(c_down[batch.roots])
                 h = torch.cat([h, h_down], 1)
             layer_input = h
-        return layer_input, (torch.stack(h_roots), torch.stack(c_roots))
+        return (layer_input if output else None), (torch.stack(h_roots), torch.stack(c_roots))
+
+    def _bottom_up(self, batch: TreeBatch, graph: Any, input: Tensor, k: int,
+                   index: Optional[Tensor], rows: Optional[Tensor], roots_only: bool
+                   ) -> tuple[Tensor, Tensor]:
+        """Layer ``k``'s bottom-up pass: every node's ``h, c`` (only the roots' with
+        ``roots_only``)."""
+        weight_ih, weight_hh, bias_ih, bias_hh = self.layer_parameters(k)
+        if graph is None:  # W_ih x only for the rows given, i | g | o only at leaves
+            return engine.layer(batch, input, weight_ih, weight_hh, bias_ih, bias_hh, self.cell,
+                                self.arity, index, rows, self.projection_cache, roots_only)
+        from . import dgl as dgl_backend
+
+        if rows is not None:
+            input = input.index_select(0, rows)
+        x_gates = functional.input_gates(input, weight_ih, bias_ih)
+        if index is not None:
+            no_input = functional.constant_input_gates(batch.num_nodes, weight_ih, bias_ih)
+            x_gates = no_input.to(x_gates.dtype).index_copy(0, index, x_gates)
+        h, c = dgl_backend.run_layer(graph, x_gates, weight_hh, bias_hh, self.cell, self.arity)
+        return (h[batch.roots], c[batch.roots]) if roots_only else (h, c)
 
     def _top_down(self, batch: TreeBatch, graph: Any, h_up: Tensor, k: int
                   ) -> tuple[Tensor, Tensor]:

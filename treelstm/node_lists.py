@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from itertools import chain
 from numbers import Number
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 import numpy as np
 import torch
@@ -137,15 +137,31 @@ def per_tree_lists(values: Any, kind: str) -> list:
     return values
 
 
-def default_positions(parent: np.ndarray) -> np.ndarray:
-    """Each node's slot when none are given: its rank among its siblings by node id (``-1`` at
-    roots); ``parent`` holds global ids."""
+def default_positions(parent: np.ndarray, key: Optional[np.ndarray] = None) -> np.ndarray:
+    """Each node's slot when none are given: its rank among its siblings by node id, or by
+    ``key`` (ties by node id) when given (``-1`` at roots); ``parent`` holds global ids."""
     position = np.full(parent.shape[0], -1, dtype=np.int64)
     children = np.flatnonzero(parent >= 0)
-    by_parent = children[np.argsort(parent[children], kind="stable")]
+    if key is None:
+        by_parent = children[np.argsort(parent[children], kind="stable")]
+    else:
+        by_parent = children[np.lexsort((key[children], parent[children]))]
     sorted_parent = parent[by_parent]
     group_start = np.flatnonzero(np.r_[True, sorted_parent[1:] != sorted_parent[:-1]])
     group_sizes = np.diff(np.r_[group_start, len(by_parent)])
     rank = np.arange(len(by_parent)) - np.repeat(group_start, group_sizes)
     position[by_parent] = rank
     return position
+
+
+def first_descendants(parent: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """The smallest node id in each node's subtree (the node included): one vectorised step per
+    depth, deepest first. With leaves numbered left to right before the internal nodes (as in a
+    :class:`~treelstm.data.SentimentTree`), that is each node's leftmost leaf."""
+    first = np.arange(parent.shape[0], dtype=np.int64)
+    order = np.argsort(depth, kind="stable")
+    bounds = np.searchsorted(depth[order], np.arange(int(depth.max()) + 2))
+    for d in range(int(depth.max()), 0, -1):
+        nodes = order[bounds[d]:bounds[d + 1]]
+        np.minimum.at(first, parent[nodes], first[nodes])
+    return first

@@ -360,8 +360,8 @@ class Predictor:
         if not trees:
             return []
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
-            node_logits, root_logits = self.model(self.model.collate(trees, self.vocab)
-                                                  .to(self.device))
+            node_logits, root_logits = self.model(
+                self.model.collate(trees, self.vocab).to(self.device), nodes=node_labels)
         probs = root_logits.float().softmax(dim=1).cpu()
         labels = probs.argmax(dim=1).tolist()
         per_node: list[Optional[list[int]]] = [None] * len(trees)

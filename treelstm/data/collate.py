@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence, Union
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -88,12 +89,42 @@ def checked_items(items: Sequence, item_type: type, caller: str, noun: str = "tr
 
 
 def _checked(trees: Sequence[SentimentTree], vocab: Vocab, caller: str) -> list[SentimentTree]:
+    """``trees`` as a list, each checked with :meth:`SentimentTree.validate`'s checks (naming
+    ``caller`` and the tree)."""
     if not isinstance(vocab, Vocab):
         raise TypeError(f"{caller}: vocab must be a Vocab, got {type(vocab).__name__}")
     trees = checked_items(trees, SentimentTree, caller)
+    _check_each(trees, caller)
+    return trees
+
+
+def _check_each(trees: list[SentimentTree], caller: str) -> None:
     for t, tree in enumerate(trees):
         _check_structure(tree, f"{caller}: tree {t}")
-    return trees
+
+
+def _tree_batch(trees: list[SentimentTree]) -> TreeBatch:
+    """The trees' :class:`TreeBatch`, children in slots left to right, validated once and
+    vectorised over the batch: :meth:`TreeBatch.from_parents` checks the parent lists (one root,
+    ids in range, no cycle), the counts below check the rest of :meth:`SentimentTree.validate`
+    (leaves ``0..n-1`` without children, the others with). ValueError (naming the tree):
+    explained by the per-tree checks, which run only when the batch is not valid."""
+    try:
+        if any(len(tree.labels) != len(tree.parent) or not 0 < len(tree.tokens) <= len(tree.parent)
+               for tree in trees):
+            raise ValueError("a tree's lists do not agree")
+        batch = TreeBatch.from_parents([tree.parent for tree in trees],
+                                       child_order="first_descendant")
+        sizes = np.array([len(tree.tokens) for tree in trees], dtype=np.int64)
+        local_id = np.arange(batch.num_nodes) - np.repeat(batch.offsets.numpy(),
+                                                          batch.tree_sizes.numpy())
+        is_leaf = local_id < np.repeat(sizes, batch.tree_sizes.numpy())
+        if not np.array_equal(batch.num_children.numpy() == 0, is_leaf):
+            raise ValueError("a leaf with children, or an internal node without")
+    except (TypeError, ValueError) as error:
+        _check_each(trees, "collate_trees")  # raises, naming the tree and the reason
+        raise ValueError(f"collate_trees: {error}") from None
+    return batch
 
 
 def collate_trees(trees: Sequence[SentimentTree], vocab: Vocab) -> TreeInputs:
@@ -103,17 +134,18 @@ def collate_trees(trees: Sequence[SentimentTree], vocab: Vocab) -> TreeInputs:
         TypeError, ValueError: not a non-empty list of valid trees (see
             :meth:`SentimentTree.validate`).
     """
-    trees = _checked(trees, vocab, "collate_trees")
-    batch = TreeBatch.from_parents([tree.parent for tree in trees],
-                                   [tree.child_positions() for tree in trees])
-    offsets = batch.offsets.tolist()
-    leaf_index = [offset + i for tree, offset in zip(trees, offsets)
-                  for i in range(len(tree.tokens))]
+    if not isinstance(vocab, Vocab):
+        raise TypeError(f"collate_trees: vocab must be a Vocab, got {type(vocab).__name__}")
+    trees = checked_items(trees, SentimentTree, "collate_trees")
+    batch = _tree_batch(trees)
+    sizes = [len(tree.tokens) for tree in trees]
+    leaf_index = torch.arange(sum(sizes)) + torch.repeat_interleave(
+        batch.offsets - torch.tensor([0] + sizes[:-1]).cumsum(0), torch.tensor(sizes))
     token_ids = [i for tree in trees for i in vocab.encode(tree.tokens)]
     labels = [label for tree in trees for label in tree.labels]
     return TreeInputs(batch=batch,
                       token_ids=torch.tensor(token_ids, dtype=torch.long),
-                      leaf_index=torch.tensor(leaf_index, dtype=torch.long),
+                      leaf_index=leaf_index,
                       labels=torch.tensor(labels, dtype=torch.long),
                       root_labels=torch.tensor([tree.root_label for tree in trees],
                                                dtype=torch.long))

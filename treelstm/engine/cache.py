@@ -39,20 +39,35 @@ class ProjectionCache:
         return table.shape[0] * weight_ih.shape[0] * table.element_size() <= self.max_bytes
 
     def projection(self, table: Tensor, weight_ih: Tensor, dtype: torch.dtype,
-                   leaves_only: bool) -> Tensor:
-        """``table @ W.t()`` in ``dtype``, ``W`` the rows of ``weight_ih`` in use (see
-        :func:`projection_weight`), from the cache when all are unchanged."""
-        def compute() -> Tensor:
+                   leaves_only: bool, words: Tensor) -> Tensor:
+        """``[M, width]``: ``table[words] @ W.t()`` in ``dtype``, ``W`` the rows of ``weight_ih`` in
+        use (see :func:`projection_weight`), from the kept projection of each row of ``table``
+        (made the first time a call needs the row, and kept while all are unchanged)."""
+        def compute(rows: Tensor) -> tuple[Tensor]:
             weight = projection_weight(leaves_only, weight_ih.shape[0] // 4,
                                         weight_ih.to(dtype))
-            return table.to(dtype).mm(weight.t())
-        return self._kept_value("projection", (table, weight_ih), (dtype, leaves_only), compute)
+            return (table.index_select(0, rows).to(dtype).mm(weight.t()),)
+        (projection,), place = self.kept_rows("projection", (table, weight_ih),
+                                              (dtype, leaves_only), table.shape[0], words,
+                                              compute)
+        return projection.index_select(0, place)
 
-    def leaf_terms(self, key_tensors: tuple[Optional[Tensor], ...], extra: tuple,
-                   compute: Callable[[], Any]) -> Any:
-        """``compute()``, kept while the tensors of ``key_tensors`` and ``extra`` are
-        unchanged."""
-        return self._kept_value("leaf_terms", key_tensors, extra, compute)
+    def kept_rows(self, name: str, key_tensors: tuple[Optional[Tensor], ...], extra: tuple,
+                  num_rows: int, rows: Tensor, compute: Callable[[Tensor], tuple[Tensor, ...]],
+                  pad_rows: int = 0) -> tuple[tuple[Tensor, ...], Tensor]:
+        """Per-row values of a table of ``num_rows`` rows, kept under ``name`` while the tensors
+        of ``key_tensors`` and ``extra`` are unchanged, and computed the first time some call
+        needs a row: ``compute(missing)`` gives the values of the rows ``missing`` (distinct
+        ids, ascending), one tensor per kind of value, rows in dim -2. So a vocabulary costs
+        only the words that inference meets, not the whole table up front.
+
+        Returns:
+            ``(tensors, place)``: the kept tensors, whose rows ``0..pad_rows-1`` are zero, and
+            ``place`` (like ``rows``) the row of the tensors that holds each of ``rows``.
+        """
+        kept = self._kept_value(name, key_tensors, extra, lambda: _KeptRows(num_rows, pad_rows))
+        place = kept.fill(rows, compute)
+        return kept.tensors, place
 
     def _kept_value(self, name: str, key_tensors: tuple[Optional[Tensor], ...], extra: tuple,
                     compute: Callable[[], Any]) -> Any:
@@ -69,6 +84,49 @@ class ProjectionCache:
 
     def clear(self) -> None:
         self._kept.clear()
+
+
+class _KeptRows:
+    """Row-wise kept tensors (see :meth:`ProjectionCache.kept_rows`): rows in the order they
+    were first needed (after ``pad_rows`` zero rows), and each table row's place among them.
+    The tensors are allocated once for the whole table, but memory pages are touched only for
+    the rows filled, which sit together at the front. Kept tensors are ordinary tensors, not
+    inference tensors, so that a later call outside ``torch.inference_mode`` can still fill
+    them."""
+
+    def __init__(self, num_rows: int, pad_rows: int) -> None:
+        self.num_rows, self.size = num_rows, pad_rows
+        self.tensors: tuple[Tensor, ...] = ()
+        self.place: Optional[Tensor] = None  # [num_rows] each row's place; -1: not yet
+
+    def fill(self, rows: Tensor, compute: Callable[[Tensor], tuple[Tensor, ...]]) -> Tensor:
+        """Computes the rows of ``rows`` not kept yet; returns the place of each of ``rows``."""
+        with torch.no_grad():
+            if self.place is None:
+                with torch.inference_mode(False):
+                    self.place = torch.full((self.num_rows,), -1, dtype=torch.long,
+                                            device=rows.device)
+            distinct = torch.unique(rows)
+            missing = distinct[self.place.index_select(0, distinct) < 0]
+            if missing.numel() or not self.tensors:
+                self._append(missing, compute(missing))
+            return self.place.index_select(0, rows)
+
+    def _append(self, missing: Tensor, values: tuple[Tensor, ...]) -> None:
+        if not self.tensors:
+            with torch.inference_mode(False):
+                self.tensors = tuple(self._allocate(value) for value in values)
+        start, stop = self.size, self.size + missing.shape[0]
+        for kept, value in zip(self.tensors, values):
+            kept[..., start:stop, :] = value
+        self.place[missing] = torch.arange(start, stop, device=missing.device)
+        self.size = stop
+
+    def _allocate(self, like: Tensor) -> Tensor:
+        """``like``'s shape with ``size + num_rows`` rows (dim -2), the first ``size`` zero."""
+        tensor = like.new_empty((*like.shape[:-2], self.size + self.num_rows, like.shape[-1]))
+        tensor[..., :self.size, :] = 0
+        return tensor
 
 
 def _changed(a: Any, b: Any) -> bool:

@@ -2,7 +2,7 @@
 sum of its children's ``h`` once, ``U_f`` per child edge) and the hand-written backward."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -11,12 +11,13 @@ from .. import functional
 from .steps import Plan, bias_hh_grad, leaf_backward, leaf_states, x_rows_grad
 
 
-def childsum_forward(plan: Plan, x_proj: Tensor, weight_hh: Tensor, bias_ih: Optional[Tensor],
-                      bias_hh: Optional[Tensor], keep: bool
-                      ) -> tuple[Tensor, Tensor, Optional[tuple]]:
+def childsum_forward(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor,
+                     bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], keep: bool
+                     ) -> tuple[Tensor, Tensor, Optional[tuple]]:
+    """The levels, from ``project()``: the input rows' projection (a new tensor)."""
     order, hidden_size = plan.batch.level_order, plan.hidden_size
     bounds, num_leaves = order.bounds, order.bounds[1]
-    h_rows, c_rows, x_rows, leaf_activations = leaf_states(plan, x_proj, bias_ih, bias_hh)
+    h_rows, c_rows, x_rows, leaf_activations = leaf_states(plan, project(), bias_ih, bias_hh)
     no_input = bias_ih if bias_ih is not None else h_rows.new_zeros(4 * hidden_size)
     num_internal = plan.batch.num_nodes - num_leaves
     activations = h_rows.new_empty(num_internal, 3 * hidden_size)  # i | g | o per internal row

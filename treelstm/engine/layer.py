@@ -21,8 +21,8 @@ from .steps import Plan, projection_weight
 def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
           bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], cell: str,
           arity: Optional[int] = None, input_index: Optional[Tensor] = None,
-          input_rows: Optional[Tensor] = None, cache: Optional["ProjectionCache"] = None
-          ) -> tuple[Tensor, Tensor]:
+          input_rows: Optional[Tensor] = None, cache: Optional["ProjectionCache"] = None,
+          roots_only: bool = False) -> tuple[Tensor, Tensor]:
     """Run one Tree-LSTM layer over ``batch`` from the layer's input.
 
     ``W_ih x`` is computed once per input row -- only its ``i | g | o`` rows when every input row
@@ -37,8 +37,12 @@ def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
         cache: with ``input_rows`` and without autograd, keeps the projection of the whole
             table for the next calls (see :class:`ProjectionCache`).
 
+        roots_only: return the states of the trees' roots only (what a sentence classifier
+            reads), sparing the reordering of every node's.
+
     Returns:
-        ``h, c``: ``[num_nodes, H]`` each, rows in batch node order.
+        ``h, c``: ``[num_nodes, H]`` each, rows in batch node order; ``[num_trees, H]`` (the
+        roots, tree by tree) with ``roots_only``.
     """
     if input_rows is None:
         cache = None  # only a table read through input_rows is kept
@@ -54,7 +58,7 @@ def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
     num_rows = order.bounds[1] if leaves_only else batch.num_nodes  # rows of the input buffer
     plan = Plan(batch, cell, weight_ih.shape[0] // 4, 1 if cell == "childsum" else arity, rows,
                  leaves_only, rows.shape[0] == num_rows and _is_identity(rows), input_rows)
-    return _run(plan, input, weight_ih, weight_hh, bias_ih, bias_hh, cache)
+    return _run(plan, input, weight_ih, weight_hh, bias_ih, bias_hh, cache, roots_only)
 
 
 def _needs_grad(*tensors: Optional[Tensor]) -> bool:
@@ -84,8 +88,9 @@ def _forward(plan: Plan, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
     """The forward: projection, then the levels. Returns level-order ``h_rows``, ``c_rows`` and,
     with ``keep``, the activations the backward needs (else each level's are dropped after use).
 
-    The projection ``x_proj`` is always a new tensor (a product, or rows gathered from the
-    cached one), so the levels add the biases into it in place.
+    The kernel asks for the projection ``x_proj`` when it needs it; it is always a new tensor
+    (a product, or rows gathered from the kept one), so the levels add the biases into it in
+    place.
     """
     dtype = _compute_dtype(input)
     table, weights = input, (weight_ih, weight_hh, bias_ih, bias_hh)
@@ -93,25 +98,32 @@ def _forward(plan: Plan, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
         weight_ih, weight_hh, bias_ih, bias_hh = _cast(dtype, weight_ih, weight_hh, bias_ih,
                                                        bias_hh)
         if cache is not None and cache.fits(table, weight_ih):
-            projection = cache.projection(table, weights[0], dtype, plan.leaves_only)
-            x_proj = projection.index_select(0, plan.gather)
             plan = dataclasses.replace(plan, table=table, cache=cache, weights=weights)
+
+            def project() -> Tensor:
+                return cache.projection(table, weights[0], dtype, plan.leaves_only, plan.gather)
         else:
-            weight = projection_weight(plan.leaves_only, plan.hidden_size, weight_ih)
-            x_proj = input.to(dtype).mm(weight.t())
-            if plan.gather is not None:
-                x_proj = x_proj.index_select(0, plan.gather)
-        return _FORWARD[plan.cell](plan, x_proj, weight_hh, bias_ih, bias_hh, keep)
+            def project() -> Tensor:
+                weight = projection_weight(plan.leaves_only, plan.hidden_size, weight_ih)
+                x_proj = input.to(dtype).mm(weight.t())
+                return x_proj if plan.gather is None else x_proj.index_select(0, plan.gather)
+        return _FORWARD[plan.cell](plan, project, weight_hh, bias_ih, bias_hh, keep)
 
 
 def _run(plan: Plan, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
          bias_ih: Optional[Tensor], bias_hh: Optional[Tensor],
-         cache: Optional[ProjectionCache] = None) -> tuple[Tensor, Tensor]:
+         cache: Optional[ProjectionCache] = None, roots_only: bool = False
+         ) -> tuple[Tensor, Tensor]:
     tensors = (input, weight_ih, weight_hh, bias_ih, bias_hh)
+    order = plan.batch.level_order
     if _needs_grad(*tensors):
-        return _Layer.apply(plan, *tensors)
+        h, c = _Layer.apply(plan, *tensors)
+        if roots_only:
+            roots = plan.batch.roots
+            return h.index_select(0, roots), c.index_select(0, roots)
+        return h, c
     h_rows, c_rows, _ = _forward(plan, *tensors, keep=False, cache=cache)
-    row = plan.batch.level_order.row
+    row = order.root_row if roots_only else order.row
     return h_rows.index_select(0, row), c_rows.index_select(0, row)
 
 

@@ -3,25 +3,26 @@ for inference that can take the leaves' terms from a :class:`~.cache.ProjectionC
 hand-written backward."""
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .. import functional
 from .steps import (Plan, bias_hh_grad, leaf_backward, leaf_states, pad_column_blocks, pad_rows,
-                    state_buffers, x_rows_grad)
+                    projection_weight, state_buffers, x_rows_grad)
 
 
-def nary_forward(plan: Plan, x_proj: Tensor, weight_hh: Tensor, bias_ih: Optional[Tensor],
-                  bias_hh: Optional[Tensor], keep: bool
-                  ) -> tuple[Tensor, Tensor, Optional[tuple[Tensor, Tensor]]]:
+def nary_forward(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor,
+                 bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], keep: bool
+                 ) -> tuple[Tensor, Tensor, Optional[tuple[Tensor, Tensor]]]:
+    """The levels, from ``project()``: the input rows' projection (a new tensor; asked only
+    when needed: inference from kept per-word terms does without)."""
     arity, hidden_size, bounds = plan.num_forget, plan.hidden_size, plan.batch.level_order.bounds
     num_leaves = bounds[1]
     if not keep and plan.leaves_only:
-        return _nary_inference(plan, x_proj, weight_hh, bias_ih, bias_hh)
-    h_rows, c_rows, x_rows, leaf_activations = leaf_states(plan, x_proj, bias_ih, bias_hh)
+        return _nary_inference(plan, project, weight_hh, bias_ih, bias_hh)
+    h_rows, c_rows, x_rows, leaf_activations = leaf_states(plan, project(), bias_ih, bias_hh)
     if x_rows is None:  # no W_ih x above the leaves: b_ih joins b_hh
         bias_hh = functional.nary_bias_without_input(bias_ih, bias_hh, arity)
     weight_hh = pad_rows(weight_hh)
@@ -49,14 +50,16 @@ class _LeafWordTerms(NamedTuple):
     """What the N-ary inference path takes from a cached table's words instead of computing it
     per leaf (see :func:`_leaf_word_terms`); ``V`` words, ``width`` the padded ``(N+3)H``."""
 
-    slot_terms: Tensor  # [arity, V + 1, width] U_k h_leaf(v), g rows prescaled; row V: empty slot
-    word_of_row: Tensor  # [num_nodes + 1] the word of each leaf row (V elsewhere)
-    h_leaf: Tensor  # [V, H] the state of a leaf with each word
-    c_leaf: Tensor  # [V, H]
+    slot_terms: Tensor  # [arity, 1 + V, width] U_k h_leaf(word), g rows prescaled; row 0: empty slot
+    term_of_row: Tensor  # [num_nodes + 1] the terms' row of each leaf row's word (0 elsewhere)
+    h_leaf: Tensor  # [1 + V, H] the state of a leaf with each word (rows as the terms')
+    c_leaf: Tensor  # [1 + V, H]
+    leaf_rows: Tensor  # [L] the terms' row of each leaf's word
 
 
-def _nary_inference(plan: Plan, x_proj: Tensor, weight_hh: Tensor, bias_ih: Optional[Tensor],
-                    bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor, None]:
+def _nary_inference(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor,
+                    bias_ih: Optional[Tensor], bias_hh: Optional[Tensor]
+                    ) -> tuple[Tensor, Tensor, None]:
     """The N-ary levels without autograd and without input above the leaves (constituency
     trees at inference), in a dozen fewer ops per level than :func:`nary_forward`: the ``g``
     rows of ``U`` and ``b`` are doubled once (:func:`~treelstm.functional.prescale_cell_gate`)
@@ -76,16 +79,16 @@ def _nary_inference(plan: Plan, x_proj: Tensor, weight_hh: Tensor, bias_ih: Opti
     word_terms = _leaf_word_terms(plan, weight_t,
                                   functional.leaf_bias(bias_ih, bias_hh, arity))
     if word_terms is None:
-        h_rows, c_rows, _, _ = leaf_states(plan, x_proj, bias_ih, bias_hh)
+        h_rows, c_rows, _, _ = leaf_states(plan, project(), bias_ih, bias_hh)
     else:  # the leaves' states are their words'
         h_rows, c_rows = state_buffers(weight_t, num_nodes, hidden_size)
-        torch.index_select(word_terms.h_leaf, 0, plan.gather, out=h_rows[:num_leaves])
-        torch.index_select(word_terms.c_leaf, 0, plan.gather, out=c_rows[:num_leaves])
+        torch.index_select(word_terms.h_leaf, 0, word_terms.leaf_rows, out=h_rows[:num_leaves])
+        torch.index_select(word_terms.c_leaf, 0, word_terms.leaf_rows, out=c_rows[:num_leaves])
     for k in range(1, len(bounds) - 1):
         start, stop = bounds[k], bounds[k + 1]
         children = slots[start - num_leaves:stop - num_leaves].view(-1)
         if k == 1 and word_terms is not None:  # every child a leaf (or an empty slot)
-            words = word_terms.word_of_row.index_select(0, children).view(-1, arity)
+            words = word_terms.term_of_row.index_select(0, children).view(-1, arity)
             activations = word_terms.slot_terms[0].index_select(0, words[:, 0])
             for slot in range(1, arity):
                 activations += word_terms.slot_terms[slot].index_select(0, words[:, slot])
@@ -114,22 +117,25 @@ def _leaf_word_terms(plan: Plan, weight_t: Tensor, leaf_bias: Optional[Tensor]
     num_words, width = table.shape[0], weight_t.shape[1]
     if arity * (num_words + 1) * width * weight_t.element_size() > cache.max_bytes:
         return None
+    weight_ih = plan.weights[0]
 
-    def compute() -> tuple[Tensor, Tensor, Tensor]:
-        leaf = cache.projection(table, weight_ih, weight_t.dtype, True)
+    def compute(words: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        weight = projection_weight(True, hidden_size, weight_ih.to(weight_t.dtype))
+        leaf = table.index_select(0, words).to(weight_t.dtype).mm(weight.t())
         if leaf_bias is not None:
-            leaf = leaf + pad_rows(leaf_bias)
+            leaf += pad_rows(leaf_bias)
         h_leaf, c_leaf = functional.leaf_state(leaf, hidden_size)
         terms = torch.stack([h_leaf.mm(weight_t[slot * hidden_size:(slot + 1) * hidden_size])
                              for slot in range(arity)])
-        return F.pad(terms, (0, 0, 0, 1)), h_leaf, c_leaf
+        return terms, h_leaf, c_leaf
 
-    weight_ih = plan.weights[0]
-    terms, h_leaf, c_leaf = cache.leaf_terms((table, *plan.weights), (weight_t.dtype, arity),
-                                             compute)
-    word_of_row = plan.gather.new_full((plan.batch.num_nodes + 1,), num_words)
-    word_of_row[:num_leaves] = plan.gather
-    return _LeafWordTerms(terms, word_of_row, h_leaf, c_leaf)
+    # one more row (zero, the first): the terms of an empty slot
+    (terms, h_leaf, c_leaf), place = cache.kept_rows(
+        "leaf_terms", (table, *plan.weights), (weight_t.dtype, arity), num_words, plan.gather,
+        compute, pad_rows=1)
+    term_of_row = place.new_zeros(plan.batch.num_nodes + 1)
+    term_of_row[:num_leaves] = place
+    return _LeafWordTerms(terms, term_of_row, h_leaf, c_leaf, place)
 
 
 def nary_backward(plan: Plan, saved: tuple[Tensor, Tensor], h_rows: Tensor, c_rows: Tensor,
