@@ -80,10 +80,11 @@ def test_treelstm_bench_command_runs_the_script_of_the_checkout(capsys):
 
 
 def test_treelstm_bench_command_without_a_checkout_says_so(tmp_path, monkeypatch, capsys):
-    import treelstm.__main__ as cli
+    from treelstm.__main__ import main
+    from treelstm.cli import bench
 
     # as installed: the package's parent directory holds no benchmarks/ (site-packages)
-    monkeypatch.setattr(cli, "__file__", str(tmp_path / "treelstm" / "__main__.py"))
-    assert cli.main(["bench", "--quick"]) == 2
+    monkeypatch.setattr(bench, "__file__", str(tmp_path / "treelstm" / "cli" / "bench.py"))
+    assert main(["bench", "--quick"]) == 2
     err = capsys.readouterr().err
     assert "not part of the installed package" in err and "benchmarks/bench.py" in err

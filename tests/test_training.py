@@ -479,7 +479,7 @@ def test_every_config_field_is_an_option(command):
 
 
 def test_options_reach_the_config(tmp_path, monkeypatch):
-    from treelstm import __main__ as cli
+    import treelstm.training as package  # the train command imports train from here when it runs
 
     seen = {}
 
@@ -487,7 +487,7 @@ def test_options_reach_the_config(tmp_path, monkeypatch):
         seen["config"] = config
         raise ValueError("stopped before training")
 
-    monkeypatch.setattr(cli, "train", fake_train)
+    monkeypatch.setattr(package, "train", fake_train)
     _exit_status(train_command, ["--embed-dim", "7", "--hidden-size", "5", "--num-layers", "2",
                                  "--cell", "childsum", "--dropout", "0.25", "--lr", "0.2",
                                  "--weight-decay", "0.5", "--batch-size", "3", "--epochs", "4",
@@ -714,12 +714,12 @@ def test_subcommand_errors_show_the_subcommands_usage(capsys):
 
 
 def test_ctrl_c_during_training_is_one_line(tmp_path, monkeypatch, capsys):
-    from treelstm import __main__ as cli
+    import treelstm.training as package  # the train command imports train from here when it runs
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "train", interrupted)
+    monkeypatch.setattr(package, "train", interrupted)
     assert main(["train", "--out", str(tmp_path / "run"), "--quiet"]) == 130
     err = capsys.readouterr().err
     assert "interrupted; checkpoint.pt holds the last finished epoch: --resume" in err

@@ -1,0 +1,256 @@
+"""``predict``: label trees from a file or standard input with a checkpoint, streaming JSON
+Lines; a thin wrapper around :mod:`treelstm.predict` (imported when the command runs)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Callable, Optional
+
+from .command import Command
+from .defaults import PREDICT_DTYPES, PREDICT_FORMATS
+from .guard import reader_gone
+from .options import add_device_option, add_threads_option, positive_int, wrap
+
+_PREDICT_WINDOW = 4096
+
+#: ``error(message, status)``: the message on stderr, returns the exit status.
+ErrorReporter = Callable[[str, int], int]
+
+
+def predict_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=wrap("Label trees with a saved classifier (a Tree-LSTM or the LSTM "
+                         "baseline), in batches, streaming: the input may be of any length.",
+                         "Input, one tree per line: PTB brackets as in SST, e.g. "
+                         "'(3 (2 a) (3 (2 very) (4 good)))' (its labels must be SST's 0..4 "
+                         "but are not used), or a JSON "
+                         "object {\"parent\": [...], \"tokens\": [...]} whose leaves are "
+                         "nodes 0..n-1 in sentence order and parent -1 marks the root. Blank "
+                         "lines are skipped.",
+                         "Output, JSON Lines in input order: {\"line\": N, \"label\": C, "
+                         "\"probs\": [...]} per tree (N counts input lines from 1; label and "
+                         "probs are the root's), plus \"node_labels\" (one per node, in the "
+                         "tree's node order: leaves first) with --node-labels."),
+        epilog=wrap("Lines are read --window at a time, sorted by size within the window, run "
+                    "in batches of at most --batch-trees trees and --max-nodes nodes, and "
+                    "written back in input order, so memory stays bounded.",
+                    "--output is written to a temporary file beside it and renamed when the "
+                    "run ends, so an interrupted run leaves a previous file as it was; it may "
+                    "not be the input or the checkpoint (refused, also through links).",
+                    "Exit status: 0 done (with --skip-bad a malformed line becomes "
+                    "{\"line\": N, \"error\": \"...\"} and the run goes on); 1 a malformed "
+                    "input line, named in the message (on standard output the records of the "
+                    "lines before it are written; an --output file is not written at all), or "
+                    "output that could not be written (e.g. a full disk); 2 bad "
+                    "options, or an unreadable checkpoint or input file. A "
+                    "progress bar (when stderr is a terminal) and a last line with the "
+                    "throughput (trees/s) go to stderr.",
+                    "example: python -m treelstm predict runs/sst-treelstm-fine/best.pt "
+                    "treelstm/datasets/sentiment/test.txt --output predictions.jsonl"))
+    parser.add_argument("checkpoint", help="a checkpoint written by 'train' (best.pt)")
+    parser.add_argument("input", nargs="?", default="-",
+                        help="file of trees, one per line; '-' or nothing: standard input")
+    _add_batching_options(parser)
+    add_device_option(parser)
+    parser.add_argument("--dtype", choices=PREDICT_DTYPES, default=None,
+                        help="run under torch.autocast in this dtype (default: float32)")
+    parser.add_argument("--node-labels", action="store_true",
+                        help="also write every node's label (Tree-LSTM checkpoints only)")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="write an error record for a malformed line and go on (default: "
+                             "stop with exit status 1)")
+    add_threads_option(parser)
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar and no throughput line on stderr (the bar is also "
+                             "off when stderr is not a terminal)")
+    return parser
+
+
+def _add_batching_options(parser: argparse.ArgumentParser) -> None:
+    """--format, --output and how lines are grouped into batches."""
+    parser.add_argument("--format", choices=PREDICT_FORMATS, default="auto",
+                        help="input lines: 'ptb' brackets, 'jsonl' objects, or 'auto': decided "
+                             "per line by its first character (default: %(default)s)")
+    parser.add_argument("--output", "-o", metavar="FILE", default="-",
+                        help="where the JSON lines go; '-': standard output (default)")
+    parser.add_argument("--batch-trees", type=positive_int, default=256,
+                        help="at most this many trees per forward pass (default: %(default)s)")
+    parser.add_argument("--max-nodes", type=positive_int, default=8192,
+                        help="at most this many nodes (LSTM: tokens) per forward pass; a larger "
+                             "tree runs alone (default: %(default)s)")
+    parser.add_argument("--window", type=positive_int, default=_PREDICT_WINDOW,
+                        help="input lines held at once, sorted by size for batching "
+                             "(default: %(default)s)")
+
+
+def _same_file_problem(args: argparse.Namespace) -> Optional[str]:
+    """Why ``--output`` may not be written, if it names the input or the checkpoint."""
+    from ..files import same_file
+
+    if args.output == "-":
+        return None
+    named = [("checkpoint", args.checkpoint)]
+    if args.input != "-":
+        named.append(("input", args.input))
+    for what, path in named:
+        if same_file(args.output, path):
+            return (f"--output {args.output} is the {what} ({path}); refusing to overwrite it: "
+                    "choose another output file")
+    if args.input == "-" and sys.stdin is not None:  # standard input may be a file too
+        try:
+            stdin, output = os.fstat(sys.stdin.fileno()), os.stat(args.output)
+        except (OSError, ValueError):  # no such output yet, or no real stdin
+            return None
+        if (stdin.st_dev, stdin.st_ino) == (output.st_dev, output.st_ino):
+            return (f"--output {args.output} is the input (standard input); refusing to "
+                    "overwrite it: choose another output file")
+    return None
+
+
+def _run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import torch
+
+    from ..predict import Predictor
+    from ..training.config import resolve_device
+
+    prog = parser.prog
+
+    def error(message: str, status: int) -> int:
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return status
+
+    problem = _same_file_problem(args)
+    if problem:
+        return error(problem, 2)
+    if args.input == "-" and sys.stdin is None:
+        return error("standard input is closed; give an input FILE", 2)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    try:
+        device = resolve_device(args.device)
+        predictor = Predictor.from_checkpoint(args.checkpoint, device=device, dtype=args.dtype)
+    except (ValueError, OSError) as problem:
+        return error(str(problem), 2)
+    if args.node_labels and not predictor.labels_nodes:
+        return error(f"--node-labels needs a Tree-LSTM checkpoint; {args.checkpoint} holds an "
+                     f"{type(predictor.model).__name__} (sentence labels only)", 2)
+    return _predict_to_output(args, predictor, device, error)
+
+
+def _predict_to_output(args: argparse.Namespace, predictor, device, error: ErrorReporter) -> int:
+    """Open the input and the output (an --output file: atomically) and stream the records."""
+    from pathlib import Path
+
+    from ..files import AtomicOutput, remove_stale_temp_files
+
+    try:
+        source = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
+    except OSError as problem:
+        return error(f"{args.input}: {problem.strerror or problem}", 2)
+    try:
+        # A file is written beside itself and renamed when complete: an interrupted run
+        # leaves the previous file as it was (and the next run clears what a kill -9 left).
+        if args.output != "-":
+            target = Path(os.path.realpath(args.output))  # where AtomicOutput writes
+            remove_stale_temp_files(target.parent, [target.name])
+        sink = sys.stdout if args.output == "-" else AtomicOutput(args.output)
+    except OSError as problem:
+        if source is not sys.stdin.buffer:
+            source.close()
+        return error(f"{args.output}: {problem.strerror or problem}", 2)
+
+    try:  # whatever ends the run (a signal may land anywhere), an uncommitted file goes
+        return _stream_predictions(args, predictor, source, sink, device, error)
+    finally:
+        if sink is not sys.stdout:
+            sink.discard()  # nothing once committed
+        if source is not sys.stdin.buffer:
+            source.close()
+
+
+def _stream_predictions(args: argparse.Namespace, predictor, source, sink, device,
+                        error: ErrorReporter) -> int:
+    """Write the records of ``source``'s lines to ``sink``; commit an --output file only when
+    every line went through. Returns the exit status."""
+    import time
+
+    from ..predict import LineError, bounded_lines, predict_records
+    from ..progress import tqdm_bar
+
+    name = "<stdin>" if args.input == "-" else args.input
+    where = "standard output" if sink is sys.stdout else args.output
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        bar = tqdm_bar(description="predict", unit=" trees", leave=True)  # None without tqdm
+    records = predict_records(predictor, bounded_lines(source), format=args.format,
+                              batch_trees=args.batch_trees, max_nodes=args.max_nodes,
+                              window=args.window, node_labels=args.node_labels,
+                              skip_bad=args.skip_bad)
+    counts = {"trees": 0, "errors": 0}
+    failure: Optional[str] = None
+    start = time.perf_counter()
+    try:
+        for record in records:
+            sink.write(json.dumps(record, allow_nan=False) + "\n")
+            counts["errors" if "error" in record else "trees"] += 1
+            if bar is not None:
+                bar.update(1)
+    except LineError as problem:
+        failure = (f"{name}:{problem.lineno}: {problem.reason} (--skip-bad writes an error record "
+                   "and goes on)")
+    except BrokenPipeError:
+        return reader_gone()
+    except OSError as problem:  # reading the input, or writing: a full disk
+        return error(f"{name} -> {where}: {problem.strerror or problem}", 1)
+    finally:
+        if bar is not None:
+            bar.close()
+    if failure and sink is not sys.stdout:
+        failure += f"; {args.output} was not written (the previous file is as it was)"
+    status = _finish_output(sink, failure, where, error)
+    if status is not None:
+        return status
+    _report_throughput(args, counts, device, start)
+    return error(failure, 1) if failure else 0
+
+
+def _finish_output(sink, failure: Optional[str], where: str,
+                   error: ErrorReporter) -> Optional[int]:
+    """Flush standard output, or commit the --output file if no line failed; an exit status if
+    that went wrong, else None."""
+    try:
+        if sink is sys.stdout:
+            sink.flush()  # the records before a bad line are out already
+        elif not failure:
+            sink.commit()
+    except BrokenPipeError:
+        return reader_gone()
+    except OSError as problem:
+        return error(f"{where}: {problem.strerror or problem}", 1)
+    return None
+
+
+def _report_throughput(args: argparse.Namespace, counts: dict, device, start: float) -> None:
+    """The last line on stderr: trees/s since ``start`` (``time.perf_counter``), once the device
+    has finished its work."""
+    import time
+
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    if args.quiet or counts["trees"] + counts["errors"] == 0:
+        return
+    rate = counts["trees"] / seconds if seconds > 0 else float("inf")
+    skipped = f", {counts['errors']} bad lines skipped" if counts["errors"] else ""
+    print(f"predict: {counts['trees']} trees in {seconds:.2f} s: {rate:.0f} trees/s "
+          f"({device}, {args.dtype or 'float32'}, batches of <= {args.batch_trees} trees / "
+          f"{args.max_nodes} nodes{skipped})", file=sys.stderr)
+
+
+predict_command = Command(predict_parser, _run_predict,
+                          "label trees from a file or stdin with a checkpoint (JSONL)")
