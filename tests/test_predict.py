@@ -814,3 +814,12 @@ def test_predictor_refuses_a_vocabulary_of_another_size(checkpoints):
         Predictor(predictor.model, Vocab(predictor.vocab.itos[:5]))
     with pytest.raises(ValueError, match=r"device: Expected one of .* bogus"):
         Predictor(predictor.model, predictor.vocab, device="bogus")
+
+
+def test_windows_grow_from_the_first_window_to_the_window():
+    sizes = [len(chunk) for chunk in iter_windows(range(1000), 300, first_window=20)]
+    assert sizes == [20, 40, 80, 160, 300, 300, 100]
+    assert [len(c) for c in iter_windows(range(10), 4, first_window=8)] == [4, 4, 2]
+    assert [len(c) for c in iter_windows(range(10), 4)] == [4, 4, 2]
+    with pytest.raises(ValueError, match="first_window must be a positive integer; got 0"):
+        list(iter_windows(range(3), 4, first_window=0))

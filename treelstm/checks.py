@@ -7,7 +7,18 @@ import torch
 from torch import Tensor
 
 __all__ = ["is_int", "is_positive_int", "is_number", "shorten", "check_positive_ints",
-           "check_probability", "check_input_tensor"]
+           "check_probability", "check_input_tensor", "all_finite"]
+
+
+def all_finite(tensor: Tensor) -> bool:
+    """Whether every entry of ``tensor`` is finite (no NaN, no infinity): its sum, when that is
+    finite (a NaN or an infinity anywhere makes the sum one), else ``torch.isfinite`` entry by
+    entry (a sum of finite entries can overflow). Several times as fast as
+    ``torch.isfinite(tensor).all()`` alone on the CPU, for a checkpoint's embedding at each
+    load. Integer and bool tensors are finite."""
+    if not (tensor.is_floating_point() or tensor.is_complex()):
+        return True
+    return bool(torch.isfinite(tensor.sum())) or bool(torch.isfinite(tensor).all())
 
 
 def is_int(value: Any) -> bool:

@@ -77,21 +77,28 @@ class LineError(ValueError):
 
 # ---------------------------------------------------------------------------- windows
 def iter_windows(items: Iterable[T], window: int, max_size: Optional[int] = None,
-                 size: Optional[Callable[[T], int]] = None) -> Iterator[list[T]]:
+                 size: Optional[Callable[[T], int]] = None,
+                 first_window: Optional[int] = None) -> Iterator[list[T]]:
     """``items`` in consecutive lists of at most ``window`` items (and, with ``max_size``, of
     at most ``max_size`` total ``size(item)``, but at least one item); an item is taken from
     ``items`` only when the previous window has been handed out, so at most one window is held
-    at once."""
+    at once. With ``first_window``, the first list holds at most that many items and each next
+    one at most twice as many as the last, up to ``window``: the first results come out early
+    (the time to the first prediction), later windows are full size."""
     if not is_int(window) or window < 1:
         raise ValueError(f"iter_windows: window must be a positive integer; got {window!r}")
+    if first_window is not None and (not is_int(first_window) or first_window < 1):
+        raise ValueError(f"iter_windows: first_window must be a positive integer; got "
+                         f"{first_window!r}")
+    limit = window if first_window is None else min(first_window, window)
     chunk: list[T] = []
     total = 0
     for item in items:
         chunk.append(item)
         total += size(item) if max_size is not None and size is not None else 0
-        if len(chunk) == window or (max_size is not None and total >= max_size):
+        if len(chunk) == limit or (max_size is not None and total >= max_size):
             yield chunk
-            chunk, total = [], 0
+            chunk, total, limit = [], 0, min(2 * limit, window)
     if chunk:
         yield chunk
 
@@ -430,8 +437,9 @@ def predict_records(predictor: Predictor, lines: Iterable[Union[str, bytes]],
     "..."}`` and the stream goes on.
 
     Memory: at most ``window`` lines and :data:`WINDOW_BYTES` of them are held at a time (see
-    :func:`iter_windows`); give a binary file through :func:`bounded_lines` so that no single
-    line is read past :data:`MAX_LINE_BYTES`.
+    :func:`iter_windows`; the first window is ``batch_trees`` lines, each next one twice the
+    last, up to ``window``, so that the first records come out soon); give a binary file
+    through :func:`bounded_lines` so that no single line is read past :data:`MAX_LINE_BYTES`.
 
     Args:
         digits: round probabilities to this many decimals (``None``: full float32 values).
@@ -439,7 +447,9 @@ def predict_records(predictor: Predictor, lines: Iterable[Union[str, bytes]],
     if format not in FORMATS:
         raise ValueError(f"predict_records: format must be one of {FORMATS}; got {format!r}")
     numbered = enumerate(lines, start=1)
-    for chunk in iter_windows(numbered, window, WINDOW_BYTES, lambda item: len(item[1])):
+    # the first window is one batch, so that the first records come out soon; then it doubles
+    for chunk in iter_windows(numbered, window, WINDOW_BYTES, lambda item: len(item[1]),
+                              first_window=batch_trees):
         entries: list[tuple[int, Optional[SentimentTree], Optional[str]]] = []
         failure: Optional[LineError] = None
         for lineno, raw in chunk:

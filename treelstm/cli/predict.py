@@ -34,9 +34,11 @@ def predict_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                          "\"probs\": [...]} per tree (N counts input lines from 1; label and "
                          "probs are the root's), plus \"node_labels\" (one per node, in the "
                          "tree's node order: leaves first) with --node-labels."),
-        epilog=wrap("Lines are read --window at a time, sorted by size within the window, run "
-                    "in batches of at most --batch-trees trees and --max-nodes nodes, and "
-                    "written back in input order, so memory stays bounded.",
+        epilog=wrap("Lines are read --window at a time (the first window is one batch, each "
+                    "next one twice the last: the first records come out soon), sorted by size "
+                    "within the window, run in batches of at most --batch-trees trees and "
+                    "--max-nodes nodes, and written back in input order, so memory stays "
+                    "bounded.",
                     "--output is written to a temporary file beside it and renamed when the "
                     "run ends, so an interrupted run leaves a previous file as it was; it may "
                     "not be the input or the checkpoint (refused, also through links).",

@@ -17,6 +17,7 @@ from typing import Any, Mapping, NamedTuple, Optional, Union
 import torch
 from torch import Tensor, nn
 
+from ..checks import all_finite
 from ..data import Vocab
 from ..files import PathLike, atomic_write
 from .config import MODEL_KINDS
@@ -128,7 +129,7 @@ class Checkpoint:
             raise ValueError(f"{self.path}: the stored weights do not fit a {self.model_class} "
                              f"(or its settings): {type(error).__name__}: {error}") from None
         for name, parameter in model.named_parameters():  # e.g. float64 1e300 -> float32 inf
-            if not bool(torch.isfinite(parameter).all()):
+            if not all_finite(parameter):
                 raise ValueError(f"{self.path}: weight {name!r} holds values that are not finite "
                                  f"in {parameter.dtype}; refusing a model that cannot give valid "
                                  "predictions")
@@ -245,8 +246,7 @@ def _check_checkpoint_fields(name: str, content: dict) -> None:
         if not isinstance(key, str) or not isinstance(value, Tensor):
             raise ValueError(f"{name}: checkpoint field 'state_dict' should map names to tensors; "
                              f"got {key!r}: {type(value).__name__}")
-        if (value.is_floating_point() or value.is_complex()) and \
-                not bool(torch.isfinite(value).all()):
+        if not all_finite(value):
             raise ValueError(f"{name}: weight {key!r} holds NaN or infinite values; refusing a "
                              "model that cannot give valid predictions")
     epoch = content.get("epoch")

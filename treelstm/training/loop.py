@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..checks import all_finite
 from ..data import SentimentTree, Vocab, load_vectors
 from ..files import PathLike, check_no_run, remove_stale_temp_files, write_text
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -262,8 +263,7 @@ class _Run:
     def _check_weights_finite(self, epoch: int) -> None:
         """FloatingPointError, before anything is written, if an update made a weight infinite
         or NaN (finite gradients can still overflow a weight, e.g. with a huge --lr)."""
-        bad = [name for name, p in self.model.named_parameters()
-               if not bool(torch.isfinite(p).all())]
+        bad = [name for name, p in self.model.named_parameters() if not all_finite(p)]
         if bad:
             raise FloatingPointError(f"epoch {epoch + 1}: the weights {_shorten_list(bad)} are "
                                      "no longer finite after the updates (try a smaller --lr or "
