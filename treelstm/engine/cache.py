@@ -106,10 +106,11 @@ class _KeptRows:
                 with torch.inference_mode(False):
                     self.place = torch.full((self.num_rows,), -1, dtype=torch.long,
                                             device=rows.device)
-            distinct = torch.unique(rows)
-            missing = distinct[self.place.index_select(0, distinct) < 0]
-            if missing.numel() or not self.tensors:
-                self._append(missing, compute(missing))
+            place = self.place.index_select(0, rows)
+            if self.tensors and not bool((place < 0).any()):  # all kept: the usual case
+                return place
+            missing = torch.unique(rows[place < 0])
+            self._append(missing, compute(missing))
             return self.place.index_select(0, rows)
 
     def _append(self, missing: Tensor, values: tuple[Tensor, ...]) -> None:
