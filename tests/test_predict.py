@@ -102,8 +102,11 @@ def test_node_labels_are_the_argmax_at_every_node(checkpoints, test_trees):
 
 def test_predictor_rejects_bad_input(checkpoints, test_trees):
     predictor = Predictor.from_checkpoint(checkpoints["treelstm"])
-    with pytest.raises(TypeError, match="item 1 is a str"):
-        list(predictor.predict([test_trees[0], "(2 a)"]))
+    with pytest.raises(TypeError, match="item 1 is a int; expected a SentimentTree, an nltk.Tree "
+                                        "or a line of text"):
+        list(predictor.predict([test_trees[0], 42]))
+    with pytest.raises(ValueError, match="item 1: empty line"):
+        list(predictor.predict([test_trees[0], "  "]))
     wide = parse_ptb_line("(2 (2 a) (2 b) (2 c))")
     with pytest.raises(ValueError, match=r"item 1: node 3 has 3 children.*at most 2"):
         list(predictor.predict([test_trees[0], wide]))
@@ -322,8 +325,8 @@ BAD_LINES = ["(3 (2 a) (3 (2 very) (4 good)))",
              "(3 (2 a) (3 (2 very",                               # unbalanced
              '{"parent": [2, 2, -1], "tokens": ["a", "b"]}',
              '{"parent": [3, 4, 3, 4, -1], "tokens": ["a", "b", "c"]}',  # leaves out of order
-             "(2 (2 a) (2 b) (2 c))",                              # 3 children, binary model
-             "(9 word)"]                                           # label out of range
+             "(2 (2 a) (2 b) (2 c))",             # 3 children: binarised for a binary model
+             "(9 word)"]                          # not SST's label: ignored, like a parser's
 
 
 def _ptb_error(line):
@@ -359,12 +362,10 @@ def test_skip_bad_writes_error_records_and_goes_on(checkpoints, capsys, monkeypa
     assert status == 0, captured.err
     records = _records(captured.out)
     assert [r["line"] for r in records] == [1, 2, 3, 4, 5, 6]
-    assert [("error" in r) for r in records] == [False, True, False, True, True, True]
+    assert [("error" in r) for r in records] == [False, True, False, True, False, False]
     assert records[1]["error"] == _ptb_error(BAD_LINES[1])
     assert "not a contiguous run" in records[3]["error"]
-    assert "3 children" in records[4]["error"]
-    assert records[5]["error"] == _ptb_error(BAD_LINES[5])
-    assert "2 trees" in captured.err and "4 bad lines skipped" in captured.err
+    assert "4 trees" in captured.err and "2 bad lines skipped" in captured.err
 
 
 def test_bad_utf8_line_is_a_bad_line(checkpoints, tmp_path, capsys):
@@ -684,7 +685,7 @@ def test_deeply_nested_json_line_is_that_lines_error(checkpoints, tmp_path, caps
 
 
 def test_no_throughput_line_when_nothing_was_predicted(checkpoints, tmp_path, capsys):
-    (tmp_path / "in.txt").write_text("not a tree\n", encoding="utf-8")
+    (tmp_path / "in.txt").write_text("(2 (2 a)\n", encoding="utf-8")  # unbalanced
     assert _predict_main([checkpoints["lstm"], tmp_path / "in.txt"]) == 1
     err = capsys.readouterr().err
     assert "trees/s" not in err and "in.txt:1:" in err
@@ -736,7 +737,7 @@ def test_sigterm_mid_predict_keeps_the_previous_output_and_leaves_no_temp_file(
 
 def test_bad_line_leaves_the_previous_output_file(checkpoints, tmp_path, capsys):
     source = tmp_path / "in.txt"
-    source.write_text("(2 a)\n(3 b)\nnot a tree\n", encoding="utf-8")
+    source.write_text("(2 a)\n(3 b)\n(2 (2 a)\n", encoding="utf-8")  # the last unbalanced
     output = tmp_path / "out.jsonl"
     output.write_text("previous good results\n")
     assert _predict_main([checkpoints["lstm"], source, "-o", output]) == 1

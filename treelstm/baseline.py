@@ -77,6 +77,8 @@ class LSTMClassifier(SentimentClassifier):
                 "dropout": self.dropout.p, "padding_idx": self.padding_idx}
 
     labels_nodes = False
+    reads_trees = False  # the words only: any tree shape, or plain text
+    max_children = None
 
     @staticmethod
     def collate(trees: Sequence[Any], vocab: Any) -> Any:

@@ -277,6 +277,17 @@ class TreeBatch:
             raise cycle_error from None
 
     @classmethod
+    def from_nltk(cls, trees: Any, binarize: Optional[int] = None,
+                  factor: str = "right") -> "TreeBatch":
+        """A batch of ``nltk.Tree`` s (one, or an iterable): leaves are nodes ``0..n-1`` of each
+        tree in sentence order, children in slots left to right; unary chains collapsed, nodes
+        of more than ``binarize`` children factored (see
+        :func:`~treelstm.data.tree_batch_from_nltk`). Needs nltk."""
+        from .data.nltk_trees import tree_batch_from_nltk
+
+        return tree_batch_from_nltk(trees, binarize, factor)
+
+    @classmethod
     def from_dgl(cls, graph: Any) -> "TreeBatch":
         """Batch from a DGL graph with edges child -> parent (DGL's tree-LSTM convention).
 

@@ -26,8 +26,9 @@ class ClassifierOutput(NamedTuple):
     ``collate(trees, vocab)`` makes the model's input from :class:`~treelstm.data.SentimentTree`
     objects, ``forward(inputs, nodes=True)`` returns a ``ClassifierOutput`` (with
     ``nodes=False``, ``node_logits`` is ``None``: the sentence labels alone, which may cost
-    less), ``cost(tree)`` is the size of a tree for batching, and ``labels_nodes`` says whether
-    ``node_logits`` can be given."""
+    less), ``cost(tree)`` is the size of a tree for batching, ``labels_nodes`` says whether
+    ``node_logits`` can be given, ``reads_trees`` whether the tree matters or its words only, and
+    ``max_children`` the widest node it takes (``None``: any)."""
 
     node_logits: Optional[Tensor]
     root_logits: Tensor
@@ -137,6 +138,13 @@ class TreeLSTMClassifier(SentimentClassifier):
                 "bidirectional": self.tree_lstm.bidirectional}
 
     labels_nodes = True
+    reads_trees = True
+
+    @property
+    def max_children(self) -> Optional[int]:
+        """The most children a node may have: the N-ary cell's arity (``None``: Child-Sum, any
+        number)."""
+        return self.tree_lstm.arity if self.tree_lstm.cell == "nary" else None
 
     @staticmethod
     def collate(trees: Sequence[Any], vocab: Any) -> Any:

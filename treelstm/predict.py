@@ -25,7 +25,6 @@ Input trees come as :class:`~treelstm.data.SentimentTree` (their labels are igno
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Sequence, TypeVar, Union
@@ -33,9 +32,11 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Sequ
 import torch
 from torch import nn
 
-from .checks import is_int, shorten
-from .data import IGNORE_INDEX, SentimentTree, Vocab
-from .data.ptb import _check_structure, parse_ptb_line
+from .checks import is_int
+from .data import SentimentTree, Vocab
+from .data.ptb import _check_structure
+from .inputs import (FORMATS, TextParser, decode_line, line_kind, load_text_parser,
+                     parse_tree_line, tree_from_json, trees_from_texts)
 from .training.checkpoint import load_model
 from .training.config import resolve_device
 
@@ -45,8 +46,6 @@ __all__ = ["FORMATS", "DTYPES", "TreePrediction", "LineError", "Predictor", "ite
 PathLike = Union[str, "os.PathLike[str]"]
 T = TypeVar("T")
 
-#: Input line formats: PTB brackets, JSON objects, or decided per line by its first character.
-FORMATS = ("auto", "ptb", "jsonl")
 #: ``dtype`` names for :func:`torch.autocast`.
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -157,111 +156,6 @@ def plan_batches(sizes: Sequence[int], batch_trees: int,
     return batches
 
 
-# ------------------------------------------------------------------------------ input
-def tree_from_json(value: Any) -> SentimentTree:
-    """A tree from ``{"parent": [...], "tokens": [...]}`` (other keys are ignored).
-
-    ``parent[v]`` is node ``v``'s parent (``-1`` at the root); token ``i`` is node ``i``. As in
-    :func:`~treelstm.data.read_ptb`'s trees, the leaves must be nodes ``0..n-1`` (``n`` tokens)
-    in sentence order -- every internal node covers a contiguous run of them -- and nodes
-    ``n..N-1`` internal. Labels are unknown: they are set to ``IGNORE_INDEX``.
-
-    Raises:
-        ValueError: a missing or mistyped field, or parents that do not make such a tree.
-    """
-    if not isinstance(value, dict):
-        raise ValueError(f"expected a JSON object {{\"parent\": [...], \"tokens\": [...]}}; got "
-                         f"a JSON {type(value).__name__}")
-    for key in ("parent", "tokens"):
-        if key not in value:
-            raise ValueError(f"missing key {key!r}; expected {{\"parent\": [...], \"tokens\": "
-                             "[...]}")
-        if not isinstance(value[key], list):
-            raise ValueError(f"{key!r} must be a list; got {type(value[key]).__name__}")
-    parent, tokens = value["parent"], value["tokens"]
-    bad = next((p for p in parent if not is_int(p)), None)
-    if bad is not None:
-        raise ValueError(f"'parent' must hold integers; got {bad!r}")
-    for token in tokens:
-        if not isinstance(token, str) or not token:
-            raise ValueError(f"'tokens' must hold non-empty strings; got {token!r}")
-    tree = SentimentTree(tokens=list(tokens), parent=list(parent),
-                         labels=[IGNORE_INDEX] * len(parent))
-    _check_structure(tree, "tree")
-    _check_leaf_order(tree)
-    return tree
-
-
-def _check_leaf_order(tree: SentimentTree) -> None:
-    """ValueError unless every internal node spans a contiguous run of leaves (so that leaves
-    0..n-1 read left to right are the sentence)."""
-    num_tokens = len(tree.tokens)
-    first = list(range(tree.num_nodes))
-    last = list(range(tree.num_nodes))
-    count = [1 if v < num_tokens else 0 for v in range(tree.num_nodes)]
-    # Children before parents: depth-first order of a stack walk, reversed.
-    children = [[] for _ in range(tree.num_nodes)]
-    for node, p in enumerate(tree.parent):
-        if p >= 0:
-            children[p].append(node)
-    order, stack = [], [tree.root]
-    while stack:
-        node = stack.pop()
-        order.append(node)
-        stack.extend(children[node])
-    for node in reversed(order):
-        if node >= num_tokens:
-            first[node] = min(first[c] for c in children[node])
-            last[node] = max(last[c] for c in children[node])
-            count[node] = sum(count[c] for c in children[node])
-            if last[node] - first[node] + 1 != count[node]:
-                raise ValueError(f"tree: node {node} covers {count[node]} of the leaves "
-                                 f"{first[node]}..{last[node]}, not a contiguous run; leaves "
-                                 f"0..{num_tokens - 1} must be in sentence order (no crossing "
-                                 "branches)")
-
-
-def parse_tree_line(line: Union[str, bytes], format: str = "auto") -> SentimentTree:
-    """One input line -> a tree (labels of PTB lines kept, JSON trees get ``IGNORE_INDEX``).
-
-    Args:
-        line: a PTB bracketed tree or a JSON object (str, or UTF-8 bytes).
-        format: ``"ptb"``, ``"jsonl"`` or ``"auto"`` (JSON if the line starts with ``{``, PTB
-            if with ``(``).
-
-    Raises:
-        ValueError: the line is not a tree in that format (the message says why).
-    """
-    if format not in FORMATS:
-        raise ValueError(f"parse_tree_line: format must be one of {FORMATS}; got {format!r}")
-    if isinstance(line, bytes):
-        try:
-            line = line.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise ValueError(f"not valid UTF-8 ({error.reason} at byte {error.start})") from None
-    text = line.strip()
-    if not text:
-        raise ValueError("empty line; expected a tree")
-    if format == "auto":
-        if text[0] == "{":
-            format = "jsonl"
-        elif text[0] == "(":
-            format = "ptb"
-        else:
-            raise ValueError(f"neither a bracketed tree '(...)' nor a JSON object '{{...}}': "
-                             f"{shorten(text)!r}")
-    if format == "ptb":
-        return parse_ptb_line(text)
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"not valid JSON: {error.msg} at column {error.colno}") from None
-    except RecursionError:
-        raise ValueError("JSON nested too deeply; expected an object {\"parent\": [...], "
-                         "\"tokens\": [...]}") from None
-    return tree_from_json(value)
-
-
 # -------------------------------------------------------------------------- predictor
 #: What a classifier offers (see :class:`~treelstm.models.ClassifierOutput`).
 _CONTRACT = ("collate", "cost", "check_tree", "labels_nodes", "num_classes")
@@ -311,7 +205,8 @@ class Predictor:
     """
 
     def __init__(self, model: nn.Module, vocab: Vocab, device: Union[str, torch.device] = "cpu",
-                 dtype: Union[None, str, torch.dtype] = None, *, copy_model: bool = True) -> None:
+                 dtype: Union[None, str, torch.dtype] = None, *, copy_model: bool = True,
+                 parser: Optional[TextParser] = None) -> None:
         missing = [name for name in _CONTRACT if not hasattr(model, name)]
         if not isinstance(model, nn.Module) or missing:
             raise TypeError(f"Predictor: model must be a classifier (TreeLSTMClassifier, "
@@ -329,18 +224,68 @@ class Predictor:
         self.vocab = vocab
         #: Whether the model labels every node (a Tree-LSTM) or sentences only (the LSTM).
         self.labels_nodes = bool(self.model.labels_nodes)
+        #: Whether the model reads trees (a Tree-LSTM) or the words only (the LSTM).
+        self.reads_trees = bool(getattr(self.model, "reads_trees", True))
+        #: The most children a node may have (an N-ary Tree-LSTM's arity), or None.
+        self.max_children: Optional[int] = getattr(self.model, "max_children", None)
+        if parser is not None and not callable(parser):
+            raise TypeError(f"Predictor: parser must be a callable text -> nltk.Tree (or "
+                            f"SentimentTree); got {type(parser).__name__}")
+        #: What turns plain text into trees for a Tree-LSTM (see :mod:`treelstm.inputs`).
+        self.parser = parser
 
     @classmethod
     def from_checkpoint(cls, path: PathLike, device: Union[str, torch.device] = "cpu",
-                        dtype: Union[None, str, torch.dtype] = None) -> "Predictor":
-        """Load a checkpoint written by :func:`treelstm.training.save_checkpoint`.
+                        dtype: Union[None, str, torch.dtype] = None,
+                        parser: Union[None, PathLike, TextParser] = None) -> "Predictor":
+        """Load a checkpoint written by :func:`treelstm.training.save_checkpoint`; ``parser``: a
+        parser checkpoint (``python -m treelstm parser train``) or a callable (see
+        :mod:`treelstm.inputs`), for plain text with a Tree-LSTM.
 
         Raises:
             FileNotFoundError: no such file.
             ValueError: naming the file: not a readable checkpoint, or weights that do not fit.
         """
         model, vocab, _ = load_model(path, map_location="cpu")
-        return cls(model, vocab, device=device, dtype=dtype, copy_model=False)
+        if parser is not None and not callable(parser):
+            parser = load_text_parser(parser, device=resolve_device(str(device)))
+        return cls(model, vocab, device=device, dtype=dtype, copy_model=False, parser=parser)
+
+    def to_trees(self, items: Sequence[Any], format: str = "auto"
+                 ) -> list[Union[SentimentTree, ValueError, TypeError]]:
+        """Each item as a tree this model can take, or the ValueError (TypeError: an item of
+        another type) saying why not: a
+        :class:`~treelstm.data.SentimentTree` (checked), an ``nltk.Tree``, or a line (``str``
+        or ``bytes``: a bracketed tree, a JSON object or plain text; see
+        :mod:`treelstm.inputs`)."""
+        results: list[Union[SentimentTree, ValueError, None]] = [None] * len(items)
+        texts: list[tuple[int, str]] = []
+        for k, item in enumerate(items):
+            try:
+                if isinstance(item, (str, bytes)):
+                    text = decode_line(item)
+                    if not text:
+                        raise ValueError("empty line; expected a tree or a sentence")
+                    if line_kind(text, format) == "text":
+                        texts.append((k, text))
+                        continue
+                    item = parse_tree_line(text, format, binarize=self.max_children)
+                elif not isinstance(item, SentimentTree) and type(item).__name__ == "Tree":
+                    item = SentimentTree.from_nltk(item, binarize=self.max_children)
+                elif isinstance(item, SentimentTree):
+                    _check_structure(item, "tree")
+                else:
+                    raise TypeError(f"a {type(item).__name__}; expected a SentimentTree, an "
+                                    "nltk.Tree or a line of text")
+                self.check_tree(item)
+                results[k] = item
+            except (TypeError, ValueError) as error:
+                results[k] = error
+        parsed = trees_from_texts([text for _, text in texts], self.parser, self.reads_trees,
+                                  self.max_children)
+        for (k, _), tree in zip(texts, parsed):
+            results[k] = tree
+        return results  # type: ignore[return-value]
 
     @property
     def num_classes(self) -> int:
@@ -381,34 +326,37 @@ class Predictor:
         return [TreePrediction(label, row, nodes)
                 for label, row, nodes in zip(labels, probs.tolist(), per_node)]
 
-    def predict(self, trees: Iterable[SentimentTree], batch_size: int = 256,
+    def predict(self, trees: Iterable[Any], batch_size: int = 256,
                 max_nodes: Optional[int] = None, node_labels: bool = False,
                 window: Optional[int] = None) -> Iterator[TreePrediction]:
-        """Predictions for ``trees``, yielded one per tree in input order.
+        """Predictions for ``trees``, yielded one per item in input order.
 
-        ``trees`` may be any iterable (a generator over a huge file): it is read ``window``
-        trees at a time (default: ``16 * batch_size``), sorted by size within the window, run
-        in batches of at most ``batch_size`` trees and ``max_nodes`` nodes, and the window's
-        results are yielded in input order before the next window is read.
+        Items are :class:`~treelstm.data.SentimentTree` objects, ``nltk.Tree`` s or lines
+        (``str``: a bracketed tree, a JSON object or a sentence of plain text -- which needs the
+        Predictor's ``parser`` for a Tree-LSTM; see :mod:`treelstm.inputs`). ``trees`` may be
+        any iterable (a generator over a huge file): it is read ``window`` items at a time
+        (default: ``16 * batch_size``), sorted by size within the window, run in batches of at
+        most ``batch_size`` trees and ``max_nodes`` nodes, and the window's results are yielded
+        in input order before the next window is read.
 
         Raises:
-            ValueError: a tree the model cannot take (see :meth:`check_tree`), naming its index.
+            ValueError: an item that is no tree this model can take (see :meth:`check_tree`),
+                naming its index.
+            TypeError: an item of another type.
         """
         window = window if window is not None else 16 * batch_size
         offset = 0
         for chunk in iter_windows(trees, window):
-            for k, tree in enumerate(chunk):
-                if not isinstance(tree, SentimentTree):
-                    raise TypeError(f"Predictor.predict: item {offset + k} is a "
-                                    f"{type(tree).__name__}; expected SentimentTree")
-                try:
-                    _check_structure(tree, "tree")
-                    self.check_tree(tree)
-                except ValueError as error:
-                    raise ValueError(f"Predictor.predict: item {offset + k}: {error}") from None
+            chunk_trees = self.to_trees(chunk)
+            for k, tree in enumerate(chunk_trees):
+                if isinstance(tree, TypeError):
+                    raise TypeError(f"Predictor.predict: item {offset + k} is {tree}") from None
+                if isinstance(tree, ValueError):
+                    raise ValueError(f"Predictor.predict: item {offset + k}: {tree}") from None
             results: list[Optional[TreePrediction]] = [None] * len(chunk)
-            for batch in plan_batches([self.size_of(t) for t in chunk], batch_size, max_nodes):
-                for index, result in zip(batch, self.predict_batch([chunk[i] for i in batch],
+            for batch in plan_batches([self.size_of(t) for t in chunk_trees], batch_size,
+                                      max_nodes):
+                for index, result in zip(batch, self.predict_batch([chunk_trees[i] for i in batch],
                                                                    node_labels)):
                     results[index] = result
             offset += len(chunk)
@@ -450,35 +398,17 @@ def predict_records(predictor: Predictor, lines: Iterable[Union[str, bytes]],
     # the first window is one batch, so that the first records come out soon; then it doubles
     for chunk in iter_windows(numbered, window, WINDOW_BYTES, lambda item: len(item[1]),
                               first_window=batch_trees):
-        entries: list[tuple[int, Optional[SentimentTree], Optional[str]]] = []
-        failure: Optional[LineError] = None
-        for lineno, raw in chunk:
-            if lineno == 1:
-                raw = _strip_bom(raw)
-            if not raw.strip():
-                continue
-            try:
-                if len(raw) > MAX_LINE_BYTES:
-                    raise ValueError(f"line longer than {MAX_LINE_BYTES} bytes (the most a line "
-                                     "may hold)")
-                tree = parse_tree_line(raw, format)
-                predictor.check_tree(tree)
-            except ValueError as error:
-                if not skip_bad:
-                    failure = LineError(lineno, str(error))
-                    break
-                entries.append((lineno, None, str(error)))
-                continue
-            entries.append((lineno, tree, None))
-
-        trees = [(k, tree) for k, (_, tree, _) in enumerate(entries) if tree is not None]
+        entries, failure = _read_window(predictor, chunk, format, skip_bad)
+        trees = [(k, tree) for k, (_, tree) in enumerate(entries)
+                 if isinstance(tree, SentimentTree)]
         results: list[Optional[TreePrediction]] = [None] * len(entries)
         sizes = [predictor.size_of(tree) for _, tree in trees]
         for batch in plan_batches(sizes, batch_trees, max_nodes):
             predictions = predictor.predict_batch([trees[i][1] for i in batch], node_labels)
             for i, prediction in zip(batch, predictions):
                 results[trees[i][0]] = prediction
-        for (lineno, _, error), result in zip(entries, results):
+        for (lineno, tree), result in zip(entries, results):
+            error = None if isinstance(tree, SentimentTree) else str(tree)
             if result is not None and not all(map(math.isfinite, result.probs)):
                 error = ("the model gave non-finite probabilities for this tree (overflow in "
                          "the --dtype?)")
@@ -497,3 +427,31 @@ def predict_records(predictor: Predictor, lines: Iterable[Union[str, bytes]],
             yield record
         if failure is not None:
             raise failure
+
+
+def _read_window(predictor: Predictor, chunk: list[tuple[int, Union[str, bytes]]], format: str,
+                 skip_bad: bool
+                 ) -> tuple[list[tuple[int, Union[SentimentTree, ValueError]]],
+                            Optional[LineError]]:
+    """The window's non-blank lines as ``(lineno, tree or the ValueError)``; without
+    ``skip_bad``, only those before the first bad line, and that line's :class:`LineError`."""
+    numbered: list[tuple[int, Union[str, bytes]]] = []
+    too_long: dict[int, ValueError] = {}
+    for lineno, raw in chunk:
+        if lineno == 1:
+            raw = _strip_bom(raw)
+        if not raw.strip():
+            continue
+        if len(raw) > MAX_LINE_BYTES:
+            too_long[len(numbered)] = ValueError(f"line longer than {MAX_LINE_BYTES} bytes (the "
+                                                 "most a line may hold)")
+            raw = b""
+        numbered.append((lineno, raw))
+    trees = predictor.to_trees([raw for _, raw in numbered], format)
+    entries = [(lineno, too_long.get(k, tree)) for k, ((lineno, _), tree)
+               in enumerate(zip(numbered, trees))]
+    if not skip_bad:
+        for k, (lineno, tree) in enumerate(entries):
+            if not isinstance(tree, SentimentTree):
+                return entries[:k], LineError(lineno, str(tree))
+    return entries, None

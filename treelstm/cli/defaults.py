@@ -40,5 +40,5 @@ SICK_DEFAULTS = SimpleNamespace(
     batch_size=25, embeddings=None, freeze_embeddings=False, device="cpu")
 
 #: :data:`treelstm.predict.FORMATS` and the keys of :data:`treelstm.predict.DTYPES`.
-PREDICT_FORMATS = ("auto", "ptb", "jsonl")
+PREDICT_FORMATS = ("auto", "ptb", "jsonl", "text")
 PREDICT_DTYPES = ("bf16", "fp16")

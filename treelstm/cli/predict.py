@@ -22,13 +22,18 @@ ErrorReporter = Callable[[str, int], int]
 def predict_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=wrap("Label trees with a saved classifier (a Tree-LSTM or the LSTM "
-                         "baseline), in batches, streaming: the input may be of any length.",
-                         "Input, one tree per line: PTB brackets as in SST, e.g. "
-                         "'(3 (2 a) (3 (2 very) (4 good)))' (its labels must be SST's 0..4 "
-                         "but are not used), or a JSON "
-                         "object {\"parent\": [...], \"tokens\": [...]} whose leaves are "
-                         "nodes 0..n-1 in sentence order and parent -1 marks the root. Blank "
+        description=wrap("Label sentences or trees with a saved classifier (a Tree-LSTM or the "
+                         "LSTM baseline), in batches, streaming: the input may be of any "
+                         "length.",
+                         "Input, one per line: a bracketed tree -- SST's, e.g. "
+                         "'(3 (2 a) (3 (2 very) (4 good)))', or a parser's, e.g. '(ROOT (S (NP "
+                         "(DT The) (NN movie)) (VP (VBD was) (ADJP (JJ great)))))' (labels are "
+                         "not used; unary chains are collapsed and, for a binary N-ary model, "
+                         "wider nodes binarised; needs nltk unless the tree is SST's own "
+                         "format) -- a JSON object {\"parent\": [...], \"tokens\": [...]} "
+                         "whose leaves are nodes 0..n-1 in sentence order and parent -1 marks "
+                         "the root, or a sentence of plain text (tokenized as SST is; a "
+                         "Tree-LSTM then needs --parser, an LSTM checkpoint does not). Blank "
                          "lines are skipped.",
                          "Output, JSON Lines in input order: {\"line\": N, \"label\": C, "
                          "\"probs\": [...]} per tree (N counts input lines from 1; label and "
@@ -59,6 +64,9 @@ def predict_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     add_device_option(parser)
     parser.add_argument("--dtype", choices=PREDICT_DTYPES, default=None,
                         help="run under torch.autocast in this dtype (default: float32)")
+    parser.add_argument("--parser", metavar="PARSER.pt", default=None, dest="parser_path",
+                        help="a parser saved by 'python -m treelstm parser train', to turn "
+                             "plain-text lines into trees for a Tree-LSTM checkpoint")
     parser.add_argument("--node-labels", action="store_true",
                         help="also write every node's label (Tree-LSTM checkpoints only)")
     parser.add_argument("--skip-bad", action="store_true",
@@ -74,8 +82,9 @@ def predict_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
 def _add_batching_options(parser: argparse.ArgumentParser) -> None:
     """--format, --output and how lines are grouped into batches."""
     parser.add_argument("--format", choices=PREDICT_FORMATS, default="auto",
-                        help="input lines: 'ptb' brackets, 'jsonl' objects, or 'auto': decided "
-                             "per line by its first character (default: %(default)s)")
+                        help="input lines: 'ptb' bracketed trees, 'jsonl' objects, 'text' "
+                             "sentences, or 'auto': decided per line by its first character, "
+                             "'(' a tree, '{' JSON, else text (default: %(default)s)")
     parser.add_argument("--output", "-o", metavar="FILE", default="-",
                         help="where the JSON lines go; '-': standard output (default)")
     parser.add_argument("--batch-trees", type=positive_int, default=256,
@@ -95,6 +104,8 @@ def _same_file_problem(args: argparse.Namespace) -> Optional[str]:
     if args.output == "-":
         return None
     named = [("checkpoint", args.checkpoint)]
+    if args.parser_path is not None:
+        named.append(("parser", args.parser_path))
     if args.input != "-":
         named.append(("input", args.input))
     for what, path in named:
@@ -133,7 +144,8 @@ def _run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         torch.set_num_threads(args.threads)
     try:
         device = resolve_device(args.device)
-        predictor = Predictor.from_checkpoint(args.checkpoint, device=device, dtype=args.dtype)
+        predictor = Predictor.from_checkpoint(args.checkpoint, device=device, dtype=args.dtype,
+                                              parser=args.parser_path)
     except (ValueError, OSError) as problem:
         return error(str(problem), 2)
     if args.node_labels and not predictor.labels_nodes:

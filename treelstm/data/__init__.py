@@ -9,6 +9,14 @@ Typical use::
     vocab = Vocab.build(tree.tokens for tree in train)
     inputs = collate_trees(train[:25], vocab)                # TreeInputs
 
+Raw text and trees from other parsers (any labels; nltk needed for the trees)::
+
+    from treelstm.data import tokenize, parse_bracketed
+
+    tokens = tokenize("It's a lovely film (really).")        # SST's tokens
+    tree = parse_bracketed("(ROOT (S (NP (DT The) (NN movie)) (VP (VBD was) (ADJP (JJ great)))))",
+                           binarize=2)                       # a SentimentTree, labels -1
+
 Dependency trees (a node per word, input at every node)::
 
     from treelstm.data import read_conllu, read_sick, collate_dependency_trees, collate_pairs
@@ -24,6 +32,8 @@ from .ptb import (IGNORE_INDEX, NUM_CLASSES, VIEWS, SentimentTree, binary_view, 
                   read_ptb, to_ptb_string)
 from .sick import (ENTAILMENT_LABELS, SCORE_RANGE, PairInputs, RelatednessPair, SICKRecord,
                    collate_pairs, read_sick, read_sick_splits, read_sick_tsv)
+from .nltk_trees import parse_bracketed, sentiment_tree_from_nltk, tree_batch_from_nltk
+from .text import detokenize, tokenize
 from .vectors import VectorCoverage, load_vectors
 from .vocab import Vocab
 
@@ -37,4 +47,5 @@ __all__ = [
     "read_conllu", "iter_conllu", "parse_conllu",
     "SCORE_RANGE", "ENTAILMENT_LABELS", "RelatednessPair", "SICKRecord", "PairInputs",
     "read_sick", "read_sick_splits", "read_sick_tsv", "collate_pairs",
+    "tokenize", "detokenize", "parse_bracketed", "sentiment_tree_from_nltk", "tree_batch_from_nltk",
 ]

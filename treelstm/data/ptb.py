@@ -95,6 +95,16 @@ class SentimentTree(ParentListTree):
     def root_label(self) -> int:
         return self.labels[self.root]
 
+    @classmethod
+    def from_nltk(cls, tree: Any, binarize: Optional[int] = None,
+                  factor: str = "right") -> "SentimentTree":
+        """The tree of an ``nltk.Tree`` with any labels (SST's integers kept, a parser's ``S``,
+        ``NP``, ... as :data:`IGNORE_INDEX`), unary chains collapsed, nodes of more than
+        ``binarize`` children factored: :func:`~treelstm.data.sentiment_tree_from_nltk`."""
+        from .nltk_trees import sentiment_tree_from_nltk
+
+        return sentiment_tree_from_nltk(tree, binarize, factor)
+
     def validate(self) -> None:
         """ValueError unless the lists agree: one label per node, one root, leaves
         ``0..n-1`` without children, every other node with children, no cycles."""
