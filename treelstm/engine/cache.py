@@ -69,6 +69,12 @@ class ProjectionCache:
         place = kept.fill(rows, compute)
         return kept.tensors, place
 
+    def kept_value(self, name: str, key_tensors: tuple[Optional[Tensor], ...], extra: tuple,
+                   compute: Callable[[], Any]) -> Any:
+        """``compute()``, kept under ``name`` while the tensors of ``key_tensors`` and ``extra``
+        are unchanged (e.g. weights prepared for inference)."""
+        return self._kept_value(name, key_tensors, extra, compute)
+
     def _kept_value(self, name: str, key_tensors: tuple[Optional[Tensor], ...], extra: tuple,
                     compute: Callable[[], Any]) -> Any:
         """The value kept under ``name`` if its key still holds, else ``compute()`` kept anew.

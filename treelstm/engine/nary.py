@@ -71,13 +71,21 @@ def _nary_inference(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor
     """
     arity, hidden_size, bounds = plan.num_forget, plan.hidden_size, plan.batch.level_order.bounds
     num_leaves, num_nodes = bounds[1], plan.batch.num_nodes
-    weight_t = functional.prescale_cell_gate(pad_rows(weight_hh), arity, hidden_size).t()
-    bias = functional.nary_bias_without_input(bias_ih, bias_hh, arity)
-    if bias is not None:
-        bias = functional.prescale_cell_gate(pad_rows(bias), arity, hidden_size)
+
+    def prepare() -> tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+        weight_t = functional.prescale_cell_gate(pad_rows(weight_hh), arity, hidden_size).t()
+        bias = functional.nary_bias_without_input(bias_ih, bias_hh, arity)
+        if bias is not None:
+            bias = functional.prescale_cell_gate(pad_rows(bias), arity, hidden_size)
+        return weight_t, bias, functional.leaf_bias(bias_ih, bias_hh, arity)
+
+    if plan.cache is None:
+        weight_t, bias, leaf_bias = prepare()
+    else:  # kept with the weights they come from: a single tree's call is mostly overhead
+        weight_t, bias, leaf_bias = plan.cache.kept_value(
+            "inference_weights", plan.weights[1:], (weight_hh.dtype, arity), prepare)
     slots = plan.batch.child_slots(arity)
-    word_terms = _leaf_word_terms(plan, weight_t,
-                                  functional.leaf_bias(bias_ih, bias_hh, arity))
+    word_terms = _leaf_word_terms(plan, weight_t, leaf_bias)
     if word_terms is None:
         h_rows, c_rows, _, _ = leaf_states(plan, project(), bias_ih, bias_hh)
     else:  # the leaves' states are their words'
