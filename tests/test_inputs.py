@@ -139,3 +139,12 @@ def test_cli_text_format_and_parser_checks(predictors, tmp_path):
                str(tmp_path / "missing.pt"))
     assert done.returncode == 2 and "missing.pt" in done.stderr and "Traceback" not in done.stderr
     assert "--parser PARSER.pt" in run("--help").stdout
+
+
+def test_predict_reads_every_string_as_a_sentence_with_format_text(predictors):
+    predictor = predictors[0]["lstm"]
+    with pytest.raises(ValueError, match="item 0: "):  # auto: a bracket starts a tree
+        list(predictor.predict(["(really) good"]))
+    as_text = [p.probs for p in predictor.predict(["(really) good"], format="text")]
+    as_tree = [p.probs for p in predictor.predict(["(2 (2 -LRB-) (2 really) (2 -RRB-) (2 good))"])]
+    torch.testing.assert_close(torch.tensor(as_text), torch.tensor(as_tree))

@@ -102,9 +102,10 @@ def iter_windows(items: Iterable[T], window: int, max_size: Optional[int] = None
         yield chunk
 
 
-#: The longest input line :func:`predict_records` reads (longer lines are that line's error),
-#: and the most bytes of lines it holds at once: memory stays bounded whatever the input.
+#: The longest input line, in bytes, that :func:`predict_records` reads (a longer line is that
+#: line's error), so that memory stays bounded whatever the input.
 MAX_LINE_BYTES = 64 * 2 ** 20
+#: The most bytes of input lines :func:`predict_records` holds at once.
 WINDOW_BYTES = 256 * 2 ** 20
 
 
@@ -289,6 +290,7 @@ class Predictor:
 
     @property
     def num_classes(self) -> int:
+        """``C``, the number of sentiment classes the model predicts."""
         return self.model.num_classes
 
     def size_of(self, tree: SentimentTree) -> int:
@@ -328,7 +330,7 @@ class Predictor:
 
     def predict(self, trees: Iterable[Any], batch_size: int = 256,
                 max_nodes: Optional[int] = None, node_labels: bool = False,
-                window: Optional[int] = None) -> Iterator[TreePrediction]:
+                window: Optional[int] = None, format: str = "auto") -> Iterator[TreePrediction]:
         """Predictions for ``trees``, yielded one per item in input order.
 
         Items are :class:`~treelstm.data.SentimentTree` objects, ``nltk.Tree`` s or lines
@@ -337,7 +339,9 @@ class Predictor:
         any iterable (a generator over a huge file): it is read ``window`` items at a time
         (default: ``16 * batch_size``), sorted by size within the window, run in batches of at
         most ``batch_size`` trees and ``max_nodes`` nodes, and the window's results are yielded
-        in input order before the next window is read.
+        in input order before the next window is read. ``format`` reads the strings
+        (:data:`~treelstm.inputs.FORMATS`; ``"text"``: every string is a sentence, also one that
+        starts with a bracket).
 
         Raises:
             ValueError: an item that is no tree this model can take (see :meth:`check_tree`),
@@ -347,7 +351,7 @@ class Predictor:
         window = window if window is not None else 16 * batch_size
         offset = 0
         for chunk in iter_windows(trees, window):
-            chunk_trees = self.to_trees(chunk)
+            chunk_trees = self.to_trees(chunk, format)
             for k, tree in enumerate(chunk_trees):
                 if isinstance(tree, TypeError):
                     raise TypeError(f"Predictor.predict: item {offset + k} is {tree}") from None
@@ -384,10 +388,11 @@ def predict_records(predictor: Predictor, lines: Iterable[Union[str, bytes]],
     lines before it have been yielded; with ``skip_bad`` it becomes ``{"line": N, "error":
     "..."}`` and the stream goes on.
 
-    Memory: at most ``window`` lines and :data:`WINDOW_BYTES` of them are held at a time (see
-    :func:`iter_windows`; the first window is ``batch_trees`` lines, each next one twice the
-    last, up to ``window``, so that the first records come out soon); give a binary file
-    through :func:`bounded_lines` so that no single line is read past :data:`MAX_LINE_BYTES`.
+    Memory: at most ``window`` lines and :data:`~treelstm.predict.WINDOW_BYTES` of them are held
+    at a time (see :func:`~treelstm.predict.iter_windows`; the first window is ``batch_trees``
+    lines, each next one twice the last, up to ``window``, so that the first records come out
+    soon); give a binary file through :func:`~treelstm.predict.bounded_lines` so that no single
+    line is read past :data:`~treelstm.predict.MAX_LINE_BYTES`.
 
     Args:
         digits: round probabilities to this many decimals (``None``: full float32 values).
