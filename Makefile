@@ -3,10 +3,13 @@
 # make lint  -- ruff check (pyflakes and pycodestyle rules, configured in pyproject.toml)
 # make demo  -- the main job: Tree-LSTM vs nn.LSTM on the bundled sentiment trees (see README)
 # make tour   -- a short tour of the library API (both backends, chain == nn.LSTM)
+# make docs   -- the documentation site in docs/_build/html (Sphinx, warnings are errors), then
+#                its code run (tests/test_docs.py); installs the docs extra first
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+DOCS_STAMP := $(VENV)/.docs-installed-stamp
 
 .PHONY: install test test-fast lint demo tour clean
 
@@ -39,3 +42,15 @@ tour: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The docs extra (sphinx, myst-parser) is installed by `make docs` only: `make test` does not need it.
+.PHONY: docs
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dgl,data,test,docs]'
+	touch $(DOCS_STAMP)
+
+# -E: read every page again, so that an unchanged page's warnings are not hidden by the cache.
+docs: $(DOCS_STAMP)
+	$(PY) -m sphinx -W --keep-going -E -q -b html docs docs/_build/html
+	$(PY) -m pytest tests/test_docs.py -q -p no:cacheprovider
+	@echo "make docs: docs/_build/html/index.html"

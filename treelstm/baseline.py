@@ -40,8 +40,7 @@ class LSTMClassifier(SentimentClassifier):
         - **inputs**: a :class:`~treelstm.data.SequenceInputs` (``collate_sequences``):
           ``token_ids`` `(B, T_max)` right-padded, ``lengths`` `(B)`.
 
-    Outputs: node_logits, root_logits (a :class:`~treelstm.classifier.ClassifierOutput`, the
-    output of every classifier here)
+    Outputs: node_logits, root_logits (a :class:`~treelstm.classifier.ClassifierOutput`)
         - **node_logits**: ``None`` (sentences only).
         - **root_logits** of shape `(B, C)`: unnormalised scores for each sentence.
 
@@ -69,7 +68,7 @@ class LSTMClassifier(SentimentClassifier):
 
     @property
     def config(self) -> dict:
-        """The constructor arguments (plain JSON types): ``LSTMClassifier(**model.config)``
+        """The constructor arguments, in plain JSON types; ``LSTMClassifier(**model.config)``
         builds the same architecture."""
         return {"vocab_size": self.vocab_size, "num_classes": self.num_classes,
                 "embed_dim": self.embed_dim, "hidden_size": self.lstm.hidden_size,

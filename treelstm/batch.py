@@ -68,12 +68,16 @@ class TreeBatch:
     before or after their children. Build one with :meth:`from_parents`, :meth:`from_networkx` or
     :meth:`from_dgl`.
 
-    Attributes (``N`` = ``num_nodes``, ``T`` = ``num_trees``; all ``torch.long`` on ``device``):
+    The tensors below are all ``torch.long`` on ``device``, with ``N`` = ``num_nodes`` and
+    ``T`` = ``num_trees``.
+
+    Attributes:
         parent: ``[N]`` global id of each node's parent, ``-1`` at roots.
         position: ``[N]`` each node's child slot under its parent (``-1`` at roots).
         tree_index: ``[N]`` the tree each node belongs to.
         roots: ``[T]`` global id of each tree's root.
-        tree_sizes: ``[T]`` nodes per tree; ``offsets`` ``[T]`` global id of each tree's node 0.
+        tree_sizes: ``[T]`` nodes per tree.
+        offsets: ``[T]`` global id of each tree's node 0.
         depth: ``[N]`` distance to the root (root = 0).
         height: ``[N]`` longest distance down to a leaf (leaf = 0); the schedule's level.
         num_children: ``[N]``.
@@ -340,7 +344,8 @@ class TreeBatch:
     # ------------------------------------------------------------------ schedule
     @property
     def level_order(self) -> LevelOrder:
-        """The bottom-up schedule (see :class:`LevelOrder`). Computed once, on ``device``."""
+        """The bottom-up schedule (see :class:`~treelstm.batch.LevelOrder`). Computed once, on
+        ``device``."""
         if self._level_order is None:
             self._level_order = self._build_level_order()
         return self._level_order
@@ -368,8 +373,8 @@ class TreeBatch:
 
     @property
     def depth_order(self) -> DepthOrder:
-        """The top-down schedule (see :class:`DepthOrder`), for bidirectional layers. Computed
-        once, on ``device``."""
+        """The top-down schedule (see :class:`~treelstm.batch.DepthOrder`), for bidirectional
+        layers. Computed once, on ``device``."""
         if self._depth_order is None:
             parent, depth = self._np["parent"], self._np["depth"]
             num_depths = int(depth.max()) + 1 if self.num_nodes else 0

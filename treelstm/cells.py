@@ -145,6 +145,21 @@ class ChildSumTreeLSTMCell(_TreeLSTMCellBase):
 
     def forward(self, input: Tensor, hx: Optional[tuple[Tensor, Tensor]] = None
                 ) -> tuple[Tensor, Tensor]:
+        """One Child-Sum step for ``n`` nodes (or one node, unbatched) given their children.
+
+        Args:
+            input: `(n, H_in)` or `(H_in)`, the nodes' inputs.
+            hx: ``(child_h, child_c)``, each `(n, K, H_out)` or `(K, H_out)`: the states of
+                each node's `K` children (any `K`, including 0; zero rows pad nodes with fewer
+                children). Default: ``None``, the nodes are leaves.
+
+        Returns:
+            ``(h, c)``, the nodes' states, each `(n, H_out)` or `(H_out)`.
+
+        Raises:
+            ValueError, TypeError: ``input`` not 1D or 2D or without ``input_size`` features,
+                ``hx`` not a pair, or child states of the wrong shape, dtype or device.
+        """
         input, child_h, child_c, batched = self._check(input, hx, None)
         x_gates = functional.input_gates(input, self.weight_ih, self.bias_ih)
         h, c = functional.childsum_cell(x_gates, child_h, child_c, self.weight_hh, self.bias_hh)
@@ -215,6 +230,22 @@ class NaryTreeLSTMCell(_TreeLSTMCellBase):
 
     def forward(self, input: Tensor, hx: Optional[tuple[Tensor, Tensor]] = None
                 ) -> tuple[Tensor, Tensor]:
+        """One N-ary step for ``n`` nodes (or one node, unbatched) given their child slots.
+
+        Args:
+            input: `(n, H_in)` or `(H_in)`, the nodes' inputs.
+            hx: ``(child_h, child_c)``, each `(n, N, H_out)` or `(N, H_out)` with `N` =
+                ``arity``: the children's states in slot order, zeros for empty slots.
+                Default: ``None``, the nodes are leaves.
+
+        Returns:
+            ``(h, c)``, the nodes' states, each `(n, H_out)` or `(H_out)`.
+
+        Raises:
+            ValueError, TypeError: ``input`` not 1D or 2D or without ``input_size`` features,
+                ``hx`` not a pair, or child states of the wrong shape (other than ``arity``
+                slots), dtype or device.
+        """
         input, child_h, child_c, batched = self._check(input, hx, self.arity)
         x_gates = functional.input_gates(input, self.weight_ih, self.bias_ih)
         h, c = functional.nary_cell(x_gates, child_h, child_c, self.weight_hh, self.bias_hh,

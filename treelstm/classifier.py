@@ -22,13 +22,13 @@ class ClassifierOutput(NamedTuple):
     (``None`` for a classifier that labels sentences only, :class:`~treelstm.LSTMClassifier`)
     and ``root_logits`` ``[N_trees, C]``, one row per sentence.
 
-    The classifiers' contract (used by training, evaluation and :class:`~treelstm.Predictor`):
-    ``collate(trees, vocab)`` makes the model's input from :class:`~treelstm.data.SentimentTree`
-    objects, ``forward(inputs, nodes=True)`` returns a ``ClassifierOutput`` (with
-    ``nodes=False``, ``node_logits`` is ``None``: the sentence labels alone, which may cost
-    less), ``cost(tree)`` is the size of a tree for batching, ``labels_nodes`` says whether
-    ``node_logits`` can be given, ``reads_trees`` whether the tree matters or its words only, and
-    ``max_children`` the widest node it takes (``None``: any)."""
+    The classifiers' contract (used by training, evaluation and
+    :class:`~treelstm.predict.Predictor`): ``collate(trees, vocab)`` makes the model's input from
+    :class:`~treelstm.data.SentimentTree` objects, ``forward(inputs, nodes=True)`` returns a
+    ``ClassifierOutput`` (with ``nodes=False``, ``node_logits`` is ``None``: the sentence labels
+    alone, which may cost less), ``cost(tree)`` is the size of a tree for batching,
+    ``labels_nodes`` says whether ``node_logits`` can be given, ``reads_trees`` whether the tree
+    matters or its words only, and ``max_children`` the widest node it takes (``None``: any)."""
 
     node_logits: Optional[Tensor]
     root_logits: Tensor
@@ -97,7 +97,7 @@ class TreeLSTMClassifier(SentimentClassifier):
         - **inputs**: a :class:`~treelstm.data.TreeInputs` (``collate_trees``); its
           ``token_ids`` ``[L]`` go to the leaves ``leaf_index`` ``[L]`` of ``batch``.
 
-    Outputs: node_logits, root_logits (a :class:`ClassifierOutput`)
+    Outputs: node_logits, root_logits (a :class:`~treelstm.classifier.ClassifierOutput`)
         - **node_logits** of shape `(N_nodes, C)`: unnormalised scores for every node.
         - **root_logits** of shape `(N_trees, C)`: the rows of ``node_logits`` at ``batch.roots``.
 
@@ -128,7 +128,7 @@ class TreeLSTMClassifier(SentimentClassifier):
 
     @property
     def config(self) -> dict:
-        """The constructor arguments (plain JSON types): ``TreeLSTMClassifier(**model.config)``
+        """The constructor arguments, in plain JSON types; ``TreeLSTMClassifier(**model.config)``
         builds the same architecture."""
         return {"vocab_size": self.vocab_size, "num_classes": self.num_classes,
                 "embed_dim": self.embed_dim, "hidden_size": self.tree_lstm.hidden_size,
@@ -142,8 +142,8 @@ class TreeLSTMClassifier(SentimentClassifier):
 
     @property
     def max_children(self) -> Optional[int]:
-        """The most children a node may have: the N-ary cell's arity (``None``: Child-Sum, any
-        number)."""
+        """The most children a node may have, the N-ary cell's arity (``None`` for Child-Sum,
+        any number)."""
         return self.tree_lstm.arity if self.tree_lstm.cell == "nary" else None
 
     @staticmethod

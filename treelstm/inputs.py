@@ -28,11 +28,11 @@ from .data.ptb import _check_structure
 __all__ = ["FORMATS", "TextParser", "parse_tree_line", "tree_from_json", "line_kind",
            "sentence_tree", "trees_from_texts", "load_text_parser"]
 
-#: Input line formats: bracketed trees, JSON objects, plain text, or decided per line by its
-#: first character.
+#: The input line formats ``"ptb"`` (bracketed trees), ``"jsonl"`` (JSON objects) and ``"text"``
+#: (plain text), and ``"auto"``, decided per line by its first character.
 FORMATS = ("auto", "ptb", "jsonl", "text")
 
-#: What turns a sentence into a tree: ``parser(text)`` -> ``nltk.Tree`` or ``SentimentTree``;
+#: What turns a sentence into a tree, ``parser(text)`` -> ``nltk.Tree`` or ``SentimentTree``;
 #: one with a ``parse_many(texts)`` method is given a batch at a time.
 TextParser = Callable[[str], Any]
 

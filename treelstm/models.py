@@ -207,8 +207,8 @@ class TreeLSTM(nn.Module):
         """Keep, between calls without autograd, the first layer's projection of the input
         table given with ``input_rows`` (and, N-ary, each word's leaf state and its terms in the
         parent's pre-activations), so that a vocabulary word is projected once, not once per
-        batch: for inference with fixed weights (a :class:`~treelstm.Predictor` turns it on).
-        Weight updates through autograd-tracked in-place ops or new storage are noticed;
+        batch: for inference with fixed weights (a :class:`~treelstm.predict.Predictor` turns it
+        on). Weight updates through autograd-tracked in-place ops or new storage are noticed;
         in-place writes through ``.data`` and fused optimizers are not -- call
         ``projection_cache.clear()`` after them, or leave this off while training. Tables whose
         kept terms exceed ``projection_cache.max_bytes`` (256 MiB) are not kept. Returns
@@ -222,10 +222,14 @@ class TreeLSTM(nn.Module):
 
     @property
     def num_directions(self) -> int:
+        """The number `D` of directions, 2 if ``bidirectional``, otherwise 1 (as in ``nn.LSTM``'s
+        shapes)."""
         return 2 if self.bidirectional else 1
 
     @property
     def backend(self) -> str:
+        """The executor, ``"native"`` or ``"dgl"``; may be set between calls (same parameters,
+        same results). Setting anything else is a ValueError."""
         return self._backend
 
     @backend.setter
@@ -235,6 +239,7 @@ class TreeLSTM(nn.Module):
         self._backend = value
 
     def reset_parameters(self) -> None:
+        """``U(-1/sqrt(H), 1/sqrt(H))`` for every parameter, as ``nn.LSTM``."""
         stdv = 1.0 / math.sqrt(self.hidden_size)
         for weight in self.parameters():
             nn.init.uniform_(weight, -stdv, stdv)
@@ -445,6 +450,8 @@ class TreeLSTM(nn.Module):
         return TreeLSTM._as_index(values, kind, size)
 
     def extra_repr(self) -> str:
+        """The constructor arguments in ``repr(model)``: the sizes, ``cell``, and the others that
+        are not their defaults."""
         text = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
             text += f", num_layers={self.num_layers}"

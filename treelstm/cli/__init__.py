@@ -12,8 +12,8 @@
 
 Building a parser, and ``--help``, imports neither torch nor the library's modules that do: the
 commands import :mod:`treelstm.training`, :mod:`treelstm.predict` and :mod:`treelstm.sick` when
-they run. ``examples/`` call :func:`train_command`, :func:`compare_command` and
-:func:`sick_train_command` (also importable from :mod:`treelstm.__main__`).
+they run. ``examples/`` call ``train_command``, ``compare_command`` and ``sick_train_command``
+(:class:`Command` objects, also importable from ``treelstm.__main__``).
 """
 from .bench import bench_command
 from .command import Command

@@ -20,6 +20,8 @@ ErrorReporter = Callable[[str, int], int]
 
 
 def predict_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser of ``python -m treelstm predict`` (``prog``: the program name its
+    usage and errors show). Builds without importing torch."""
     parser = argparse.ArgumentParser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
         description=wrap("Label sentences or trees with a saved classifier (a Tree-LSTM or the "

@@ -27,6 +27,8 @@ def _sick_models(text: str) -> tuple:
 
 
 def sick_train_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser of ``python -m treelstm sick-train`` (``prog``: the program name its
+    usage and errors show). Builds without importing torch."""
     # "resolve": this command's --out (below) replaces the one of add_run_options.
     parser = argparse.ArgumentParser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter, conflict_handler="resolve",
@@ -127,6 +129,8 @@ sick_train_command = Command(
 
 # ------------------------------------------------------------------------------ sick-eval
 def sick_eval_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser of ``python -m treelstm sick-eval`` (``prog``: the program name its
+    usage and errors show). Builds without importing torch."""
     parser = argparse.ArgumentParser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
         description=wrap("Evaluate a relatedness checkpoint (a best.pt of 'sick-train') on a "

@@ -37,6 +37,8 @@ def _pct(value: Optional[float]) -> str:
 
 # ---------------------------------------------------------------------------------- train
 def train_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser of ``python -m treelstm train`` (``prog``: the program name its
+    usage and errors show). Builds without importing torch."""
     parser = argparse.ArgumentParser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
         description=wrap("Train a sentiment classifier on SST-style trees: a Tree-LSTM (a "
@@ -136,6 +138,8 @@ train_command = Command(
 
 # ----------------------------------------------------------------------------------- eval
 def eval_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser of ``python -m treelstm eval`` (``prog``: the program name its
+    usage and errors show). Builds without importing torch."""
     parser = argparse.ArgumentParser(
         prog=prog, description="Evaluate a checkpoint (best.pt or checkpoint.pt) on a split.")
     parser.add_argument("checkpoint", help="a checkpoint written by 'train'")
@@ -184,6 +188,8 @@ eval_command = Command(eval_parser, _run_eval, "evaluate a checkpoint on a split
 
 # -------------------------------------------------------------------------------- compare
 def compare_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser of ``python -m treelstm compare`` (``prog``: the program name its
+    usage and errors show). Builds without importing torch."""
     parser = argparse.ArgumentParser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
         description=wrap("Train the Tree-LSTM and the nn.LSTM baseline on the same data with "

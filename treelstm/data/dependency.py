@@ -156,6 +156,7 @@ class DependencyInputs:
     token_ids: Tensor
 
     def to(self, device: Union[str, torch.device]) -> "DependencyInputs":
+        """The same inputs on ``device``."""
         return DependencyInputs(self.batch.to(device), self.token_ids.to(device))
 
 

@@ -7,7 +7,7 @@ How a tree is read, to match :func:`~treelstm.data.parse_ptb_line` on SST:
 
 * **labels**: an integer label 0..4 (SST's sentiment classes, also ``"+3"``, ``"03"``) is kept;
   any other label (``ROOT``, ``S``, ``NP``, ``VP``, ``""``, ``"7"``) becomes
-  :data:`~treelstm.data.IGNORE_INDEX` (``-1``), a node no loss looks at;
+  :data:`~treelstm.data.ptb.IGNORE_INDEX` (``-1``), a node no loss looks at;
 * **leaves**: a *preterminal*, a node whose only child is a string (``(NN movie)``, ``(2 It)``), is
   one leaf: token ``movie`` with the node's label. A string beside other children (``(S a b)``,
   ``(S a (NP b))``) is a leaf of its own, labelled ``-1``;
@@ -61,7 +61,7 @@ def sentiment_tree_from_nltk(tree: Tree, binarize: Optional[int] = None,
                              factor: str = "right") -> SentimentTree:
     """A :class:`~treelstm.data.SentimentTree` from an ``nltk.Tree`` with any labels.
 
-    See the module docstring: labels 0..4 kept, others :data:`~treelstm.data.IGNORE_INDEX`;
+    See the module docstring: labels 0..4 kept, others :data:`~treelstm.data.ptb.IGNORE_INDEX`;
     preterminals are leaves; unary chains collapsed into their top node; with ``binarize=k``,
     nodes of more than ``k`` children factored (``factor="right"`` or ``"left"``). The input tree
     is not changed. Without recursion: any depth.

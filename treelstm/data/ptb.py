@@ -80,7 +80,9 @@ PathLike = Union[str, "os.PathLike[str]"]
 class SentimentTree(ParentListTree):
     """One sentence with its tree and a sentiment label on every node.
 
-    Attributes (``n`` tokens, ``N`` nodes):
+    A tree of ``n`` tokens has ``N`` nodes.
+
+    Attributes:
         tokens: ``[n]`` the words in sentence order; token ``i`` is leaf node ``i``.
         parent: ``[N]`` parent of each node, ``-1`` at the root.
         labels: ``[N]`` class of each node (0..4 in the fine view; 0, 1 or ``-1`` in the
@@ -93,14 +95,16 @@ class SentimentTree(ParentListTree):
 
     @property
     def root_label(self) -> int:
+        """The sentence's label, that of the root node."""
         return self.labels[self.root]
 
     @classmethod
     def from_nltk(cls, tree: Any, binarize: Optional[int] = None,
                   factor: str = "right") -> "SentimentTree":
         """The tree of an ``nltk.Tree`` with any labels (SST's integers kept, a parser's ``S``,
-        ``NP``, ... as :data:`IGNORE_INDEX`), unary chains collapsed, nodes of more than
-        ``binarize`` children factored: :func:`~treelstm.data.sentiment_tree_from_nltk`."""
+        ``NP``, ... as :data:`~treelstm.data.ptb.IGNORE_INDEX`), unary chains collapsed, nodes of
+        more than ``binarize`` children factored:
+        :func:`~treelstm.data.sentiment_tree_from_nltk`."""
         from .nltk_trees import sentiment_tree_from_nltk
 
         return sentiment_tree_from_nltk(tree, binarize, factor)
@@ -340,7 +344,7 @@ def _node_text(text: str, start: int) -> str:
 def binary_view(tree: SentimentTree) -> Optional[SentimentTree]:
     """The binary-view copy of a fine-labelled tree, or ``None`` when its root is neutral.
 
-    Labels 0, 1 -> 0; 3, 4 -> 1; 2 -> :data:`IGNORE_INDEX`.
+    Labels 0, 1 -> 0; 3, 4 -> 1; 2 -> :data:`~treelstm.data.ptb.IGNORE_INDEX`.
     """
     if tree.root_label == 2:
         return None

@@ -68,8 +68,12 @@ class SICKRecord:
     """One line of a tab-separated SICK file: no parse, so no tree.
 
     Attributes:
-        pair_id, sentence_a, sentence_b, score (1..5), entailment (one of
-        :data:`ENTAILMENT_LABELS`).
+        pair_id: the ``pair_ID`` column.
+        sentence_a: the first sentence, as written.
+        sentence_b: the second sentence, as written.
+        score: the gold relatedness, a number in 1..5.
+        entailment: the entailment judgment, ``"NEUTRAL"``, ``"ENTAILMENT"`` or
+            ``"CONTRADICTION"``.
     """
 
     pair_id: str
@@ -86,6 +90,7 @@ class SICKRecord:
 
     @property
     def tokens_b(self) -> list[str]:
+        """``sentence_b`` split on whitespace (see :attr:`tokens_a`)."""
         return self.sentence_b.split()
 
 
@@ -253,9 +258,11 @@ class PairInputs:
 
     @property
     def num_pairs(self) -> int:
+        """``B``, the number of sentence pairs."""
         return self.scores.shape[0]
 
     def to(self, device: Union[str, torch.device]) -> "PairInputs":
+        """The same inputs on ``device``, except ``lengths``, which stays on the CPU."""
         return PairInputs(self.batch.to(device), self.token_ids.to(device),
                           self.sequence_ids.to(device), self.lengths, self.scores.to(device))
 

@@ -1,16 +1,16 @@
 r"""Raw sentence text <-> tokens as the Stanford Sentiment Treebank (SST) writes them.
 
-:func:`tokenize` is the Penn Treebank word tokenizer (nltk's ``TreebankWordTokenizer``, a port of
-the Treebank ``tokenizer.sed``) plus SST's conventions. It uses nltk when nltk is installed and
-otherwise a pure-Python copy of nltk 3.10's regular expressions that gives the same tokens
-(``tests/test_text.py`` compares the two on every SST sentence and on generated text; they could
-differ only where Python's ``re`` and the ``regex`` module nltk uses disagree on a Unicode
-character class, e.g. digits of scripts newer than Python's Unicode tables). It reads one sentence
-at a time: only the last period is split off.
+:func:`~treelstm.data.tokenize` is the Penn Treebank word tokenizer (nltk's
+``TreebankWordTokenizer``, a port of the Treebank ``tokenizer.sed``) plus SST's conventions. It uses
+nltk when nltk is installed and otherwise a pure-Python copy of nltk 3.10's regular expressions that
+gives the same tokens (``tests/test_text.py`` compares the two on every SST sentence and on
+generated text; they could differ only where Python's ``re`` and the ``regex`` module nltk uses
+disagree on a Unicode character class, e.g. digits of scripts newer than Python's Unicode tables).
+It reads one sentence at a time: only the last period is split off.
 
-:func:`detokenize` goes the other way, as nltk's ``TreebankWordDetokenizer`` does: a plausible raw
-sentence. ``tokenize(detokenize(tokens)) == tokens`` for all but 3 of SST's 11,855 sentences
-(``benchmarks/tokenizer_roundtrip.py``).
+:func:`~treelstm.data.detokenize` goes the other way, as nltk's ``TreebankWordDetokenizer`` does: a
+plausible raw sentence. ``tokenize(detokenize(tokens)) == tokens`` for all but 3 of SST's 11,855
+sentences (``benchmarks/tokenizer_roundtrip.py``).
 
 SST's conventions, as its files (``train/dev/test.txt``) show them, with what ``tokenize`` makes of
 raw text:

@@ -32,7 +32,9 @@ class Vocab:
         [2, 1]
     """
 
+    #: The id of the padding token, ``itos[0]``.
     pad_index = 0
+    #: The id of the unknown-word token, ``itos[1]``, that unknown tokens map to.
     unk_index = 1
 
     def __init__(self, itos: Sequence[str], lower: bool = False, unk: str = "<unk>",

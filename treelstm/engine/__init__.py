@@ -21,9 +21,9 @@ only the ``i | g | o`` rows of ``W_ih`` when every input row is a leaf (constitu
 nodes without input get ``b_ih`` folded into the bias of their ``U h`` product. A Child-Sum node
 multiplies ``U_{iog}`` with the *sum* of its children's ``h`` once, and only ``U_f`` per child.
 
-Modules: :mod:`.layer` (the entry point and the autograd Function), :mod:`.nary` and
-:mod:`.childsum` (the kernels), :mod:`.steps` (what the kernels share), :mod:`.cache`
-(:class:`ProjectionCache`), :mod:`.top_down` (the top-down pass of bidirectional layers).
+Modules: ``layer`` (the entry point and the autograd Function), ``nary`` and ``childsum`` (the
+kernels), ``steps`` (what the kernels share), ``cache`` (:class:`ProjectionCache`), ``top_down``
+(the top-down pass of bidirectional layers).
 """
 from .cache import ProjectionCache
 from .layer import layer

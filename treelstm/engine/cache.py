@@ -13,13 +13,14 @@ from .steps import projection_weight
 class ProjectionCache:
     """The projection ``W_ih x`` of every row of an input table (e.g. an embedding's weight),
     kept between calls without autograd -- at inference each vocabulary word is projected once,
-    not once per occurrence. Off unless ``enabled`` (:meth:`TreeLSTM.cache_projections`): turn
-    it on for inference with fixed weights. It is recomputed when the table or a weight is
-    another tensor, another dtype, or changed in place through autograd-tracked ops (an
-    ordinary optimizer step, ``load_state_dict``); writes that bypass tensor version counters
-    -- in-place writes through ``.data``, fused optimizer kernels -- cannot be seen:
-    call :meth:`clear` after those. A table whose projection would take more than
-    ``max_bytes`` is not cached (the distinct rows of each batch are projected instead).
+    not once per occurrence. Off unless ``enabled``
+    (:meth:`~treelstm.TreeLSTM.cache_projections`): turn it on for inference with fixed weights.
+    It is recomputed when the table or a weight is another tensor, another dtype, or changed in
+    place through autograd-tracked ops (an ordinary optimizer step, ``load_state_dict``); writes
+    that bypass tensor version counters -- in-place writes through ``.data``, fused optimizer
+    kernels -- cannot be seen: call :meth:`clear` after those. A table whose projection would
+    take more than ``max_bytes`` is not cached (the distinct rows of each batch are projected
+    instead).
 
     The N-ary engine also keeps, per word, what a leaf with that word adds to its parent's
     pre-activations in each child slot (``U_k h_leaf``), so that nodes whose children are all
@@ -41,7 +42,7 @@ class ProjectionCache:
     def projection(self, table: Tensor, weight_ih: Tensor, dtype: torch.dtype,
                    leaves_only: bool, words: Tensor) -> Tensor:
         """``[M, width]``: ``table[words] @ W.t()`` in ``dtype``, ``W`` the rows of ``weight_ih`` in
-        use (see :func:`projection_weight`), from the kept projection of each row of ``table``
+        use (see ``steps.projection_weight``), from the kept projection of each row of ``table``
         (made the first time a call needs the row, and kept while all are unchanged)."""
         def compute(rows: Tensor) -> tuple[Tensor]:
             weight = projection_weight(leaves_only, weight_ih.shape[0] // 4,
@@ -89,6 +90,7 @@ class ProjectionCache:
         return self._kept[name][1]
 
     def clear(self) -> None:
+        """Forget everything kept: the next calls compute it again."""
         self._kept.clear()
 
 

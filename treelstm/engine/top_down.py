@@ -14,8 +14,8 @@ from ..batch import TreeBatch
 def top_down_layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
                    bias_ih: Optional[Tensor], bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor]:
     """Run the top-down pass of a bidirectional layer: an LSTM step at every node whose previous
-    state is its parent's (zero at roots), depth by depth (:attr:`TreeBatch.depth_order`), with
-    plain autograd.
+    state is its parent's (zero at roots), depth by depth
+    (:attr:`~treelstm.TreeBatch.depth_order`), with plain autograd.
 
     Args:
         input: ``[num_nodes, H_in]``, rows in batch node order (the bottom-up ``h``).

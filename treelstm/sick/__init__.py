@@ -13,7 +13,8 @@ One module a concept: ``model`` (:class:`RelatednessModel`), ``targets`` (score 
 distribution, loss), ``metrics``, ``train`` (:func:`train_relatedness`,
 :func:`evaluate_relatedness`), ``checkpoint`` (``best.pt``), ``config``
 (:class:`RelatednessConfig`) and ``run`` (:func:`train_relatedness_run`: both encoders, one
-table; ``python -m treelstm sick-train``). The data readers are in :mod:`treelstm.data.sick`.
+table; ``python -m treelstm sick-train``). The data readers are in :mod:`treelstm.data`
+(:func:`~treelstm.data.read_sick`, :func:`~treelstm.data.collate_pairs`, ...).
 """
 from .checkpoint import load_relatedness_model, save_relatedness_checkpoint
 from .config import DEFAULT_SICK_DATA, RelatednessConfig

@@ -30,7 +30,7 @@ class RelatednessConfig:
         data: directory with ``train/``, ``dev/``, ``test/`` in the pre-parsed SICK form
             (:func:`~treelstm.data.read_sick_splits`).
         models: the encoders to train, each on the same pairs with the same settings, from
-            :data:`~treelstm.sick.ENCODERS`.
+            :data:`~treelstm.sick.model.ENCODERS`.
         epochs: passes over the training pairs; the best on dev (Pearson's r) is kept.
         seed: seeds the initial weights and the data order.
         max_train: use only the first ``max_train`` training pairs.
@@ -80,4 +80,6 @@ class RelatednessConfig:
                              f"(finite); got {self.lr!r} and {self.weight_decay!r}")
 
     def to_dict(self) -> dict:
+        """The settings as a plain dict (JSON-serialisable), as saved in checkpoints;
+        ``RelatednessConfig(**config.to_dict())`` is the same config."""
         return dataclasses.asdict(self)

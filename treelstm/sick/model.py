@@ -96,8 +96,8 @@ class RelatednessModel(nn.Module):
 
     @property
     def config(self) -> dict:
-        """The constructor arguments: ``RelatednessModel(**model.config)`` builds the same
-        architecture."""
+        """The constructor arguments, from which ``RelatednessModel(**model.config)`` builds the
+        same architecture."""
         return {"vocab_size": self.vocab_size, "embed_dim": self.embed_dim,
                 "hidden_size": self.hidden_size, "similarity_size": self.similarity_size,
                 "num_classes": self.num_classes, "encoder": self.encoder,
@@ -114,7 +114,7 @@ class RelatednessModel(nn.Module):
         return h_n[-1]
 
     def forward(self, inputs: PairInputs) -> Tensor:
-        """``[B, K]`` log-probabilities of the scores for a :class:`PairInputs` from
+        """``[B, K]`` log-probabilities of the scores for a :class:`~treelstm.data.PairInputs` from
         :func:`~treelstm.data.collate_pairs`."""
         if not isinstance(inputs, PairInputs):
             raise TypeError(f"RelatednessModel: expected PairInputs (from collate_pairs); got "

@@ -88,8 +88,8 @@ def train_relatedness_run(config: RelatednessConfig, out: Optional[PathLike] = N
         "test", "history", "train_seconds", "wall_seconds", "parameters"}}}``.
 
     Raises:
-        FileExistsError: ``out`` already holds a run (:data:`RUN_FILES`) and not ``overwrite``;
-            checked before anything is read or trained.
+        FileExistsError: ``out`` already holds a run (:data:`~treelstm.sick.run.RUN_FILES`)
+            and not ``overwrite``; checked before anything is read or trained.
         FileNotFoundError, ValueError: unreadable data or word vectors (naming the file).
     """
     out = None if out is None else Path(out)

@@ -62,8 +62,9 @@ def evaluate_relatedness(model: RelatednessModel, pairs: Sequence[RelatednessPai
                          batch_size: int = 256, device: Device = None,
                          progress: Union[bool, Progress] = False) -> dict:
     """``{"pairs", "pearson", "spearman", "mse", "seconds"}`` of the model's predictions on
-    ``pairs`` against their gold scores (:mod:`treelstm.sick.metrics`; r and rho are ``nan`` for
-    a constant prediction)."""
+    ``pairs`` against their gold scores (:func:`~treelstm.sick.pearson`,
+    :func:`~treelstm.sick.spearman`, :func:`~treelstm.sick.mse`; r and rho are ``nan`` for a
+    constant prediction)."""
     pairs = list(pairs)
     if len(pairs) < 2:
         raise ValueError(f"evaluate_relatedness: expected at least 2 pairs; got {len(pairs)}")

@@ -69,8 +69,8 @@ def save_checkpoint(path: PathLike, model: nn.Module, vocab: Vocab, config: Opti
 
     Args:
         path: the file; written through a temporary file in the same directory + ``os.replace``.
-        model: a :class:`TreeLSTMClassifier` or :class:`LSTMClassifier` (or one of
-            ``model_classes``); it has a ``config`` property of its constructor arguments.
+        model: a :class:`~treelstm.TreeLSTMClassifier` or :class:`~treelstm.LSTMClassifier` (or
+            one of ``model_classes``); it has a ``config`` property of its constructor arguments.
         vocab: the vocabulary the model's embedding rows follow.
         config: the training settings (JSON-serialisable), e.g. ``TrainConfig.to_dict()``.
         optimizer: to resume training: its ``state_dict()`` is stored too.

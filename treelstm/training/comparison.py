@@ -20,7 +20,8 @@ __all__ = ["COMPARE_ROWS", "DEFAULT_COMPARE_ROWS", "comparison_table", "compare"
 
 logger = logging.getLogger(__package__)  # "treelstm.training", as before the split into modules
 
-#: The rows :func:`compare` can train: name -> (label, model, settings changed from the config).
+#: The rows that :func:`~treelstm.training.compare` can train, name -> (label, model, the
+#: settings changed from the config).
 COMPARE_ROWS = {
     "treelstm": ("Tree-LSTM", "treelstm", {"phrase_loss": True, "bidirectional": False}),
     "treelstm-root": ("Tree-LSTM, root labels only", "treelstm",
@@ -39,7 +40,8 @@ def _percent(value: Optional[float]) -> str:
 
 def comparison_table(results: dict[str, dict], caption: str = "") -> str:
     """A markdown table of :func:`train` metrics, one row per entry of ``results`` (keys of
-    :data:`COMPARE_ROWS` get their label, other keys are shown as they are)."""
+    :data:`~treelstm.training.comparison.COMPARE_ROWS` get their label, other keys are shown as
+    they are)."""
     header = ["model", "fine root dev", "fine root test", "binary root dev", "binary root test",
               "all-phrase test", "parameters", "train trees/s", "inference trees/s"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * 8) + "|"]
@@ -90,8 +92,8 @@ def _compare_caption(config: TrainConfig, rows: Sequence[str], first: dict) -> s
 def compare(config: TrainConfig, out_dir: Optional[PathLike] = None,
             progress: Union[bool, Progress] = False,
             rows: Sequence[str] = DEFAULT_COMPARE_ROWS, overwrite: bool = False) -> dict:
-    """Train each row of :data:`COMPARE_ROWS` named in ``rows`` on the same data with the same
-    budget and seed (``config``, fine view) and tabulate them.
+    """Train each row of :data:`~treelstm.training.comparison.COMPARE_ROWS` named in ``rows``
+    on the same data with the same budget and seed (``config``, fine view) and tabulate them.
 
     Returns ``{"results": {row: metrics}, "table": markdown, "caption": str}``; with ``out_dir``
     also writes ``compare.md``, ``compare.json`` and each row's run in ``out_dir/<row>/``.

@@ -28,7 +28,8 @@ class TrainConfig:
     """Every setting of a training run. Defaults: Tai, Socher & Manning (2015), §5.1 / Table 2.
 
     Attributes:
-        model: ``"treelstm"`` (:class:`TreeLSTMClassifier`) or ``"lstm"`` (:class:`LSTMClassifier`).
+        model: ``"treelstm"`` (:class:`~treelstm.TreeLSTMClassifier`) or ``"lstm"``
+            (:class:`~treelstm.LSTMClassifier`).
         data: directory with ``train.txt``, ``dev.txt``, ``test.txt`` (SST format).
         view: ``"fine"`` (5 classes) or ``"binary"`` (neutral-root trees dropped, neutral phrases
             ignored in the loss).
@@ -114,6 +115,8 @@ class TrainConfig:
                              f"{self.clip_grad_norm!r}")
 
     def to_dict(self) -> dict:
+        """The settings as a plain dict (JSON-serialisable), as saved in checkpoints;
+        :meth:`from_dict` reads it back."""
         return dataclasses.asdict(self)
 
     @classmethod
@@ -124,6 +127,7 @@ class TrainConfig:
 
     @property
     def num_classes(self) -> int:
+        """The number of sentiment classes of ``view``, 5 (``"fine"``) or 2 (``"binary"``)."""
         return NUM_CLASSES[self.view]
 
 

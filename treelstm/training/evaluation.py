@@ -61,6 +61,8 @@ def build_model(config: TrainConfig, vocab_size: int) -> nn.Module:
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """The number of scalar parameters of ``model`` (only those with ``requires_grad`` if
+    ``trainable_only``)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
