@@ -23,7 +23,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 from .checks import is_int, shorten
 from .data import IGNORE_INDEX, SentimentTree, parse_ptb_line, tokenize
-from .data.ptb import _check_structure
+from .data.parents import bottom_up_order, children_lists
 
 __all__ = ["FORMATS", "TextParser", "parse_tree_line", "tree_from_json", "line_kind",
            "sentence_tree", "trees_from_texts", "load_text_parser"]
@@ -66,7 +66,7 @@ def tree_from_json(value: Any) -> SentimentTree:
             raise ValueError(f"'tokens' must hold non-empty strings; got {token!r}")
     tree = SentimentTree(tokens=list(tokens), parent=list(parent),
                          labels=[IGNORE_INDEX] * len(parent))
-    _check_structure(tree, "tree")
+    tree.validate("tree")
     _check_leaf_order(tree)
     return tree
 
@@ -78,17 +78,8 @@ def _check_leaf_order(tree: SentimentTree) -> None:
     first = list(range(tree.num_nodes))
     last = list(range(tree.num_nodes))
     count = [1 if v < num_tokens else 0 for v in range(tree.num_nodes)]
-    # Children before parents: depth-first order of a stack walk, reversed.
-    children = [[] for _ in range(tree.num_nodes)]
-    for node, p in enumerate(tree.parent):
-        if p >= 0:
-            children[p].append(node)
-    order, stack = [], [tree.root]
-    while stack:
-        node = stack.pop()
-        order.append(node)
-        stack.extend(children[node])
-    for node in reversed(order):
+    children = children_lists(tree.parent)
+    for node in bottom_up_order(tree.parent, children):
         if node >= num_tokens:
             first[node] = min(first[c] for c in children[node])
             last[node] = max(last[c] for c in children[node])
@@ -222,7 +213,7 @@ def trees_from_texts(texts: Sequence[str], parser: Optional[TextParser], reads_t
 
 def _checked_parse(result: Any, binarize: Optional[int]) -> SentimentTree:
     if isinstance(result, SentimentTree):
-        _check_structure(result, "tree")
+        result.validate("tree")
         if binarize is not None and result.widest_node()[1] > binarize:
             raise ValueError(f"a node with {result.widest_node()[1]} children; this model takes "
                              f"at most {binarize}")

@@ -34,7 +34,6 @@ from torch import nn
 
 from .checks import is_int
 from .data import SentimentTree, Vocab
-from .data.ptb import _check_structure
 from .inputs import (FORMATS, TextParser, decode_line, line_kind, load_text_parser,
                      parse_tree_line, tree_from_json, trees_from_texts)
 from .training.checkpoint import load_model
@@ -274,7 +273,7 @@ class Predictor:
                 elif not isinstance(item, SentimentTree) and type(item).__name__ == "Tree":
                     item = SentimentTree.from_nltk(item, binarize=self.max_children)
                 elif isinstance(item, SentimentTree):
-                    _check_structure(item, "tree")
+                    item.validate("tree")
                 else:
                     raise TypeError(f"a {type(item).__name__}; expected a SentimentTree, an "
                                     "nltk.Tree or a line of text")

@@ -109,10 +109,11 @@ class SentimentTree(ParentListTree):
 
         return sentiment_tree_from_nltk(tree, binarize, factor)
 
-    def validate(self) -> None:
+    def validate(self, caller: str = "SentimentTree") -> None:
         """ValueError unless the lists agree: one label per node, one root, leaves
-        ``0..n-1`` without children, every other node with children, no cycles."""
-        _check_structure(self, "SentimentTree")
+        ``0..n-1`` without children, every other node with children, no cycles. The message
+        starts with ``caller`` (e.g. the function and item that was given the tree)."""
+        _check_structure(self, caller)
 
     def widest_node(self) -> tuple[int, int]:
         """``(node, number of children)`` of the node with the most children (the first such)."""
