@@ -224,8 +224,11 @@ class _Run:
         if config.freeze_embeddings:
             model.embedding.weight.requires_grad_(False)
         model.to(device)
+        # fused: one pass over each parameter instead of five ops (the embedding is most of the
+        # parameters and of a step's time); the same update up to float rounding
         optimizer = torch.optim.Adagrad([p for p in model.parameters() if p.requires_grad],
-                                        lr=config.lr, weight_decay=config.weight_decay)
+                                        lr=config.lr, weight_decay=config.weight_decay,
+                                        fused=device.type in ("cpu", "cuda"))
         _seed_rank(config.seed, group)
         run = cls(config, out_dir, splits, device, group, progress, vocab, model, optimizer,
                   fingerprint=_data_fingerprint(train_trees) if out_dir is not None else None)
