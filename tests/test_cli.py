@@ -45,7 +45,7 @@ def test_choices_are_the_librarys(make_parser):
 
 def test_commands_table_holds_each_command():
     assert list(cli.COMMANDS) == ["train", "eval", "compare", "predict", "sick-train",
-                                  "sick-eval"]
+                                  "sick-eval", "parser", "parse"]
     assert cli.COMMANDS["train"] is cli.train_command
     assert cli.COMMANDS["predict"][0] is cli.predict_parser  # (make_parser, run, help, hint)
     for name, command in cli.COMMANDS.items():

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = {"torch", "numpy", "scipy", "nltk", "matplotlib", "dgl"}
-COMMANDS = ["train", "eval", "compare", "predict", "sick-train", "sick-eval"]
+COMMANDS = ["train", "eval", "compare", "predict", "sick-train", "sick-eval", "parser", "parse"]
 _IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)\s*$")
 
 

@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 from .bench import BENCH_HELP, bench_command
 from .command import Command
 from .guard import guarded
+from .parse import parse_command, parser_command
 from .predict import predict_command
 from .sick import sick_eval_command, sick_train_command
 from .train import compare_command, eval_command, train_command
@@ -20,6 +21,8 @@ COMMANDS: dict[str, Command] = {
     "predict": predict_command,
     "sick-train": sick_train_command,
     "sick-eval": sick_eval_command,
+    "parser": parser_command,
+    "parse": parse_command,
 }
 
 
