@@ -307,7 +307,8 @@ def test_one_classifier_contract(trees, vocab, make, labels_nodes):
 def test_nary_classifier_refuses_wide_trees(vocab):
     wide = SentimentTree(tokens=["a", "b", "c"], parent=[3, 3, 3, -1], labels=[2, 2, 2, 2])
     with pytest.raises(ValueError, match=r"node 3 has 3 children; this model's N-ary Tree-LSTM "
-                                         r"takes at most 2 \(binarise the tree\)"):
+                                         r"takes at most 2 \(binarise the tree: e.g. "
+                                         r"parse_bracketed\(line, binarize=2\)"):
         _tree_model(vocab).check_tree(wide)
     _tree_model(vocab, cell="childsum").check_tree(wide)
     _lstm_model(vocab).check_tree(wide)

@@ -148,3 +148,33 @@ def test_predict_reads_every_string_as_a_sentence_with_format_text(predictors):
     as_text = [p.probs for p in predictor.predict(["(really) good"], format="text")]
     as_tree = [p.probs for p in predictor.predict(["(2 (2 -LRB-) (2 really) (2 -RRB-) (2 good))"])]
     torch.testing.assert_close(torch.tensor(as_text), torch.tensor(as_tree))
+
+
+def test_one_string_or_tree_is_not_an_iterable_of_items(predictors):
+    predictor = predictors[0]["lstm"]
+    for one in ("Great!", b"Great!", parse_tree_line("(2 (2 a) (2 b))"),
+                nltk.Tree("S", ["a", "b"])):
+        with pytest.raises(TypeError, match=r"expected an iterable of items .* pass \[item\]"):
+            predictor.predict(one)  # at once, not when iterated
+
+
+def test_cli_names_what_failed_to_load_and_notes_an_unused_parser(predictors, tmp_path):
+    _, paths = predictors
+    source = tmp_path / "in.txt"
+    source.write_text("a fine film\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "treelstm", "predict", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120, env=env)
+
+    done = run(str(tmp_path / "none.pt"), str(source))
+    assert done.returncode == 2 and f"checkpoint {tmp_path / 'none.pt'}: No such file" in done.stderr
+    done = run(str(paths["treelstm"]), str(source), "--parser", str(paths["lstm"]))
+    assert done.returncode == 2 and "--parser: " in done.stderr and "SpanParser" in done.stderr
+    done = run(str(paths["lstm"]), str(source), "--parser", str(paths["treelstm"]))
+    assert done.returncode == 0 and "note: --parser is not used" in done.stderr
+    source.write_text("(Wendigo is) why we go\n")
+    done = run(str(paths["lstm"]), str(source))
+    assert done.returncode == 1 and "--format text" in done.stderr
+    assert "trees/s" not in done.stderr  # no throughput line after a failure

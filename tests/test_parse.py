@@ -438,3 +438,20 @@ def test_help_imports_no_torch(command):
                 if line.startswith("import time:")}
     assert "treelstm.cli.parse" in imported
     assert {name for name in imported if name.split(".")[0] in HEAVY} == set()
+
+
+def test_parse_tokenize_reads_raw_text_and_train_names_a_missing_dev_file(tmp_path, capsys):
+    from treelstm.cli.parse import _words
+
+    assert _words("It's a film (really).\n".encode(), 1, 400, tokenize=True) == [
+        "It", "'s", "a", "film", "-LRB-", "really", "-RRB-", "."]
+    assert _words(b"It's a film.\n", 1, 400) == ["It's", "a", "film."]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.txt").write_text("(2 (2 a) (2 b))\n")
+    from treelstm.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["parser", "train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out"),
+              "--epochs", "1", "--quiet"])
+    assert exit_info.value.code == 2
+    assert "dev.txt: no such file (--data needs train.txt and dev.txt)" in capsys.readouterr().err

@@ -363,7 +363,7 @@ def test_skip_bad_writes_error_records_and_goes_on(checkpoints, capsys, monkeypa
     records = _records(captured.out)
     assert [r["line"] for r in records] == [1, 2, 3, 4, 5, 6]
     assert [("error" in r) for r in records] == [False, True, False, True, False, False]
-    assert records[1]["error"] == _ptb_error(BAD_LINES[1])
+    assert records[1]["error"].startswith(_ptb_error(BAD_LINES[1]))
     assert "not a contiguous run" in records[3]["error"]
     assert "4 trees" in captured.err and "2 bad lines skipped" in captured.err
 

@@ -60,12 +60,12 @@ def test_import_treelstm_loads_no_torch_until_a_model_is_asked_for():
 
 def test_public_names_load_from_their_modules():
     import treelstm
-    from treelstm import baseline, batch, cells, classifier, models
+    from treelstm import baseline, batch, cells, classifier, models, predict
 
     expected = {"TreeBatch": batch.TreeBatch, "ChildSumTreeLSTMCell": cells.ChildSumTreeLSTMCell,
                 "NaryTreeLSTMCell": cells.NaryTreeLSTMCell, "TreeLSTM": models.TreeLSTM,
                 "TreeLSTMClassifier": classifier.TreeLSTMClassifier,
-                "LSTMClassifier": baseline.LSTMClassifier}
+                "LSTMClassifier": baseline.LSTMClassifier, "Predictor": predict.Predictor}
     assert set(treelstm.__all__) == set(expected) | {"__version__"}
     for name, value in expected.items():
         assert getattr(treelstm, name) is value

@@ -4,6 +4,7 @@ Public API::
 
     from treelstm import TreeBatch, ChildSumTreeLSTMCell, NaryTreeLSTMCell, TreeLSTM
     from treelstm import TreeLSTMClassifier, LSTMClassifier   # sentiment models (per node / per sentence)
+    from treelstm import Predictor        # batched inference from a checkpoint (treelstm.predict)
 
 The names are imported from their modules on first use (PEP 562), so that ``import treelstm``
 -- and with it ``python -m treelstm --help`` -- does not load torch.
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = ["TreeBatch", "ChildSumTreeLSTMCell", "NaryTreeLSTMCell", "TreeLSTM",
-           "TreeLSTMClassifier", "LSTMClassifier", "__version__"]
+           "TreeLSTMClassifier", "LSTMClassifier", "Predictor", "__version__"]
 
 # Public name -> the module (relative to this package) that defines it.
 _EXPORTS = {
@@ -25,6 +26,7 @@ _EXPORTS = {
     "LSTMClassifier": ".baseline",
     "TreeLSTMClassifier": ".classifier",
     "TreeLSTM": ".models",
+    "Predictor": ".predict",
 }
 
 
@@ -49,3 +51,4 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from .cells import ChildSumTreeLSTMCell, NaryTreeLSTMCell
     from .classifier import TreeLSTMClassifier
     from .models import TreeLSTM
+    from .predict import Predictor

@@ -5,7 +5,7 @@ The names are importable from :mod:`treelstm.models` too, where they were first 
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Protocol, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -36,6 +36,23 @@ class ClassifierOutput(NamedTuple):
 
 #: The former name of :class:`ClassifierOutput`.
 TreeClassifierOutput = ClassifierOutput
+
+
+class Classifier(Protocol):
+    """The contract of :class:`ClassifierOutput` as a type: what training, evaluation and the
+    :class:`~treelstm.predict.Predictor` use of a model, which they check by name only (a module
+    with these members will do, a :class:`SentimentClassifier` or not)."""
+
+    labels_nodes: bool
+    num_classes: int
+
+    def collate(self, trees: Sequence[Any], vocab: Any) -> Any: ...
+
+    def cost(self, tree: Any) -> int: ...
+
+    def check_tree(self, tree: Any) -> None: ...
+
+    def __call__(self, inputs: Any, nodes: bool = True) -> ClassifierOutput: ...
 
 
 class SentimentClassifier(nn.Module):
@@ -166,7 +183,10 @@ class TreeLSTMClassifier(SentimentClassifier):
             widest, count = tree.widest_node()
             if count > arity:
                 raise ValueError(f"node {widest} has {count} children; this model's N-ary "
-                                 f"Tree-LSTM takes at most {arity} (binarise the tree)")
+                                 f"Tree-LSTM takes at most {arity} (binarise the tree: e.g. "
+                                 f"parse_bracketed(line, binarize={arity}) or "
+                                 f"SentimentTree.from_nltk(tree, binarize={arity}); lines given "
+                                 "to predict are binarised)")
 
     def forward(self, inputs: Any, nodes: bool = True) -> ClassifierOutput:
         """``(node_logits [N_nodes, C], root_logits [N_trees, C])`` for a

@@ -136,7 +136,13 @@ def parse_tree_line(line: Union[str, bytes], format: str = "auto",
         raise ValueError(f"neither a bracketed tree '(...)' nor a JSON object '{{...}}': "
                          f"{shorten(text)!r} (plain text: --format text)")
     if kind == "ptb":
-        return _bracketed(text, binarize)
+        try:
+            return _bracketed(text, binarize)
+        except ValueError as error:
+            if format != "auto":
+                raise
+            raise ValueError(f"{error} (a sentence that starts with a bracket: --format text, "
+                             "or format='text')") from None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
@@ -191,10 +197,11 @@ def trees_from_texts(texts: Sequence[str], parser: Optional[TextParser], reads_t
         return [sentence_tree(tokens) if tokens else ValueError("no words in this line")
                 for tokens in map(tokenize, texts)]
     if parser is None:
-        problem = ValueError("plain text needs a parser for a Tree-LSTM checkpoint: --parser "
-                             "PARSER.pt (make one with 'python -m treelstm parser train'), a "
-                             "parser callable in Python, or bracketed trees as input; an LSTM "
-                             "checkpoint reads plain text as it is")
+        problem = ValueError("plain text needs a parser for a Tree-LSTM checkpoint: predict "
+                             "--parser PARSER.pt or Predictor(..., parser=...) (make one with "
+                             "'python -m treelstm parser train', or give any callable text -> "
+                             "nltk.Tree), or bracketed trees as input; an LSTM checkpoint reads "
+                             "plain text as it is")
         return [problem] * len(texts)
     many = getattr(parser, "parse_many", None)
     try:

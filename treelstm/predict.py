@@ -342,11 +342,23 @@ class Predictor:
         (:data:`~treelstm.inputs.FORMATS`; ``"text"``: every string is a sentence, also one that
         starts with a bracket).
 
+        Returns an iterator: the items are read, and their errors raised, as it is consumed.
+
         Raises:
             ValueError: an item that is no tree this model can take (see :meth:`check_tree`),
                 naming its index.
-            TypeError: an item of another type.
+            TypeError: an item of another type; one item (a ``str``, a tree) instead of an
+                iterable of them (at once, not when iterated).
         """
+        if isinstance(trees, (str, bytes, SentimentTree)) or (
+                isinstance(trees, list) and callable(getattr(trees, "label", None))):  # nltk.Tree
+            raise TypeError(f"Predictor.predict: expected an iterable of items (trees or lines); "
+                            f"got one {type(trees).__name__}: pass [item]")
+        return self._predictions(trees, batch_size, max_nodes, node_labels, window, format)
+
+    def _predictions(self, trees: Iterable[Any], batch_size: int, max_nodes: Optional[int],
+                     node_labels: bool, window: Optional[int], format: str
+                     ) -> Iterator[TreePrediction]:
         window = window if window is not None else 16 * batch_size
         offset = 0
         for chunk in iter_windows(trees, window):

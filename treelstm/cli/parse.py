@@ -138,7 +138,10 @@ def _run_parser_train(args: argparse.Namespace, parser: argparse.ArgumentParser)
             num_layers=args.num_layers, dropout=args.dropout, word_dropout=args.word_dropout,
             lr=args.lr, batch_size=args.batch_size, clip_grad_norm=args.clip_grad_norm,
             lower=not args.keep_case, data=args.data)
-    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as error:
+    except FileNotFoundError as error:
+        return fail(parser, ValueError(f"{error.filename}: no such file (--data needs "
+                                       "train.txt and dev.txt)"))
+    except (ValueError, FileExistsError, FloatingPointError) as error:
         return fail(parser, error)
     except OSError as error:  # e.g. a full disk while writing a checkpoint
         return fail(parser, error, status=1)
@@ -246,6 +249,9 @@ def parse_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                              "(default: stop with exit status 1)")
     parser.add_argument("--batch-size", type=positive_int, default=256,
                         help="sentences per forward pass (default: %(default)s)")
+    parser.add_argument("--tokenize", action="store_true",
+                        help="read raw text: tokenize each line as SST is (n't, 's, -LRB-, ...; "
+                             "treelstm.data.tokenize) instead of splitting it at spaces")
     parser.add_argument("--max-words", type=positive_int, default=400,
                         help="longest sentence parsed, in words; CKY time grows with the cube "
                              "of the length (default: %(default)s)")
@@ -333,9 +339,10 @@ class _BadLine(Exception):
         self.lineno, self.reason = lineno, reason
 
 
-def _words(line: bytes, lineno: int, max_words: int) -> list[str]:
-    """The words of one input line (``[]`` for a blank line); :class:`_BadLine` if it cannot
-    be parsed."""
+def _words(line: bytes, lineno: int, max_words: int, tokenize: bool = False) -> list[str]:
+    """The words of one input line (``[]`` for a blank line): split at whitespace, or with
+    ``tokenize`` by :func:`treelstm.data.tokenize`; :class:`_BadLine` if it cannot be
+    parsed."""
     from ..predict import MAX_LINE_BYTES
 
     if len(line) > MAX_LINE_BYTES:
@@ -347,7 +354,12 @@ def _words(line: bytes, lineno: int, max_words: int) -> list[str]:
                        ) from None
     if lineno == 1:
         text = text.removeprefix("\ufeff")
-    words = [word for word in _ASCII_SPACE.split(text) if word]
+    if tokenize:
+        from ..data import tokenize as sst_tokens
+
+        words = sst_tokens(text)
+    else:
+        words = [word for word in _ASCII_SPACE.split(text) if word]
     bracketed = next((word for word in words if _BRACKET.search(word)), None)
     if bracketed is not None:
         raise _BadLine(lineno, f"the word {bracketed[:40]!r} holds a bracket; write -LRB- / -RRB- "
@@ -385,7 +397,7 @@ def _stream_trees(args: argparse.Namespace, span_parser, source, sink, error) ->
             sentences: list[list[str]] = []
             for lineno, line in window:
                 try:
-                    sentences.append(_words(line, lineno, args.max_words))
+                    sentences.append(_words(line, lineno, args.max_words, args.tokenize))
                 except _BadLine as bad:
                     if not args.skip_bad:
                         failure = f"{name}:{bad.lineno}: {bad.reason} (--skip-bad writes a " \

@@ -146,14 +146,40 @@ def _run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         torch.set_num_threads(args.threads)
     try:
         device = resolve_device(args.device)
-        predictor = Predictor.from_checkpoint(args.checkpoint, device=device, dtype=args.dtype,
-                                              parser=args.parser_path)
-    except (ValueError, OSError) as problem:
+    except ValueError as problem:
         return error(str(problem), 2)
+    predictor = _load(lambda: Predictor.from_checkpoint(args.checkpoint, device=device,
+                                                        dtype=args.dtype), "checkpoint", error)
+    if isinstance(predictor, int):
+        return predictor
     if args.node_labels and not predictor.labels_nodes:
         return error(f"--node-labels needs a Tree-LSTM checkpoint; {args.checkpoint} holds an "
                      f"{type(predictor.model).__name__} (sentence labels only)", 2)
+    if args.parser_path is not None:
+        if not predictor.reads_trees:
+            print(f"{prog}: note: --parser is not used: {args.checkpoint} holds an "
+                  f"{type(predictor.model).__name__}, which reads the words only",
+                  file=sys.stderr)
+        else:
+            from ..inputs import load_text_parser
+
+            parser_or_status = _load(lambda: load_text_parser(args.parser_path, device=device),
+                                     "--parser", error)
+            if isinstance(parser_or_status, int):
+                return parser_or_status
+            predictor.parser = parser_or_status
     return _predict_to_output(args, predictor, device, error)
+
+
+def _load(load: Callable, what: str, error: ErrorReporter):
+    """``load()``, or the exit status 2 after a one-line error naming ``what`` was loaded."""
+    try:
+        return load()
+    except OSError as problem:
+        name = problem.filename if problem.filename is not None else ""
+        return error(f"{what} {name}: {problem.strerror or problem}".replace("  ", " "), 2)
+    except ValueError as problem:
+        return error(f"{what}: {problem}", 2)
 
 
 def _predict_to_output(args: argparse.Namespace, predictor, device, error: ErrorReporter) -> int:
@@ -229,8 +255,10 @@ def _stream_predictions(args: argparse.Namespace, predictor, source, sink, devic
     status = _finish_output(sink, failure, where, error)
     if status is not None:
         return status
+    if failure:  # no throughput line: it would read as a success
+        return error(failure, 1)
     _report_throughput(args, counts, device, start)
-    return error(failure, 1) if failure else 0
+    return 0
 
 
 def _finish_output(sink, failure: Optional[str], where: str,
@@ -262,7 +290,8 @@ def _report_throughput(args: argparse.Namespace, counts: dict, device, start: fl
     if args.quiet or counts["trees"] + counts["errors"] == 0:
         return
     rate = counts["trees"] / seconds if seconds > 0 else float("inf")
-    skipped = f", {counts['errors']} bad lines skipped" if counts["errors"] else ""
+    errors = counts["errors"]
+    skipped = f", {errors} bad line{'s' if errors != 1 else ''} skipped" if errors else ""
     print(f"predict: {counts['trees']} trees in {seconds:.2f} s: {rate:.0f} trees/s "
           f"({device}, {args.dtype or 'float32'}, batches of <= {args.batch_trees} trees / "
           f"{args.max_nodes} nodes{skipped})", file=sys.stderr)
