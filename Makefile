@@ -1,6 +1,7 @@
 # make test  -- the test suite (makes .venv and installs pinned dependencies if needed)
 # make test-fast -- the suite without the tests marked slow, for a quick local loop
 # make lint  -- ruff check (pyflakes and pycodestyle rules, configured in pyproject.toml)
+#               then mypy over treelstm/ (its [tool.mypy] settings in pyproject.toml)
 # make demo  -- the main job: Tree-LSTM vs nn.LSTM on the bundled sentiment trees (see README)
 # make tour   -- a short tour of the library API (both backends, chain == nn.LSTM)
 # make docs   -- the documentation site in docs/_build/html (Sphinx, warnings are errors), then
@@ -33,6 +34,7 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 demo: $(STAMP)
 	$(PY) examples/compare.py --out runs/demo --overwrite

@@ -20,6 +20,10 @@ from .node_lists import (as_int_array, default_positions, first_descendants, nod
 #: How :meth:`TreeBatch.from_parents` orders siblings when no positions are given.
 CHILD_ORDERS = ("id", "first_descendant")
 
+#: What :meth:`TreeBatch.from_parents` takes for ``parents`` and ``positions``: one list, array or
+#: tensor per tree.
+NodeLists = Sequence[Union[Sequence[int], np.ndarray, Tensor]]
+
 
 @dataclass(frozen=True)
 class LevelOrder:
@@ -91,6 +95,17 @@ class TreeBatch:
         tensor([0, 5])
     """
 
+    # The tensors above, set in __init__ from the arrays of ``_np`` (declared for type checkers).
+    parent: Tensor
+    position: Tensor
+    tree_index: Tensor
+    roots: Tensor
+    tree_sizes: Tensor
+    offsets: Tensor
+    depth: Tensor
+    height: Tensor
+    num_children: Tensor
+
     def __init__(self, parent: np.ndarray, position: np.ndarray, tree_sizes: np.ndarray,
                  depth: np.ndarray, height: np.ndarray, device: torch.device = torch.device("cpu")):
         # Private: use the from_* constructors, which validate.
@@ -117,8 +132,7 @@ class TreeBatch:
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def from_parents(cls, parents: Sequence[Sequence[int]],
-                     positions: Optional[Sequence[Sequence[int]]] = None,
+    def from_parents(cls, parents: NodeLists, positions: Optional[NodeLists] = None,
                      child_order: str = "id") -> "TreeBatch":
         """Batch trees given as parent lists.
 

@@ -1,7 +1,7 @@
 """Small named checks of user input shared by the modules (one message for one mistake)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 from torch import Tensor
@@ -21,7 +21,7 @@ def all_finite(tensor: Tensor) -> bool:
     return bool(torch.isfinite(tensor.sum())) or bool(torch.isfinite(tensor).all())
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: Any) -> TypeGuard[int]:
     """``value`` is an ``int`` and not a ``bool`` (which Python counts as one)."""
     return isinstance(value, int) and not isinstance(value, bool)
 

@@ -8,7 +8,7 @@ scatter) and a node-apply function (the node update) -- the same math the native
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, cast
 
 from torch import Tensor
 
@@ -49,8 +49,9 @@ def run_layer(graph: Any, x_gates: Tensor, weight_hh: Tensor, bias_hh: Optional[
     leaves = frontiers[0]
     if cell == "childsum":
         leaf_h, leaf_c = functional.childsum_cell(x_gates[leaves], None, None, weight_hh, bias_hh)
-    else:
-        leaf_h, leaf_c = functional.nary_cell(x_gates[leaves], None, None, weight_hh, bias_hh, arity)
+    else:  # cell="nary" comes with its arity
+        leaf_h, leaf_c = functional.nary_cell(x_gates[leaves], None, None, weight_hh, bias_hh,
+                                              cast(int, arity))
     graph.ndata["x_gates"] = x_gates
     graph.ndata["h"] = leaf_h.new_zeros(graph.num_nodes(), hidden_size).index_copy(0, leaves, leaf_h)
     graph.ndata["c"] = leaf_c.new_zeros(graph.num_nodes(), hidden_size).index_copy(0, leaves, leaf_c)
@@ -101,7 +102,7 @@ def _nary_functions(hidden_size: int, weight_hh: Tensor, bias_hh: Optional[Tenso
 
     def apply(nodes):
         h, c = functional.nary_cell(nodes.data["x_gates"], nodes.data["child_h"],
-                                    nodes.data["child_c"], weight_hh, bias_hh, arity)
+                                    nodes.data["child_c"], weight_hh, bias_hh, cast(int, arity))
         return {"h": h, "c": c}
 
     return message, reduce, apply

@@ -55,7 +55,7 @@ def _unlink_quietly(name: str) -> None:
         pass
 
 
-def atomic_write(path: PathLike, write: Callable[[io.BufferedWriter], None]) -> None:
+def atomic_write(path: PathLike, write: Callable[[io.BufferedWriter], object]) -> None:
     """Call ``write(file)`` on a temporary file in ``path``'s directory, fsync it, ``os.replace``
     it over ``path``, fsync the directory: a reader (or a process killed at any moment, or a
     power cut) sees the old file or the new one, never a mix. A process killed mid-write leaves

@@ -36,7 +36,7 @@ A leaf has no children: no forget gate and no ``U h``, so only the ``i | g | o``
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, cast
 
 import torch
 import torch.nn.functional as F
@@ -247,9 +247,10 @@ def backward_factors(activations: Tensor, num_forget: int, hidden_size: int, c: 
     through, *_ = state_backward_factors(
         i, g, o, c, out=(factors[:, :hidden_size], factors[:, block:block + hidden_size],
                          factors[:, block + hidden_size:block + 2 * hidden_size]))
-    if num_forget:
+    if num_forget:  # nodes with children: child_c is given
         forget_backward_factor(
-            forget, child_c, out=factors[:, hidden_size:block].view(n, num_forget, hidden_size))
+            forget, cast(Tensor, child_c),
+            out=factors[:, hidden_size:block].view(n, num_forget, hidden_size))
     return through, factors
 
 
@@ -279,8 +280,10 @@ def leaf_bias(bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], num_forget: 
     without bias (``None`` without biases)."""
     hidden_size = (bias_ih.shape[-1] // 4 if bias_ih is not None
                    else None if bias_hh is None else bias_hh.shape[-1] // (num_forget + 3))
-    return _sum_present(None if bias_ih is None else iog(bias_ih, hidden_size),
-                        None if bias_hh is None else iog(bias_hh, hidden_size, num_forget))
+    # hidden_size is None only when both biases are, and then neither iog() runs
+    return _sum_present(None if bias_ih is None else iog(bias_ih, cast(int, hidden_size)),
+                        None if bias_hh is None else iog(bias_hh, cast(int, hidden_size),
+                                                         num_forget))
 
 
 def leaf_preactivation(x_gates: Tensor, bias_hh: Optional[Tensor], num_forget: int = 1) -> Tensor:
@@ -380,7 +383,7 @@ def childsum_cell(x_gates: Tensor, child_h: Optional[Tensor], child_c: Optional[
     forget = childsum_forget(child_h, x_gates[..., None, hidden_size:2 * hidden_size],
                              weight_hh, bias_hh)
     preactivation = childsum_preactivation(x_gates, child_h.sum(-2), weight_hh, bias_hh)
-    return childsum_state(preactivation, (forget * child_c).sum(-2))
+    return childsum_state(preactivation, (forget * cast(Tensor, child_c)).sum(-2))  # with child_h
 
 
 def nary_cell(x_gates: Tensor, child_h: Optional[Tensor], child_c: Optional[Tensor],
@@ -390,4 +393,4 @@ def nary_cell(x_gates: Tensor, child_h: Optional[Tensor], child_c: Optional[Tens
     if child_h is None:
         return leaf_state(leaf_preactivation(x_gates, bias_hh, arity))
     preactivation = nary_preactivation(x_gates, child_h.flatten(-2), weight_hh, bias_hh, arity)
-    return nary_state(preactivation, child_c, arity)
+    return nary_state(preactivation, cast(Tensor, child_c), arity)  # given with child_h

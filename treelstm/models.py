@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, NamedTuple, Optional, Sequence, Union
+from typing import Any, Literal, NamedTuple, Optional, Sequence, Union, cast, overload
 
 import numpy as np
 import torch
@@ -183,8 +183,9 @@ class TreeLSTM(nn.Module):
         self.projection_cache = engine.ProjectionCache()
 
         factory = {"device": device, "dtype": dtype}
-        num_slots = 1 if cell == "childsum" else arity
-        hh_rows = 4 * hidden_size if cell == "childsum" else (arity + 3) * hidden_size
+        # cell="nary" has a positive arity (checked above)
+        num_slots = 1 if cell == "childsum" else cast(int, arity)
+        hh_rows = 4 * hidden_size if cell == "childsum" else (cast(int, arity) + 3) * hidden_size
         for k in range(num_layers):
             layer_input = input_size if k == 0 else self.num_directions * hidden_size
             self._add_parameters(f"l{k}", (4 * hidden_size, layer_input),
@@ -288,6 +289,18 @@ class TreeLSTM(nn.Module):
         """
         return self._layers(input, batch, input_index, input_rows, output=False)[1]
 
+    @overload
+    def _layers(self, input: Tensor, batch: Union[TreeBatch, Any],
+                input_index: Optional[Union[Tensor, Sequence[int]]],
+                input_rows: Optional[Union[Tensor, Sequence[int]]], output: Literal[True]
+                ) -> tuple[Tensor, tuple[Tensor, Tensor]]: ...
+
+    @overload
+    def _layers(self, input: Tensor, batch: Union[TreeBatch, Any],
+                input_index: Optional[Union[Tensor, Sequence[int]]],
+                input_rows: Optional[Union[Tensor, Sequence[int]]], output: Literal[False]
+                ) -> tuple[None, tuple[Tensor, Tensor]]: ...
+
     def _layers(self, input: Tensor, batch: Union[TreeBatch, Any],
                 input_index: Optional[Union[Tensor, Sequence[int]]],
                 input_rows: Optional[Union[Tensor, Sequence[int]]], output: bool
@@ -295,7 +308,7 @@ class TreeLSTM(nn.Module):
         batch = self._as_batch(batch, input)
         input_index, input_rows = self._check_input(input, batch, input_index, input_rows)
         if self.cell == "nary":
-            batch.check_arity(self.arity)
+            batch.check_arity(cast(int, self.arity))
         graph = batch.dgl_graph() if self.backend == "dgl" else None
 
         layer_input, h_roots, c_roots = input, [], []
@@ -397,7 +410,7 @@ class TreeLSTM(nn.Module):
         return input_index, input_rows
 
     def _check_dtype(self, input: Tensor) -> None:
-        check_input_tensor("TreeLSTM", "input", input, self.weight_ih_l0)
+        check_input_tensor("TreeLSTM", "input", input, cast(Tensor, self.weight_ih_l0))
 
     @staticmethod
     def _in_range(values: Tensor, kind: _IndexKind, size: int, device: torch.device) -> Tensor:

@@ -49,7 +49,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence, Union, cast
 
 import numpy as np
 import torch
@@ -684,8 +684,8 @@ class _ParserRun:
                 logger.info("removed %s, left by a run killed while writing", stale)
         fingerprints = {"train": _data_fingerprint(train_trees),
                         "dev": _data_fingerprint(dev_trees)}
-        if resume:
-            checkpoint = _load_resumable(out_dir, config, fingerprints)
+        if resume:  # train_parser refuses resume without an out_dir
+            checkpoint = _load_resumable(cast(Path, out_dir), config, fingerprints)
         seed_everything(config.seed)
         vocab = checkpoint.vocab if checkpoint is not None else \
             Vocab.build((tree.tokens for tree in train_trees), lower=config.lower)
@@ -761,7 +761,7 @@ class _ParserRun:
         order = rng.permutation(len(self.train_trees))
         lengths = np.array([len(ids) for ids in self.train_ids])
         size = self.config.batch_size
-        batches = []
+        batches: list[np.ndarray] = []
         for chunk_start in range(0, len(order), size * _SORT_CHUNK):
             chunk = order[chunk_start:chunk_start + size * _SORT_CHUNK]
             chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
@@ -814,8 +814,8 @@ class _ParserRun:
     def finish(self) -> ParserTrainResult:
         if self.out_dir is not None:
             parser = read_parser(self.out_dir / "parser.pt", map_location=self.device).parser
-        else:
-            self.parser.load_state_dict(self.best_state)
+        else:  # the first epoch is always the best so far, and epochs >= 1
+            self.parser.load_state_dict(cast(dict, self.best_state))
             parser = self.parser
         parser.eval()
         return ParserTrainResult(parser, self.history, self.best)

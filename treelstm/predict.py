@@ -27,7 +27,8 @@ from __future__ import annotations
 import copy
 import math
 import os
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Sequence, TypeVar, Union
+from typing import (TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Optional,
+                    Sequence, TypeVar, Union, cast)
 
 import torch
 from torch import nn
@@ -38,6 +39,9 @@ from .inputs import (FORMATS, TextParser, decode_line, line_kind, load_text_pars
                      parse_tree_line, tree_from_json, trees_from_texts)
 from .training.checkpoint import load_model
 from .training.config import resolve_device
+
+if TYPE_CHECKING:
+    from .classifier import Classifier
 
 __all__ = ["FORMATS", "DTYPES", "TreePrediction", "LineError", "Predictor", "iter_windows",
            "plan_batches", "parse_tree_line", "tree_from_json", "predict_records"]
@@ -258,7 +262,7 @@ class Predictor:
         :class:`~treelstm.data.SentimentTree` (checked), an ``nltk.Tree``, or a line (``str``
         or ``bytes``: a bracketed tree, a JSON object or plain text; see
         :mod:`treelstm.inputs`)."""
-        results: list[Union[SentimentTree, ValueError, None]] = [None] * len(items)
+        results: list[Union[SentimentTree, ValueError, TypeError, None]] = [None] * len(items)
         texts: list[tuple[int, str]] = []
         for k, item in enumerate(items):
             try:
@@ -285,22 +289,22 @@ class Predictor:
                                   self.max_children)
         for (k, _), tree in zip(texts, parsed):
             results[k] = tree
-        return results  # type: ignore[return-value]
+        return cast("list[Union[SentimentTree, ValueError, TypeError]]", results)  # all set
 
     @property
     def num_classes(self) -> int:
         """``C``, the number of sentiment classes the model predicts."""
-        return self.model.num_classes
+        return cast("Classifier", self.model).num_classes
 
     def size_of(self, tree: SentimentTree) -> int:
         """The cost measure of batching (the model's ``cost``: nodes or tokens)."""
-        return self.model.cost(tree)
+        return cast("Classifier", self.model).cost(tree)
 
     def check_tree(self, tree: SentimentTree) -> None:
         """ValueError if the model cannot take ``tree`` (the model's ``check_tree``: an N-ary
         Tree-LSTM and a node with more children than its arity), checked per tree so that one
         bad tree does not fail a whole batch."""
-        self.model.check_tree(tree)
+        cast("Classifier", self.model).check_tree(tree)
 
     @torch.inference_mode()
     def predict_batch(self, trees: Sequence[SentimentTree],
@@ -314,7 +318,8 @@ class Predictor:
             return []
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
             node_logits, root_logits = self.model(
-                self.model.collate(trees, self.vocab).to(self.device), nodes=node_labels)
+                cast("Classifier", self.model).collate(trees, self.vocab).to(self.device),
+                nodes=node_labels)
         probs = root_logits.float().softmax(dim=1).cpu()
         labels = probs.argmax(dim=1).tolist()
         per_node: list[Optional[list[int]]] = [None] * len(trees)
@@ -368,14 +373,15 @@ class Predictor:
                     raise TypeError(f"Predictor.predict: item {offset + k} is {tree}") from None
                 if isinstance(tree, ValueError):
                     raise ValueError(f"Predictor.predict: item {offset + k}: {tree}") from None
+            # every item is a tree now: the errors were raised above
+            valid = cast("list[SentimentTree]", chunk_trees)
             results: list[Optional[TreePrediction]] = [None] * len(chunk)
-            for batch in plan_batches([self.size_of(t) for t in chunk_trees], batch_size,
-                                      max_nodes):
-                for index, result in zip(batch, self.predict_batch([chunk_trees[i] for i in batch],
+            for batch in plan_batches([self.size_of(t) for t in valid], batch_size, max_nodes):
+                for index, result in zip(batch, self.predict_batch([valid[i] for i in batch],
                                                                    node_labels)):
                     results[index] = result
             offset += len(chunk)
-            yield from results
+            yield from cast("list[TreePrediction]", results)  # each index is in one batch
 
 
 # ------------------------------------------------------------------------------ lines
@@ -447,7 +453,7 @@ def predict_records(predictor: Predictor, lines: Iterable[Union[str, bytes]],
 
 def _read_window(predictor: Predictor, chunk: list[tuple[int, Union[str, bytes]]], format: str,
                  skip_bad: bool
-                 ) -> tuple[list[tuple[int, Union[SentimentTree, ValueError]]],
+                 ) -> tuple[list[tuple[int, Union[SentimentTree, ValueError, TypeError]]],
                             Optional[LineError]]:
     """The window's non-blank lines as ``(lineno, tree or the ValueError)``; without
     ``skip_bad``, only those before the first bad line, and that line's :class:`LineError`."""

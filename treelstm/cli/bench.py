@@ -3,7 +3,11 @@ part of the installed package."""
 from __future__ import annotations
 
 import sys
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence, cast
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
+    from importlib.machinery import ModuleSpec
 
 BENCH_HELP = "speed benchmark: native, DGL, nn.LSTM, LSTMCell loop, recursion (its own --help)"
 
@@ -23,9 +27,10 @@ def bench_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = No
               "part of the installed package; run it from a checkout: python "
               "benchmarks/bench.py --help", file=sys.stderr)
         return 2
-    spec = importlib.util.spec_from_file_location("treelstm_bench", script)
+    # a spec with a loader: script is an existing .py file
+    spec = cast("ModuleSpec", importlib.util.spec_from_file_location("treelstm_bench", script))
     bench = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = bench  # dataclasses look their module up there
-    spec.loader.exec_module(bench)  # imports DGL etc. only when benchmarking
+    cast("Loader", spec.loader).exec_module(bench)  # imports DGL etc. only when benchmarking
     bench.main(argv, prog)
     return 0

@@ -9,7 +9,7 @@ import os
 import re
 import sys
 from types import SimpleNamespace
-from typing import Optional
+from typing import Optional, cast
 
 from .command import Command, fail, setup
 from .defaults import DEFAULT_DATA
@@ -302,7 +302,7 @@ def _run_parse(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         return _stream_trees(args, loaded.parser, source, sink, error)
     finally:
         if sink is not sys.stdout:
-            sink.discard()  # nothing once committed
+            cast(AtomicOutput, sink).discard()  # nothing once committed
         if source is not sys.stdin.buffer:
             source.close()
 

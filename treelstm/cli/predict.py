@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Callable, Optional
+from typing import Callable, Optional, cast
 
 from .command import Command
 from .defaults import PREDICT_DTYPES, PREDICT_FORMATS
@@ -208,7 +208,7 @@ def _predict_to_output(args: argparse.Namespace, predictor, device, error: Error
         return _stream_predictions(args, predictor, source, sink, device, error)
     finally:
         if sink is not sys.stdout:
-            sink.discard()  # nothing once committed
+            cast(AtomicOutput, sink).discard()  # nothing once committed
         if source is not sys.stdin.buffer:
             source.close()
 

@@ -7,12 +7,15 @@ import dataclasses
 import json
 import math
 import sys
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, cast
 
 from .command import Command, fail, setup
 from .defaults import SICK_DEFAULTS, SICK_ENCODERS
 from .options import (add_eval_options, add_run_options, layer_size, non_negative_float,
                       positive_float, positive_int, seed_value, wrap)
+
+if TYPE_CHECKING:
+    from ..sick import RelatednessModel
 
 
 # ----------------------------------------------------------------------------- sick-train
@@ -168,8 +171,10 @@ def _run_sick_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
             raise ValueError(f"{args.checkpoint}: its training settings name data {data!r}; "
                              "expected a directory (give --data)")
         pairs = read_sick(Path(data) / args.split)
-        metrics = evaluate_relatedness(model, pairs, vocab, batch_size=args.batch_size,
-                                       device=device, progress=progress)
+        # load_relatedness_model builds a RelatednessModel, the one class it accepts
+        metrics = evaluate_relatedness(cast("RelatednessModel", model), pairs, vocab,
+                                       batch_size=args.batch_size, device=device,
+                                       progress=progress)
     except (ValueError, OSError) as error:
         return fail(parser, error)
     if args.json:

@@ -113,6 +113,7 @@ def _sentence(conllu, block: list[tuple[int, str]], index: int, name: str) -> De
             raise fail(lineno, f"cannot parse the token line: {error}") from None
         tokens.append((lineno, parsed[0]))
 
+    words: list[str]
     words, heads, deprels, word_lines = [], [], [], []
     for lineno, token in tokens:
         token_id = token["id"]

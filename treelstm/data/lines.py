@@ -3,14 +3,14 @@ each line with its number, so that every error can start with ``"<path>:<line>: 
 from __future__ import annotations
 
 import os
-from typing import Iterator, Optional, Union
+from typing import Generator, Optional, Union
 
 __all__ = ["numbered_lines", "content_lines"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def numbered_lines(path: PathLike) -> Iterator[tuple[int, str]]:
+def numbered_lines(path: PathLike) -> Generator[tuple[int, str], None, None]:
     """``(line number from 1, text without its line ending)`` for each line of the file, streamed.
 
     Raises:
@@ -29,7 +29,7 @@ def numbered_lines(path: PathLike) -> Iterator[tuple[int, str]]:
 
 
 def content_lines(path: PathLike, expected: str,
-                  blank_chars: Optional[str] = None) -> Iterator[tuple[int, str]]:
+                  blank_chars: Optional[str] = None) -> Generator[tuple[int, str], None, None]:
     """The lines of :func:`numbered_lines` that are not blank (``line.strip(blank_chars)`` is
     empty), for files where blank lines may only end the file.
 

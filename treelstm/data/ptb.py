@@ -39,7 +39,7 @@ import re
 from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union, cast
 
 from ..checks import is_int, shorten
 from .lines import content_lines
@@ -276,9 +276,10 @@ def _read_careful(text: str) -> SentimentTree:
     new_id = [0] * len(order) + [-1]  # new_id[-1] == -1: the root's parent stays -1
     for position, node in enumerate(order):
         new_id[node] = position
+    # every label passed _node_problem above, so _label_value gives an int, never None
     return SentimentTree(tokens=[word_of[node] for node in leaves],
                          parent=[new_id[parents[node]] for node in order],
-                         labels=[_label_value(labels[node]) for node in order])
+                         labels=[cast(int, _label_value(labels[node])) for node in order])
 
 
 def _label_value(label: str) -> Optional[int]:
@@ -376,6 +377,7 @@ def read_ptb(path: PathLike, view: str = "fine") -> list[SentimentTree]:
         raise ValueError(f"read_ptb: view must be one of {VIEWS}, got {view!r}")
     name = os.fspath(path)
     trees: list[SentimentTree] = []
+    tree: Optional[SentimentTree]  # binary_view drops some trees
     with closing(content_lines(path, "one bracketed tree per line", _ASCII_SPACE)) as lines:
         for lineno, line in lines:
             try:

@@ -5,7 +5,7 @@ import math
 import os
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Optional, Union, cast
 
 import torch
 from torch import nn
@@ -100,8 +100,8 @@ def load_vectors(path: PathLike, vocab: Vocab, embedding: Optional[nn.Embedding]
     if lines_read == 0:
         raise ValueError(f"{name}: no word vectors found")
 
-    if embedding is None:
-        embedding = nn.Embedding(len(vocab), dim, padding_idx=vocab.pad_index)
+    if embedding is None:  # dim is known: at least one vector line was read
+        embedding = nn.Embedding(len(vocab), cast(int, dim), padding_idx=vocab.pad_index)
     if rows:
         index = torch.tensor(list(rows), dtype=torch.long)
         with torch.no_grad():

@@ -2,7 +2,7 @@
 input table, the N-ary leaves' per-word terms), and how it tells that a kept value is stale."""
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, cast
 
 import torch
 from torch import Tensor
@@ -128,7 +128,8 @@ class _KeptRows:
         start, stop = self.size, self.size + missing.shape[0]
         for kept, value in zip(self.tensors, values):
             kept[..., start:stop, :] = value
-        self.place[missing] = torch.arange(start, stop, device=missing.device)
+        place = cast(Tensor, self.place)  # made by fill() before it calls _append
+        place[missing] = torch.arange(start, stop, device=missing.device)
         self.size = stop
 
     def _allocate(self, like: Tensor) -> Tensor:

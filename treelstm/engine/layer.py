@@ -4,7 +4,7 @@ runs the kernel of the cell (:mod:`.nary`, :mod:`.childsum`), as one
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Optional, cast
 
 import torch
 from torch import Tensor
@@ -56,7 +56,8 @@ def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
     rows = order.row if input_index is None else order.row.index_select(0, input_index)
     leaves_only = rows.numel() == 0 or int(rows.max()) < order.bounds[1]
     num_rows = order.bounds[1] if leaves_only else batch.num_nodes  # rows of the input buffer
-    plan = Plan(batch, cell, weight_ih.shape[0] // 4, 1 if cell == "childsum" else arity, rows,
+    num_forget = 1 if cell == "childsum" else cast(int, arity)  # cell="nary" comes with arity
+    plan = Plan(batch, cell, weight_ih.shape[0] // 4, num_forget, rows,
                  leaves_only, rows.shape[0] == num_rows and _is_identity(rows), input_rows)
     return _run(plan, input, weight_ih, weight_hh, bias_ih, bias_hh, cache, roots_only)
 
@@ -95,13 +96,16 @@ def _forward(plan: Plan, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
     dtype = _compute_dtype(input)
     table, weights = input, (weight_ih, weight_hh, bias_ih, bias_hh)
     with torch.autocast(input.device.type, enabled=False):  # the dtype is chosen here, once
-        weight_ih, weight_hh, bias_ih, bias_hh = _cast(dtype, weight_ih, weight_hh, bias_ih,
-                                                       bias_hh)
+        # _cast keeps a None bias None and a tensor a tensor
+        weight_ih, weight_hh, bias_ih, bias_hh = cast(
+            "tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]",
+            _cast(dtype, weight_ih, weight_hh, bias_ih, bias_hh))
         if cache is not None and cache.fits(table, weight_ih):
             plan = dataclasses.replace(plan, table=table, cache=cache, weights=weights)
 
-            def project() -> Tensor:
-                return cache.projection(table, weights[0], dtype, plan.leaves_only, plan.gather)
+            def project() -> Tensor:  # a cache is kept only for a table read through input_rows
+                return cache.projection(table, weights[0], dtype, plan.leaves_only,
+                                        cast(Tensor, plan.gather))
         else:
             def project() -> Tensor:
                 weight = projection_weight(plan.leaves_only, plan.hidden_size, weight_ih)
@@ -156,7 +160,9 @@ class _Layer(torch.autograd.Function):
             grad_rows.append(rows)
         with torch.autocast(h_rows.device.type, enabled=False):
             grad_x_rows, grad_weight_hh, grad_bias_hh = _BACKWARD[plan.cell](
-                plan, ctx.activations, h_rows, ctx.c_rows, *grad_rows, weight_hh.to(dtype))
+                plan, ctx.activations, h_rows, ctx.c_rows,
+                *cast("tuple[Tensor, Tensor]", grad_rows),  # h's and c's
+                weight_hh.to(dtype))
             grad_x_proj = grad_x_rows if plan.identity_rows else grad_x_rows.index_select(
                 0, plan.input_rows)
             if plan.gather is not None:  # rows read by several nodes add up

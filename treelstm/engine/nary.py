@@ -3,7 +3,7 @@ for inference that can take the leaves' terms from a :class:`~.cache.ProjectionC
 hand-written backward."""
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, cast
 
 import torch
 from torch import Tensor
@@ -122,6 +122,8 @@ def _leaf_word_terms(plan: Plan, weight_t: Tensor, leaf_bias: Optional[Tensor]
     if cache is None or not (plan.leaves_only and plan.identity_rows) or \
             plan.batch.num_levels < 2:
         return None
+    # a plan with a cache has its table (layer._forward), read through input_rows (its gather)
+    table, gather = cast(Tensor, table), cast(Tensor, plan.gather)
     num_words, width = table.shape[0], weight_t.shape[1]
     if arity * (num_words + 1) * width * weight_t.element_size() > cache.max_bytes:
         return None
@@ -139,7 +141,7 @@ def _leaf_word_terms(plan: Plan, weight_t: Tensor, leaf_bias: Optional[Tensor]
 
     # one more row (zero, the first): the terms of an empty slot
     (terms, h_leaf, c_leaf), place = cache.kept_rows(
-        "leaf_terms", (table, *plan.weights), (weight_t.dtype, arity), num_words, plan.gather,
+        "leaf_terms", (table, *plan.weights), (weight_t.dtype, arity), num_words, gather,
         compute, pad_rows=1)
     term_of_row = place.new_zeros(plan.batch.num_nodes + 1)
     term_of_row[:num_leaves] = place

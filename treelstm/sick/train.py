@@ -10,7 +10,7 @@ import copy
 import logging
 import math
 import time
-from typing import Callable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar, Union, cast
 
 import numpy as np
 import torch
@@ -31,7 +31,11 @@ logger = logging.getLogger(__name__)
 Device = Union[str, torch.device, None]
 
 
-def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+#: What :func:`_chunks` cuts: a list, or an array of indices.
+_Items = TypeVar("_Items", Sequence[Any], np.ndarray)
+
+
+def _chunks(items: _Items, size: int) -> Iterator[_Items]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
@@ -160,6 +164,7 @@ def train_relatedness(model: RelatednessModel, train_pairs: Sequence[Relatedness
                     dev["spearman"], dev["mse"], " (best)" if improved else "")
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, record)
+    best = cast(dict, best)  # epochs >= 1, and the first epoch is always the best so far
     model.load_state_dict(best["state"])
     train_seconds = sum(record["seconds"] for record in history)
     return {"history": history, "best_epoch": best["epoch"], "best_dev": best["dev"],

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import torch
 
@@ -22,7 +22,7 @@ logger = logging.getLogger(__package__)  # "treelstm.training", as before the sp
 
 #: The rows that :func:`~treelstm.training.compare` can train, name -> (label, model, the
 #: settings changed from the config).
-COMPARE_ROWS = {
+COMPARE_ROWS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "treelstm": ("Tree-LSTM", "treelstm", {"phrase_loss": True, "bidirectional": False}),
     "treelstm-root": ("Tree-LSTM, root labels only", "treelstm",
                       {"phrase_loss": False, "bidirectional": False}),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, TypeVar, Union, cast
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +17,11 @@ from ..files import PathLike
 from ..progress import Progress, track
 from ..models import TreeLSTMClassifier
 from .config import SPLITS, TrainConfig
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..classifier import Classifier, SentimentClassifier
 
 __all__ = ["load_splits", "build_model", "count_parameters", "evaluate"]
 
@@ -39,16 +44,20 @@ def load_splits(data_dir: PathLike, view: str = "fine",
 
 
 def _collate(model: nn.Module, trees: Sequence[SentimentTree], vocab: Vocab):
-    return model.collate(trees, vocab)
+    return cast("Classifier", model).collate(trees, vocab)
 
 
-def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+#: What :func:`_chunks` cuts: a list, or an array of indices.
+_Items = TypeVar("_Items", Sequence[Any], "np.ndarray")
+
+
+def _chunks(items: _Items, size: int) -> Iterator[_Items]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
 
 # -------------------------------------------------------------------------------- model
-def build_model(config: TrainConfig, vocab_size: int) -> nn.Module:
+def build_model(config: TrainConfig, vocab_size: int) -> SentimentClassifier:
     """The classifier of ``config.model`` for a vocabulary of ``vocab_size``."""
     if config.model == "treelstm":
         return TreeLSTMClassifier(vocab_size, config.num_classes, embed_dim=config.embed_dim,

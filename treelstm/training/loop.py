@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, NamedTuple, Optional, Sequence, Union
+from typing import Callable, NamedTuple, Optional, Sequence, Union, cast
 
 import numpy as np
 import torch
@@ -132,7 +132,8 @@ def _train(config: TrainConfig, out_dir: Optional[Path], resume: bool,
            on_epoch_end: Optional[Callable[[int, dict], None]], group: _Group,
            overwrite: bool = False) -> TrainResult:
     """:func:`train` in one process of ``group``."""
-    device = group.device if group.active else resolve_device(config.device)
+    # an active group has its device (_start_distributed)
+    device = cast(torch.device, group.device) if group.active else resolve_device(config.device)
     splits = _checked_splits(config, splits)
     checkpoint = _open_out_dir(config, out_dir, resume, overwrite, group, splits["train"])
     run = _Run.start(config, out_dir, splits, device, group, progress, checkpoint)
@@ -169,8 +170,8 @@ def _open_out_dir(config: TrainConfig, out_dir: Optional[Path], resume: bool, ov
             if out_dir is not None:
                 for stale in remove_stale_temp_files(out_dir, _OUTPUT_FILES):
                     logger.info("removed %s, left by a run killed while writing", stale)
-            if resume:
-                checkpoint = _load_resumable(out_dir, config, train_trees)
+            if resume:  # train() refuses resume without an out_dir
+                checkpoint = _load_resumable(cast(Path, out_dir), config, train_trees)
         except (ValueError, OSError) as error:
             if not group.active:
                 raise
@@ -239,24 +240,25 @@ class _Run:
 
     def _restore(self, checkpoint: Checkpoint) -> None:
         """Weights, optimizer, RNG states, history and best epoch of ``checkpoint``."""
+        # _load_resumable checked that its optimizer, RNG state and epoch are set
         group = self.group
         try:
             self.model.load_state_dict(checkpoint.state_dict)
-            self.optimizer.load_state_dict(checkpoint.optimizer)
+            self.optimizer.load_state_dict(cast(dict, checkpoint.optimizer))
             self._check_optimizer_settings()
-            rank_states = checkpoint.rng_state.get("ranks")
+            rank_states = cast(dict, checkpoint.rng_state).get("ranks")
             if group.active and rank_states is not None and len(rank_states) == group.world_size:
                 set_rng_state(rank_states[group.rank])
             else:
-                set_rng_state(checkpoint.rng_state)
-                _seed_rank(self.config.seed, group, checkpoint.epoch)
+                set_rng_state(cast(dict, checkpoint.rng_state))
+                _seed_rank(self.config.seed, group, cast(int, checkpoint.epoch))
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError,
                 OverflowError) as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
             raise ValueError(f"{self.checkpoint_path}: cannot resume: its model, optimizer or RNG "
                              f"state does not fit this run's settings: {type(error).__name__}: "
                              f"{reason[:300]}") from None
-        self.start_epoch = checkpoint.epoch
+        self.start_epoch = cast(int, checkpoint.epoch)
         self.history = checkpoint.extra.get("history", [])
         self.best = checkpoint.extra.get("best", {})
         if group.is_main:
@@ -319,8 +321,8 @@ class _Run:
                     100 * train_metrics["root_acc"], 100 * dev["root_acc"],
                     " (best)" if improved else "", train_metrics["trees_per_s"])
         if self.out_dir is not None:
-            save_checkpoint(self.checkpoint_path, self.model, self.vocab, self.config.to_dict(),
-                            optimizer=self.optimizer, epoch=epoch + 1,
+            save_checkpoint(cast(Path, self.checkpoint_path), self.model, self.vocab,
+                            self.config.to_dict(), optimizer=self.optimizer, epoch=epoch + 1,
                             rng_state=rank_rng_state or get_rng_state(),
                             extra={"history": self.history, "best": self.best,
                                    "data_fingerprint": self.fingerprint})
@@ -474,7 +476,8 @@ class _Run:
                 "inference_trees_per_s": test["trees_per_s"] if test else None}
 
     def _write_metrics(self, metrics: dict) -> None:
-        write_text(self.out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        # called with an out_dir only
+        write_text(cast(Path, self.out_dir) / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 
 
 def _parameter_names(model: nn.Module, tensors: Sequence[Tensor]) -> list[str]:

@@ -8,7 +8,7 @@ import hashlib
 import logging
 import math
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence, cast
 
 import torch
 
@@ -74,7 +74,7 @@ def _is_fraction(value) -> bool:
 def _check_rng_state(checkpoint: Checkpoint) -> None:
     """ValueError naming the file unless ``rng_state`` (and each rank's) has the fields and
     shapes :func:`~treelstm.training.get_rng_state` writes."""
-    state = checkpoint.rng_state
+    state = cast(dict, checkpoint.rng_state)  # not None: checked by the callers
     ranks = state.get("ranks")
     for one in [state] + (ranks if isinstance(ranks, list) else []):
         problem = _rng_problem(one)
@@ -107,7 +107,7 @@ def _rng_problem(state) -> str:
 def _check_run_record(checkpoint: Checkpoint) -> None:
     """ValueError naming the file unless ``extra`` holds a history of ``epoch`` records and the
     best of them, as :func:`train` writes them (a crafted file can carry a valid digest)."""
-    def fail(what: str) -> None:
+    def fail(what: str) -> NoReturn:
         raise ValueError(f"{checkpoint.path}: cannot resume: {what}")
 
     history, best = checkpoint.extra.get("history"), checkpoint.extra.get("best")

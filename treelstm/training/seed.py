@@ -7,6 +7,7 @@ function of (seed, epoch) only.
 from __future__ import annotations
 
 import random
+from typing import cast
 
 import numpy as np
 import torch
@@ -24,7 +25,9 @@ def get_rng_state() -> dict:
     available) as tensors and plain numbers, so that ``torch.load(weights_only=True)`` reads
     them."""
     version, python_state, python_gauss = random.getstate()
-    _, numpy_keys, numpy_pos, numpy_has_gauss, numpy_gauss = np.random.get_state()
+    # legacy=True (the default) gives the MT19937 tuple; numpy's stubs default to the dict
+    _, numpy_keys, numpy_pos, numpy_has_gauss, numpy_gauss = cast(
+        "tuple[str, np.ndarray, int, int, float]", np.random.get_state())
     state = {"python": torch.tensor(python_state, dtype=torch.int64),
              "python_version": int(version), "python_gauss": python_gauss,
              "numpy": torch.from_numpy(numpy_keys.astype(np.int64)),
