@@ -167,13 +167,34 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
             than tensors and plain containers, or is not a treelstm checkpoint.
     """
     name = os.fspath(path)
+    content = _read(path, name, map_location)
+    _check_envelope(name, content)
+    classes = _MODEL_CLASSES if model_classes is None else model_classes
+    if content["model_class"] not in classes:
+        raise ValueError(f"{name}: unknown model class {content['model_class']!r}; expected one "
+                         f"of {sorted(classes)}")
+    model_config, vocab, config, extra = _metadata(name, content)
+    _check_checkpoint_fields(name, content)
+    if model_config.get("vocab_size") != len(vocab):
+        raise ValueError(f"{name}: the stored vocabulary has {len(vocab)} words but the model was "
+                         f"built for vocab_size={model_config.get('vocab_size')!r}: vocabulary "
+                         "and weights do not belong together")
+    return Checkpoint(path=name, model_class=content["model_class"], model_config=model_config,
+                      state_dict=content["state_dict"], vocab=vocab, config=config,
+                      optimizer=content.get("optimizer"), epoch=content.get("epoch"),
+                      rng_state=content.get("rng_state"), extra=extra, model_classes=classes)
+
+
+def _read(path: PathLike, name: str, map_location: Union[str, torch.device]) -> Any:
+    """``torch.load(weights_only=True)`` of the file; ValueError naming it if it cannot be read
+    as one (a refused pickled object says so)."""
     if os.path.isdir(path):
         raise IsADirectoryError(f"{name}: is a directory; expected a checkpoint file such as "
                                 f"{os.path.join(name, 'best.pt')}")
     if os.path.isfile(path):
         _check_file_kind(name)
     try:
-        content = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except Exception as error:  # truncated zip, bad pickle, forbidden global, ...
@@ -187,6 +208,11 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
         reason = text.splitlines()[0][:200] if text else "(no message)"
         raise ValueError(f"{name}: not a readable treelstm checkpoint (corrupt or truncated?): "
                          f"{type(error).__name__}: {reason}") from None
+
+
+def _check_envelope(name: str, content: Any) -> None:
+    """ValueError naming the file unless ``content`` is a checkpoint of this format and version,
+    with dense weights, an intact digest and its fields of the right types."""
     if not isinstance(content, dict) or content.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{name}: not a treelstm checkpoint (expected a dict with format "
                          f"{CHECKPOINT_FORMAT!r})")
@@ -206,10 +232,11 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
         if not isinstance(content.get(key), kind):
             raise ValueError(f"{name}: checkpoint field {key!r} should be a {kind.__name__}, got "
                              f"{type(content.get(key)).__name__}")
-    classes = _MODEL_CLASSES if model_classes is None else model_classes
-    if content["model_class"] not in classes:
-        raise ValueError(f"{name}: unknown model class {content['model_class']!r}; expected one "
-                         f"of {sorted(classes)}")
+
+
+def _metadata(name: str, content: dict) -> tuple[dict, Vocab, dict, dict]:
+    """The JSON fields: model settings, vocabulary, training settings, extra; ValueError naming
+    the file if they are damaged."""
     try:
         model_config = json.loads(content["model_config"])
         vocab_fields = json.loads(content["vocab"])
@@ -220,7 +247,7 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
                              f"{vocab_fields.get('lower')!r}")
         vocab = Vocab(vocab_fields["itos"], lower=vocab_fields["lower"], unk=vocab_fields["unk"],
                       pad=vocab_fields["pad"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
         raise ValueError(f"{name}: damaged checkpoint metadata: {error}") from None
     except RecursionError:
         raise ValueError(f"{name}: damaged checkpoint metadata: JSON nested too deeply") from None
@@ -228,15 +255,7 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
         if not isinstance(value, dict):
             raise ValueError(f"{name}: damaged checkpoint metadata: {key} should be a JSON object, "
                              f"got {type(value).__name__}")
-    _check_checkpoint_fields(name, content)
-    if model_config.get("vocab_size") != len(vocab):
-        raise ValueError(f"{name}: the stored vocabulary has {len(vocab)} words but the model was "
-                         f"built for vocab_size={model_config.get('vocab_size')!r}: vocabulary "
-                         "and weights do not belong together")
-    return Checkpoint(path=name, model_class=content["model_class"], model_config=model_config,
-                      state_dict=content["state_dict"], vocab=vocab, config=config,
-                      optimizer=content.get("optimizer"), epoch=content.get("epoch"),
-                      rng_state=content.get("rng_state"), extra=extra, model_classes=classes)
+    return model_config, vocab, config, extra
 
 
 def _check_checkpoint_fields(name: str, content: dict) -> None:
