@@ -9,11 +9,12 @@ import os
 import re
 import sys
 from types import SimpleNamespace
-from typing import Optional, cast
+from typing import Optional
 
 from .command import Command, fail, setup
 from .defaults import DEFAULT_DATA
 from .guard import reader_gone
+from .streams import close_streams, open_streams, output_problem, reporter
 from .options import (add_device_option, add_threads_option, layer_count, layer_size,
                       positive_float, positive_int, probability, seed_value, wrap)
 
@@ -265,17 +266,11 @@ def parse_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
 
 
 def _run_parse(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ..files import AtomicOutput, remove_stale_temp_files
     from ..parse import read_parser
     from ..training.config import resolve_device
 
-    prog = parser.prog
-
-    def error(message: str, status: int) -> int:
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        return status
-
-    problem = _output_problem(args)
+    error = reporter(parser.prog)
+    problem = output_problem(args.output, args.input, [("parser file", args.checkpoint)])
     if problem:
         return error(problem, 2)
     if args.input == "-" and sys.stdin is None:
@@ -285,50 +280,14 @@ def _run_parse(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         loaded = read_parser(args.checkpoint, map_location=resolve_device(args.device))
     except (ValueError, OSError) as problem:
         return error(str(problem), 2)
-    try:
-        source = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
-    except OSError as problem:
-        return error(f"{args.input}: {problem.strerror or problem}", 2)
-    try:
-        if args.output != "-":
-            target = os.path.realpath(args.output)
-            remove_stale_temp_files(os.path.dirname(target), [os.path.basename(target)])
-        sink = sys.stdout if args.output == "-" else AtomicOutput(args.output)
-    except OSError as problem:
-        if source is not sys.stdin.buffer:
-            source.close()
-        return error(f"{args.output}: {problem.strerror or problem}", 2)
+    streams = open_streams(args.input, args.output, error)
+    if isinstance(streams, int):
+        return streams
+    source, sink = streams
     try:  # whatever ends the run, an uncommitted --output file goes
         return _stream_trees(args, loaded.parser, source, sink, error)
     finally:
-        if sink is not sys.stdout:
-            cast(AtomicOutput, sink).discard()  # nothing once committed
-        if source is not sys.stdin.buffer:
-            source.close()
-
-
-def _output_problem(args: argparse.Namespace) -> Optional[str]:
-    """Why ``--output`` may not be written: it names the parser file or the input (a path, or
-    the file standard input reads), also through links."""
-    from ..files import same_file
-
-    if args.output == "-":
-        return None
-    named = [("parser file", args.checkpoint)] + ([("input", args.input)] if args.input != "-"
-                                                   else [])
-    for what, path in named:
-        if same_file(args.output, path):
-            return (f"--output {args.output} is the {what} ({path}); refusing to overwrite it: "
-                    "choose another output file")
-    if args.input == "-" and sys.stdin is not None:
-        try:
-            stdin, output = os.fstat(sys.stdin.fileno()), os.stat(args.output)
-        except (OSError, ValueError):  # no such output yet, or no real standard input
-            return None
-        if (stdin.st_dev, stdin.st_ino) == (output.st_dev, output.st_ino):
-            return (f"--output {args.output} is the input (standard input); refusing to "
-                    "overwrite it: choose another output file")
-    return None
+        close_streams(source, sink)
 
 
 class _BadLine(Exception):

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from typing import Callable, Optional, cast
+from typing import Callable, Optional
 
 from .command import Command
 from .defaults import PREDICT_DTYPES, PREDICT_FORMATS
 from .guard import reader_gone
 from .options import add_device_option, add_threads_option, positive_int, wrap
+from .streams import ErrorReporter, close_streams, open_streams, output_problem, reporter
 
 _PREDICT_WINDOW = 4096
 
-#: ``error(message, status)``: the message on stderr, returns the exit status.
-ErrorReporter = Callable[[str, int], int]
 
 
 def predict_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
@@ -99,32 +97,6 @@ def _add_batching_options(parser: argparse.ArgumentParser) -> None:
                              "(default: %(default)s)")
 
 
-def _same_file_problem(args: argparse.Namespace) -> Optional[str]:
-    """Why ``--output`` may not be written, if it names the input or the checkpoint."""
-    from ..files import same_file
-
-    if args.output == "-":
-        return None
-    named = [("checkpoint", args.checkpoint)]
-    if args.parser_path is not None:
-        named.append(("parser", args.parser_path))
-    if args.input != "-":
-        named.append(("input", args.input))
-    for what, path in named:
-        if same_file(args.output, path):
-            return (f"--output {args.output} is the {what} ({path}); refusing to overwrite it: "
-                    "choose another output file")
-    if args.input == "-" and sys.stdin is not None:  # standard input may be a file too
-        try:
-            stdin, output = os.fstat(sys.stdin.fileno()), os.stat(args.output)
-        except (OSError, ValueError):  # no such output yet, or no real stdin
-            return None
-        if (stdin.st_dev, stdin.st_ino) == (output.st_dev, output.st_ino):
-            return (f"--output {args.output} is the input (standard input); refusing to "
-                    "overwrite it: choose another output file")
-    return None
-
-
 def _run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
 
@@ -132,12 +104,9 @@ def _run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     from ..training.config import resolve_device
 
     prog = parser.prog
-
-    def error(message: str, status: int) -> int:
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        return status
-
-    problem = _same_file_problem(args)
+    error = reporter(prog)
+    problem = output_problem(args.output, args.input,
+                             [("checkpoint", args.checkpoint), ("parser", args.parser_path)])
     if problem:
         return error(problem, 2)
     if args.input == "-" and sys.stdin is None:
@@ -184,33 +153,14 @@ def _load(load: Callable, what: str, error: ErrorReporter):
 
 def _predict_to_output(args: argparse.Namespace, predictor, device, error: ErrorReporter) -> int:
     """Open the input and the output (an --output file: atomically) and stream the records."""
-    from pathlib import Path
-
-    from ..files import AtomicOutput, remove_stale_temp_files
-
-    try:
-        source = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
-    except OSError as problem:
-        return error(f"{args.input}: {problem.strerror or problem}", 2)
-    try:
-        # A file is written beside itself and renamed when complete: an interrupted run
-        # leaves the previous file as it was (and the next run clears what a kill -9 left).
-        if args.output != "-":
-            target = Path(os.path.realpath(args.output))  # where AtomicOutput writes
-            remove_stale_temp_files(target.parent, [target.name])
-        sink = sys.stdout if args.output == "-" else AtomicOutput(args.output)
-    except OSError as problem:
-        if source is not sys.stdin.buffer:
-            source.close()
-        return error(f"{args.output}: {problem.strerror or problem}", 2)
-
+    streams = open_streams(args.input, args.output, error)
+    if isinstance(streams, int):
+        return streams
+    source, sink = streams
     try:  # whatever ends the run (a signal may land anywhere), an uncommitted file goes
         return _stream_predictions(args, predictor, source, sink, device, error)
     finally:
-        if sink is not sys.stdout:
-            cast(AtomicOutput, sink).discard()  # nothing once committed
-        if source is not sys.stdin.buffer:
-            source.close()
+        close_streams(source, sink)
 
 
 def _stream_predictions(args: argparse.Namespace, predictor, source, sink, device,

@@ -1,0 +1,80 @@
+"""What the streaming commands (``predict``, ``parse``) share: one-line errors, the refusal of
+an ``--output`` that is one of the files read, and the input and output streams (an
+``--output`` file written through :class:`~treelstm.files.AtomicOutput`)."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import IO, Callable, Optional, Sequence, Union
+
+#: ``error(message, status)``: the message on stderr, returns the exit status.
+ErrorReporter = Callable[[str, int], int]
+
+
+def reporter(prog: str) -> ErrorReporter:
+    """An :data:`ErrorReporter` writing ``prog: error: message``."""
+    def error(message: str, status: int) -> int:
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return status
+    return error
+
+
+def output_problem(output: str, input: str, read: Sequence[tuple[str, Optional[str]]]
+                   ) -> Optional[str]:
+    """Why ``output`` may not be written: it is ``input`` (a path, or the file standard input
+    reads) or one of the other files ``read`` (``(what, path)``), also through links."""
+    from ..files import same_file
+
+    if output == "-":
+        return None
+    named = [(what, path) for what, path in read if path is not None]
+    if input != "-":
+        named.append(("input", input))
+    for what, path in named:
+        if same_file(output, path):
+            return (f"--output {output} is the {what} ({path}); refusing to overwrite it: "
+                    "choose another output file")
+    if input == "-" and sys.stdin is not None:  # standard input may be a file too
+        try:
+            stdin, target = os.fstat(sys.stdin.fileno()), os.stat(output)
+        except (OSError, ValueError):  # no such output yet, or no real standard input
+            return None
+        if (stdin.st_dev, stdin.st_ino) == (target.st_dev, target.st_ino):
+            return (f"--output {output} is the input (standard input); refusing to "
+                    "overwrite it: choose another output file")
+    return None
+
+
+def open_streams(input: str, output: str, error: ErrorReporter) -> Union[int, tuple[IO, IO]]:
+    """``(source, sink)``: the input in binary, and standard output or an ``AtomicOutput``
+    beside ``output`` (stale temp files of an earlier killed run cleared); or the exit status 2
+    after a one-line error. Close them with :func:`close_streams`."""
+    from ..files import AtomicOutput, remove_stale_temp_files
+
+    if input == "-" and sys.stdin is None:
+        return error("standard input is closed; give an input FILE", 2)
+    try:
+        source = sys.stdin.buffer if input == "-" else open(input, "rb")
+    except OSError as problem:
+        return error(f"{input}: {problem.strerror or problem}", 2)
+    try:
+        # written beside itself and renamed when complete: an interrupted run leaves the
+        # previous file as it was (and the next run clears what a kill -9 left)
+        if output != "-":
+            target = os.path.realpath(output)
+            remove_stale_temp_files(os.path.dirname(target), [os.path.basename(target)])
+        sink = sys.stdout if output == "-" else AtomicOutput(output)
+    except OSError as problem:
+        if source is not sys.stdin.buffer:
+            source.close()
+        return error(f"{output}: {problem.strerror or problem}", 2)
+    return source, sink  # type: ignore[return-value]
+
+
+def close_streams(source: IO, sink: IO) -> None:
+    """Discard an uncommitted ``AtomicOutput`` (nothing once committed) and close a file."""
+    discard = getattr(sink, "discard", None)
+    if sink is not sys.stdout and discard is not None:
+        discard()
+    if source is not sys.stdin.buffer:
+        source.close()
