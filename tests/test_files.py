@@ -73,3 +73,28 @@ def test_check_no_run(tmp_path):
     with pytest.raises(FileExistsError, match=r"already holds a run \(best\.pt\); use --resume"
                                               r".*--overwrite"):
         check_no_run(tmp_path, ["checkpoint.pt", "best.pt"])
+
+
+def test_atomic_write_follows_links_and_writes_non_regular_files_in_place(tmp_path):
+    import threading
+    from pathlib import Path
+
+    target = tmp_path / "real.json"
+    target.write_text("old")
+    os.chmod(target, 0o640)
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    atomic_write(link, lambda file: file.write(b"new"))
+    assert link.is_symlink() and target.read_text() == "new"
+    assert (target.stat().st_mode & 0o777) == 0o640
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    atomic_write(fifo, lambda file: file.write(b"through the pipe"))
+    reader.join(timeout=10)
+    assert received == [b"through the pipe"]
+    assert fifo.is_fifo()  # not replaced by a regular file
+    atomic_write("/dev/null", lambda file: file.write(b"x"))  # a device stays a device
+    assert Path("/dev/null").is_char_device()

@@ -358,11 +358,23 @@ def test_best_checkpoint_of_another_epoch_is_not_used_silently(tmp_path, splits)
 def test_stale_temp_files_are_removed_by_the_next_run(tmp_path, splits):
     run = tmp_path / "run"
     run.mkdir()
-    for name in (".checkpoint.pt.abc123.tmp", ".best.pt.x.tmp", ".metrics.json.y.tmp"):
+    dead = _dead_pid()
+    for name in (f".checkpoint.pt.treelstm-{dead}-abc123.tmp", f".best.pt.treelstm-{dead}-x.tmp",
+                 f".metrics.json.treelstm-{dead}-y.tmp"):
         (run / name).write_bytes(b"half a file")
-    (run / ".notes.txt.z.tmp").write_bytes(b"not ours")
+    # not ours: another file, one named like ours by hand, a live writer's
+    kept = [".notes.txt.z.tmp", ".best.pt.mine.tmp", f".best.pt.treelstm-{os.getppid()}-w.tmp"]
+    for name in kept:
+        (run / name).write_bytes(b"not ours")
     train(_small(epochs=1), run, splits=splits)
-    assert _temp_files(run) == [".notes.txt.z.tmp"]
+    assert _temp_files(run) == sorted(kept)
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 # ============================================================ kill -9 and resume, end to end

@@ -710,7 +710,9 @@ def test_sigterm_mid_predict_keeps_the_previous_output_and_leaves_no_temp_file(
 
     output = tmp_path / "out.jsonl"
     output.write_text("previous good results\n")
-    (tmp_path / ".out.jsonl.left-by-kill-9.tmp").write_text("half")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / f".out.jsonl.treelstm-{dead.pid}-left-by-kill-9.tmp").write_text("half")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     process = subprocess.Popen([sys.executable, "-m", "treelstm", "predict",
                                 str(checkpoints["treelstm"]), "-", "-o", str(output),

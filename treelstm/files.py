@@ -13,6 +13,8 @@ from __future__ import annotations
 import glob
 import io
 import os
+import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
@@ -29,8 +31,37 @@ def _umask() -> int:
     return mask
 
 
+#: Temporary files are ``.<name>.treelstm-<pid>-<random>.tmp`` beside their target: the pid
+#: tells a live writer's file from one a killed writer left (see remove_stale_temp_files).
+_TEMP_TAG = "treelstm"
+
+
 def _temp_prefix(path: Path) -> str:
-    return f".{path.name}."
+    return f".{path.name}.{_TEMP_TAG}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (this process counts as alive)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's: keep its file
+    return True
+
+
+def _in_place(path: PathLike) -> bool:
+    """Whether ``path`` must be written in place, not replaced: it exists (after links) and is
+    no regular file -- a device (``/dev/null``, ``/dev/full``, a terminal), a FIFO or socket,
+    standard output through ``/dev/stdout`` or ``/proc/self/fd/1`` -- or a directory (whose
+    ``open`` then fails with the usual error)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False  # no such file yet (or a dangling link): a new file, written atomically
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -58,23 +89,31 @@ def _unlink_quietly(name: str) -> None:
 def atomic_write(path: PathLike, write: Callable[[io.BufferedWriter], object]) -> None:
     """Call ``write(file)`` on a temporary file in ``path``'s directory, fsync it, ``os.replace``
     it over ``path``, fsync the directory: a reader (or a process killed at any moment, or a
-    power cut) sees the old file or the new one, never a mix. A process killed mid-write leaves
-    its ``.<name>.*.tmp`` behind; :func:`remove_stale_temp_files` clears them."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp",
-                                         dir=path.parent)
+    power cut) sees the old file or the new one, never a mix. A symlink is followed (its target
+    is replaced, the link stays), an existing file keeps its permissions, and a path that is no
+    regular file (``/dev/null``, a FIFO: :func:`_in_place`) is written in place. A process
+    killed mid-write leaves its temporary file behind; :func:`remove_stale_temp_files` clears
+    them."""
+    if _in_place(path):
+        with open(path, "wb") as file:
+            write(file)
+        return
+    target = Path(os.path.realpath(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    mode = (os.stat(target).st_mode & 0o7777) if target.exists() else 0o666 & ~_umask()
+    handle, temp_name = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp",
+                                         dir=target.parent)
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
             file.flush()
             os.fsync(file.fileno())
-        os.chmod(temp_name, 0o666 & ~_umask())  # mkstemp makes 0600; give open()'s usual mode
-        os.replace(temp_name, path)
+        os.chmod(temp_name, mode)  # mkstemp makes 0600
+        os.replace(temp_name, target)
     except BaseException:
         _unlink_quietly(temp_name)
         raise
-    _fsync_directory(path.parent)
+    _fsync_directory(target.parent)
 
 
 def write_text(path: PathLike, text: str) -> None:
@@ -89,8 +128,8 @@ class AtomicOutput:
     to a temporary file beside ``path``; a clean exit (or :meth:`commit`) renames it over
     ``path``, an exception removes it and leaves ``path`` as it was. A symlink is followed (the
     file it points to is replaced, the link stays) and an existing file keeps its permissions.
-    A device or process path (``/dev/stdout``, ``/proc/self/fd/1``), or one that exists and is
-    not a regular file (a FIFO), is written directly: it cannot be replaced.
+    A path that is no regular file (``/dev/stdout``, ``/proc/self/fd/1`` on a pipe, a FIFO, a
+    device: :func:`_in_place`) is written directly: it cannot be replaced.
     """
 
     def __init__(self, path: PathLike) -> None:
@@ -98,10 +137,7 @@ class AtomicOutput:
         self._temp_name: Optional[str] = None
         self.committed = False
         target = Path(os.path.realpath(path))
-        special = ("/dev/", "/proc/")
-        direct = str(Path(path).absolute()).startswith(special) or \
-            str(target).startswith(special) or (target.exists() and not target.is_file())
-        if direct:
+        if _in_place(path):
             self.file = open(self.path, "w", encoding="utf-8")
             return
         self.path = target  # a link stays a link: its target is what gets replaced
@@ -160,12 +196,17 @@ class AtomicOutput:
 
 
 def remove_stale_temp_files(directory: PathLike, names: Sequence[str]) -> list[Path]:
-    """Delete the temporary files (``.<name>.*.tmp``) that writers of ``directory/<name>`` killed
-    mid-write left behind; returns them. Only for a directory no other process is writing to."""
+    """Delete the temporary files that writers of ``directory/<name>`` killed mid-write left
+    behind (``.<name>.treelstm-<pid>-*.tmp`` of a process that no longer exists); returns them.
+    Files of a live writer, and any other file, are left alone."""
     directory = Path(directory)
     removed = []
     for name in names:
-        for stale in directory.glob(f"{glob.escape(_temp_prefix(Path(name)))}*.tmp"):
+        pattern = re.compile(rf"\.{re.escape(name)}\.{_TEMP_TAG}-(\d+)-[^/]*\.tmp")
+        for stale in directory.glob(f".{glob.escape(name)}.{_TEMP_TAG}-*.tmp"):
+            match = pattern.fullmatch(stale.name)
+            if match is None or _alive(int(match.group(1))):
+                continue
             try:
                 stale.unlink()
             except FileNotFoundError:

@@ -192,7 +192,9 @@ def trees_from_texts(texts: Sequence[str], parser: Optional[TextParser], reads_t
     """A tree for each sentence, or the ValueError that says why there is none (so that one bad
     sentence does not fail the others): its words alone when the model does not read trees
     (``reads_trees=False``), else the ``parser``'s tree (an ``nltk.Tree`` is converted with
-    ``binarize``; see the module docstring), checked to hold the sentence's words."""
+    ``binarize``; see the module docstring), checked to be a valid tree. Its leaves are the
+    words the model reads, as the parser wrote them: they are not compared with the sentence
+    (a parser may tokenize in its own way)."""
     if not reads_trees:
         return [sentence_tree(tokens) if tokens else ValueError("no words in this line")
                 for tokens in map(tokenize, texts)]
@@ -208,6 +210,10 @@ def trees_from_texts(texts: Sequence[str], parser: Optional[TextParser], reads_t
         parsed = list(many(list(texts))) if many is not None else None
     except ValueError:
         parsed = None  # one by one: say which sentence
+    if parsed is not None and len(parsed) != len(texts):
+        problem = ValueError(f"the parser's parse_many gave {len(parsed)} trees for "
+                             f"{len(texts)} sentences")
+        return [problem] * len(texts)
     results: list[Union[SentimentTree, ValueError]] = []
     for k, text in enumerate(texts):
         try:

@@ -1,12 +1,14 @@
-"""The command line, ``python -m treelstm {train,eval,compare,predict,sick-train,sick-eval,bench}``
+"""The command line, ``python -m treelstm
+{train,eval,compare,predict,sick-train,sick-eval,parser,parse,bench}``
 (``--help`` on each): one module a concept.
 
 * ``options`` -- option types (argparse names the option in an error) and shared option groups;
 * ``defaults`` -- the library's defaults the parsers show, checked against the library in tests;
 * ``guard`` -- how a run ends: signals (exit 130, 143), closed streams, one-line errors;
 * ``command`` -- :class:`Command`: a parser factory and a run function, callable on its own;
+* ``streams`` -- what ``predict`` and ``parse`` share: the same-file refusal, atomic output;
 * ``train`` (``train``, ``eval``, ``compare``), ``predict``, ``sick`` (``sick-train``,
-  ``sick-eval``), ``bench`` -- the commands;
+  ``sick-eval``), ``parse`` (``parser``, ``parse``), ``bench`` -- the commands;
 * ``main`` -- the sub-parser tree and ``main()`` (``from treelstm.cli.main import main``; not
   re-exported here, where it would hide its module).
 

@@ -57,6 +57,13 @@ def guarded(run: Run, args: argparse.Namespace, parser: argparse.ArgumentParser,
         print(f"{parser.prog}: error: out of memory (smaller sizes or batches?)",
               file=sys.stderr)
         return 1
+    except RuntimeError as error:  # torch reports a failed allocation so
+        text = str(error)
+        if "alloc" not in text.lower() or "memory" not in text.lower():
+            raise
+        print(f"{parser.prog}: error: out of memory: {text.strip().splitlines()[0][:200]} "
+              "(a huge tree or sentence? smaller inputs or batches)", file=sys.stderr)
+        return 1
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -51,7 +51,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # the benchmark parses its own options
         return bench_command(argv[1:], prog="python -m treelstm bench")
-    args, unknown = build_parser().parse_known_args(argv)
+    try:  # checking --device loads torch: a second or so in which Ctrl-C may come
+        args, unknown = build_parser().parse_known_args(argv)
+    except KeyboardInterrupt:
+        print("python -m treelstm: interrupted", file=sys.stderr)
+        return 130
     if unknown:  # the command's own usage line, not the top level's
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     command = COMMANDS[args.command]

@@ -105,9 +105,19 @@ def _add_sick_training_options(parser: argparse.ArgumentParser, defaults) -> Non
                              "--embeddings)")
 
 
+def _needs_scipy(parser: argparse.ArgumentParser) -> None:
+    """One line (exit 2) before any work if scipy, which the metrics use, is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("scipy") is None:
+        fail(parser, ValueError("Pearson's r and Spearman's rho need scipy: pip install "
+                                "'.[sick]' in a checkout (or pip install scipy)"))
+
+
 def _run_sick_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..sick import RelatednessConfig, results_table, train_relatedness_run
 
+    _needs_scipy(parser)
     progress = setup(args)
     try:
         config = RelatednessConfig(**{field.name: getattr(args, field.name)
@@ -158,6 +168,7 @@ def sick_eval_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
 def _run_sick_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from pathlib import Path
 
+    _needs_scipy(parser)
     from ..data import read_sick
     from ..sick import DEFAULT_SICK_DATA, evaluate_relatedness, load_relatedness_model
     from ..training.config import resolve_device

@@ -194,19 +194,27 @@ def _read_nodes(root: Tree, tree_class: type, owner: str
 
 
 def _binarize(labels: list[int], children: list[list[int]], arity: int, factor: str) -> None:
-    """Factor every node of more than ``arity`` children, in place; new nodes are appended."""
+    """Factor every node of more than ``arity`` children, in place; new nodes are appended. A
+    node of ``n`` children becomes a chain of new nodes, each taking ``arity - 1`` of them (from
+    the left with ``factor="right"``, from the right with ``"left"``): linear in ``n``."""
     for node in range(len(children)):
         kids = children[node]
-        while len(kids) > arity:
-            new = len(children)
-            labels.append(IGNORE_INDEX)
+        if len(kids) <= arity:
+            continue
+        step = arity - 1
+        count = -(-(len(kids) - arity) // step)  # new nodes: until `arity` kids are left
+        links = list(range(len(children), len(children) + count))
+        labels.extend([IGNORE_INDEX] * count)
+        children.extend([] for _ in range(count))
+        owners = [node] + links
+        for k, owner in enumerate(owners):
             if factor == "right":
-                children[node], kids = kids[:arity - 1] + [new], kids[arity - 1:]
+                group = kids[k * step:(k + 1) * step] if k < count else kids[count * step:]
+                children[owner] = group + [links[k]] if k < count else group
             else:
-                split = len(kids) - arity + 1
-                children[node], kids = [new] + kids[split:], kids[:split]
-            children.append(kids)
-            node = new
+                end = len(kids) - k * step
+                group = kids[end - step:end] if k < count else kids[:end]
+                children[owner] = [links[k]] + group if k < count else group
 
 
 def _numbered(labels: list[int], children: list[list[int]],
