@@ -2,11 +2,11 @@
 
 Python::
 
-    from treelstm.predict import Predictor
-    from treelstm.data import parse_ptb_line
+    from treelstm import Predictor
 
     predictor = Predictor.from_checkpoint("runs/tree/best.pt", device="cpu")
-    for result in predictor.predict(trees, batch_size=256):   # trees: SentimentTree objects
+    lines = ["(3 (2 a) (4 good))", "A dull, lifeless film."]  # the sentence needs the LSTM or
+    for result in predictor.predict(lines, batch_size=256):   # a parser (parser=...)
         print(result.label, result.probs)
 
 Command line: ``python -m treelstm predict CHECKPOINT [FILE]`` (``--help``), built on
@@ -18,9 +18,10 @@ size and cuts them into batches of at most ``batch_trees`` trees and ``max_nodes
 sizes together: less padding for the LSTM, fewer idle levels for the Tree-LSTM); the results are
 put back in input order before the next window is read.
 
-Input trees come as :class:`~treelstm.data.SentimentTree` (their labels are ignored), or as lines
-(:func:`parse_tree_line`): PTB brackets like ``read_ptb``'s, or JSON objects
-``{"parent": [...], "tokens": [...]}`` whose leaves are nodes ``0..n-1`` in sentence order.
+Input trees come as :class:`~treelstm.data.SentimentTree` (their labels are ignored), as
+``nltk.Tree`` s, or as lines (:mod:`treelstm.inputs`): bracketed trees (SST's or a parser's), JSON
+objects ``{"parent": [...], "tokens": [...]}`` whose leaves are nodes ``0..n-1`` in sentence
+order, or plain text (a Tree-LSTM then needs a ``parser``).
 """
 from __future__ import annotations
 
@@ -206,6 +207,9 @@ class Predictor:
         device: where to run. Default: ``"cpu"``
         dtype: ``None`` (the model's own, float32), ``"bf16"`` or ``"fp16"``: run under
             ``torch.autocast`` in that dtype. Default: ``None``
+        parser: what turns plain text into a tree for a Tree-LSTM: a callable that gets the
+            sentence and returns an ``nltk.Tree`` or a ``SentimentTree`` (see
+            :mod:`treelstm.inputs`). Default: ``None`` (plain text is refused for a Tree-LSTM)
     """
 
     def __init__(self, model: nn.Module, vocab: Vocab, device: Union[str, torch.device] = "cpu",

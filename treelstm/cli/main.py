@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m treelstm ARGV``: parse the command line and run the command; returns the exit
+    status (0 done, 1 a failure while running, 2 bad options or input files, 130 / 143 Ctrl-C /
+    SIGTERM)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:  # the benchmark parses its own options
         return bench_command(argv[1:], prog="python -m treelstm bench")
