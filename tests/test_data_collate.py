@@ -197,3 +197,16 @@ def test_vectorised_collate_equals_the_per_tree_lists_on_all_of_sst():
         assert inputs.leaf_index.tolist() == [offset + i for tree, offset in
                                               zip(chunk, inputs.batch.offsets.tolist())
                                               for i in range(len(tree.tokens))]
+
+
+@pytest.mark.parametrize("collate", [collate_trees, collate_sequences])
+@pytest.mark.parametrize("tokens,labels,match", [
+    (["a", "b"], [2, None, 2], r"tree 1: node 1 has label None; expected an integer"),
+    (["a", "b"], [2, "x", 2], r"tree 1: node 1 has label 'x'; expected an integer"),
+    (["a", "b"], [2, 2, 2 ** 70], r"tree 1: node 2 has label 1180591620717411303424"),
+    (["a", 7], [2, 2, 2], r"tree 1: token 1 is 7; expected a str"),
+])
+def test_bad_labels_and_tokens_name_the_tree(trees, vocab, collate, tokens, labels, match):
+    bad = SentimentTree(tokens, [2, 2, -1], labels)
+    with pytest.raises(ValueError, match=rf"{collate.__name__}: {match}"):
+        collate([trees[0], bad], vocab)

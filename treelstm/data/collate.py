@@ -113,6 +113,8 @@ def _tree_batch(trees: list[SentimentTree]) -> TreeBatch:
         if any(len(tree.labels) != len(tree.parent) or not 0 < len(tree.tokens) <= len(tree.parent)
                for tree in trees):
             raise ValueError("a tree's lists do not agree")
+        if not all(isinstance(token, str) for tree in trees for token in tree.tokens):
+            raise ValueError("a token that is no str")
         batch = TreeBatch.from_parents([tree.parent for tree in trees],
                                        child_order="first_descendant")
         sizes = np.array([len(tree.tokens) for tree in trees], dtype=np.int64)
@@ -141,14 +143,17 @@ def collate_trees(trees: Sequence[SentimentTree], vocab: Vocab) -> TreeInputs:
     sizes = [len(tree.tokens) for tree in trees]
     leaf_index = torch.arange(sum(sizes)) + torch.repeat_interleave(
         batch.offsets - torch.tensor([0] + sizes[:-1]).cumsum(0), torch.tensor(sizes))
-    token_ids = [i for tree in trees for i in vocab.encode(tree.tokens)]
-    labels = [label for tree in trees for label in tree.labels]
-    return TreeInputs(batch=batch,
-                      token_ids=torch.tensor(token_ids, dtype=torch.long),
-                      leaf_index=leaf_index,
-                      labels=torch.tensor(labels, dtype=torch.long),
-                      root_labels=torch.tensor([tree.root_label for tree in trees],
-                                               dtype=torch.long))
+    try:  # tokens and labels: checked per tree only if they cannot be read
+        token_ids = torch.tensor([i for tree in trees for i in vocab.encode(tree.tokens)],
+                                 dtype=torch.long)
+        labels = torch.tensor([label for tree in trees for label in tree.labels],
+                              dtype=torch.long)
+        root_labels = torch.tensor([tree.root_label for tree in trees], dtype=torch.long)
+    except (TypeError, ValueError, OverflowError, RuntimeError, AttributeError) as error:
+        _check_each(trees, "collate_trees")  # raises, naming the tree and the reason
+        raise ValueError(f"collate_trees: {error}") from None
+    return TreeInputs(batch=batch, token_ids=token_ids, leaf_index=leaf_index, labels=labels,
+                      root_labels=root_labels)
 
 
 def collate_sequences(trees: Sequence[SentimentTree], vocab: Vocab) -> SequenceInputs:

@@ -402,6 +402,13 @@ def _check_structure(tree: SentimentTree, caller: str) -> None:
     if not 0 < num_tokens <= num_nodes:
         raise ValueError(f"{caller}: {num_tokens} tokens for {num_nodes} nodes; expected between "
                          "1 and the number of nodes")
+    for index, token in enumerate(tokens):
+        if not isinstance(token, str):
+            raise ValueError(f"{caller}: token {index} is {shorten(repr(token))}; expected a str")
+    for node, label in enumerate(labels):
+        if not is_int(label) or not -2 ** 62 < label < 2 ** 62:
+            raise ValueError(f"{caller}: node {node} has label {shorten(repr(label))}; expected an "
+                             f"integer (a class, or {IGNORE_INDEX} for none)")
     roots = [v for v, p in enumerate(parent) if p == -1]
     if len(roots) != 1:
         raise ValueError(f"{caller}: {len(roots)} roots {roots[:8]}; expected exactly one")
