@@ -25,7 +25,7 @@ from .checks import is_int, shorten
 from .data import IGNORE_INDEX, SentimentTree, parse_ptb_line, tokenize
 from .data.parents import bottom_up_order, children_lists
 
-__all__ = ["FORMATS", "TextParser", "parse_tree_line", "tree_from_json", "line_kind",
+__all__ = ["FORMATS", "TextParser", "parse_tree_line", "tree_from_json", "line_kind", "is_nltk_tree",
            "sentence_tree", "trees_from_texts", "load_text_parser"]
 
 #: The input line formats ``"ptb"`` (bracketed trees), ``"jsonl"`` (JSON objects) and ``"text"``
@@ -89,6 +89,12 @@ def _check_leaf_order(tree: SentimentTree) -> None:
                                  f"{first[node]}..{last[node]}, not a contiguous run; leaves "
                                  f"0..{num_tokens - 1} must be in sentence order (no crossing "
                                  "branches)")
+
+
+def is_nltk_tree(value: Any) -> bool:
+    """Whether ``value`` is an ``nltk.Tree`` (a list with a ``label()``), told without importing
+    nltk."""
+    return isinstance(value, list) and callable(getattr(value, "label", None))
 
 
 def line_kind(text: str, format: str = "auto") -> str:
@@ -231,11 +237,7 @@ def _checked_parse(result: Any, binarize: Optional[int]) -> SentimentTree:
             raise ValueError(f"a node with {result.widest_node()[1]} children; this model takes "
                              f"at most {binarize}")
         return result
-    try:
-        from nltk import Tree
-    except ImportError:
-        Tree = None
-    if Tree is not None and isinstance(result, Tree):
+    if is_nltk_tree(result):
         return SentimentTree.from_nltk(result, binarize=binarize)
     raise ValueError(f"expected an nltk.Tree or a SentimentTree from the parser; got "
                      f"{type(result).__name__}")

@@ -36,8 +36,8 @@ from torch import nn
 
 from .checks import is_int
 from .data import SentimentTree, Vocab
-from .inputs import (FORMATS, TextParser, decode_line, line_kind, load_text_parser,
-                     parse_tree_line, tree_from_json, trees_from_texts)
+from .inputs import (FORMATS, TextParser, decode_line, is_nltk_tree, line_kind,
+                     load_text_parser, parse_tree_line, tree_from_json, trees_from_texts)
 from .training.checkpoint import load_model
 from .training.config import resolve_device
 
@@ -278,7 +278,7 @@ class Predictor:
                         texts.append((k, text))
                         continue
                     item = parse_tree_line(text, format, binarize=self.max_children)
-                elif not isinstance(item, SentimentTree) and type(item).__name__ == "Tree":
+                elif is_nltk_tree(item):
                     item = SentimentTree.from_nltk(item, binarize=self.max_children)
                 elif isinstance(item, SentimentTree):
                     item.validate("tree")
@@ -359,8 +359,7 @@ class Predictor:
             TypeError: an item of another type; one item (a ``str``, a tree) instead of an
                 iterable of them (at once, not when iterated).
         """
-        if isinstance(trees, (str, bytes, SentimentTree)) or (
-                isinstance(trees, list) and callable(getattr(trees, "label", None))):  # nltk.Tree
+        if isinstance(trees, (str, bytes, SentimentTree)) or is_nltk_tree(trees):
             raise TypeError(f"Predictor.predict: expected an iterable of items (trees or lines); "
                             f"got one {type(trees).__name__}: pass [item]")
         return self._predictions(trees, batch_size, max_nodes, node_labels, window, format)
