@@ -178,3 +178,11 @@ def test_cli_names_what_failed_to_load_and_notes_an_unused_parser(predictors, tm
     done = run(str(paths["lstm"]), str(source))
     assert done.returncode == 1 and "--format text" in done.stderr
     assert "trees/s" not in done.stderr  # no throughput line after a failure
+
+
+def test_a_byte_order_mark_is_no_part_of_a_line(predictors):
+    predictor = predictors[0]["lstm"]
+    with_bom = [p.probs for p in predictor.predict([b"\xef\xbb\xbf(3 (2 a) (4 good))",
+                                                    "\ufeffa good film"])]
+    without = [p.probs for p in predictor.predict(["(3 (2 a) (4 good))", "a good film"])]
+    torch.testing.assert_close(torch.tensor(with_bom), torch.tensor(without))

@@ -455,3 +455,15 @@ def test_parse_tokenize_reads_raw_text_and_train_names_a_missing_dev_file(tmp_pa
               "--epochs", "1", "--quiet"])
     assert exit_info.value.code == 2
     assert "dev.txt: no such file (--data needs train.txt and dev.txt)" in capsys.readouterr().err
+
+
+def test_parser_train_refuses_a_data_path_that_is_no_directory(tmp_path, capsys):
+    from treelstm.cli.main import main
+
+    (tmp_path / "train.txt").write_text("(2 (2 a) (2 b))\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["parser", "train", "--data", str(tmp_path / "train.txt"), "--out",
+              str(tmp_path / "out"), "--epochs", "1", "--quiet"])
+    assert exit_info.value.code == 2
+    assert "train.txt: not a directory (expected one holding train.txt and dev.txt)" in \
+        capsys.readouterr().err

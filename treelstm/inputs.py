@@ -114,7 +114,7 @@ def decode_line(line: Union[str, bytes]) -> str:
             line = line.decode("utf-8")
         except UnicodeDecodeError as error:
             raise ValueError(f"not valid UTF-8 ({error.reason} at byte {error.start})") from None
-    return line.strip()
+    return line.removeprefix("\ufeff").strip()  # a byte-order mark is no part of the line
 
 
 def parse_tree_line(line: Union[str, bytes], format: str = "auto",

@@ -126,6 +126,9 @@ def _run_parser_train(args: argparse.Namespace, parser: argparse.ArgumentParser)
     from ..data import read_ptb
     from ..parse import train_parser
 
+    if not os.path.isdir(args.data):
+        return fail(parser, ValueError(f"--data {args.data}: not a directory (expected one "
+                                       "holding train.txt and dev.txt)"))
     progress = setup(args)
     try:
         splits = {split: read_ptb(os.path.join(args.data, f"{split}.txt"))
