@@ -14,7 +14,7 @@ from typing import Optional
 from .command import Command, fail, setup
 from .defaults import DEFAULT_DATA
 from .guard import reader_gone
-from .streams import close_streams, open_streams, output_problem, reporter
+from .streams import close_streams, finish_output, open_streams, output_problem, reporter
 from .options import (add_device_option, add_threads_option, layer_count, layer_size,
                       positive_float, positive_int, probability, seed_value, wrap)
 
@@ -385,15 +385,9 @@ def _stream_trees(args: argparse.Namespace, span_parser, source, sink, error) ->
     finally:
         if bar is not None:
             bar.close()
-    try:
-        if sink is sys.stdout:
-            sink.flush()
-        elif not failure:
-            sink.commit()
-    except BrokenPipeError:
-        return reader_gone()
-    except OSError as problem:
-        return error(f"{where}: {problem.strerror or problem}", 1)
+    status = finish_output(sink, failure, where, error)
+    if status is not None:
+        return status
     if failure:
         if sink is not sys.stdout:
             failure += f"; {args.output} was not written (the previous file is as it was)"

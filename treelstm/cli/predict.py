@@ -11,7 +11,8 @@ from .command import Command
 from .defaults import PREDICT_DTYPES, PREDICT_FORMATS
 from .guard import reader_gone
 from .options import add_device_option, add_threads_option, positive_int, wrap
-from .streams import ErrorReporter, close_streams, open_streams, output_problem, reporter
+from .streams import (ErrorReporter, close_streams, finish_output, open_streams, output_problem,
+                      reporter)
 
 _PREDICT_WINDOW = 4096
 
@@ -202,29 +203,13 @@ def _stream_predictions(args: argparse.Namespace, predictor, source, sink, devic
             bar.close()
     if failure and sink is not sys.stdout:
         failure += f"; {args.output} was not written (the previous file is as it was)"
-    status = _finish_output(sink, failure, where, error)
+    status = finish_output(sink, failure, where, error)
     if status is not None:
         return status
     if failure:  # no throughput line: it would read as a success
         return error(failure, 1)
     _report_throughput(args, counts, device, start)
     return 0
-
-
-def _finish_output(sink, failure: Optional[str], where: str,
-                   error: ErrorReporter) -> Optional[int]:
-    """Flush standard output, or commit the --output file if no line failed; an exit status if
-    that went wrong, else None."""
-    try:
-        if sink is sys.stdout:
-            sink.flush()  # the records before a bad line are out already
-        elif not failure:
-            sink.commit()
-    except BrokenPipeError:
-        return reader_gone()
-    except OSError as problem:
-        return error(f"{where}: {problem.strerror or problem}", 1)
-    return None
 
 
 def _report_throughput(args: argparse.Namespace, counts: dict, device, start: float) -> None:

@@ -78,3 +78,21 @@ def close_streams(source: IO, sink: IO) -> None:
         discard()
     if source is not sys.stdin.buffer:
         source.close()
+
+
+def finish_output(sink: IO, failure: Optional[str], where: str,
+                  error: ErrorReporter) -> Optional[int]:
+    """Flush standard output, or commit the --output file if no line failed; an exit status if
+    that went wrong, else None."""
+    from .guard import reader_gone
+
+    try:
+        if sink is sys.stdout:
+            sink.flush()  # the records before a bad line are out already
+        elif not failure:
+            sink.commit()  # type: ignore[attr-defined]
+    except BrokenPipeError:
+        return reader_gone()
+    except OSError as problem:
+        return error(f"{where}: {problem.strerror or problem}", 1)
+    return None
