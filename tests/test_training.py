@@ -354,6 +354,49 @@ def test_missing_data_file_is_named(tmp_path):
         train(_small(data=str(tmp_path)))
 
 
+# ------------------------------------------------------- early stopping, embedding's own lr
+def test_patience_stops_after_epochs_without_a_better_dev_accuracy(splits, tmp_path):
+    # a learning rate too small to change a prediction: epoch 1 stays the best on dev
+    config = _small(epochs=6, lr=1e-12, weight_decay=0.0, patience=2)
+    metrics = train(config, tmp_path, splits=splits).metrics
+    assert metrics["best_epoch"] == 1 and metrics["epochs_done"] == 3
+    assert metrics["test"] is not None
+    # resuming an early-stopped run does not train on, whatever --epochs says
+    again = train(config, tmp_path, splits=splits, resume=True).metrics
+    assert again["epochs_done"] == 3 and again["history"] == metrics["history"]
+    # a larger patience (a setting that may change on resume) goes on from there
+    longer = train(_small(epochs=6, lr=1e-12, weight_decay=0.0, patience=4), tmp_path,
+                   splits=splits, resume=True).metrics
+    assert longer["epochs_done"] == 5
+    assert train(_small(epochs=4, lr=1e-12, weight_decay=0.0), splits=splits
+                 ).metrics["epochs_done"] == 4  # no patience: every epoch
+
+
+def test_embedding_lr_updates_the_embedding_by_plain_sgd(splits):
+    """As Tai et al.'s code: the embedding leaves AdaGrad (and its weight decay) and moves by
+    -lr * gradient; the rows of words no batch has keep their values."""
+    config = _small(epochs=1, dropout=0.0, weight_decay=0.5, embedding_lr=0.3,
+                    batch_size=len(splits["train"]))
+    result = train(config, splits=splits)
+    start = train(_small(epochs=0, dropout=0.0, weight_decay=0.5, embedding_lr=0.3,
+                         batch_size=len(splits["train"])), splits=splits).model
+    vocab = result.vocab
+    used = {vocab[token] for tree in splits["train"] for token in tree.tokens}
+    unused = [i for i in range(len(vocab)) if i not in used]
+    after, before = result.model.embedding.weight, start.embedding.weight
+    assert unused and torch.equal(after[unused], before[unused])  # no weight decay
+    assert not torch.equal(after[sorted(used)], before[sorted(used)])
+    # the step is -0.3 * grad: recompute the gradient of the one batch at the start weights
+    inputs = evaluation._collate(start, splits["train"], vocab)
+    start.train()
+    loss_sum, _ = evaluation._loss_sum(start, inputs, True)
+    (loss_sum / len(splits["train"])).backward()
+    torch.testing.assert_close(after, before - 0.3 * start.embedding.weight.grad)
+    adagrad = train(_small(epochs=1, dropout=0.0, weight_decay=0.5,
+                           batch_size=len(splits["train"])), splits=splits).model
+    assert not torch.equal(adagrad.embedding.weight[unused], before[unused])  # decayed
+
+
 # ------------------------------------------------------------------------------ compare
 def test_compare_table(tmp_path, splits, monkeypatch):
     monkeypatch.setattr(comparison, "load_splits", lambda data, view: splits)
@@ -492,6 +535,7 @@ def test_options_reach_the_config(tmp_path, monkeypatch):
                                  "--cell", "childsum", "--dropout", "0.25", "--lr", "0.2",
                                  "--weight-decay", "0.5", "--batch-size", "3", "--epochs", "4",
                                  "--seed", "9", "--max-train", "11", "--clip-grad-norm", "2",
+                                 "--embedding-lr", "0.3", "--patience", "2",
                                  "--freeze-embeddings", "--root-loss-only", "--view", "binary",
                                  "--model", "treelstm", "--bidirectional", "--device", "cpu",
                                  "--out", str(tmp_path / "x"), "--quiet"])
@@ -502,6 +546,7 @@ def test_options_reach_the_config(tmp_path, monkeypatch):
             config.seed, config.max_train, config.clip_grad_norm) == \
         (0.25, 0.2, 0.5, 3, 4, 9, 11, 2.0)
     assert config.freeze_embeddings and not config.phrase_loss and config.bidirectional
+    assert (config.embedding_lr, config.patience) == (0.3, 2)
     assert (config.view, config.model, config.device) == ("binary", "treelstm", "cpu")
 
 
@@ -706,11 +751,11 @@ def test_files_that_are_not_checkpoints_are_named_for_what_they_are(tmp_path, ca
 
 def test_subcommand_errors_show_the_subcommands_usage(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["compare", "--resume"])
+        main(["compare", "--distributed"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: python -m treelstm compare")
-    assert "unrecognized arguments: --resume" in err
+    assert "unrecognized arguments: --distributed" in err
 
 
 def test_ctrl_c_during_training_is_one_line(tmp_path, monkeypatch, capsys):

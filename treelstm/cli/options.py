@@ -55,6 +55,15 @@ def seed_value(text: str) -> int:
     return integer(text, 0, MAX_SEED, f"an integer in [0, {MAX_SEED}]")
 
 
+def seed_list(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``: seeds, none repeated."""
+    seeds = [seed_value(part.strip()) for part in text.split(",") if part.strip()]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected comma-separated seeds without repeats, "
+                                         f"e.g. 0,1,2,3,4; got {text!r}")
+    return seeds
+
+
 def number(text: str, accept: Callable[[float], bool], expected: str) -> float:
     try:
         value = float(text)
@@ -160,6 +169,16 @@ def add_training_options(parser: argparse.ArgumentParser, epochs: int) -> None:
     group.add_argument("--weight-decay", type=non_negative_float,
                        default=TRAIN_DEFAULTS.weight_decay,
                        help="L2 weight decay (default: %(default)s)")
+    group.add_argument("--embedding-lr", type=positive_float, metavar="LR",
+                       default=TRAIN_DEFAULTS.embedding_lr,
+                       help="update the embedding by plain SGD at LR, without weight decay, as "
+                            "Tai et al.'s code (0.1 there) (default: the embedding is one of "
+                            "AdaGrad's parameters, at --lr)")
+    group.add_argument("--patience", type=positive_int, metavar="N",
+                       default=TRAIN_DEFAULTS.patience,
+                       help="early stopping: end the run after N epochs in a row without a "
+                            "better dev root accuracy; the test uses the best epoch either way "
+                            "(default: run every epoch)")
     group.add_argument("--batch-size", type=positive_int, default=TRAIN_DEFAULTS.batch_size,
                        help="trees per update (default: %(default)s)")
     group.add_argument("--clip-grad-norm", type=positive_float, metavar="MAX",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Optional, cast
 from .command import Command, fail, setup
 from .defaults import SICK_DEFAULTS, SICK_ENCODERS
 from .options import (add_eval_options, add_run_options, layer_size, non_negative_float,
-                      positive_float, positive_int, seed_value, wrap)
+                      positive_float, positive_int, seed_list, seed_value, wrap)
 
 if TYPE_CHECKING:
     from ..sick import RelatednessModel
@@ -67,6 +67,9 @@ def sick_train_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                              "--overwrite")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run already in --out")
+    parser.add_argument("--seeds", type=seed_list, metavar="S1,S2,...", default=None,
+                        help="one run per seed, each in --out/seed-<seed>/, and one table of "
+                             "mean ± standard deviation (default: --seed alone)")
     return parser
 
 
@@ -115,19 +118,30 @@ def _needs_scipy(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_sick_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ..sick import RelatednessConfig, results_table, train_relatedness_run
+    from ..sick import (RelatednessConfig, results_table, train_relatedness_run,
+                        train_relatedness_seeds)
 
     _needs_scipy(parser)
     progress = setup(args)
     try:
         config = RelatednessConfig(**{field.name: getattr(args, field.name)
                                       for field in dataclasses.fields(RelatednessConfig)})
-        report = train_relatedness_run(config, args.out, overwrite=args.overwrite,
-                                       progress=progress)
+        if args.seeds is not None:
+            report = train_relatedness_seeds(config, args.seeds, args.out,
+                                             overwrite=args.overwrite, progress=progress)
+        else:
+            report = train_relatedness_run(config, args.out, overwrite=args.overwrite,
+                                           progress=progress)
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         return fail(parser, error)
     except OSError as error:  # e.g. a full disk while writing a checkpoint
         return fail(parser, error, status=1)
+    if args.seeds is not None:
+        print(report["table"])
+        if args.out:
+            print(f"written to {args.out}/: results.json, results.md, seed-<seed>/ per seed",
+                  file=sys.stderr)
+        return 0
     print(results_table(report["results"]))
     if args.out:
         written = ", ".join(f"{model}/best.pt" for model in config.models)

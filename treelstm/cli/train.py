@@ -11,14 +11,14 @@ from typing import Optional
 from .command import Command, fail, setup
 from .defaults import COMPARE_ROW_LABELS, DEFAULT_COMPARE_ROWS, DEFAULT_DATA, TRAIN_DEFAULTS
 from .options import (add_eval_options, add_model_options, add_run_options, add_training_options,
-                      wrap)
+                      positive_int, seed_list, wrap)
 
 _COMPARE_EPOCHS = 8  # measured: the 3 default rows take about 75 s on one free CPU core
 
 #: TrainConfig fields that are not options of their own (``train`` sets them from other flags;
 #: ``compare`` per row). ``tests/test_training.py`` checks that every other field is an option.
 CONFIG_FIELDS_SET_BY_COMMANDS = {"train": ("phrase_loss",),
-                                 "compare": ("model", "view", "bidirectional", "phrase_loss")}
+                                 "compare": ("model", "bidirectional", "phrase_loss")}
 
 
 def _config(args: argparse.Namespace, **fixed):
@@ -199,20 +199,45 @@ def compare_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                          "2015, Table 2)."),
         epilog=wrap("Rows (--rows): " + "; ".join(f"{name} = {label}" for name, label
                                                    in COMPARE_ROW_LABELS.items()) + ".",
-                    "Binary accuracy is computed from the fine-grained models' predictions on "
-                    "the non-neutral roots. Writes --out/compare.md, --out/compare.json and "
+                    "With --view fine, binary accuracy is computed from the fine-grained "
+                    "models' predictions on the non-neutral roots; --view binary trains binary "
+                    "models (Tai et al.'s binary task).",
+                    "Five seeds, two at a time, as in results/: python -m treelstm compare "
+                    "--data ../shared/data/sst --rows treelstm,lstm --seeds 0,1,2,3,4 --jobs 2 "
+                    "--patience 3 --out runs/sst-fine. Writes --out/compare.md, --out/compare.json and "
                     "each row's run (metrics.json, checkpoints, learning curve) in "
                     "--out/<row>/."))
     parser.add_argument("--rows", default=",".join(DEFAULT_COMPARE_ROWS),
                         help="comma-separated rows to train, from "
                              f"{', '.join(COMPARE_ROW_LABELS)} (default: %(default)s)")
+    parser.add_argument("--view", choices=("fine", "binary"), default=TRAIN_DEFAULTS.view,
+                        help="'fine': 5 classes; 'binary': binary models trained on the binary "
+                             "view (neutral-root trees dropped, neutral phrases ignored in the "
+                             "loss), selected on binary dev accuracy (default: %(default)s)")
+    parser.add_argument("--seeds", type=seed_list, metavar="S1,S2,...", default=None,
+                        help="train every row once per seed and show mean ± standard deviation; "
+                             "runs go to --out/<row>/seed-<seed>/ (default: --seed alone, runs "
+                             "in --out/<row>/)")
+    parser.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+                        help="runs at a time, each in a process of its own with --threads "
+                             "threads: on a machine with 2 free cores, --jobs 2 (default: "
+                             "%(default)s)")
+    parser.add_argument("--sizes", choices=("same", "paper"), default="same",
+                        help="'same': --hidden-size for every row; 'paper': each row's hidden "
+                             "size from Tai et al. (2015), Table 1 (LSTM 168, bidirectional LSTM "
+                             "150, 2-layer LSTM 108, Tree-LSTM 150, Child-Sum 168), about the "
+                             "same number of parameters (default: %(default)s)")
     add_model_options(parser)
     add_training_options(parser, epochs=_COMPARE_EPOCHS)
     add_run_options(parser, out="runs/compare")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on with the runs already in --out: finished runs are tested "
+                             "again, interrupted ones resume from their checkpoint.pt (bit for "
+                             "bit), missing ones start")
     parser.add_argument("--overwrite", action="store_true",
                         help="train again even if --out already holds a comparison, replacing "
-                             "compare.md, compare.json and the folders of the rows it trains "
-                             "(other rows' folders are left) (default: refuse)")
+                             "compare.md, compare.json and the folders of the runs it trains "
+                             "(other folders are left) (default: refuse)")
     return parser
 
 
@@ -221,9 +246,13 @@ def _run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 
     progress = setup(args)
     rows = [row.strip() for row in args.rows.split(",") if row.strip()]
+    if args.resume and args.overwrite:
+        parser.error("--resume and --overwrite exclude each other: --resume keeps the runs in "
+                     "--out, --overwrite replaces them")
     try:
         result = compare(_config(args), args.out, progress=progress, rows=rows,
-                         overwrite=args.overwrite)
+                         overwrite=args.overwrite, seeds=args.seeds, jobs=args.jobs,
+                         resume=args.resume, sizes=args.sizes)
     except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as error:
         return fail(parser, error)
     except OSError as error:

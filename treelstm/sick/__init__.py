@@ -20,7 +20,8 @@ from .checkpoint import load_relatedness_model, save_relatedness_checkpoint
 from .config import DEFAULT_SICK_DATA, RelatednessConfig
 from .metrics import mse, pearson, spearman
 from .model import ENCODER_NAMES, ENCODERS, NUM_SCORE_CLASSES, RelatednessModel
-from .run import RUN_FILES, results_table, train_relatedness_run
+from .run import (RUN_FILES, results_table, seeds_table, train_relatedness_run,
+                  train_relatedness_seeds)
 from .targets import expected_score, relatedness_loss, target_distribution
 from .train import evaluate_relatedness, predict_scores, train_relatedness
 
@@ -28,4 +29,5 @@ __all__ = ["ENCODERS", "ENCODER_NAMES", "NUM_SCORE_CLASSES", "RelatednessModel",
            "target_distribution", "expected_score", "relatedness_loss", "pearson", "spearman",
            "mse", "predict_scores", "evaluate_relatedness", "train_relatedness",
            "save_relatedness_checkpoint", "load_relatedness_model", "DEFAULT_SICK_DATA",
-           "RelatednessConfig", "RUN_FILES", "results_table", "train_relatedness_run"]
+           "RelatednessConfig", "RUN_FILES", "results_table", "train_relatedness_run",
+           "train_relatedness_seeds", "seeds_table"]

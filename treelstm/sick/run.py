@@ -3,11 +3,12 @@ of a :class:`~treelstm.sick.RelatednessConfig` trained on the same pairs, its be
 scored once on test, saved as ``<encoder>/best.pt``, and one table of the results."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import torch
 
@@ -16,12 +17,14 @@ from ..data.vectors import load_vectors
 from ..data.vocab import Vocab
 from ..files import PathLike, check_no_run, write_text
 from ..progress import Progress
+from ..seeds import seed_dir, spread, summary
 from .checkpoint import save_relatedness_checkpoint
 from .config import RelatednessConfig
 from .model import ENCODER_NAMES, ENCODERS, RelatednessModel
 from .train import evaluate_relatedness, train_relatedness
 
-__all__ = ["RUN_FILES", "train_relatedness_run", "results_table"]
+__all__ = ["RUN_FILES", "train_relatedness_run", "train_relatedness_seeds", "results_table",
+           "seeds_table"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,4 +110,73 @@ def train_relatedness_run(config: RelatednessConfig, out: Optional[PathLike] = N
     if out is not None:
         write_text(out / "results.json", json.dumps(report, indent=2) + "\n")
         write_text(out / "results.md", results_table(results) + "\n")
+    return report
+
+
+# The columns of :func:`seeds_table`: (header, where in an encoder's result, digits).
+_SEED_COLUMNS = (("best epoch", ("best_epoch",), 1), ("dev r", ("best_dev", "pearson"), 4),
+                 ("test r", ("test", "pearson"), 4), ("test rho", ("test", "spearman"), 4),
+                 ("test MSE", ("test", "mse"), 4), ("train s", ("train_seconds",), 1))
+
+
+def _value(result: dict, path: tuple) -> float:
+    for key in path:
+        result = result[key]
+    return float(result)  # type: ignore[arg-type]
+
+
+def seeds_table(runs: dict) -> str:
+    """A Markdown table of :func:`train_relatedness_seeds`'s ``runs``: per encoder, each column
+    as mean ± sample standard deviation over the seeds."""
+    lines = ["| model | " + " | ".join(header for header, _, _ in _SEED_COLUMNS)
+             + " | parameters |", "|---|" + "---:|" * (len(_SEED_COLUMNS) + 1)]
+    first = next(iter(runs.values()))["results"]
+    for encoder in first:
+        results = [run["results"][encoder] for run in runs.values()]
+        cells = [spread([_value(result, path) for result in results], digits=digits)
+                 for _, path, digits in _SEED_COLUMNS]
+        lines.append(f"| {ENCODER_NAMES[encoder]} | " + " | ".join(cells)
+                     + f" | {results[0]['parameters']:,} |")
+    return "\n".join(lines)
+
+
+def train_relatedness_seeds(config: RelatednessConfig, seeds: Sequence[int],
+                            out: Optional[PathLike] = None, overwrite: bool = False,
+                            progress: Union[bool, Progress] = False) -> dict:
+    """:func:`train_relatedness_run` once per seed (``config.seed`` replaced), into
+    ``out/seed-<seed>/``; then ``out/results.json`` (every run, and per encoder and column the
+    mean, sample standard deviation and values) and ``out/results.md`` (:func:`seeds_table`).
+
+    Returns:
+        ``{"settings", "seeds", "runs": {seed: report}, "summary": {encoder: {column: {"mean",
+        "std", "values"}}}, "table"}``.
+
+    Raises:
+        FileExistsError: ``out`` or a seed's folder already holds a run and not ``overwrite``;
+            checked before anything is trained.
+    """
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"train_relatedness_seeds: seeds must be a non-empty list without "
+                         f"repeats; got {list(seeds)!r}")
+    out = None if out is None else Path(out)
+    if out is not None and not overwrite:
+        check_no_run(out, ("results.json", "results.md"), resumable=False)
+        for seed in seeds:
+            check_no_run(seed_dir(out, seed), RUN_FILES, resumable=False)
+    runs = {}
+    for seed in seeds:
+        logger.info("seed %d", seed)
+        runs[seed] = train_relatedness_run(dataclasses.replace(config, seed=seed),
+                                           None if out is None else seed_dir(out, seed),
+                                           overwrite=overwrite, progress=progress)
+    summaries = {encoder: {header: summary([_value(run["results"][encoder], path)
+                                            for run in runs.values()])
+                           for header, path, _ in _SEED_COLUMNS}
+                 for encoder in config.models}
+    table = seeds_table(runs)
+    report = {"settings": config.to_dict(), "seeds": list(seeds), "runs": runs,
+              "summary": summaries, "table": table}
+    if out is not None:
+        write_text(out / "results.json", json.dumps(report, indent=2) + "\n")
+        write_text(out / "results.md", table + "\n")
     return report

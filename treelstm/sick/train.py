@@ -10,7 +10,7 @@ import copy
 import logging
 import math
 import time
-from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar, Union, cast
+from typing import Callable, Optional, Sequence, Union, cast
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from torch import Tensor
 from ..checks import check_positive_ints
 from ..data.sick import RelatednessPair, collate_pairs
 from ..data.vocab import Vocab
+from ..iterate import chunks
 from ..progress import Progress, track
 from .metrics import mse, pearson, spearman
 from .model import RelatednessModel
@@ -29,15 +30,6 @@ __all__ = ["predict_scores", "evaluate_relatedness", "train_relatedness"]
 logger = logging.getLogger(__name__)
 
 Device = Union[str, torch.device, None]
-
-
-#: What :func:`_chunks` cuts: a list, or an array of indices.
-_Items = TypeVar("_Items", Sequence[Any], np.ndarray)
-
-
-def _chunks(items: _Items, size: int) -> Iterator[_Items]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def _device_of(model: RelatednessModel, device: Device) -> torch.device:
@@ -53,10 +45,10 @@ def predict_scores(model: RelatednessModel, pairs: Sequence[RelatednessPair], vo
     device = _device_of(model, device)
     was_training = model.training
     model.eval()
-    chunks = list(_chunks(list(pairs), batch_size))
+    batches = list(chunks(list(pairs), batch_size))
     try:
         scores = [expected_score(model(collate_pairs(chunk, vocab).to(device))).cpu()
-                  for chunk in track(progress, chunks, len(chunks), "predict")]
+                  for chunk in track(progress, batches, len(batches), "predict")]
     finally:
         model.train(was_training)
     return torch.cat(scores) if scores else torch.zeros(0)
@@ -147,7 +139,7 @@ def train_relatedness(model: RelatednessModel, train_pairs: Sequence[Relatedness
     best: Optional[dict] = None  # {"epoch", "dev", "state"} of the best epoch so far
     for epoch in range(epochs):
         order = np.random.default_rng([seed, epoch]).permutation(len(train_pairs))
-        batches = [[train_pairs[i] for i in chunk] for chunk in _chunks(order, batch_size)]
+        batches = [[train_pairs[i] for i in chunk] for chunk in chunks(order, batch_size)]
         start = time.perf_counter()
         loss_sum = _train_epoch(model, optimizer, batches, vocab, device, progress,
                                 f"epoch {epoch + 1}/{epochs}")

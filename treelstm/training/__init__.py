@@ -26,8 +26,9 @@ when used.
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_exports
 
 __all__ = ["DEFAULT_DATA", "MODEL_KINDS", "COMPARE_ROWS", "TrainConfig", "TrainResult",
            "Checkpoint", "LoadedModel", "load_splits", "build_model", "count_parameters",
@@ -35,7 +36,7 @@ __all__ = ["DEFAULT_DATA", "MODEL_KINDS", "COMPARE_ROWS", "TrainConfig", "TrainR
            "load_checkpoint", "load_model", "remove_stale_temp_files", "get_rng_state",
            "set_rng_state", "seed_everything", "plot_learning_curve", "MAX_SEED", "SPLITS",
            "resolve_device", "DEFAULT_COMPARE_ROWS", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION",
-           "TORCHRUN_VARIABLES"]
+           "TORCHRUN_VARIABLES", "PAPER_HIDDEN_SIZES", "summarize_runs"]
 
 # Public name -> the module (relative to this package) that defines it.
 _EXPORTS = {
@@ -52,28 +53,20 @@ _EXPORTS = {
     "plot_learning_curve": ".plot",
     "COMPARE_ROWS": ".comparison", "DEFAULT_COMPARE_ROWS": ".comparison",
     "comparison_table": ".comparison", "compare": ".comparison",
+    "PAPER_HIDDEN_SIZES": ".comparison", "summarize_runs": ".comparison",
     "remove_stale_temp_files": "..files",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value  # the next lookup does not come here
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from ..files import remove_stale_temp_files
     from .checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, Checkpoint, LoadedModel,
                              load_checkpoint, load_model, save_checkpoint)
-    from .comparison import COMPARE_ROWS, DEFAULT_COMPARE_ROWS, compare, comparison_table
+    from .comparison import (COMPARE_ROWS, DEFAULT_COMPARE_ROWS, PAPER_HIDDEN_SIZES, compare,
+                             comparison_table, summarize_runs)
     from .config import DEFAULT_DATA, MAX_SEED, MODEL_KINDS, SPLITS, TrainConfig, resolve_device
     from .distributed import TORCHRUN_VARIABLES
     from .evaluation import build_model, count_parameters, evaluate, load_splits

@@ -41,6 +41,14 @@ class TrainConfig:
             top-down pass after the bottom-up one.
         dropout: before the output layer (0.5).
         lr, weight_decay: AdaGrad learning rate (0.05) and L2 weight decay (1e-4).
+        embedding_lr: if set, the embedding is left out of AdaGrad and updated by plain SGD at
+            this learning rate, without weight decay, after each AdaGrad step, as in Tai et al.'s
+            code (``emb_learning_rate = 0.1`` and ``emb:updateParameters`` in stanfordnlp/treelstm,
+            ``sentiment/TreeLSTMSentiment.lua``). ``None`` (the default): the embedding is one of
+            AdaGrad's parameters, at ``lr``, with ``weight_decay``.
+        patience: early stopping: end the run after this many epochs in a row without a better
+            dev root accuracy (``None``, the default: run every epoch). The test always uses the
+            best epoch on dev.
         batch_size: trees per update (25).
         epochs: passes over the training trees.
         seed: seeds python, numpy and torch, and the data order.
@@ -79,6 +87,8 @@ class TrainConfig:
     max_train: Optional[int] = None
     clip_grad_norm: Optional[float] = None
     device: str = "auto"
+    embedding_lr: Optional[float] = None
+    patience: Optional[int] = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -109,6 +119,13 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: lr must be a positive number; got {self.lr!r}")
         if not is_number(self.weight_decay) or not 0 <= self.weight_decay < math.inf:
             raise ValueError(f"TrainConfig: weight_decay must be >= 0; got {self.weight_decay!r}")
+        if self.embedding_lr is not None and (not is_number(self.embedding_lr)
+                                              or not 0 < self.embedding_lr < math.inf):
+            raise ValueError(f"TrainConfig: embedding_lr must be a positive number or None; got "
+                             f"{self.embedding_lr!r}")
+        if self.patience is not None and not is_positive_int(self.patience):
+            raise ValueError(f"TrainConfig: patience must be a positive integer or None; got "
+                             f"{self.patience!r}")
         if self.clip_grad_norm is not None and (not is_number(self.clip_grad_norm)
                                                 or not 0 < self.clip_grad_norm < math.inf):
             raise ValueError(f"TrainConfig: clip_grad_norm must be a positive number or None; got "

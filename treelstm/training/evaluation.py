@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Optional, Sequence, Union, cast
 
 import torch
 import torch.nn.functional as F
@@ -14,13 +14,12 @@ from torch import Tensor, nn
 from ..baseline import LSTMClassifier
 from ..data import IGNORE_INDEX, NUM_CLASSES, SentimentTree, Vocab, read_ptb
 from ..files import PathLike
+from ..iterate import chunks
 from ..progress import Progress, track
 from ..models import TreeLSTMClassifier
 from .config import SPLITS, TrainConfig
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from ..classifier import Classifier, SentimentClassifier
 
 __all__ = ["load_splits", "build_model", "count_parameters", "evaluate"]
@@ -45,15 +44,6 @@ def load_splits(data_dir: PathLike, view: str = "fine",
 
 def _collate(model: nn.Module, trees: Sequence[SentimentTree], vocab: Vocab):
     return cast("Classifier", model).collate(trees, vocab)
-
-
-#: What :func:`_chunks` cuts: a list, or an array of indices.
-_Items = TypeVar("_Items", Sequence[Any], "np.ndarray")
-
-
-def _chunks(items: _Items, size: int) -> Iterator[_Items]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 # -------------------------------------------------------------------------------- model
@@ -134,9 +124,9 @@ def evaluate(model: nn.Module, trees: Sequence[SentimentTree], vocab: Vocab,
     loss_sum = 0.0
     start = time.perf_counter()
     try:
-        chunks = track(progress, _chunks(trees, batch_size), math.ceil(len(trees) / batch_size),
-                       description)
-        for chunk in chunks:
+        batches = track(progress, chunks(trees, batch_size), math.ceil(len(trees) / batch_size),
+                        description)
+        for chunk in batches:
             inputs = _collate(model, chunk, vocab).to(device)
             root_logits, node_logits = _forward(model, inputs)
             labels = _root_labels(inputs)

@@ -24,27 +24,22 @@ from torch import Tensor, nn
 
 from ..checks import all_finite
 from ..data import SentimentTree, Vocab, load_vectors
-from ..files import PathLike, check_no_run, remove_stale_temp_files, write_text
+from ..files import PathLike, write_text
+from ..iterate import chunks
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import SPLITS, TrainConfig, resolve_device
 from .distributed import (_SINGLE_PROCESS, _all_sum, _barrier, _broadcast, _gather_rng_state,
                           _Group, _seed_rank, _start_distributed)
-from .evaluation import (_chunks, _collate, _loss_sum, _root_labels, build_model,
+from .evaluation import (_collate, _loss_sum, _root_labels, build_model,
                          count_parameters, evaluate, load_splits)
 from ..progress import Progress, track
 from .plot import plot_learning_curve
-from .resume import _data_fingerprint, _load_resumable
+from .resume import _data_fingerprint, _open_out_dir
 from .seed import _epoch_order, get_rng_state, seed_everything, set_rng_state
 
 __all__ = ["TrainResult", "train"]
 
 logger = logging.getLogger(__package__)  # "treelstm.training", as before the split into modules
-
-# What train() writes to its out_dir.
-_OUTPUT_FILES = ("checkpoint.pt", "best.pt", "metrics.json", "learning_curve.png")
-# The files that mean an out_dir holds a run.
-_RUN_FILES = ("checkpoint.pt", "best.pt", "metrics.json")
-
 
 class TrainResult(NamedTuple):
     """What :func:`train` returns: ``metrics`` (as in ``metrics.json``), the ``model`` with its
@@ -138,6 +133,8 @@ def _train(config: TrainConfig, out_dir: Optional[Path], resume: bool,
     checkpoint = _open_out_dir(config, out_dir, resume, overwrite, group, splits["train"])
     run = _Run.start(config, out_dir, splits, device, group, progress, checkpoint)
     for epoch in range(run.start_epoch, config.epochs):
+        if run.stop_early():
+            break
         run.run_epoch(epoch, on_epoch_end)
     return run.finish()
 
@@ -155,31 +152,6 @@ def _checked_splits(config: TrainConfig,
         if not splits.get(split):
             raise ValueError(f"train: the {split} split has no trees")
     return splits
-
-
-def _open_out_dir(config: TrainConfig, out_dir: Optional[Path], resume: bool, overwrite: bool,
-                  group: _Group, train_trees: Sequence[SentimentTree]) -> Optional[Checkpoint]:
-    """The checkpoint to resume from (``None``: start afresh), after refusing an ``out_dir``
-    that holds a run (unless ``resume`` or ``overwrite``) and removing what a killed write left.
-    Rank 0 alone reads ``out_dir``; the other ranks get its checkpoint, or its error."""
-    checkpoint, problem = None, None
-    if group.is_main:
-        try:
-            if out_dir is not None and not resume and not overwrite:
-                check_no_run(out_dir, _RUN_FILES)
-            if out_dir is not None:
-                for stale in remove_stale_temp_files(out_dir, _OUTPUT_FILES):
-                    logger.info("removed %s, left by a run killed while writing", stale)
-            if resume:  # train() refuses resume without an out_dir
-                checkpoint = _load_resumable(cast(Path, out_dir), config, train_trees)
-        except (ValueError, OSError) as error:
-            if not group.active:
-                raise
-            problem = error
-    checkpoint, problem = _broadcast((checkpoint, problem), group)
-    if problem is not None:
-        raise problem
-    return checkpoint
 
 
 @dataclass
@@ -227,7 +199,9 @@ class _Run:
         model.to(device)
         # fused: one pass over each parameter instead of five ops (the embedding is most of the
         # parameters and of a step's time); the same update up to float rounding
-        optimizer = torch.optim.Adagrad([p for p in model.parameters() if p.requires_grad],
+        sgd_embedding = config.embedding_lr is not None
+        optimizer = torch.optim.Adagrad([p for p in model.parameters() if p.requires_grad and
+                                         not (sgd_embedding and p is model.embedding.weight)],
                                         lr=config.lr, weight_decay=config.weight_decay,
                                         fused=device.type in ("cpu", "cuda"))
         _seed_rank(config.seed, group)
@@ -297,6 +271,20 @@ class _Run:
                         self.group.world_size, dist.get_backend(), self.device)
 
     # ------------------------------------------------------------------------- an epoch
+    def stop_early(self) -> bool:
+        """``config.patience`` epochs in a row without a better dev accuracy (every rank gets
+        rank 0's answer, which alone keeps the history)."""
+        patience = self.config.patience
+        if patience is None:
+            return False
+        stop = None
+        if self.group.is_main:
+            stop = bool(self.best) and len(self.history) - self.best["epoch"] >= patience
+            if stop:
+                logger.info("stopping early: no better dev accuracy for %d epochs (best: epoch "
+                            "%d)", patience, self.best["epoch"])
+        return bool(_broadcast(stop, self.group))
+
     def run_epoch(self, epoch: int, on_epoch_end: Optional[Callable[[int, dict], None]]) -> None:
         """Train on every rank; then rank 0 evaluates on dev, keeps the best epoch and writes
         the files while the other ranks wait."""
@@ -355,7 +343,7 @@ class _Run:
         self.model.train()
         trees = self.splits["train"]
         order = _epoch_order(len(trees), self.config.seed, epoch)
-        batches = list(_chunks(order, self.config.batch_size))
+        batches = list(chunks(order, self.config.batch_size))
         epoch_loss_sum = 0.0
         root_correct = 0
         start = time.perf_counter()
@@ -421,6 +409,10 @@ class _Run:
             torch.nn.utils.clip_grads_with_norm_(parameters, self.config.clip_grad_norm,
                                                  grad_norm)
         self.optimizer.step()
+        embedding = cast(nn.Embedding, self.model.embedding).weight
+        if self.config.embedding_lr is not None and embedding.grad is not None:
+            with torch.no_grad():  # plain SGD, as Tai et al.'s emb:updateParameters(emb_lr)
+                embedding.add_(embedding.grad, alpha=-self.config.embedding_lr)
 
     # ---------------------------------------------------------------------------- the end
     def finish(self) -> TrainResult:

@@ -1,6 +1,8 @@
-"""May this ``out_dir``'s checkpoint resume this run? The same settings (but ``epochs``,
-``device``, ``backend``), the same training trees, and a history and ``best.pt`` as
-:func:`~treelstm.training.train` writes them; ValueError naming the file otherwise."""
+"""Opening a run's ``out_dir``: refuse one that holds a run (unless resuming or overwriting),
+clear what a killed write left, and decide whether its checkpoint may resume this run: the same
+settings (but ``epochs``, ``device``, ``backend``, ``patience``), the same training trees, and a
+history and ``best.pt`` as :func:`~treelstm.training.train` writes them; ValueError naming the
+file otherwise."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,13 +16,20 @@ import torch
 
 from ..checks import is_int, is_number
 from ..data import SentimentTree, Vocab
+from ..files import check_no_run, remove_stale_temp_files
 from .checkpoint import Checkpoint, load_checkpoint
 from .config import TrainConfig
+from .distributed import _broadcast, _Group
 
 logger = logging.getLogger(__package__)  # "treelstm.training", as before the split into modules
 
+# What train() writes to its out_dir.
+_OUTPUT_FILES = ("checkpoint.pt", "best.pt", "metrics.json", "learning_curve.png")
+# The files that mean an out_dir holds a run.
+_RUN_FILES = ("checkpoint.pt", "best.pt", "metrics.json")
+
 # Settings that may change when a run is resumed (the rest must match the checkpoint).
-_RESUMABLE_CHANGES = ("epochs", "device", "backend")
+_RESUMABLE_CHANGES = ("epochs", "device", "backend", "patience")
 
 
 def _load_resumable(out_dir: Path, config: TrainConfig,
@@ -176,3 +185,28 @@ def _check_same_data(checkpoint: Checkpoint, trees: Sequence[SentimentTree]) -> 
     if saved is not None and saved != _data_fingerprint(trees):
         raise ValueError(f"{checkpoint.path}: cannot resume: the training trees (their order, "
                          "structure or labels) differ from those the checkpoint was trained on")
+
+
+def _open_out_dir(config: TrainConfig, out_dir: Optional[Path], resume: bool, overwrite: bool,
+                  group: _Group, train_trees: Sequence[SentimentTree]) -> Optional[Checkpoint]:
+    """The checkpoint to resume from (``None``: start afresh), after refusing an ``out_dir``
+    that holds a run (unless ``resume`` or ``overwrite``) and removing what a killed write left.
+    Rank 0 alone reads ``out_dir``; the other ranks get its checkpoint, or its error."""
+    checkpoint, problem = None, None
+    if group.is_main:
+        try:
+            if out_dir is not None and not resume and not overwrite:
+                check_no_run(out_dir, _RUN_FILES)
+            if out_dir is not None:
+                for stale in remove_stale_temp_files(out_dir, _OUTPUT_FILES):
+                    logger.info("removed %s, left by a run killed while writing", stale)
+            if resume:  # train() refuses resume without an out_dir
+                checkpoint = _load_resumable(cast(Path, out_dir), config, train_trees)
+        except (ValueError, OSError) as error:
+            if not group.active:
+                raise
+            problem = error
+    checkpoint, problem = _broadcast((checkpoint, problem), group)
+    if problem is not None:
+        raise problem
+    return checkpoint
