@@ -6,6 +6,9 @@ from pathlib import Path
 
 import torch
 
+import reference
+from treelstm import TreeBatch, TreeLSTM
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -35,3 +38,103 @@ def root_logits(model, trees, vocab, batch_size=7):
             inputs = reference.collate(trees[start:start + batch_size], vocab)
             rows.append(reference(inputs).root_logits)
     return torch.cat(rows)
+
+
+# ---------------------------------------------------------------- TreeLSTM against reference.py
+KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def make_model(case, cell, backend, num_layers=1, bias=True, input_size=5, hidden_size=4, seed=0,
+               bidirectional=False):
+    """A float64 ``TreeLSTM`` for ``case`` (an N-ary cell gets the case's arity), seeded."""
+    torch.manual_seed(seed)
+    arity = case.arity if cell == "nary" else None
+    return TreeLSTM(input_size, hidden_size, num_layers=num_layers, cell=cell, arity=arity,
+                    bias=bias, backend=backend, dtype=torch.float64, bidirectional=bidirectional)
+
+
+def weighted_loss(output, h_n, c_n, seed=1):
+    """A loss that weighs every output element differently, so gradients see every value."""
+    g = torch.Generator().manual_seed(seed)
+    return sum((t * torch.randn(t.shape, generator=g, dtype=t.dtype)).sum()
+               for t in (output, h_n, c_n))
+
+
+def grad_or_zero(param):
+    """An unused weight (a lone leaf's weight_hh) gets no grad: that is a zero gradient."""
+    return torch.zeros_like(param) if param.grad is None else param.grad
+
+
+def reference_params(model):
+    """Detached copies of ``model``'s parameters that the reference differentiates, in the layout
+    of :mod:`reference`: per layer ``(weight_ih, weight_hh, bias_ih, bias_hh)`` (``None`` for a
+    missing bias), or ``(up, down)`` of those for a bidirectional model."""
+    def leaves(k, reverse):
+        return tuple(None if p is None else p.detach().clone().requires_grad_(True)
+                     for p in model.layer_parameters(k, reverse))
+
+    if model.bidirectional:
+        return [(leaves(k, False), leaves(k, True)) for k in range(model.num_layers)]
+    return [leaves(k, False) for k in range(model.num_layers)]
+
+
+def named_reference_params(model, params):
+    """``{name: tensor}`` of :func:`reference_params`' result, named as ``model``'s parameters."""
+    directions = ("", "_reverse") if model.bidirectional else ("",)
+    named = {}
+    for k, layer in enumerate(params):
+        for direction, group in zip(directions, layer if model.bidirectional else (layer,)):
+            named.update({f"{kind}_l{k}{direction}": p for kind, p in zip(KINDS, group)})
+    return named
+
+
+def assert_gradients_match(model, params):
+    """Every parameter of ``model`` has the gradient of its copy in ``params`` (a missing grad
+    counts as zero), and no copy that should have one is left unchecked."""
+    theirs = named_reference_params(model, params)
+    checked = 0
+    for name, ours in model.named_parameters():
+        torch.testing.assert_close(grad_or_zero(ours), grad_or_zero(theirs[name]),
+                                   msg=lambda text: f"gradient of {name}: {text}")
+        checked += 1
+    assert checked == sum(p is not None for p in theirs.values())
+
+
+def assert_matches_reference(model, case, x, input_index=None):
+    """``model`` on ``case``'s trees agrees with the float64 per-node recursion of
+    :mod:`reference` (``tree_lstm``, or ``bidirectional_tree_lstm`` for a bidirectional model)
+    run on copies of its weights: ``output``, ``h_n``, ``c_n``, and the gradients of
+    :func:`weighted_loss` with respect to ``x`` and to every parameter.
+
+    Args:
+        model: a float64 ``TreeLSTM``; its parameters' ``.grad`` must be unset.
+        case: a ``cases.Case`` (parents and positions).
+        x: the input, a leaf that requires grad: one row per node, or with ``input_index`` one
+            row per listed node (the reference then gets zero rows for the other nodes).
+
+    Returns:
+        the model's ``(output, h_n, c_n)``, for further checks (shapes).
+    """
+    batch = TreeBatch.from_parents(case.parents, case.positions)
+    output, (h_n, c_n) = model(x, batch, input_index=input_index)
+    weighted_loss(output, h_n, c_n).backward()
+
+    params = reference_params(model)
+    if input_index is None:
+        x_ref = x.detach().clone()
+    else:
+        x_ref = torch.zeros(case.num_nodes, x.shape[1], dtype=x.dtype)
+        x_ref[input_index] = x.detach()
+    x_ref.requires_grad_(True)
+    run_reference = reference.bidirectional_tree_lstm if model.bidirectional else reference.tree_lstm
+    ref_output, (ref_h, ref_c) = run_reference(params, model.cell, case.parents, x_ref,
+                                               case.positions, model.arity)
+    weighted_loss(ref_output, ref_h, ref_c).backward()
+
+    torch.testing.assert_close(output, ref_output)
+    torch.testing.assert_close(h_n, ref_h)
+    torch.testing.assert_close(c_n, ref_c)
+    x_ref_grad = x_ref.grad if input_index is None else x_ref.grad[input_index]
+    torch.testing.assert_close(x.grad, x_ref_grad)
+    assert_gradients_match(model, params)
+    return output, h_n, c_n

@@ -1,5 +1,6 @@
-"""TreeLSTM against independent references: the float64 recursion, nn.LSTM, gradcheck, the other
-executor, one tree at a time."""
+"""TreeLSTM, one-way and bidirectional, against independent references: the float64 recursion,
+nn.LSTM, gradcheck, the other executor, one tree at a time. What only the bidirectional model has
+(its top-down pass against nn.LSTM, its parameters) is in test_bidirectional.py."""
 import copy
 import io
 import pickle
@@ -9,88 +10,59 @@ import pytest
 import torch
 from torch import nn
 
-import reference
 from cases import CASES, chain
 from conftest import BACKENDS, DEVICES, needs_dgl
+from helpers import KINDS, assert_matches_reference, make_model, weighted_loss
 from treelstm import TreeBatch, TreeLSTM
 
+# Small batches run fastest on one thread, and much slower with two on a busy machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 CELL_CASES = [("childsum", name) for name in CASES] + [("nary", name) for name in CASES]
+DIRECTIONS = [pytest.param(False, id="uni"), pytest.param(True, id="bi")]
+# A one-layer one-way model, and a two-layer bidirectional one: layer 1 reads [h_up, h_down].
+DIRECTIONS_AND_LAYERS = [pytest.param(False, 1, id="uni"), pytest.param(True, 2, id="bi")]
 
 
-def make_model(case, cell, backend, num_layers=1, bias=True, input_size=5, hidden_size=4, seed=0):
-    torch.manual_seed(seed)
-    arity = case.arity if cell == "nary" else None
-    return TreeLSTM(input_size, hidden_size, num_layers=num_layers, cell=cell, arity=arity,
-                    bias=bias, backend=backend, dtype=torch.float64)
-
-
-def reference_params(model):
-    return [tuple(None if p is None else p.detach().clone().requires_grad_(True)
-                  for p in model.layer_parameters(k)) for k in range(model.num_layers)]
-
-
-def grad_or_zero(param):
-    """An unused weight (a lone leaf's weight_hh) gets no grad: that is a zero gradient."""
-    return torch.zeros_like(param) if param.grad is None else param.grad
-
-
-def weighted_loss(output, h_n, c_n, seed=1):
-    """A loss that weighs every output element differently, so gradients see every value."""
-    g = torch.Generator().manual_seed(seed)
-    return sum((t * torch.randn(t.shape, generator=g, dtype=t.dtype)).sum()
-               for t in (output, h_n, c_n))
+def parameter_names(num_layers, bidirectional):
+    """Every parameter name, bias included, in nn.LSTM's order."""
+    directions = ("", "_reverse") if bidirectional else ("",)
+    return [f"{kind}_l{k}{direction}" for k in range(num_layers) for direction in directions
+            for kind in KINDS]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("num_layers,bias", [(1, True), (2, True), (1, False)])
+@pytest.mark.parametrize("bidirectional,num_layers,bias", [
+    pytest.param(False, 1, True, id="uni-1-True"),
+    pytest.param(False, 2, True, id="uni-2-True"),
+    pytest.param(False, 1, False, id="uni-1-False"),
+    pytest.param(True, 1, True, id="bi-1-True"),
+    pytest.param(True, 2, True, id="bi-2-True"),
+    pytest.param(True, 2, False, id="bi-2-False"),
+])
 @pytest.mark.parametrize("cell,case_name", CELL_CASES)
-def test_matches_reference_outputs_and_gradients(cell, case_name, num_layers, bias, backend):
+def test_matches_reference_outputs_and_gradients(cell, case_name, bidirectional, num_layers, bias,
+                                                 backend):
     case = CASES[case_name]
-    model = make_model(case, cell, backend, num_layers, bias)
-    batch = TreeBatch.from_parents(case.parents, case.positions)
+    model = make_model(case, cell, backend, num_layers, bias, bidirectional=bidirectional)
     x = torch.randn(case.num_nodes, 5, dtype=torch.float64, requires_grad=True)
-
-    output, (h_n, c_n) = model(x, batch)
-    weighted_loss(output, h_n, c_n).backward()
-
-    params = reference_params(model)
-    x_ref = x.detach().clone().requires_grad_(True)
-    ref_output, (ref_h, ref_c) = reference.tree_lstm(params, cell, case.parents, x_ref,
-                                                     case.positions, model.arity)
-    weighted_loss(ref_output, ref_h, ref_c).backward()
-
-    torch.testing.assert_close(output, ref_output)
-    torch.testing.assert_close(h_n, ref_h)
-    torch.testing.assert_close(c_n, ref_c)
-    torch.testing.assert_close(x.grad, x_ref.grad)
-    for k in range(num_layers):
-        for ours, theirs in zip(model.layer_parameters(k), params[k]):
-            if ours is not None:
-                torch.testing.assert_close(grad_or_zero(ours), grad_or_zero(theirs))
+    output, h_n, c_n = assert_matches_reference(model, case, x)
+    D = 2 if bidirectional else 1
+    assert output.shape == (case.num_nodes, D * 4)
+    assert h_n.shape == c_n.shape == (D * num_layers, len(case.parents), 4)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bidirectional,num_layers", DIRECTIONS_AND_LAYERS)
 @pytest.mark.parametrize("cell", ["childsum", "nary"])
-def test_input_index_equals_zero_input_elsewhere(cell, backend):
+def test_input_index_equals_zero_input_elsewhere(cell, bidirectional, num_layers, backend):
+    """input_index feeds layer 0's bottom-up pass only; the top-down pass reads h_up everywhere."""
     case = CASES["mixed forest"]
-    model = make_model(case, cell, backend)
+    model = make_model(case, cell, backend, num_layers, bidirectional=bidirectional)
     batch = TreeBatch.from_parents(case.parents, case.positions)
     leaves = torch.nonzero(batch.num_children == 0).flatten()
     x_leaves = torch.randn(len(leaves), 5, dtype=torch.float64, requires_grad=True)
-    output, (h_n, _) = model(x_leaves, batch, input_index=leaves)
-    (output.sum() + h_n.sum()).backward()
-
-    x_full = torch.zeros(case.num_nodes, 5, dtype=torch.float64)
-    x_full[leaves] = x_leaves.detach()
-    x_full.requires_grad_(True)
-    params = reference_params(model)
-    ref_output, (ref_h, _) = reference.tree_lstm(params, cell, case.parents, x_full,
-                                                 case.positions, model.arity)
-    (ref_output.sum() + ref_h.sum()).backward()
-    torch.testing.assert_close(output, ref_output)
-    torch.testing.assert_close(x_leaves.grad, x_full.grad[leaves])
-    for ours, theirs in zip(model.layer_parameters(0), params[0]):
-        torch.testing.assert_close(ours.grad, theirs.grad)
+    assert_matches_reference(model, case, x_leaves, input_index=leaves)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -128,27 +100,35 @@ def test_nary_arity_one_equals_nn_lstm(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bidirectional", DIRECTIONS)
 @pytest.mark.parametrize("cell", ["childsum", "nary"])
-def test_gradcheck(cell, backend):
+def test_gradcheck(cell, bidirectional, backend):
     case = CASES["unary nodes"]
-    model = make_model(case, cell, backend, num_layers=2, input_size=3, hidden_size=2)
+    model = make_model(case, cell, backend, num_layers=2, input_size=3, hidden_size=2,
+                       bidirectional=bidirectional)
     batch = TreeBatch.from_parents(case.parents, case.positions)
     x = torch.randn(case.num_nodes, 3, dtype=torch.float64, requires_grad=True)
     names = [name for name, _ in model.named_parameters()]
+    assert set(names) == set(parameter_names(2, bidirectional))
 
     def run(x, *params):
         state = dict(zip(names, params))
         output, (h_n, c_n) = torch.func.functional_call(model, state, (x, batch))
         return output, h_n, c_n
 
-    assert torch.autograd.gradcheck(run, (x, *model.parameters()))
+    # DGL's per-call overhead (graph reversal, topological frontiers) makes the element-by-element
+    # check of the bidirectional model take ten seconds; its fast mode checks a random projection
+    # of the same Jacobian.
+    fast_mode = bidirectional and backend == "dgl"
+    assert torch.autograd.gradcheck(run, (x, *model.parameters()), fast_mode=fast_mode)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bidirectional", DIRECTIONS)
 @pytest.mark.parametrize("cell", ["childsum", "nary"])
-def test_batched_equals_one_tree_at_a_time(cell, backend):
+def test_batched_equals_one_tree_at_a_time(cell, bidirectional, backend):
     case = CASES["mixed forest"]
-    model = make_model(case, cell, backend, num_layers=2)
+    model = make_model(case, cell, backend, num_layers=2, bidirectional=bidirectional)
     x = torch.randn(case.num_nodes, 5, dtype=torch.float64)
     output, (h_n, c_n) = model(x, TreeBatch.from_parents(case.parents))
     start = 0
@@ -161,27 +141,31 @@ def test_batched_equals_one_tree_at_a_time(cell, backend):
         start += len(parent)
 
 
+@pytest.mark.parametrize("bidirectional,num_layers", DIRECTIONS_AND_LAYERS)
 @pytest.mark.parametrize("cell", ["childsum", "nary"])
-def test_permuting_trees_permutes_h_n(cell):
+def test_permuting_trees_permutes_h_n(cell, bidirectional, num_layers):
     case = CASES["mixed forest"]
-    model = make_model(case, cell, "native")
+    model = make_model(case, cell, "native", num_layers, bidirectional=bidirectional)
     trees = [torch.randn(len(p), 5, dtype=torch.float64) for p in case.parents]
-    _, (h_n, _) = model(torch.cat(trees), TreeBatch.from_parents(case.parents))
+    _, (h_n, c_n) = model(torch.cat(trees), TreeBatch.from_parents(case.parents))
     perm = [3, 0, 4, 2, 1]
-    _, (h_perm, _) = model(torch.cat([trees[t] for t in perm]),
-                           TreeBatch.from_parents([case.parents[t] for t in perm]))
+    _, (h_perm, c_perm) = model(torch.cat([trees[t] for t in perm]),
+                                TreeBatch.from_parents([case.parents[t] for t in perm]))
     torch.testing.assert_close(h_perm, h_n[:, perm])
+    torch.testing.assert_close(c_perm, c_n[:, perm])
 
 
 @needs_dgl
+@pytest.mark.parametrize("bidirectional", DIRECTIONS)
 @pytest.mark.parametrize("cell", ["childsum", "nary"])
-def test_native_and_dgl_agree_on_random_forest(cell):
+def test_native_and_dgl_agree_on_random_forest(cell, bidirectional):
     from cases import random_tree
 
     parents = [random_tree(n, seed=n, max_children=2 if cell == "nary" else None)
                for n in (1, 3, 17, 30, 8)]
     torch.manual_seed(3)
-    model = TreeLSTM(6, 5, num_layers=2, cell=cell, arity=2 if cell == "nary" else None)
+    model = TreeLSTM(6, 5, num_layers=2, cell=cell, arity=2 if cell == "nary" else None,
+                     bidirectional=bidirectional)
     batch = TreeBatch.from_parents(parents)
     x = torch.randn(batch.num_nodes, 6, requires_grad=True)
     results = {}
@@ -197,21 +181,25 @@ def test_native_and_dgl_agree_on_random_forest(cell):
 
 
 @needs_dgl
-def test_accepts_dgl_graph_directly():
+@pytest.mark.parametrize("bidirectional,cell,num_layers", [
+    pytest.param(False, "nary", 1, id="uni"), pytest.param(True, "childsum", 2, id="bi")])
+def test_accepts_dgl_graph_directly(bidirectional, cell, num_layers):
     from treelstm.dgl import import_dgl
 
     dgl = import_dgl()
     case = CASES["mixed forest"]
     batch = TreeBatch.from_parents(case.parents)
-    model = make_model(case, "nary", "native")
+    model = make_model(case, cell, "native", num_layers, bidirectional=bidirectional)
     x = torch.randn(case.num_nodes, 5, dtype=torch.float64)
-    expected = model(x, batch)[0]
-    graph = batch.to_dgl()
-    torch.testing.assert_close(model(x, graph)[0], expected)
+    expected, (expected_h, _) = model(x, batch)
+    output, (h_n, _) = model(x, batch.to_dgl())
+    torch.testing.assert_close(output, expected)
+    torch.testing.assert_close(h_n, expected_h)
     # an unbatched graph is one tree
     single = dgl.graph((torch.tensor([1, 2]), torch.tensor([0, 0])))
     output, (h_n, _) = model(torch.randn(3, 5, dtype=torch.float64), single)
-    assert output.shape == (3, 4) and h_n.shape == (1, 1, 4)
+    D = 2 if bidirectional else 1
+    assert output.shape == (3, D * 4) and h_n.shape == (D * num_layers, 1, 4)
 
 
 def test_twenty_thousand_node_chain_runs_without_recursion():
@@ -224,12 +212,15 @@ def test_twenty_thousand_node_chain_runs_without_recursion():
     torch.testing.assert_close(h_n[0, 0], output[-1])
 
 
-def test_dropout_between_layers_only_in_training():
+@pytest.mark.parametrize("bidirectional", DIRECTIONS)
+def test_dropout_between_layers_only_in_training(bidirectional):
+    """Dropout on layer 1's input (a bidirectional model's whole [h_up, h_down]), in training only:
+    a fresh mask each call, and dropout=1 cuts layers 1 and up off from x."""
     case = CASES["full binary"]
     batch = TreeBatch.from_parents(case.parents)
-    model = make_model(case, "childsum", "native", num_layers=2)
+    model = make_model(case, "childsum", "native", num_layers=2, bidirectional=bidirectional)
     model.dropout = 0.5
-    x = torch.randn(case.num_nodes, 5, dtype=torch.float64)
+    x, other = torch.randn(2, case.num_nodes, 5, dtype=torch.float64)
     model.eval()
     torch.testing.assert_close(model(x, batch)[0], model(x, batch)[0])
     model.train()
@@ -237,6 +228,17 @@ def test_dropout_between_layers_only_in_training():
     first = model(x, batch)[0]
     torch.manual_seed(1)
     assert not torch.allclose(first, model(x, batch)[0])
+
+    model.dropout = 1.0
+    model.eval()
+    assert not torch.allclose(model(x, batch)[0], model(other, batch)[0])
+    model.train()
+    output, (h_n, _) = model(x, batch)
+    other_output, (other_h, _) = model(other, batch)
+    D = 2 if bidirectional else 1  # rows [:D] of h_n are layer 0's
+    torch.testing.assert_close(output, other_output)
+    torch.testing.assert_close(h_n[D:], other_h[D:])
+    assert not torch.allclose(h_n[:D], other_h[:D])
 
 
 def test_state_dict_round_trip_repr_pickle_and_dtype():
@@ -284,17 +286,20 @@ def test_autocast_bfloat16_close_to_float32():
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("bidirectional", DIRECTIONS)
 @pytest.mark.parametrize("cell", ["childsum", "nary"])
-def test_device_matches_cpu_float64(device, cell):
+def test_device_matches_cpu_float64(device, bidirectional, cell):
     case = CASES["mixed forest"]
-    model = make_model(case, cell, "native", num_layers=2)
+    model = make_model(case, cell, "native", num_layers=2, bidirectional=bidirectional)
     batch = TreeBatch.from_parents(case.parents)
     x = torch.randn(case.num_nodes, 5, dtype=torch.float64)
-    expected = model(x, batch)[0]
+    expected, (expected_h, expected_c) = model(x, batch)
     moved = copy.deepcopy(model).to(device)
-    output = moved(x.to(device), batch.to(device))[0]
+    output, (h_n, c_n) = moved(x.to(device), batch.to(device))
     assert output.device.type == device
     torch.testing.assert_close(output.cpu(), expected)
+    torch.testing.assert_close(h_n.cpu(), expected_h)
+    torch.testing.assert_close(c_n.cpu(), expected_c)
 
 
 # ---------------------------------------------------------------- bad input
