@@ -13,8 +13,7 @@ from typing import Optional
 
 from .command import Command, fail, setup
 from .defaults import DEFAULT_DATA
-from .guard import reader_gone
-from .streams import close_streams, finish_output, open_streams, output_problem, reporter
+from .streams import close_streams, open_streams, output_problem, reporter, run_stream
 from .options import (add_device_option, add_threads_option, layer_count, layer_size,
                       positive_float, positive_int, probability, seed_value, wrap)
 
@@ -337,6 +336,25 @@ def _tree_line(tree) -> str:
     return to_ptb_string(SentimentTree(tree.tokens, tree.parent, [2] * len(tree.parent)))
 
 
+def _window_sentences(args: argparse.Namespace, name: str, window: list,
+                      counts: dict) -> tuple[list[list[str]], Optional[str]]:
+    """The words of a window's lines (``[]`` for a line skipped with --skip-bad), up to the
+    first bad line without --skip-bad, and that line's message."""
+    sentences: list[list[str]] = []
+    for lineno, line in window:
+        try:
+            sentences.append(_words(line, lineno, args.max_words, args.tokenize))
+        except _BadLine as bad:
+            if not args.skip_bad:
+                return sentences, (f"{name}:{bad.lineno}: {bad.reason} (--skip-bad writes a "
+                                   "blank line and goes on)")
+            print(f"{name}:{bad.lineno}: {bad.reason}; skipped (a blank output line)",
+                  file=sys.stderr)
+            counts["skipped"] += 1
+            sentences.append([])
+    return sentences, None
+
+
 def _stream_trees(args: argparse.Namespace, span_parser, source, sink, error) -> int:
     """Parse ``source``'s lines a window at a time and write one line each to ``sink``; commit
     an --output file only when every line went through. Returns the exit status."""
@@ -351,24 +369,12 @@ def _stream_trees(args: argparse.Namespace, span_parser, source, sink, error) ->
     if not args.quiet and sys.stderr.isatty():
         bar = tqdm_bar(description="parse", unit=" sentences", leave=True)
     counts = {"sentences": 0, "skipped": 0}
-    failure: Optional[str] = None
     start = time.perf_counter()
     lines = enumerate(bounded_lines(source), start=1)
-    try:
+
+    def write_trees() -> Optional[str]:
         for window in iter_windows(lines, args.window, first_window=min(64, args.window)):
-            sentences: list[list[str]] = []
-            for lineno, line in window:
-                try:
-                    sentences.append(_words(line, lineno, args.max_words, args.tokenize))
-                except _BadLine as bad:
-                    if not args.skip_bad:
-                        failure = f"{name}:{bad.lineno}: {bad.reason} (--skip-bad writes a " \
-                                  "blank line and goes on)"
-                        break
-                    print(f"{name}:{bad.lineno}: {bad.reason}; skipped (a blank output line)",
-                          file=sys.stderr)
-                    counts["skipped"] += 1
-                    sentences.append([])
+            sentences, failure = _window_sentences(args, name, window, counts)
             words = [sentence for sentence in sentences if sentence]
             trees = iter(span_parser.parse(words, batch_size=args.batch_size))
             sink.write("".join((_tree_line(next(trees)) if sentence else "") + "\n"
@@ -377,21 +383,12 @@ def _stream_trees(args: argparse.Namespace, span_parser, source, sink, error) ->
             if bar is not None:
                 bar.update(len(sentences))
             if failure:
-                break
-    except BrokenPipeError:
-        return reader_gone()
-    except OSError as problem:  # reading the input, or writing: a full disk
-        return error(f"{name} -> {where}: {problem.strerror or problem}", 1)
-    finally:
-        if bar is not None:
-            bar.close()
-    status = finish_output(sink, failure, where, error)
+                return failure
+        return None
+
+    status = run_stream(write_trees, name, where, sink, args.output, error, bar)
     if status is not None:
         return status
-    if failure:
-        if sink is not sys.stdout:
-            failure += f"; {args.output} was not written (the previous file is as it was)"
-        return error(failure, 1)
     seconds = time.perf_counter() - start
     if not args.quiet and counts["sentences"]:
         skipped = f", bad lines skipped: {counts['skipped']}" if counts["skipped"] else ""

@@ -9,10 +9,9 @@ from typing import Callable, Optional
 
 from .command import Command
 from .defaults import PREDICT_DTYPES, PREDICT_FORMATS
-from .guard import reader_gone
 from .options import add_device_option, add_threads_option, positive_int, wrap
-from .streams import (ErrorReporter, close_streams, finish_output, open_streams, output_problem,
-                      reporter)
+from .streams import (ErrorReporter, close_streams, open_streams, output_problem, reporter,
+                      run_stream)
 
 _PREDICT_WINDOW = 4096
 
@@ -183,31 +182,23 @@ def _stream_predictions(args: argparse.Namespace, predictor, source, sink, devic
                               window=args.window, node_labels=args.node_labels,
                               skip_bad=args.skip_bad)
     counts = {"trees": 0, "errors": 0}
-    failure: Optional[str] = None
     start = time.perf_counter()
-    try:
-        for record in records:
-            sink.write(json.dumps(record, allow_nan=False) + "\n")
-            counts["errors" if "error" in record else "trees"] += 1
-            if bar is not None:
-                bar.update(1)
-    except LineError as problem:
-        failure = (f"{name}:{problem.lineno}: {problem.reason} (--skip-bad writes an error record "
-                   "and goes on)")
-    except BrokenPipeError:
-        return reader_gone()
-    except OSError as problem:  # reading the input, or writing: a full disk
-        return error(f"{name} -> {where}: {problem.strerror or problem}", 1)
-    finally:
-        if bar is not None:
-            bar.close()
-    if failure and sink is not sys.stdout:
-        failure += f"; {args.output} was not written (the previous file is as it was)"
-    status = finish_output(sink, failure, where, error)
+
+    def write_records() -> Optional[str]:
+        try:
+            for record in records:
+                sink.write(json.dumps(record, allow_nan=False) + "\n")
+                counts["errors" if "error" in record else "trees"] += 1
+                if bar is not None:
+                    bar.update(1)
+        except LineError as problem:
+            return (f"{name}:{problem.lineno}: {problem.reason} (--skip-bad writes an error "
+                    "record and goes on)")
+        return None
+
+    status = run_stream(write_records, name, where, sink, args.output, error, bar)
     if status is not None:
         return status
-    if failure:  # no throughput line: it would read as a success
-        return error(failure, 1)
     _report_throughput(args, counts, device, start)
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import IO, Callable, Optional, Sequence, Union
+from typing import IO, Any, Callable, Optional, Sequence, Union
 
 #: ``error(message, status)``: the message on stderr, returns the exit status.
 ErrorReporter = Callable[[str, int], int]
@@ -95,4 +95,32 @@ def finish_output(sink: IO, failure: Optional[str], where: str,
         return reader_gone()
     except OSError as problem:
         return error(f"{where}: {problem.strerror or problem}", 1)
+    return None
+
+
+def run_stream(body: Callable[[], Optional[str]], name: str, where: str, sink: IO,
+               output: Optional[str], error: ErrorReporter, bar: Any = None) -> Optional[int]:
+    """Run ``body`` (it reads ``name`` and writes to ``sink``, and returns the message of a bad
+    line that stopped it, or ``None``), close the progress ``bar``, then flush standard output or
+    commit the ``output`` file (not when a line failed). Returns the exit status of a failure
+    (a reader gone, an OSError reading or writing, the bad line), or ``None`` when all went
+    through."""
+    from .guard import reader_gone
+
+    try:
+        failure = body()
+    except BrokenPipeError:
+        return reader_gone()
+    except OSError as problem:  # reading the input, or writing: a full disk
+        return error(f"{name} -> {where}: {problem.strerror or problem}", 1)
+    finally:
+        if bar is not None:
+            bar.close()
+    status = finish_output(sink, failure, where, error)
+    if status is not None:
+        return status
+    if failure:  # no throughput line after it: it would read as a success
+        if sink is not sys.stdout:
+            failure += f"; {output} was not written (the previous file is as it was)"
+        return error(failure, 1)
     return None
