@@ -146,3 +146,15 @@ def test_sick_train_over_seeds(tmp_path, capsys):
     with pytest.raises(SystemExit) as refused:  # out holds a run
         sick_train_command(small + ["--seeds", "3,4"])
     assert refused.value.code == 2 and "already holds a run" in capsys.readouterr().err
+
+
+def test_a_worker_whose_compare_process_died_stops_after_its_epoch(tmp_path, monkeypatch):
+    """kill -9 of compare leaves its workers orphaned: each stops at the end of its epoch, with
+    checkpoint.pt written, so that --resume finds no run still writing."""
+    from treelstm.training import comparison, load_checkpoint
+
+    parents = iter([4242, 4242, 1, 1, 1])  # the parent's pid, then init's: compare is gone
+    monkeypatch.setattr(comparison.os, "getppid", lambda: next(parents))
+    with pytest.raises(SystemExit, match="compare's process 4242 is gone; stopped after epoch 2"):
+        comparison._train_in_worker(_tiny(epochs=5).to_dict(), tmp_path, False, False, 1)
+    assert load_checkpoint(tmp_path / "checkpoint.pt").epoch == 2

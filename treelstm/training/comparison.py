@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence, Union, cast
 
@@ -164,10 +165,19 @@ def _row_config(config: TrainConfig, row: str, seed: int, sizes: str) -> TrainCo
 
 def _train_in_worker(config: dict, out_dir: Optional[Path], resume: bool, overwrite: bool,
                      threads: int) -> dict:
-    """One run of :func:`compare` in a worker process: its metrics."""
+    """One run of :func:`compare` in a worker process: its metrics. The worker stops after the
+    epoch during which compare's process died (killed: nobody would read the result, and a
+    ``--resume`` must not find the run still writing)."""
     torch.set_num_threads(threads)
-    return train(TrainConfig.from_dict(config), out_dir, resume=resume,
-                 overwrite=overwrite).metrics
+    parent = os.getppid()
+
+    def stop_if_orphaned(epoch: int, record: dict) -> None:
+        if os.getppid() != parent:
+            raise SystemExit(f"compare's process {parent} is gone; stopped after epoch {epoch} "
+                             "(checkpoint.pt holds it)")
+
+    return train(TrainConfig.from_dict(config), out_dir, resume=resume, overwrite=overwrite,
+                 on_epoch_end=stop_if_orphaned).metrics
 
 
 def compare(config: TrainConfig, out_dir: Optional[PathLike] = None,
