@@ -28,3 +28,31 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_word_lines():
+    """Five one-word trees in PTB form, one per label, one with a non-ASCII word."""
+    return ["(4 Wonderful)", "(0 awful)", "(2 okay)", "(3 \u00e9l\u00e9gant)", "(1 meh)"]
+
+
+@pytest.fixture
+def balanced_line():
+    """``balanced_line(num_tokens)``: a balanced binary sentiment tree over ``num_tokens`` tokens
+    w0, w1, ..., built without recursion."""
+    def build(num_tokens):
+        pieces, stack = [], [(0, num_tokens)]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                pieces.append(item)
+                continue
+            low, high = item
+            if high - low == 1:
+                pieces.append(f"({low % 5} w{low})")
+                continue
+            middle = (low + high) // 2
+            pieces.append(f"({(low + high) % 5} ")
+            stack += [")", (middle, high), " ", (low, middle)]
+        return "".join(pieces)
+    return build

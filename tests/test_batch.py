@@ -1,5 +1,6 @@
-"""TreeBatch: attributes, schedule, validation errors, conversions."""
+"""TreeBatch: attributes, schedule, validation errors, conversions, 50,000 trees in one batch."""
 import pickle
+import time
 
 import networkx as nx
 import numpy as np
@@ -8,7 +9,8 @@ import torch
 
 from cases import CASES, chain, random_tree
 from conftest import DEVICES, needs_dgl
-from treelstm import TreeBatch
+from treelstm import TreeBatch, TreeLSTM, TreeLSTMClassifier
+from treelstm.data import Vocab, collate_trees, parse_ptb_line
 
 
 def test_issue_example_attributes():
@@ -417,3 +419,26 @@ def test_first_descendant_order_equals_a_plain_sort_by_subtree_minimum(seed):
                 position[node] = slot
         expected += position
     assert batch.position.tolist() == expected
+
+
+# ------------------------------------------------------------------------ extreme sizes
+@pytest.mark.usefixtures("one_thread")
+def test_fifty_thousand_tiny_trees_in_one_batch(one_word_lines):
+    shapes = [[-1], [-1, 0], [-1, 0, 0], [1, 2, -1]]
+    parents = [shapes[t % 4] for t in range(50_000)]
+    start = time.perf_counter()
+    batch = TreeBatch.from_parents(parents)
+    built = time.perf_counter() - start
+    assert batch.num_trees == 50_000 and batch.num_nodes == 112_500
+    assert built < 20, f"TreeBatch of 50,000 trees took {built:.1f} s"
+    model = TreeLSTM(3, 4, cell="nary", arity=2)
+    output, (h_n, _) = model(torch.randn(batch.num_nodes, 3), batch)
+    assert output.shape == (112_500, 4) and h_n.shape == (1, 50_000, 4)
+    # the same through the sentiment pipeline: 50,000 one-word sentences
+    trees = [parse_ptb_line(one_word_lines[t % 5]) for t in range(50_000)]
+    vocab = Vocab.build(t.tokens for t in trees)
+    classifier = TreeLSTMClassifier(len(vocab), 5, embed_dim=4, hidden_size=4)
+    with torch.no_grad():
+        root_logits = classifier.eval()(collate_trees(trees, vocab)).root_logits
+    assert root_logits.shape == (50_000, 5)
+    torch.testing.assert_close(root_logits[5], root_logits[0])  # same word, same logits

@@ -1,5 +1,5 @@
 """TreeLSTMClassifier and LSTMClassifier: shapes, batched == one at a time, structure sensitivity,
-the two backends, configs, bad inputs."""
+the two backends, configs, bad inputs, one-word and 1,000-token sentences."""
 import pytest
 import torch
 from torch import nn
@@ -7,7 +7,8 @@ from torch import nn
 from conftest import BACKENDS, needs_dgl
 from treelstm import TreeLSTM
 from treelstm.baseline import LSTMClassifier
-from treelstm.data import SentimentTree, Vocab, collate_sequences, collate_trees, parse_ptb_line
+from treelstm.data import (SentimentTree, Vocab, collate_sequences, collate_trees, parse_ptb_line,
+                           to_ptb_string)
 from treelstm.models import ClassifierOutput, TreeClassifierOutput, TreeLSTMClassifier
 
 LINES = [
@@ -333,3 +334,54 @@ def test_root_logits_alone_equal_the_roots_rows(cell, bidirectional, num_layers)
             alone = model(inputs, nodes=False)
         assert alone.node_logits is None
         torch.testing.assert_close(alone.root_logits, full.root_logits.detach(), rtol=0, atol=1e-6)
+
+
+# ---------------------------------------------------- extreme sizes: one-word sentences, 1,000 tokens
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("cell", ["nary", "childsum"])
+def test_one_word_sentences_through_collate_and_both_classifiers(cell, one_word_lines):
+    trees = [parse_ptb_line(line) for line in one_word_lines]
+    assert all(t.num_nodes == 1 and t.parent == [-1] for t in trees)
+    vocab = Vocab.build(t.tokens for t in trees)
+    tree_inputs = collate_trees(trees, vocab)
+    assert tree_inputs.batch.num_nodes == 5 and tree_inputs.batch.num_levels == 1
+    tree_model = TreeLSTMClassifier(len(vocab), 5, embed_dim=6, hidden_size=4, cell=cell,
+                                    dropout=0.0)
+    node_logits, root_logits = tree_model(tree_inputs)
+    assert torch.equal(node_logits, root_logits) and root_logits.shape == (5, 5)
+    root_logits.sum().backward()
+    assert torch.isfinite(tree_model.embedding.weight.grad).all()
+    sequence_inputs = collate_sequences(trees, vocab)
+    assert sequence_inputs.lengths.tolist() == [1] * 5
+    lstm_model = LSTMClassifier(len(vocab), 5, embed_dim=6, hidden_size=4, dropout=0.0)
+    logits = lstm_model(sequence_inputs).root_logits
+    assert logits.shape == (5, 5)
+    logits.sum().backward()
+    # each one-word tree alone gives the same logits as in the batch
+    tree_model.eval()
+    for t, tree in enumerate(trees):
+        alone = tree_model(collate_trees([tree], vocab)).root_logits
+        torch.testing.assert_close(alone[0], root_logits[t].detach())
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_thousand_token_sentence(balanced_line):
+    line = balanced_line(1000)
+    tree = parse_ptb_line(line)
+    assert tree.tokens == [f"w{i}" for i in range(1000)] and tree.num_nodes == 1999
+    assert to_ptb_string(tree) == line
+    vocab = Vocab.build([tree.tokens])
+    short = parse_ptb_line("(3 (2 a) (3 good))")
+    tree_model = TreeLSTMClassifier(len(vocab), 5, embed_dim=8, hidden_size=6, dropout=0.0)
+    inputs = collate_trees([tree, short], vocab)
+    assert inputs.batch.num_levels == 11  # ceil(log2(1000)) + 1
+    node_logits, root_logits = tree_model(inputs)
+    root_logits.sum().backward()
+    assert torch.isfinite(tree_model.tree_lstm.weight_hh_l0.grad).all()
+    tree_model.eval()
+    torch.testing.assert_close(tree_model(collate_trees([tree], vocab)).root_logits[0],
+                               tree_model(inputs).root_logits[0])
+    lstm_model = LSTMClassifier(len(vocab), 5, embed_dim=8, hidden_size=6, dropout=0.0)
+    logits = lstm_model(collate_sequences([tree, short], vocab)).root_logits
+    logits.sum().backward()
+    assert logits.shape == (2, 5)

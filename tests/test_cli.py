@@ -1,6 +1,6 @@
 """treelstm.cli: the values the parsers show without importing the library are the library's,
 the commands' table, and the names ``treelstm.__main__`` keeps for the scripts that import them.
-(The commands' behaviour: test_training.py, test_predict.py, test_sick.py, test_hardening.py.)"""
+(The commands' behaviour: test_training.py, test_predict.py, test_sick.py, test_seeds.py, test_parse.py.)"""
 import dataclasses
 
 import pytest

@@ -1,8 +1,10 @@
-"""PTB/SST reader and writer, label views, malformed input, the bundled synthetic treebank, and
-the fast reader against the nltk-based reference."""
+"""PTB/SST reader and writer, label views, malformed input, the bundled synthetic treebank, the
+fast reader against the nltk-based reference, fuzzing (a ValueError with ``file:line`` or a
+correct parse, nothing else), very long and deep lines."""
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from treelstm.data.ptb import _read_fast, parse_ptb_line_nltk
 REPO = Path(__file__).resolve().parents[1]
 SST_DIR = REPO / ".." / "shared" / "data" / "sst"
 SENTIMENT_DIR = REPO / "treelstm" / "datasets" / "sentiment"
+TRAIN_LINES = (SENTIMENT_DIR / "train.txt").read_text(encoding="utf-8").splitlines()
 
 EXAMPLE = "(3 (2 It) (4 (2 's) (3 (2 a) (4 lovely) (2 film))))"
 
@@ -53,8 +56,9 @@ def spans_from_nltk(line):
     return sorted(spans)
 
 
-def spans_from_tree(tree):
-    """The same from the parent list: walk up from every leaf (leaves are nodes 0..n-1)."""
+def spans_from_tree(tree, words=False):
+    """The same from the parent list: walk up from every leaf (leaves are nodes 0..n-1). With
+    ``words``, each span also holds its node's word ("" for an internal node)."""
     first = [len(tree.tokens)] * tree.num_nodes
     last = [-1] * tree.num_nodes
     for i in range(len(tree.tokens)):
@@ -62,7 +66,11 @@ def spans_from_tree(tree):
         while node != -1:
             first[node], last[node] = min(first[node], i), max(last[node], i)
             node = tree.parent[node]
-    return sorted((first[v], last[v], tree.labels[v]) for v in range(tree.num_nodes))
+    spans = [(first[v], last[v], tree.labels[v]) for v in range(tree.num_nodes)]
+    if words:
+        spans = [span + (tree.tokens[v] if v < len(tree.tokens) else "",)
+                 for v, span in enumerate(spans)]
+    return sorted(spans)
 
 
 def write(path, text, newline="\n"):
@@ -563,6 +571,139 @@ def test_reader_does_not_import_nltk():
     assert result.stdout.strip() == "False"
 
 
+# ------------------------------------------------------------------------------ fuzzing
+# Mutated lines and random bytes: a ValueError with ``file:line``, or a correct parse.
+BASE_LINES = TRAIN_LINES[:40] + [LINES[name] for name in (
+    "single preterminal", "unicode", "no-break space in token", "internal left of leaf",
+    "unary chain")]
+INSERTS = ["(", ")", "((", "))", "()", " ", "\t", "\r", "\n", "\x00", "\xa0", "\u2028", "\x1c",
+           "\ufeff", "\u00e9", "\u662f", "\U0001F600", "-1", "5", "+3", "0" * 30, "(2", "(2 x)",
+           "(x", "\\", "\\(", "'", '"']
+
+
+@st.composite
+def mutated_lines(draw, alphabet=None):
+    line = draw(st.sampled_from(BASE_LINES))
+    for _ in range(draw(st.integers(1, 4))):
+        position = draw(st.integers(0, len(line)))
+        kind = draw(st.sampled_from(["truncate", "insert", "insert", "delete", "duplicate"]))
+        if kind == "truncate":
+            line = line[:position]
+        elif kind == "insert":
+            random_text = st.text(max_size=6) if alphabet is None else st.text(alphabet,
+                                                                                max_size=6)
+            text = draw(st.sampled_from(INSERTS) | random_text)
+            line = line[:position] + text + line[position:]
+        elif kind == "delete":
+            line = line[:position] + line[position + draw(st.integers(1, 12)):]
+        else:
+            end = draw(st.integers(position, len(line)))
+            line = line[:end] + line[position:end] * draw(st.integers(1, 3)) + line[end:]
+    return line
+
+
+def _check_read(path, num_lines=None):
+    """read_ptb(path) is a list of valid trees that round-trip, or a one-line ValueError
+    starting with '<path>:<line>: '. Any other exception fails the test."""
+    try:
+        trees = read_ptb(path)
+    except ValueError as error:
+        message = str(error)
+        found = re.match(rf"{re.escape(str(path))}:(\d+): \S", message)
+        assert found, message
+        if num_lines is not None:
+            assert 1 <= int(found.group(1)) <= num_lines, message
+        assert "\n" not in message and len(message) < len(str(path)) + 400, message
+        return None
+    for tree in trees:
+        tree.validate()
+        assert parse_ptb_line(to_ptb_string(tree)) == tree
+    return trees
+
+
+@pytest.fixture(scope="module")
+def fuzz_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("fuzz")
+
+
+@PROPERTY
+@given(line=mutated_lines())
+def test_fuzz_mutated_lines(fuzz_dir, line):
+    path = fuzz_dir / "mutated.txt"
+    path.write_bytes(line.encode("utf-8", "surrogatepass") + b"\n")
+    _check_read(path, num_lines=line.count("\n") + 2)
+    try:
+        parse_ptb_line(line)
+    except ValueError as error:
+        assert "\n" not in str(error)
+
+
+def _nltk_spans(line):
+    """Independent reference for ASCII lines: nltk's reader + the format's rules, by recursion;
+    ``None`` if the line is not a valid sentiment tree."""
+    try:
+        root = Tree.fromstring(line, node_pattern=r"[^\s()]+", leaf_pattern=r"[^\s()]+")
+    except ValueError:
+        return None
+    spans = []
+
+    def visit(node, start):
+        label = node.label()
+        if not re.fullmatch(r"[+-]?[0-9]+", label or "") or not 0 <= int(label) <= 4:
+            raise ValueError(label)
+        words = [child for child in node if isinstance(child, str)]
+        if len(node) == 0 or (words and len(words) != len(node)) or len(words) > 1:
+            raise ValueError("structure")
+        if words:
+            spans.append((start, start, int(label), words[0]))
+            return start + 1
+        end = start
+        for child in node:
+            end = visit(child, end)
+        spans.append((start, end - 1, int(label), ""))
+        return end
+
+    try:
+        visit(root, 0)
+    except ValueError:
+        return None
+    return sorted(spans)
+
+
+@PROPERTY
+@given(line=mutated_lines(alphabet=st.characters(min_codepoint=32, max_codepoint=126)))
+def test_fuzz_ascii_lines_agree_with_nltk(line):
+    """On printable-ASCII lines the reader accepts exactly what nltk + the format's rules
+    accept, with the same spans, labels and words."""
+    line = "".join(c for c in line if 32 <= ord(c) <= 126 or c == "\t")
+    expected = _nltk_spans(line) if line.strip() else None
+    try:
+        tree = parse_ptb_line(line)
+    except ValueError:
+        assert expected is None, line
+        return
+    assert expected is not None, line
+    assert spans_from_tree(tree, words=True) == expected
+
+
+@PROPERTY
+@given(content=st.binary(max_size=400))
+def test_fuzz_random_bytes_file(fuzz_dir, content):
+    path = fuzz_dir / "random.bin"
+    path.write_bytes(content)
+    _check_read(path, num_lines=content.count(b"\n") + 1)
+
+
+@PROPERTY
+@given(junk=st.binary(min_size=1, max_size=40), where=st.floats(0, 1), lines=st.integers(1, 5))
+def test_fuzz_random_bytes_spliced_into_a_good_file(fuzz_dir, junk, where, lines):
+    good = ("\n".join(TRAIN_LINES[:lines]) + "\n").encode("utf-8")
+    cut = int(where * len(good))
+    path = fuzz_dir / "spliced.txt"
+    path.write_bytes(good[:cut] + junk + good[cut:])
+    _check_read(path, num_lines=path.read_bytes().count(b"\n") + 1)
+
+
 # ------------------------------------------------------------------------------ size and depth
 def right_branching(num_tokens):
     """(0 (2 w0) (1 (2 w1) ... (2 wN)...)) and its parent list: leaf i hangs under the i-th
@@ -637,6 +778,43 @@ def test_ten_megabyte_line():
     assert tree.labels[num_tokens:] == [3] * (num_tokens - 1)
     assert tree.parent[0:num_tokens:2] == tree.parent[1:num_tokens + 1:2]  # leaves in pairs
     assert len(set(tree.parent[0:num_tokens:2])) == num_tokens // 2
+
+
+@pytest.mark.parametrize("name, line, reason", [
+    ("10,000-digit label", "(" + "3" * 10_000 + " a)", r"label 3333.*\.\.\. is out of range"),
+    ("1 MB word at the top", "x" * 1_000_000, r"expected '\(' but got 'xxx.*\.\.\."),
+    ("1 MB of open brackets", "(" * 1_000_000,
+     r"malformed brackets: expected '\)' but got 'end-of-string' at index 1000000"),
+    ("1 MB of '(2 '", "(2 " * 300_000, r"expected '\)' but got 'end-of-string' at index 899999"),
+    ("1 MB of close brackets", "(2 a)" + ")" * 1_000_000, r"expected 'end-of-string' but got"),
+    ("100,000 words in one node", "(2 " + "a " * 100_000 + ")", r"has 100000 words"),
+])
+def test_very_long_bad_lines_fail_fast_with_a_short_message(tmp_path, name, line, reason):
+    path = tmp_path / "long.txt"
+    path.write_text(TRAIN_LINES[0] + "\n" + line + "\n", encoding="utf-8")
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"long\.txt:2: .*" + reason) as error:
+        read_ptb(path)
+    assert len(str(error.value)) < 300
+    assert time.perf_counter() - start < 10
+
+
+def test_very_long_good_line_parses(tmp_path, balanced_line):
+    """20,000 tokens on one line parse (the reader is linear in the line, without nltk's depth
+    limit or time guard: acceptance does not depend on machine load)."""
+    line = balanced_line(20_000)
+    path = tmp_path / "long.txt"
+    path.write_text(line + "\n" + TRAIN_LINES[0] + "\n", encoding="utf-8")
+    trees = read_ptb(path)
+    assert len(trees[0].tokens) == 20_000 and trees[0].num_nodes == 39_999
+    assert to_ptb_string(trees[0]) == line
+
+
+def test_deep_nesting_is_read_without_a_depth_limit():
+    """nltk refused 500 levels; the reader has no limit (100,000 levels:
+    test_nesting_100000_deep)."""
+    deep = "(2 " * 5_000 + "(2 x)" + ")" * 5_000
+    assert parse_ptb_line(deep).num_nodes == 5_001
 
 
 def test_benchmark_script_runs(capsys):

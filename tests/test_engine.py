@@ -1,10 +1,12 @@
 """The native engine's own entry point (engine.layer) and its hand-written backward, against the
-float64 reference, gradcheck and autograd through functional."""
+float64 reference, gradcheck and autograd through functional; a 20,000-node chain and a
+5,000-child star forward and backward through TreeLSTM, against nn.LSTM and the reference."""
 import pytest
 import torch
 
 import reference
 from cases import CASES
+from conftest import BACKENDS
 from treelstm import TreeBatch, TreeLSTM, engine, functional
 
 CELLS = ["childsum", "nary"]
@@ -182,3 +184,50 @@ def test_layer_autocast_bfloat16(cell):
     output.float().sum().backward()
     assert all(p.grad is not None and p.grad.dtype == torch.float32 and p.grad.isfinite().all()
                for layer in params for p in layer)
+
+
+# ---------------------------------------- extreme shapes: a 20,000-node chain, a 5,000-child star
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
+def test_deep_chain_forward_backward_equals_nn_lstm():
+    """A 20,000-node chain (deeper than any recursion limit): no RecursionError, and the
+    result is nn.LSTM's over the 20,000 steps, gradients included."""
+    n = 20_000
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(4, 6)
+    model = TreeLSTM(4, 6, cell="childsum")
+    model.load_state_dict({f"{k}": v for k, v in lstm.state_dict().items()})
+    batch = TreeBatch.from_parents([list(range(1, n)) + [-1]])  # node t's parent is t + 1
+    x = torch.randn(n, 4, requires_grad=True)
+    output, (h_n, c_n) = model(x, batch)
+    (h_n.sum() + c_n.sum()).backward()
+    x_lstm = x.detach().clone().requires_grad_(True)
+    expected, (h_lstm, c_lstm) = lstm(x_lstm.unsqueeze(1))
+    (h_lstm.sum() + c_lstm.sum()).backward()
+    torch.testing.assert_close(output, expected.squeeze(1), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(h_n, h_lstm, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(x.grad, x_lstm.grad, atol=1e-6, rtol=1e-4)
+    assert x.grad[-1].abs().sum() > 0
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_wide_star_forward_backward_equals_reference(backend):
+    """One root with 5,000 children (Child-Sum): forward and backward, against the float64
+    per-node reference."""
+    width = 5_000
+    torch.manual_seed(1)
+    model = TreeLSTM(3, 4, cell="childsum", backend=backend, dtype=torch.float64)
+    batch = TreeBatch.from_parents([[-1] + [0] * width])
+    x = torch.randn(width + 1, 3, dtype=torch.float64, requires_grad=True)
+    _, (h_n, c_n) = model(x, batch)
+    (h_n.sum() + c_n.sum()).backward()
+
+    params = tuple(p.detach() for p in model.layer_parameters(0))
+    x_ref = x.detach().clone().requires_grad_(True)
+    leaves = [reference.childsum_node(params, x_ref[v], []) for v in range(1, width + 1)]
+    h_root, c_root = reference.childsum_node(params, x_ref[0], leaves)
+    (h_root.sum() + c_root.sum()).backward()
+    torch.testing.assert_close(h_n[0, 0], h_root)
+    torch.testing.assert_close(c_n[0, 0], c_root)
+    torch.testing.assert_close(x.grad, x_ref.grad)

@@ -2,6 +2,7 @@
 processes, --resume, --view binary) and sick-train --seeds give every run and its mean ± sample
 standard deviation."""
 import json
+import logging
 import statistics
 from pathlib import Path
 
@@ -156,5 +157,6 @@ def test_a_worker_whose_compare_process_died_stops_after_its_epoch(tmp_path, mon
     parents = iter([4242, 4242, 1, 1, 1])  # the parent's pid, then init's: compare is gone
     monkeypatch.setattr(comparison.os, "getppid", lambda: next(parents))
     with pytest.raises(SystemExit, match="compare's process 4242 is gone; stopped after epoch 2"):
-        comparison._train_in_worker(_tiny(epochs=5).to_dict(), tmp_path, False, False, 1)
+        comparison._train_in_worker(("lstm", 0, _tiny(epochs=5).to_dict(), tmp_path, False,
+                                     False, 1, logging.WARNING))
     assert load_checkpoint(tmp_path / "checkpoint.pt").epoch == 2

@@ -1,10 +1,19 @@
 """treelstm.training and the command line: overfitting, checkpoints, exact resume, corrupt files,
-test-once-with-best, the scripts' --help and smoke runs."""
+test-once-with-best, the scripts' --help and smoke runs; and nothing lost, nothing silently wrong:
+a checkpoint write SIGKILLed halfway, every truncation, byte flips and malicious pickles, resume
+refusing other data or settings, ``python -m treelstm train`` SIGKILLed and resumed bit for bit,
+NaN / Inf losses and gradients, ``clip_grad_norm``, empty splits and one-word sentences."""
+import builtins
 import json
+import math
 import os
+import pickle
 import random
+import signal
 import subprocess
 import sys
+import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +22,11 @@ import torch
 
 from helpers import root_logits
 from treelstm.__main__ import compare_command, eval_command, main, train_command
-from treelstm.data import Vocab, read_ptb
+from treelstm.data import SentimentTree, Vocab, parse_ptb_line, read_ptb
 from treelstm.models import TreeLSTMClassifier
 from treelstm.training import (TrainConfig, compare, comparison_table, evaluate, get_rng_state,
-                               load_checkpoint, load_model, save_checkpoint,
-                               set_rng_state, train)
+                               load_checkpoint, load_model, load_splits, remove_stale_temp_files,
+                               save_checkpoint, set_rng_state, train)
 from treelstm.training import comparison, evaluation, loop
 from treelstm.training.checkpoint import _checksum
 
@@ -48,6 +57,10 @@ def _small(model="treelstm", **kwargs):
 
 def _state_equal(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _temp_files(directory):
+    return sorted(p.name for p in Path(directory).glob(".*.tmp"))
 
 
 # ---------------------------------------------------------------------------- training
@@ -452,6 +465,12 @@ def _run(*args, timeout=120):
                           timeout=timeout, env=env)
 
 
+def _python(*args, **kwargs):
+    """``_run`` without waiting: the running process, to be read from or killed."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, **kwargs)
+
+
 @pytest.mark.parametrize("script", ["examples/train_sst.py", "examples/compare.py"])
 def test_script_help_exits_zero(script):
     done = _run(script, "--help")
@@ -535,7 +554,7 @@ def test_options_reach_the_config(tmp_path, monkeypatch):
                                  "--cell", "childsum", "--dropout", "0.25", "--lr", "0.2",
                                  "--weight-decay", "0.5", "--batch-size", "3", "--epochs", "4",
                                  "--seed", "9", "--max-train", "11", "--clip-grad-norm", "2",
-                                 "--embedding-lr", "0.3", "--patience", "2",
+                                 "--patience", "2",
                                  "--freeze-embeddings", "--root-loss-only", "--view", "binary",
                                  "--model", "treelstm", "--bidirectional", "--device", "cpu",
                                  "--out", str(tmp_path / "x"), "--quiet"])
@@ -546,7 +565,12 @@ def test_options_reach_the_config(tmp_path, monkeypatch):
             config.seed, config.max_train, config.clip_grad_norm) == \
         (0.25, 0.2, 0.5, 3, 4, 9, 11, 2.0)
     assert config.freeze_embeddings and not config.phrase_loss and config.bidirectional
-    assert (config.embedding_lr, config.patience) == (0.3, 2)
+    assert (config.embedding_lr, config.patience) == (None, 2)
+    _exit_status(train_command, ["--embedding-lr", "0.3", "--out", str(tmp_path / "y"),
+                                 "--quiet"])
+    assert seen["config"].embedding_lr == 0.3
+    with pytest.raises(ValueError, match="exclude each other"):
+        _small(embedding_lr=0.1, freeze_embeddings=True)
     assert (config.view, config.model, config.device) == ("binary", "treelstm", "cpu")
 
 
@@ -653,12 +677,15 @@ def test_resume_refuses_a_best_checkpoint_of_another_epoch(tmp_path, splits):
         train(_small(epochs=4), tmp_path / "a", resume=True, splits=splits)
 
 
-def _rewrite_checkpoint(path, **changes):
-    """Fields changed *with a valid checksum*: a crafted file, not a damaged one."""
+def _rewrite_checkpoint(path, *, to=None, **changes):
+    """Fields changed *with a valid checksum*: a crafted file, not a damaged one (damage done by
+    a writer, not on disk). Written over ``path``, or to ``to``; returns the file written."""
     content = torch.load(path, weights_only=True)
     content.update(changes)
     content["checksum"] = _checksum(content)
-    torch.save(content, path)
+    target = path if to is None else to
+    torch.save(content, target)
+    return target
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -833,3 +860,472 @@ def test_root_loss_only_is_for_the_tree_model(tmp_path, capsys):
     args = _train_args(tmp_path / "run", "--model", "lstm", "--root-loss-only")
     assert _exit_status(train_command, args) == 2
     assert "--root-loss-only is for --model treelstm" in capsys.readouterr().err
+
+
+# ---------------------------- checkpoints: kill -9 while saving, every truncation, byte flips
+SAVE_LOOP = r"""
+import sys
+import torch
+from treelstm.data import Vocab
+from treelstm.models import TreeLSTMClassifier
+from treelstm.training import save_checkpoint
+
+path, num_words = sys.argv[1], int(sys.argv[2])
+vocab = Vocab(["<pad>", "<unk>"] + [f"w{i}" for i in range(num_words)])
+model = TreeLSTMClassifier(len(vocab), 5, embed_dim=64, hidden_size=8, dropout=0.0)
+for generation in range(1_000_000):
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.fill_(generation)
+    print(generation, flush=True)  # about to write this generation
+    save_checkpoint(path, model, vocab, extra={"generation": generation})
+"""
+
+
+def _temp_file_growing(directory, name):
+    for temp in directory.glob(f".{name}.*.tmp"):
+        try:
+            if temp.stat().st_size > 1 << 20:
+                return True
+        except FileNotFoundError:  # replaced meanwhile
+            pass
+    return False
+
+
+def test_sigkill_while_saving_leaves_the_previous_checkpoint(tmp_path):
+    """A child process saves a ~26 MB checkpoint over and over (generation g: every weight = g);
+    it is SIGKILLed while its temporary file is half written. The file on disk must be the
+    previous generation, complete."""
+    script = tmp_path / "save_loop.py"
+    script.write_text(SAVE_LOOP)
+    path = tmp_path / "model.pt"
+    child = _python(str(script), str(path), "100000", stdout=subprocess.PIPE, text=True)
+    try:
+        started = [-1]
+        while started[-1] < 2:  # generations 0 and 1 are on disk
+            line = child.stdout.readline()
+            assert line, f"the save loop died (exit status {child.wait()})"
+            started.append(int(line))
+        deadline = time.monotonic() + 60
+        while not _temp_file_growing(tmp_path, "model.pt") and time.monotonic() < deadline:
+            time.sleep(0.001)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        started += [int(line) for line in child.stdout.read().split()]
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+    left = _temp_files(tmp_path)
+    assert len(left) == 1, "the kill did not land in the middle of a write"
+    checkpoint = load_checkpoint(path)
+    generation = checkpoint.extra["generation"]
+    assert generation == started[-1] - 1  # the one before the interrupted write
+    assert all(bool((tensor == generation).all()) for tensor in checkpoint.state_dict.values())
+    assert len(checkpoint.vocab) == 100_002
+    # the next run of train() in that directory clears the leftover
+    assert remove_stale_temp_files(tmp_path, ["model.pt"]) == [tmp_path / left[0]]
+    assert _temp_files(tmp_path) == []
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory, splits):
+    result = train(_small(epochs=1), splits=splits)
+    path = tmp_path_factory.mktemp("ckpt") / "good.pt"
+    optimizer = torch.optim.Adagrad(result.model.parameters())
+    save_checkpoint(path, result.model, result.vocab, _small(epochs=1).to_dict(),
+                    optimizer=optimizer, epoch=1, rng_state=get_rng_state(),
+                    extra={"note": "original"})
+    return path
+
+
+def test_every_truncation_is_a_value_error_naming_the_file(small_checkpoint, tmp_path):
+    data = small_checkpoint.read_bytes()
+    lengths = sorted(set(range(0, len(data), max(1, len(data) // 97)))
+                     | set(range(len(data) - 64, len(data))))
+    bad = tmp_path / "cut.pt"
+    for length in lengths:
+        bad.write_bytes(data[:length])
+        with pytest.raises(ValueError, match=r"cut\.pt: "):
+            load_checkpoint(bad)
+
+
+def test_byte_flips_are_caught_or_harmless(small_checkpoint, tmp_path):
+    """Flip one byte at ~250 places: either a ValueError naming the file, or (a byte no reader
+    uses, e.g. zip padding) exactly the original content. Never different weights."""
+    data = small_checkpoint.read_bytes()
+    original = load_checkpoint(small_checkpoint)
+    bad = tmp_path / "flipped.pt"
+    caught = 0
+    for position in range(0, len(data), max(1, len(data) // 250)):
+        bad.write_bytes(data[:position] + bytes([data[position] ^ 0xFF]) + data[position + 1:])
+        try:
+            loaded = load_checkpoint(bad)
+        except ValueError as error:
+            assert "flipped.pt: " in str(error)
+            caught += 1
+            continue
+        assert _state_equal(loaded.state_dict, original.state_dict), position
+        assert (loaded.vocab, loaded.config, loaded.extra, loaded.epoch) == \
+            (original.vocab, original.config, original.extra, original.epoch), position
+    assert caught > 100
+
+
+# --------------------------------- checkpoints: malicious pickles, metadata that does not fit
+class _RunsShell:
+    """Unpickling this runs ``os.system(command)``."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+class _OpensFile:
+    """Unpickling this calls ``open(path, "w")``, creating the file (no shell needed)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return builtins.open, (self.path, "w")
+
+
+def _payloads(marker):
+    return {"os.system": _RunsShell(f"touch '{marker}'"), "open": _OpensFile(str(marker))}
+
+
+def _malicious_file(kind, payload, good, path):
+    if kind == "raw pickle":
+        path.write_bytes(pickle.dumps(payload, protocol=2))
+    elif kind == "torch.save of the object":
+        torch.save(payload, path)
+    elif kind == "inside a checkpoint field":
+        content = torch.load(good, weights_only=True)
+        content["extra"] = payload
+        torch.save(content, path)
+    else:  # "data.pkl swapped in the zip": a valid archive whose pickle is the payload
+        with zipfile.ZipFile(good) as source, zipfile.ZipFile(path, "w") as target:
+            for item in source.infolist():
+                body = source.read(item)
+                if item.filename.endswith("/data.pkl"):
+                    body = pickle.dumps(payload, protocol=2)
+                target.writestr(item, body)
+    return path
+
+
+MALICIOUS_KINDS = ["raw pickle", "torch.save of the object", "inside a checkpoint field",
+                   "data.pkl swapped in the zip"]
+
+
+@pytest.mark.parametrize("payload_name", ["os.system", "open"])
+@pytest.mark.parametrize("kind", MALICIOUS_KINDS)
+def test_malicious_pickle_is_refused_and_never_runs(small_checkpoint, tmp_path, monkeypatch,
+                                                    kind, payload_name):
+    marker = tmp_path / "pwned"
+    evil = _malicious_file(kind, _payloads(marker)[payload_name], small_checkpoint,
+                           tmp_path / "evil.pt")
+    # the payload works: a plain unpickler runs it
+    if kind == "raw pickle":
+        pickle.loads(evil.read_bytes())
+        assert marker.exists()
+        marker.unlink()
+    # even with the environment asking torch for unsafe loading
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    refused = (r"evil\.pt: not a readable treelstm checkpoint: it holds a pickled object other "
+               r"than tensors and plain containers \((posix\.system|io\.open)\); refused")
+    with pytest.raises(ValueError, match=refused):
+        load_checkpoint(evil)
+    with pytest.raises(ValueError, match=refused):
+        load_model(evil)
+    assert not marker.exists()
+
+
+def test_malicious_checkpoint_in_a_run_directory_is_refused_on_resume(small_checkpoint,
+                                                                       tmp_path, splits):
+    marker = tmp_path / "pwned"
+    run = tmp_path / "run"
+    run.mkdir()
+    _malicious_file("inside a checkpoint field", _OpensFile(str(marker)), small_checkpoint,
+                    run / "checkpoint.pt")
+    with pytest.raises(ValueError, match=r"checkpoint\.pt: .* refused without running it"):
+        train(_small(), run, resume=True, splits=splits)
+    assert not marker.exists()
+
+
+def test_vocabulary_that_does_not_fit_the_weights(small_checkpoint, tmp_path):
+    content = torch.load(small_checkpoint, weights_only=True)
+    vocab = json.loads(content["vocab"])
+    vocab["itos"].append("intruder")
+    path = _rewrite_checkpoint(small_checkpoint, to=tmp_path / "vocab.pt",
+                               vocab=json.dumps(vocab))
+    with pytest.raises(ValueError, match=r"vocab\.pt: the stored vocabulary has \d+ words but the "
+                                         r"model was built for vocab_size=\d+"):
+        load_checkpoint(path)
+    for field, value in (("model_config", "[1, 2]"), ("config", '"fine"')):
+        path = _rewrite_checkpoint(small_checkpoint, to=tmp_path / f"{field}.pt",
+                                   **{field: value})
+        with pytest.raises(ValueError, match=rf"{field}\.pt: damaged checkpoint metadata: "
+                                             rf"{field} should be a JSON object"):
+            load_checkpoint(path)
+
+
+# -------------------------- resume: other data, settings or weights; leftover temporary files
+@pytest.fixture
+def one_epoch_run(tmp_path, splits):
+    run = tmp_path / "run"
+    train(_small(epochs=1), run, splits=splits)
+    return run
+
+
+def test_resume_on_other_training_data_raises(one_epoch_run, splits):
+    other = dict(splits, train=splits["train"][1:] + splits["dev"][:1])
+    with pytest.raises(ValueError, match=r"checkpoint\.pt: cannot resume: the training data "
+                                         r"changed: its vocabulary has"):
+        train(_small(), one_epoch_run, resume=True, splits=other)
+    # same words, one label changed: the vocabulary cannot see it, the fingerprint does
+    relabelled = [SentimentTree(t.tokens, t.parent, list(t.labels)) for t in splits["train"]]
+    relabelled[7].labels[-1] = (relabelled[7].labels[-1] + 1) % 5
+    with pytest.raises(ValueError, match=r"cannot resume: the training trees .* differ"):
+        train(_small(), one_epoch_run, resume=True, splits=dict(splits, train=relabelled))
+    # and the same trees in another order
+    with pytest.raises(ValueError, match=r"cannot resume: the training trees"):
+        train(_small(), one_epoch_run, resume=True,
+              splits=dict(splits, train=splits["train"][::-1]))
+
+
+def test_resume_checks_settings_the_checkpoint_predates(one_epoch_run, splits):
+    """A checkpoint written before ``clip_grad_norm`` existed ran without clipping."""
+    path = one_epoch_run / "checkpoint.pt"
+    config = json.loads(torch.load(path, weights_only=True)["config"])
+    del config["clip_grad_norm"]
+    _rewrite_checkpoint(path, config=json.dumps(config))
+    with pytest.raises(ValueError, match=r"the checkpoint has clip_grad_norm=None, this run "
+                                         r"clip_grad_norm=1\.0"):
+        train(_small(clip_grad_norm=1.0), one_epoch_run, resume=True, splits=splits)
+    assert train(_small(), one_epoch_run, resume=True, splits=splits).metrics["epochs_done"] == 2
+
+
+def test_resume_with_weights_that_do_not_fit_the_settings(one_epoch_run, splits):
+    """The checkpoint's settings say hidden 13 but its weights are hidden 12 (a writer bug):
+    a ValueError naming the file, not torch's RuntimeError."""
+    for name in ("checkpoint.pt", "best.pt"):  # best.pt's settings are checked too
+        path = one_epoch_run / name
+        config = json.loads(torch.load(path, weights_only=True)["config"])
+        _rewrite_checkpoint(path, config=json.dumps(dict(config, hidden_size=13)))
+    with pytest.raises(ValueError, match=r"checkpoint\.pt: cannot resume: its model, optimizer "
+                                         r"or RNG state does not fit"):
+        train(_small(hidden_size=13), one_epoch_run, resume=True, splits=splits)
+
+
+def test_best_checkpoint_of_another_epoch_is_not_used_silently(tmp_path, splits):
+    """Killed after best.pt (epoch 3) was written but before checkpoint.pt, then resumed with
+    --epochs 2: that best.pt is not of this history; testing with it would be wrong."""
+    run = tmp_path / "run"
+    train(_small(epochs=2), run, splits=splits)
+    best = load_checkpoint(run / "best.pt")
+    model = best.build_model()
+    save_checkpoint(run / "best.pt", model, best.vocab, best.config, epoch=3)
+    with pytest.raises(ValueError, match=r"best\.pt: holds epoch 3, but the best epoch on dev "
+                                         r"is [12]"):
+        train(_small(epochs=2), run, resume=True, splits=splits)
+
+
+def test_stale_temp_files_are_removed_by_the_next_run(tmp_path, splits):
+    run = tmp_path / "run"
+    run.mkdir()
+    dead = _dead_pid()
+    for name in (f".checkpoint.pt.treelstm-{dead}-abc123.tmp", f".best.pt.treelstm-{dead}-x.tmp",
+                 f".metrics.json.treelstm-{dead}-y.tmp"):
+        (run / name).write_bytes(b"half a file")
+    # not ours: another file, one named like ours by hand, a live writer's
+    kept = [".notes.txt.z.tmp", ".best.pt.mine.tmp", f".best.pt.treelstm-{os.getppid()}-w.tmp"]
+    for name in kept:
+        (run / name).write_bytes(b"not ours")
+    train(_small(epochs=1), run, splits=splits)
+    assert _temp_files(run) == sorted(kept)
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+# ------------------------------------------------------------- kill -9 and resume, end to end
+def _cli_train(data, out, *extra):
+    return ["-m", "treelstm", "train", "--data", str(data), "--out", str(out), "--epochs", "3",
+            "--max-train", "400", "--embed-dim", "16", "--hidden-size", "12", "--batch-size",
+            "5", "--dropout", "0.5", "--seed", "7", "--device", "cpu", "--threads", "1",
+            "--quiet", *extra]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path):
+    """``python -m treelstm train`` (3 epochs, 400 trees, dropout on) is SIGKILLed in epoch 2,
+    just after epoch 1's checkpoint appears; ``--resume`` must end with the same bytes of
+    weights, optimizer state, RNG state and history as an uninterrupted run."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for split, count in (("train", 400), ("dev", 40), ("test", 40)):
+        lines = (DATA / f"{split}.txt").read_text(encoding="utf-8").splitlines()[:count]
+        (data / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    straight = _python(*_cli_train(data, tmp_path / "straight"), stderr=subprocess.PIPE,
+                       text=True)
+    assert straight.wait(timeout=120) == 0, straight.stderr.read()
+    straight.stderr.close()
+
+    killed_dir = tmp_path / "killed"
+    victim = _python(*_cli_train(data, killed_dir), stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (killed_dir / "checkpoint.pt").exists() and victim.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.1)  # into epoch 2 (an epoch takes ~0.6 s)
+        assert victim.poll() is None, "the run finished before it could be killed"
+        victim.send_signal(signal.SIGKILL)
+        assert victim.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
+    interrupted = load_checkpoint(killed_dir / "checkpoint.pt")
+    assert interrupted.epoch in (1, 2)  # 2 only on a very slow machine
+    assert json.loads((killed_dir / "metrics.json").read_text())["test"] is None
+
+    resumed = _python(*_cli_train(data, killed_dir, "--resume"), stderr=subprocess.PIPE, text=True)
+    assert resumed.wait(timeout=120) == 0, resumed.stderr.read()
+    resumed.stderr.close()
+
+    for name in ("checkpoint.pt", "best.pt"):
+        a = load_checkpoint(tmp_path / "straight" / name)
+        b = load_checkpoint(killed_dir / name)
+        assert a.epoch == b.epoch and _state_equal(a.state_dict, b.state_dict), name
+        if name == "checkpoint.pt":
+            assert torch.equal(a.rng_state["torch"], b.rng_state["torch"])
+            state_a, state_b = a.optimizer["state"], b.optimizer["state"]
+            assert all(torch.equal(state_a[k]["sum"], state_b[k]["sum"]) for k in state_a)
+    metrics_a = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    metrics_b = json.loads((killed_dir / "metrics.json").read_text())
+    for key in ("loss", "root_acc"):
+        assert [r["train"][key] for r in metrics_a["history"]] == \
+            [r["train"][key] for r in metrics_b["history"]]
+    assert metrics_a["test"]["root_acc"] == metrics_b["test"]["root_acc"]
+    assert metrics_a["best_epoch"] == metrics_b["best_epoch"]
+    assert _temp_files(killed_dir) == []
+
+
+# ----------------------------------- numerics: NaN / Inf losses and gradients, clip_grad_norm
+def _poison(kind):
+    return float("nan") if kind == "nan" else float("inf")
+
+
+@pytest.mark.parametrize("kind", ["nan", "inf"])
+def test_non_finite_loss_stops_training_naming_epoch_and_batch(tmp_path, splits, monkeypatch,
+                                                               kind):
+    real_loss_sum = loop._loss_sum  # what the training step calls
+    calls = []
+
+    def poisoned(model, inputs, phrase_loss, *rest):
+        loss, root_logits = real_loss_sum(model, inputs, phrase_loss, *rest)
+        calls.append(1)
+        if len(calls) == 6 + 3:  # 6 batches per epoch: epoch 2, batch 3
+            loss = loss * _poison(kind)
+        return loss, root_logits
+
+    monkeypatch.setattr(loop, "_loss_sum", poisoned)
+    with pytest.raises(FloatingPointError, match=rf"epoch 2, batch 3 of 6 \(training trees "
+                                                 rf"\[[0-9, ]+\]\): the loss is {kind}; stopped "
+                                                 "before the update"):
+        train(_small(epochs=3), tmp_path, splits=splits)
+    # nothing lost: the last finished epoch is on disk and loads
+    assert load_checkpoint(tmp_path / "checkpoint.pt").epoch == 1
+
+
+@pytest.mark.parametrize("kind", ["nan", "inf"])
+def test_non_finite_gradient_stops_training_before_the_update(tmp_path, splits, monkeypatch,
+                                                              kind):
+    models = []
+    real_build = loop.build_model  # what train() calls
+    calls = []
+
+    def poison(grad):
+        calls.append(1)
+        return torch.full_like(grad, _poison(kind)) if len(calls) == 2 else grad
+
+    def build_with_hook(config, vocab_size):
+        model = real_build(config, vocab_size)
+        model.tree_lstm.weight_hh_l0.register_hook(poison)
+        models.append(model)
+        return model
+
+    monkeypatch.setattr(loop, "build_model", build_with_hook)
+    with pytest.raises(FloatingPointError, match=rf"epoch 1, batch 2 of 6 .*: the gradient norm "
+                                                 rf"is {kind} in \[tree_lstm\.weight_hh_l0\]"):
+        train(_small(), tmp_path, splits=splits)
+    # raised before optimizer.step(): AdaGrad would have spread the NaN into the weights
+    assert all(torch.isfinite(p).all() for p in models[0].parameters())
+
+
+def test_clip_grad_norm_bounds_every_update(splits, monkeypatch):
+    seen = []
+    real_step = torch.optim.Adagrad.step
+
+    def spying_step(self, *args, **kwargs):
+        grads = [p.grad for group in self.param_groups for p in group["params"]
+                 if p.grad is not None]
+        seen.append(float(torch.nn.utils.get_total_norm(grads)))
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adagrad, "step", spying_step)
+    unclipped = train(_small(epochs=1), splits=splits)
+    assert max(seen) > 0.5  # so clipping at 0.5 has something to do
+    seen.clear()
+    clipped = train(_small(epochs=1, clip_grad_norm=0.5), splits=splits)
+    assert len(seen) == 6 and max(seen) <= 0.5 * (1 + 1e-5)
+    assert not _state_equal(clipped.model.state_dict(), unclipped.model.state_dict())
+    assert clipped.metrics["config"]["clip_grad_norm"] == 0.5
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), True, "1"])
+def test_clip_grad_norm_must_be_positive(value):
+    with pytest.raises(ValueError, match="clip_grad_norm must be a positive number or None"):
+        TrainConfig(clip_grad_norm=value)
+
+
+def test_resume_with_other_clipping_raises(tmp_path, splits):
+    train(_small(epochs=1, clip_grad_norm=0.5), tmp_path, splits=splits)
+    with pytest.raises(ValueError, match=r"the checkpoint has clip_grad_norm=0\.5"):
+        train(_small(clip_grad_norm=1.0), tmp_path, resume=True, splits=splits)
+
+
+# ---------------------------------- extreme sizes: empty files and splits, one-word sentences
+@pytest.mark.parametrize("content", [b"", b"\n\n  \n", b"\xef\xbb\xbf", b"\xef\xbb\xbf\r\n"])
+def test_empty_treebank_file_is_an_empty_list_and_an_empty_split_an_error(tmp_path, content):
+    (tmp_path / "train.txt").write_bytes(content)
+    assert read_ptb(tmp_path / "train.txt") == []
+    first_line = (DATA / "train.txt").read_text(encoding="utf-8").splitlines()[0]
+    for split in ("dev", "test"):
+        (tmp_path / f"{split}.txt").write_text(first_line + "\n")
+    with pytest.raises(ValueError, match=r"train\.txt: no trees"):
+        load_splits(tmp_path)
+
+
+def test_empty_split_passed_to_train_raises(splits):
+    for split in ("train", "dev", "test"):
+        with pytest.raises(ValueError, match=rf"train: the {split} split has no trees"):
+            train(_small(), splits=dict(splits, **{split: []}))
+
+
+@pytest.mark.parametrize("model", ["treelstm", "lstm"])
+def test_training_on_one_word_sentences(model, one_word_lines):
+    trees = [parse_ptb_line(line) for line in one_word_lines]
+    metrics = train(_small(model=model, epochs=2, batch_size=2),
+                    splits={"train": trees, "dev": trees, "test": trees}).metrics
+    assert metrics["epochs_done"] == 2 and math.isfinite(metrics["history"][-1]["train"]["loss"])

@@ -119,7 +119,9 @@ def _run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
 def _train_summary(metrics: dict, view: str, out: str) -> str:
     test, dev = metrics["test"], metrics["best_dev"] or {}
-    lines = [f"best epoch {metrics['best_epoch']} of {metrics['epochs_done']}: dev root "
+    stopped = (f" (stopped early: --patience {metrics['config']['patience']})"
+               if metrics.get("stopped_early") else "")
+    lines = [f"best epoch {metrics['best_epoch']} of {metrics['epochs_done']}{stopped}: dev root "
              f"accuracy {_pct(dev.get('root_acc'))}",
              f"test root accuracy {_pct(test['root_acc'])} ({view})"]
     if view == "fine":
@@ -215,18 +217,23 @@ def compare_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                              "view (neutral-root trees dropped, neutral phrases ignored in the "
                              "loss), selected on binary dev accuracy (default: %(default)s)")
     parser.add_argument("--seeds", type=seed_list, metavar="S1,S2,...", default=None,
-                        help="train every row once per seed and show mean ± standard deviation; "
-                             "runs go to --out/<row>/seed-<seed>/ (default: --seed alone, runs "
-                             "in --out/<row>/)")
+                        help="train every row once per seed (instead of --seed) and show mean "
+                             "± sample standard deviation (n - 1); runs go to "
+                             "--out/<row>/seed-<seed>/ and every run's metrics to compare.json "
+                             "(default: --seed alone, runs in --out/<row>/)")
     parser.add_argument("--jobs", type=positive_int, default=1, metavar="N",
                         help="runs at a time, each in a process of its own with --threads "
-                             "threads: on a machine with 2 free cores, --jobs 2 (default: "
-                             "%(default)s)")
+                             "threads: on a machine with 2 free cores, --jobs 2. Each log line "
+                             "then starts with its run, and each run's result is logged as it "
+                             "ends; worth it for runs of minutes (a process takes seconds to "
+                             "start) (default: %(default)s)")
     parser.add_argument("--sizes", choices=("same", "paper"), default="same",
                         help="'same': --hidden-size for every row; 'paper': each row's hidden "
                              "size from Tai et al. (2015), Table 1 (LSTM 168, bidirectional LSTM "
-                             "150, 2-layer LSTM 108, Tree-LSTM 150, Child-Sum 168), about the "
-                             "same number of parameters (default: %(default)s)")
+                             "150, 2-layer LSTM 108, Tree-LSTM 150, Child-Sum 168), instead of "
+                             "--hidden-size; chosen there for similar parameter counts, which "
+                             "differ with this library's cells (the table shows them) (default: "
+                             "%(default)s)")
     add_model_options(parser)
     add_training_options(parser, epochs=_COMPARE_EPOCHS)
     add_run_options(parser, out="runs/compare")
@@ -246,6 +253,10 @@ def _run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 
     progress = setup(args)
     rows = [row.strip() for row in args.rows.split(",") if row.strip()]
+    unknown = [row for row in rows if row not in COMPARE_ROW_LABELS]
+    if unknown or not rows or len(set(rows)) != len(rows):
+        parser.error(f"argument --rows: expected comma-separated rows without repeats, from "
+                     f"{', '.join(COMPARE_ROW_LABELS)}; got {args.rows!r}")
     if args.resume and args.overwrite:
         parser.error("--resume and --overwrite exclude each other: --resume keeps the runs in "
                      "--out, --overwrite replaces them")

@@ -116,7 +116,7 @@ def train_relatedness_run(config: RelatednessConfig, out: Optional[PathLike] = N
 # The columns of :func:`seeds_table`: (header, where in an encoder's result, digits).
 _SEED_COLUMNS = (("best epoch", ("best_epoch",), 1), ("dev r", ("best_dev", "pearson"), 4),
                  ("test r", ("test", "pearson"), 4), ("test rho", ("test", "spearman"), 4),
-                 ("test MSE", ("test", "mse"), 4), ("train s", ("train_seconds",), 1))
+                 ("test MSE", ("test", "mse"), 4))
 
 
 def _value(result: dict, path: tuple) -> float:
@@ -128,15 +128,19 @@ def _value(result: dict, path: tuple) -> float:
 def seeds_table(runs: dict) -> str:
     """A Markdown table of :func:`train_relatedness_seeds`'s ``runs``: per encoder, each column
     as mean ± sample standard deviation over the seeds."""
-    lines = ["| model | " + " | ".join(header for header, _, _ in _SEED_COLUMNS)
-             + " | parameters |", "|---|" + "---:|" * (len(_SEED_COLUMNS) + 1)]
+    seeds = ", ".join(map(str, runs))
+    lines = [f"Seeds {seeds}: each cell is the mean ± sample standard deviation (n - 1) over the "
+             f"{len(runs)} runs (one value: a single run).", "",
+             "| model | " + " | ".join(header for header, _, _ in _SEED_COLUMNS)
+             + " | parameters | train s |", "|---|" + "---:|" * (len(_SEED_COLUMNS) + 2)]
     first = next(iter(runs.values()))["results"]
     for encoder in first:
         results = [run["results"][encoder] for run in runs.values()]
         cells = [spread([_value(result, path) for result in results], digits=digits)
                  for _, path, digits in _SEED_COLUMNS]
         lines.append(f"| {ENCODER_NAMES[encoder]} | " + " | ".join(cells)
-                     + f" | {results[0]['parameters']:,} |")
+                     + f" | {results[0]['parameters']:,} | "
+                     + spread([result["train_seconds"] for result in results]) + " |")
     return "\n".join(lines)
 
 
@@ -148,8 +152,8 @@ def train_relatedness_seeds(config: RelatednessConfig, seeds: Sequence[int],
     mean, sample standard deviation and values) and ``out/results.md`` (:func:`seeds_table`).
 
     Returns:
-        ``{"settings", "seeds", "runs": {seed: report}, "summary": {encoder: {column: {"mean",
-        "std", "values"}}}, "table"}``.
+        ``{"settings" (without "seed"), "seeds", "runs": {seed: report}, "summary": {encoder:
+        {column: {"mean", "std", "values"}}}, "table"}``.
 
     Raises:
         FileExistsError: ``out`` or a seed's folder already holds a run and not ``overwrite``;
@@ -169,12 +173,14 @@ def train_relatedness_seeds(config: RelatednessConfig, seeds: Sequence[int],
         runs[seed] = train_relatedness_run(dataclasses.replace(config, seed=seed),
                                            None if out is None else seed_dir(out, seed),
                                            overwrite=overwrite, progress=progress)
+    columns = _SEED_COLUMNS + (("train s", ("train_seconds",), 1),)
     summaries = {encoder: {header: summary([_value(run["results"][encoder], path)
                                             for run in runs.values()])
-                           for header, path, _ in _SEED_COLUMNS}
+                           for header, path, _ in columns}
                  for encoder in config.models}
     table = seeds_table(runs)
-    report = {"settings": config.to_dict(), "seeds": list(seeds), "runs": runs,
+    settings = {key: value for key, value in config.to_dict().items() if key != "seed"}
+    report = {"settings": settings, "seeds": list(seeds), "runs": runs,
               "summary": summaries, "table": table}
     if out is not None:
         write_text(out / "results.json", json.dumps(report, indent=2) + "\n")

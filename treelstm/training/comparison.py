@@ -7,7 +7,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence, Union, cast
+from typing import Any, Callable, Optional, Sequence, Union, cast
 
 import torch
 
@@ -41,9 +41,10 @@ COMPARE_ROWS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "lstm2": ("2-layer LSTM", "lstm", {"bidirectional": False, "num_layers": 2}),
 }
 DEFAULT_COMPARE_ROWS = ("treelstm", "treelstm-root", "lstm")
-#: ``sizes="paper"``: each row's hidden size from Tai, Socher & Manning (2015), Table 1, which
-#: gives every model about 316k parameters besides the embedding (the bidirectional Tree-LSTM,
-#: not in the paper, keeps the Tree-LSTM's 150).
+#: ``sizes="paper"``: each row's hidden size from Tai, Socher & Manning (2015), Table 1, where
+#: they were chosen to give the models similar parameter counts (the bidirectional Tree-LSTM,
+#: not in the paper, keeps the Tree-LSTM's 150). With this library's cells the counts differ
+#: (the bidirectional LSTM has the most); the tables show them.
 PAPER_HIDDEN_SIZES = {"treelstm": 150, "treelstm-root": 150, "childsum": 168, "bitreelstm": 150,
                       "lstm": 168, "bilstm": 150, "lstm2": 108}
 SIZES = ("same", "paper")
@@ -114,13 +115,17 @@ def _compare_caption(config: TrainConfig, rows: Sequence[str], first: dict,
                  f"seeds {', '.join(map(str, seeds))} (mean ± sample standard deviation over "
                  f"the {len(seeds)} runs)")
     hidden = (f"hidden {config.hidden_size}" if sizes == "same" else
-              "hidden size of Tai et al.'s Table 1 (" + ", ".join(
-                  f"{COMPARE_ROWS[row][0]} {PAPER_HIDDEN_SIZES[row]}" for row in rows) + ")")
+              "the hidden sizes of Tai et al.'s Table 1 (" + ", ".join(
+                  f"{COMPARE_ROWS[row][0]} {PAPER_HIDDEN_SIZES[row]}" for row in rows) +
+              "; chosen there to give the models similar parameter counts; with this "
+              "library's cells the counts differ, see the parameters column)")
     embedding_update = ("AdaGrad" if config.embedding_lr is None else
                         f"plain SGD at lr {config.embedding_lr}, no weight decay")
-    stopping = (f"at most {config.epochs} epochs" if config.patience is None else
-                f"at most {config.epochs} epochs, stopped after {config.patience} without a "
-                "better dev accuracy")
+    epochs = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
+    stopping = (epochs if config.patience is None else
+                f"at most {epochs}, each run stopped early once {config.patience} epoch"
+                f"{'s' if config.patience != 1 else ''} in a row brought no better dev "
+                "accuracy")
     selection = "fine root accuracy" if config.view == "fine" else "binary root accuracy"
     parts = [
         f"Accuracy (%) on {config.data} ({counts['train']} train / {counts['dev']} dev / "
@@ -163,12 +168,18 @@ def _row_config(config: TrainConfig, row: str, seed: int, sizes: str) -> TrainCo
     return dataclasses.replace(config, model=model, seed=seed, **changes)
 
 
-def _train_in_worker(config: dict, out_dir: Optional[Path], resume: bool, overwrite: bool,
-                     threads: int) -> dict:
-    """One run of :func:`compare` in a worker process: its metrics. The worker stops after the
-    epoch during which compare's process died (killed: nobody would read the result, and a
+def _train_in_worker(task: tuple) -> tuple[str, int, dict]:
+    """One run of :func:`compare` in a worker process: ``(row, seed, metrics)``. The worker logs
+    as compare's process does (``log_level``), each line prefixed with its run; it stops after
+    the epoch during which compare's process died (killed: nobody would read the result, and a
     ``--resume`` must not find the run still writing)."""
+    row, seed, config, out_dir, resume, overwrite, threads, log_level = task
     torch.set_num_threads(threads)
+    package = logging.getLogger("treelstm")
+    if not package.handlers:  # this worker's first run
+        package.addHandler(logging.StreamHandler())
+    package.handlers[0].setFormatter(logging.Formatter(f"[{row}, seed {seed}] %(message)s"))
+    package.setLevel(log_level)
     parent = os.getppid()
 
     def stop_if_orphaned(epoch: int, record: dict) -> None:
@@ -176,8 +187,9 @@ def _train_in_worker(config: dict, out_dir: Optional[Path], resume: bool, overwr
             raise SystemExit(f"compare's process {parent} is gone; stopped after epoch {epoch} "
                              "(checkpoint.pt holds it)")
 
-    return train(TrainConfig.from_dict(config), out_dir, resume=resume, overwrite=overwrite,
-                 on_epoch_end=stop_if_orphaned).metrics
+    metrics = train(TrainConfig.from_dict(config), out_dir, resume=resume, overwrite=overwrite,
+                    on_epoch_end=stop_if_orphaned).metrics
+    return row, seed, metrics
 
 
 def compare(config: TrainConfig, out_dir: Optional[PathLike] = None,
@@ -231,10 +243,10 @@ def compare(config: TrainConfig, out_dir: Optional[PathLike] = None,
         return seed_dir(out_dir / row, seed) if seeds is not None else out_dir / row
 
     if out_dir is not None and not overwrite and not resume:
-        check_no_run(out_dir, ("compare.md", "compare.json"), resumable=False)
+        check_no_run(out_dir, ("compare.md", "compare.json"))
         for row in rows:
             for seed in run_seeds:
-                check_no_run(cast(Path, run_dir(row, seed)), _RUN_FILES, resumable=False)
+                check_no_run(cast(Path, run_dir(row, seed)), _RUN_FILES)
     plan = [(row, seed, _row_config(config, row, seed, sizes)) for row in rows
             for seed in run_seeds]
     if jobs == 1:
@@ -270,36 +282,42 @@ def _train_in_processes(plan: list, run_dir: Callable[[str, int], Optional[Path]
                         resume: bool, overwrite: bool, jobs: int,
                         progress: Union[bool, Progress]) -> dict:
     """The runs of ``plan`` ``(row, seed, config)``, ``jobs`` at a time in worker processes
-    (spawned: no torch state is inherited); the first failure stops the others' start and is
-    raised."""
+    (spawned: no torch state is inherited), reported as each ends. The workers ignore Ctrl-C:
+    on an interruption or a failed run this process stops them all (a killed run keeps its last
+    finished epoch in checkpoint.pt) and raises."""
     import multiprocessing
-    from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+    import signal
+    import threading
 
     threads = torch.get_num_threads()
+    log_level = logger.getEffectiveLevel()
+    tasks = [(row, seed, run_config.to_dict(), run_dir(row, seed), resume, overwrite, threads,
+              log_level) for row, seed, run_config in plan]
+    context = multiprocessing.get_context("spawn")
+    workers = min(jobs, len(plan))
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    # Started with SIGINT ignored, which they keep (no traceback from each on Ctrl-C).
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
+    try:
+        pool = context.Pool(workers)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
     finished: dict = {}
-    with ProcessPoolExecutor(max_workers=jobs,
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_train_in_worker, run_config.to_dict(), run_dir(row, seed),
-                               resume, overwrite, threads): (row, seed)
-                   for row, seed, run_config in plan}
-
-        def completed() -> Iterator[Future]:
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                yield from done
-
-        try:
-            for future in track(progress, completed(), len(plan),
-                                f"{len(plan)} runs, {jobs} at a time"):
-                row, seed = futures[future]
-                metrics = future.result()  # raises the run's error
-                finished[row, seed] = metrics
-                logger.info("%s, seed %d: best epoch %s, dev %.2f%%, test %.2f%%",
-                            COMPARE_ROWS[row][0], seed, metrics["best_epoch"],
-                            100 * (_metric(metrics, "dev", "root_acc") or 0.0),
-                            100 * metrics["test"]["root_acc"])
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+    try:
+        results = pool.imap_unordered(_train_in_worker, tasks)
+        for row, seed, metrics in track(progress, results, len(plan),
+                                        f"{len(plan)} runs, {workers} at a time"):
+            finished[row, seed] = metrics
+            logger.info("%s, seed %d: best epoch %s of %d, dev %.2f%%, test %.2f%%",
+                        COMPARE_ROWS[row][0], seed, metrics["best_epoch"],
+                        metrics["epochs_done"],
+                        100 * (_metric(metrics, "dev", "root_acc") or 0.0),
+                        100 * metrics["test"]["root_acc"])
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
     return finished

@@ -123,6 +123,9 @@ class TrainConfig:
                                               or not 0 < self.embedding_lr < math.inf):
             raise ValueError(f"TrainConfig: embedding_lr must be a positive number or None; got "
                              f"{self.embedding_lr!r}")
+        if self.embedding_lr is not None and self.freeze_embeddings:
+            raise ValueError("TrainConfig: embedding_lr (the embedding's own learning rate) and "
+                             "freeze_embeddings (no update of the embedding) exclude each other")
         if self.patience is not None and not is_positive_int(self.patience):
             raise ValueError(f"TrainConfig: patience must be a positive integer or None; got "
                              f"{self.patience!r}")

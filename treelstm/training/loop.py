@@ -196,6 +196,9 @@ class _Run:
                         coverage.total, 100 * coverage.fraction, config.embeddings)
         if config.freeze_embeddings:
             model.embedding.weight.requires_grad_(False)
+        if config.embedding_lr is not None:
+            logger.info("embedding: plain SGD at lr %g (--embedding-lr), the other weights "
+                        "AdaGrad at lr %g", config.embedding_lr, config.lr)
         model.to(device)
         # fused: one pass over each parameter instead of five ops (the embedding is most of the
         # parameters and of a step's time); the same update up to float rounding
@@ -281,8 +284,9 @@ class _Run:
         if self.group.is_main:
             stop = bool(self.best) and len(self.history) - self.best["epoch"] >= patience
             if stop:
-                logger.info("stopping early: no better dev accuracy for %d epochs (best: epoch "
-                            "%d)", patience, self.best["epoch"])
+                logger.info("stopping early (--patience %d): no better dev accuracy in the last "
+                            "%d epoch%s (best: epoch %d)", patience, patience,
+                            "s" if patience != 1 else "", self.best["epoch"])
         return bool(_broadcast(stop, self.group))
 
     def run_epoch(self, epoch: int, on_epoch_end: Optional[Callable[[int, dict], None]]) -> None:
@@ -462,6 +466,7 @@ class _Run:
                 "num_parameters": count_parameters(self.model), "vocab_size": len(self.vocab),
                 "num_trees": {split: len(trees) for split, trees in self.splits.items()},
                 "epochs_done": len(history), "history": history,
+                "stopped_early": len(history) < self.config.epochs and test is not None,
                 "best_epoch": self.best.get("epoch"), "best_dev": self.best.get("dev"),
                 "train_trees_per_s": trained / train_seconds if train_seconds > 0 else None,
                 "test": test,
