@@ -402,6 +402,22 @@ def test_frozen_embeddings_do_not_change(sample):
         train_relatedness(model, splits["train"][:5], splits["dev"][:5], vocab, epochs=0)
 
 
+def test_a_non_finite_loss_stops_sick_training_naming_the_batch(sample, monkeypatch):
+    """The sentiment loop's guarded update: NaN never reaches the weights."""
+    import treelstm.sick.train as sick_train
+
+    splits, vocab = sample
+    torch.manual_seed(0)
+    model = RelatednessModel(len(vocab), 8, 8, 4)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    monkeypatch.setattr(sick_train, "relatedness_loss",
+                        lambda output, scores: output.sum() * float("nan"))
+    with pytest.raises(FloatingPointError, match=r"epoch 1, batch 1 of 2 \(training pairs "
+                                                 r"\[.*\]\): the loss is nan"):
+        train_relatedness(model, splits["train"][:40], splits["dev"][:20], vocab, epochs=1)
+    assert all(torch.equal(p, before[name]) for name, p in model.named_parameters())
+
+
 # ---------------------------------------------------------------------- sample + script
 def test_bundled_sample_is_reproducible(tmp_path):
     """treelstm/datasets/sick_sample is exactly what data/generate_sick_sample.py writes with seed 0."""

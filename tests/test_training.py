@@ -1329,3 +1329,21 @@ def test_training_on_one_word_sentences(model, one_word_lines):
     metrics = train(_small(model=model, epochs=2, batch_size=2),
                     splits={"train": trees, "dev": trees, "test": trees}).metrics
     assert metrics["epochs_done"] == 2 and math.isfinite(metrics["history"][-1]["train"]["loss"])
+
+
+def test_embedding_lr_steps_do_not_add_up_gradients():
+    """The embedding is not one of the optimizer's parameters, so its gradient is cleared before
+    each backward: two steps of a constant gradient move it by exactly 2 * lr * gradient."""
+    from treelstm.training.step import guarded_update
+
+    torch.manual_seed(0)
+    model = torch.nn.Module()
+    model.embedding = torch.nn.Embedding(4, 3)
+    model.head = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.Adagrad(model.head.parameters(), lr=0.1)
+    start = model.embedding.weight.detach().clone()
+    weights = torch.arange(12.0).reshape(4, 3)
+    for _ in range(2):
+        loss = (model.embedding.weight * weights).sum() + model.head.weight.sum()
+        guarded_update(model, optimizer, loss, lambda: "here", embedding_lr=0.5)
+    torch.testing.assert_close(model.embedding.weight.detach(), start - 2 * 0.5 * weights)

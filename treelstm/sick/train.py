@@ -7,12 +7,12 @@ r; :func:`evaluate_relatedness` scores a model on a list of pairs.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import math
 import time
 from typing import Callable, Optional, Sequence, Union, cast
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -20,6 +20,8 @@ from ..checks import check_positive_ints
 from ..data.sick import RelatednessPair, collate_pairs
 from ..data.vocab import Vocab
 from ..iterate import chunks
+from ..training.seed import _epoch_order
+from ..training.step import batch_name, checked_loss, guarded_update
 from ..progress import Progress, track
 from .metrics import mse, pearson, spearman
 from .model import RelatednessModel
@@ -91,19 +93,23 @@ def _adagrad(model: RelatednessModel, lr: float, weight_decay: float,
 
 
 def _train_epoch(model: RelatednessModel, optimizer: torch.optim.Optimizer,
-                 batches: Sequence[Sequence[RelatednessPair]], vocab: Vocab,
-                 device: torch.device, progress: Union[bool, Progress],
+                 train_pairs: Sequence[RelatednessPair], epoch: int, seed: int, batch_size: int,
+                 vocab: Vocab, device: torch.device, progress: Union[bool, Progress],
                  description: str) -> float:
-    """One pass over ``batches``; returns the training loss summed over the pairs."""
+    """One pass over ``train_pairs`` in the order of ``(seed, epoch)``, with the guarded update
+    of the sentiment loop (a NaN or infinite loss or gradient stops training before the step,
+    naming the epoch, batch and pairs). Returns the training loss summed over the pairs."""
     model.train()
+    batches = list(chunks(_epoch_order(len(train_pairs), seed, epoch), batch_size))
     loss_sum = 0.0
-    for batch in track(progress, batches, len(batches), description):
-        inputs = collate_pairs(batch, vocab).to(device)
+    for number, indices in enumerate(track(progress, batches, len(batches), description),
+                                     start=1):
+        inputs = collate_pairs([train_pairs[i] for i in indices], vocab).to(device)
         loss = relatedness_loss(model(inputs), inputs.scores)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        loss_sum += float(loss.detach()) * len(batch)
+        where = functools.partial(batch_name, epoch, number, batches, "training pairs")
+        loss_value = checked_loss(float(loss.detach()), where)
+        guarded_update(model, optimizer, loss, where)
+        loss_sum += loss_value * len(indices)
     return loss_sum
 
 
@@ -116,8 +122,10 @@ def train_relatedness(model: RelatednessModel, train_pairs: Sequence[Relatedness
     """Train with AdaGrad on the KL loss; keep the epoch with the best dev Pearson's r.
 
     Each epoch visits ``train_pairs`` in an order that depends only on ``(seed, epoch)``. L2
-    weight decay applies to every weight but the embedding (Tai et al.). At the end the model
-    holds the best epoch's weights.
+    weight decay applies to every weight but the embedding (Tai et al.). The updates are the
+    sentiment loop's (:mod:`treelstm.training.step`): a NaN or infinite loss or gradient is a
+    FloatingPointError naming the epoch, the batch and its pairs, raised before the step. At
+    the end the model holds the best epoch's weights.
 
     Args:
         progress: ``True`` for a tqdm bar per epoch, or a callable
@@ -138,11 +146,9 @@ def train_relatedness(model: RelatednessModel, train_pairs: Sequence[Relatedness
     history: list[dict] = []
     best: Optional[dict] = None  # {"epoch", "dev", "state"} of the best epoch so far
     for epoch in range(epochs):
-        order = np.random.default_rng([seed, epoch]).permutation(len(train_pairs))
-        batches = [[train_pairs[i] for i in chunk] for chunk in chunks(order, batch_size)]
         start = time.perf_counter()
-        loss_sum = _train_epoch(model, optimizer, batches, vocab, device, progress,
-                                f"epoch {epoch + 1}/{epochs}")
+        loss_sum = _train_epoch(model, optimizer, train_pairs, epoch, seed, batch_size, vocab,
+                                device, progress, f"epoch {epoch + 1}/{epochs}")
         seconds = time.perf_counter() - start
         dev = evaluate_relatedness(model, dev_pairs, vocab, device=device)
         record = {"epoch": epoch + 1, "loss": loss_sum / len(train_pairs), "dev": dev,

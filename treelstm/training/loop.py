@@ -11,16 +11,15 @@ import copy
 import functools
 import json
 import logging
-import math
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, NamedTuple, Optional, Sequence, Union, cast
+from typing import Callable, NamedTuple, Optional, Union, cast
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from ..checks import all_finite
 from ..data import SentimentTree, Vocab, load_vectors
@@ -35,6 +34,7 @@ from .evaluation import (_collate, _loss_sum, _root_labels, build_model,
 from ..progress import Progress, track
 from .plot import plot_learning_curve
 from .resume import _data_fingerprint, _open_out_dir
+from .step import batch_name, checked_loss, guarded_update, shorten_list
 from .seed import _epoch_order, get_rng_state, seed_everything, set_rng_state
 
 __all__ = ["TrainResult", "train"]
@@ -247,7 +247,7 @@ class _Run:
         or NaN (finite gradients can still overflow a weight, e.g. with a huge --lr)."""
         bad = [name for name, p in self.model.named_parameters() if not all_finite(p)]
         if bad:
-            raise FloatingPointError(f"epoch {epoch + 1}: the weights {_shorten_list(bad)} are "
+            raise FloatingPointError(f"epoch {epoch + 1}: the weights {shorten_list(bad)} are "
                                      "no longer finite after the updates (try a smaller --lr or "
                                      "--clip-grad-norm); nothing of this epoch was written")
 
@@ -354,7 +354,7 @@ class _Run:
         bar = track(self.progress, batches, len(batches),
                     f"epoch {epoch + 1}/{self.config.epochs}")
         for batch_number, batch_order in enumerate(bar, start=1):
-            where = functools.partial(_batch_name, epoch, batch_number, batches)
+            where = functools.partial(batch_name, epoch, batch_number, batches)
             loss_value, correct = self._step(batch_order, where)
             epoch_loss_sum += loss_value * len(batch_order)
             root_correct += correct
@@ -385,38 +385,12 @@ class _Run:
             loss_value = _all_sum([local_sum], group)[0] / len(batch_order)
         else:
             loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(f"{where()}: the loss is {loss_value}; stopped before the "
-                                     "update")
-        self._update(loss, where)
+        checked_loss(loss_value, where)
+        guarded_update(self.model, self.optimizer, loss, where, self.config.clip_grad_norm,
+                       self.config.embedding_lr)
         if not len(share):
             return loss_value, 0
         return loss_value, int((root_logits.argmax(dim=1) == _root_labels(inputs)).sum())
-
-    def _update(self, loss: Tensor, where: Callable[[], str]) -> None:
-        """Backward, then the optimizer step, clipped if ``config.clip_grad_norm``;
-        FloatingPointError instead of the step if the gradient norm is not finite."""
-        parameters = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer.zero_grad()
-        loss.backward()
-        gradients = [p.grad for p in parameters if p.grad is not None]
-        grad_norm = torch.nn.utils.get_total_norm(gradients)
-        if not torch.isfinite(grad_norm):
-            bad = [p for p in parameters
-                   if p.grad is not None and not torch.isfinite(p.grad).all()]
-            which = (f"in {_shorten_list(_parameter_names(self.model, bad))}" if bad
-                     else "(every entry finite: the norm overflowed)")
-            raise FloatingPointError(f"{where()}: the gradient norm is {float(grad_norm)} "
-                                     f"{which}; stopped before the update (try --clip-grad-norm "
-                                     "or a smaller --lr)")
-        if self.config.clip_grad_norm is not None:
-            torch.nn.utils.clip_grads_with_norm_(parameters, self.config.clip_grad_norm,
-                                                 grad_norm)
-        self.optimizer.step()
-        embedding = cast(nn.Embedding, self.model.embedding).weight
-        if self.config.embedding_lr is not None and embedding.grad is not None:
-            with torch.no_grad():  # plain SGD, as Tai et al.'s emb:updateParameters(emb_lr)
-                embedding.add_(embedding.grad, alpha=-self.config.embedding_lr)
 
     # ---------------------------------------------------------------------------- the end
     def finish(self) -> TrainResult:
@@ -475,18 +449,3 @@ class _Run:
     def _write_metrics(self, metrics: dict) -> None:
         # called with an out_dir only
         write_text(cast(Path, self.out_dir) / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-
-
-def _parameter_names(model: nn.Module, tensors: Sequence[Tensor]) -> list[str]:
-    ids = {id(t) for t in tensors}
-    return [name for name, p in model.named_parameters() if id(p) in ids]
-
-
-def _shorten_list(items: list, shown: int = 8) -> str:
-    return "[" + ", ".join(map(str, items[:shown])) + (", ...]" if len(items) > shown else "]")
-
-
-def _batch_name(epoch: int, batch_number: int, batches: list[np.ndarray]) -> str:
-    """``"epoch 2, batch 3 of 6 (training trees [...])"`` for error messages (1-based)."""
-    trees = _shorten_list(batches[batch_number - 1].tolist())
-    return f"epoch {epoch + 1}, batch {batch_number} of {len(batches)} (training trees {trees})"
