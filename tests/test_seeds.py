@@ -10,7 +10,7 @@ import pytest
 
 from treelstm.__main__ import compare_command, sick_train_command
 from treelstm.seeds import seed_dir, spread, summary
-from treelstm.training import TrainConfig, compare
+from treelstm.training import TrainConfig, compare, train
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "treelstm" / "datasets" / "sentiment"
@@ -115,7 +115,7 @@ def test_compare_refuses_bad_seeds_jobs_and_sizes():
         compare(_tiny(), rows=["lstm"], resume=True, overwrite=True)
 
 
-@pytest.mark.parametrize("seeds", ["1,1", "a,b", "", "-1"])
+@pytest.mark.parametrize("seeds", ["1,1", "a,b", "", "-1", "1,,2", "\u0663"])
 def test_compare_seeds_option_refuses_bad_lists(seeds, capsys):
     with pytest.raises(SystemExit) as exit_info:
         compare_command(["--seeds", seeds, "--quiet"])
@@ -147,6 +147,25 @@ def test_sick_train_over_seeds(tmp_path, capsys):
     with pytest.raises(SystemExit) as refused:  # out holds a run
         sick_train_command(small + ["--seeds", "3,4"])
     assert refused.value.code == 2 and "already holds a run" in capsys.readouterr().err
+    # --resume keeps a finished seed and trains one killed before its results
+    kept = (seed_dir(out, 3) / "results.json").stat().st_mtime_ns
+    (seed_dir(out, 4) / "results.json").unlink()
+    assert sick_train_command(small + ["--seeds", "3,4", "--resume"]) == 0
+    assert (seed_dir(out, 3) / "results.json").stat().st_mtime_ns == kept
+    again = json.loads((out / "results.json").read_text())
+    for encoder in ("treelstm", "lstm"):  # the same runs, seed 4 trained again (timing aside)
+        for column in ("dev r", "test r", "test rho", "test MSE", "best epoch"):
+            assert again["summary"][encoder][column] == report["summary"][encoder][column]
+    with pytest.raises(SystemExit):  # other settings are not mixed in
+        sick_train_command(small + ["--seeds", "3,4", "--resume", "--lr", "0.2"])
+    assert "a run with other settings (lr)" in capsys.readouterr().err
+    assert sick_train_command(small[:-1] + [str(tmp_path / "one")]) == 0  # one seed
+    with pytest.raises(SystemExit):  # seeds into a folder of one seed's run
+        sick_train_command(small[:-1] + [str(tmp_path / "one"), "--seeds", "1", "--overwrite"])
+    assert "holds a single-seed run" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # and one seed into a folder of seeds
+        sick_train_command(small + ["--overwrite"])
+    assert "holds runs per seed" in capsys.readouterr().err
 
 
 def test_a_worker_whose_compare_process_died_stops_after_its_epoch(tmp_path, monkeypatch):
@@ -157,6 +176,83 @@ def test_a_worker_whose_compare_process_died_stops_after_its_epoch(tmp_path, mon
     parents = iter([4242, 4242, 1, 1, 1])  # the parent's pid, then init's: compare is gone
     monkeypatch.setattr(comparison.os, "getppid", lambda: next(parents))
     with pytest.raises(SystemExit, match="compare's process 4242 is gone; stopped after epoch 2"):
-        comparison._train_in_worker(("lstm", 0, _tiny(epochs=5).to_dict(), tmp_path, False,
-                                     False, 1, logging.WARNING))
+        comparison._train_in_worker("lstm", 0, _tiny(epochs=5).to_dict(), tmp_path, False,
+                                    False, 1, logging.WARNING, 4242)
     assert load_checkpoint(tmp_path / "checkpoint.pt").epoch == 2
+
+
+def _square_or_fail(value):
+    """A run for run_in_processes: dies without a result at -9, fails at -1."""
+    import os
+
+    if value == -9:
+        os._exit(9)
+    if value == -1:
+        raise ValueError("bad value")
+    return value * value
+
+
+def test_run_in_processes_gives_each_result_and_names_failed_and_killed_runs():
+    from treelstm.training.workers import run_in_processes
+
+    tasks = [(f"run {k}", (k,)) for k in range(4)]
+    assert dict(run_in_processes(_square_or_fail, tasks, jobs=2)) == \
+        {f"run {k}": k * k for k in range(4)}
+    with pytest.raises(ValueError, match="^run -1: bad value$"):
+        list(run_in_processes(_square_or_fail, [("run 2", (2,)), ("run -1", (-1,))], jobs=2))
+    # a process killed without a result: an error naming the run, not a hang
+    with pytest.raises(RuntimeError, match=r"run -9: its process ended \(exit code 9\) without"):
+        list(run_in_processes(_square_or_fail, [("run -9", (-9,))], jobs=1))
+
+
+def test_compare_names_the_run_that_failed():
+    with pytest.raises(FloatingPointError, match="^LSTM, seed 2: epoch 1: the weights"):
+        compare(_tiny(lr=1e30, max_train=20), rows=["lstm"], seeds=[2])
+
+
+def test_compare_resume_refuses_before_training_anything(tmp_path):
+    """A run that cannot resume (other settings) is found before any run is trained on."""
+    compare(_tiny(), tmp_path, rows=["treelstm"], seeds=[1])
+    with pytest.raises(ValueError, match="treelstm/seed-1/checkpoint.pt: cannot resume"):
+        compare(_tiny(hidden_size=7), tmp_path, rows=["lstm", "treelstm"], seeds=[1],
+                resume=True)
+    assert not (tmp_path / "lstm").exists()  # the LSTM was not trained first
+    with pytest.raises(ValueError, match="patience None, this run has 1"):
+        compare(_tiny(patience=1), tmp_path, rows=["treelstm"], seeds=[1], resume=True)
+
+
+def test_compare_refuses_to_mix_one_seed_and_several_in_one_folder(tmp_path):
+    compare(_tiny(), tmp_path / "single", rows=["lstm"])
+    with pytest.raises(ValueError, match="holds a single-seed run"):
+        compare(_tiny(), tmp_path / "single", rows=["lstm"], seeds=[0, 1], overwrite=True)
+    compare(_tiny(), tmp_path / "several", rows=["lstm"], seeds=[1])
+    with pytest.raises(ValueError, match=r"holds runs per seed \(seed-\*/\)"):
+        compare(_tiny(), tmp_path / "several", rows=["lstm"], resume=True)
+
+
+def test_a_second_run_on_the_same_folder_is_refused_while_the_first_writes(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from treelstm.files import LOCK_NAME, run_lock
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / LOCK_NAME).write_text(f"{holder.pid}\n")  # a live process holds it
+        with pytest.raises(FileExistsError, match=f"another run \\(process {holder.pid}\\) is "
+                                                  "writing there"):
+            compare(_tiny(), tmp_path, rows=["lstm"], seeds=[1])
+        with pytest.raises(FileExistsError, match="another run"):
+            train(_tiny(), tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is dead: its lock is taken over, and released at the end
+    compare(_tiny(), tmp_path, rows=["lstm"], seeds=[1])
+    assert not (tmp_path / LOCK_NAME).exists()
+    with run_lock(tmp_path, "test"):  # this process may take its own lock again
+        with run_lock(tmp_path, "test"):
+            assert (tmp_path / LOCK_NAME).read_text().strip() == str(os.getpid())
+        assert (tmp_path / LOCK_NAME).exists()
+    assert not (tmp_path / LOCK_NAME).exists()

@@ -10,16 +10,19 @@
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import io
 import os
 import re
 import stat
 import tempfile
+import time
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Iterator, Optional, Sequence, Union
 
 __all__ = ["atomic_write", "write_text", "AtomicOutput", "remove_stale_temp_files", "same_file",
+           "run_lock", "LOCK_NAME",
            "check_no_run"]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -236,3 +239,48 @@ def check_no_run(directory: PathLike, names: Sequence[str], resumable: bool = Tr
         raise FileExistsError(f"{directory} already holds a run ({', '.join(found)}); use "
                               f"{ways}--overwrite to start again and replace it, or choose "
                               "another --out")
+
+
+#: The file :func:`run_lock` creates in a directory while a run writes there.
+LOCK_NAME = ".treelstm.lock"
+
+
+@contextlib.contextmanager
+def run_lock(directory: PathLike, what: str) -> Iterator[None]:
+    """Hold ``directory/.treelstm.lock`` (this process's pid) while a run (``what``, e.g.
+    ``"compare"``) writes to ``directory``, so that a second run started on the same folder is
+    refused instead of mixing its files in: FileExistsError naming the folder and the process.
+    A lock left by a dead process is taken over; this process may take its own lock again
+    (``compare`` and the ``train`` it calls)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LOCK_NAME
+    mine, unreadable = False, 0
+    while not mine:
+        try:
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                owner = int(path.read_text().strip() or "0")
+            except (OSError, ValueError):
+                owner = 0
+            if not owner and unreadable < 20:  # its writer may not have written its pid yet
+                unreadable += 1
+                time.sleep(0.05)
+                continue
+            if owner == os.getpid():
+                yield  # already held by this process (an outer run)
+                return
+            if owner and _alive(owner):
+                raise FileExistsError(f"{directory}: another run (process {owner}) is writing "
+                                      f"there; wait for it to end, or give {what} another "
+                                      "--out") from None
+            _unlink_quietly(str(path))  # a dead process's lock
+            continue
+        with os.fdopen(descriptor, "w") as file:
+            file.write(f"{os.getpid()}\n")
+        mine = True
+    try:
+        yield
+    finally:
+        _unlink_quietly(str(path))

@@ -57,8 +57,12 @@ def seed_value(text: str) -> int:
 
 def seed_list(text: str) -> list[int]:
     """``"0,1,2"`` -> ``[0, 1, 2]``: seeds, none repeated."""
-    seeds = [seed_value(part.strip()) for part in text.split(",") if part.strip()]
-    if not seeds or len(set(seeds)) != len(seeds):
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isascii() and part.isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated seeds (integers in [0, "
+                                         f"{MAX_SEED}]), e.g. 0,1,2,3,4; got {text!r}")
+    seeds = [seed_value(part) for part in parts]
+    if len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"expected comma-separated seeds without repeats, "
                                          f"e.g. 0,1,2,3,4; got {text!r}")
     return seeds

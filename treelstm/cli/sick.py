@@ -68,8 +68,13 @@ def sick_train_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run already in --out")
     parser.add_argument("--seeds", type=seed_list, metavar="S1,S2,...", default=None,
-                        help="one run per seed, each in --out/seed-<seed>/, and one table of "
-                             "mean ± standard deviation (default: --seed alone)")
+                        help="one run per seed (instead of --seed), each in --out/seed-<seed>/, "
+                             "and one table of mean ± sample standard deviation (n - 1) "
+                             "(default: --seed alone)")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --seeds and --out: keep the seeds already finished there "
+                             "(same settings) and train the others (a seed killed mid-run is "
+                             "trained again)")
     return parser
 
 
@@ -126,9 +131,12 @@ def _run_sick_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     try:
         config = RelatednessConfig(**{field.name: getattr(args, field.name)
                                       for field in dataclasses.fields(RelatednessConfig)})
+        if args.resume and (args.seeds is None or not args.out or args.overwrite):
+            parser.error("--resume needs --seeds and --out, and excludes --overwrite")
         if args.seeds is not None:
             report = train_relatedness_seeds(config, args.seeds, args.out,
-                                             overwrite=args.overwrite, progress=progress)
+                                             overwrite=args.overwrite, progress=progress,
+                                             resume=args.resume)
         else:
             report = train_relatedness_run(config, args.out, overwrite=args.overwrite,
                                            progress=progress)

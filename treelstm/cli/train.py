@@ -274,4 +274,5 @@ def _run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 
 
 compare_command = Command(compare_parser, _run_compare,
-                          "Tree-LSTM vs LSTM baseline on the same data: one table")
+                          "Tree-LSTM vs LSTM baseline on the same data: one table",
+                          interrupted_hint="; --resume goes on with the runs in --out")

@@ -8,7 +8,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Union, cast
 
 import torch
 
@@ -96,6 +96,9 @@ def train_relatedness_run(config: RelatednessConfig, out: Optional[PathLike] = N
         FileNotFoundError, ValueError: unreadable data or word vectors (naming the file).
     """
     out = None if out is None else Path(out)
+    if out is not None and any(out.glob("seed-*/results.json")):
+        raise ValueError(f"{out}: holds runs per seed (seed-*/); a single run would mix with "
+                         "them; choose another --out")
     if out is not None and not overwrite:
         check_no_run(out, RUN_FILES, resumable=False)
     splits = read_sick_splits(config.data)
@@ -144,9 +147,31 @@ def seeds_table(runs: dict) -> str:
     return "\n".join(lines)
 
 
+def _finished_run(directory: Path, config: RelatednessConfig) -> Optional[dict]:
+    """The report in ``directory/results.json`` if it is a finished run of ``config``; ``None``
+    if there is none (or only part of one: a run killed before its results); ValueError if it
+    is a run of other settings."""
+    path = directory / "results.json"
+    if not path.is_file():
+        return None
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        settings = report["settings"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a sick-train report ({error}); use --overwrite") from None
+    expected = json.loads(json.dumps(config.to_dict()))  # as JSON has it (lists, not tuples)
+    if settings != expected:
+        changed = sorted(key for key in set(settings) | set(expected)
+                         if settings.get(key) != expected.get(key))
+        raise ValueError(f"{path}: a run with other settings ({', '.join(changed)}); --resume "
+                         "keeps only runs of the same settings")
+    return report
+
+
 def train_relatedness_seeds(config: RelatednessConfig, seeds: Sequence[int],
                             out: Optional[PathLike] = None, overwrite: bool = False,
-                            progress: Union[bool, Progress] = False) -> dict:
+                            progress: Union[bool, Progress] = False,
+                            resume: bool = False) -> dict:
     """:func:`train_relatedness_run` once per seed (``config.seed`` replaced), into
     ``out/seed-<seed>/``; then ``out/results.json`` (every run, and per encoder and column the
     mean, sample standard deviation and values) and ``out/results.md`` (:func:`seeds_table`).
@@ -155,24 +180,41 @@ def train_relatedness_seeds(config: RelatednessConfig, seeds: Sequence[int],
         ``{"settings" (without "seed"), "seeds", "runs": {seed: report}, "summary": {encoder:
         {column: {"mean", "std", "values"}}}, "table"}``.
 
+    With ``resume``, a seed whose folder holds a finished run of the same settings is kept
+    (read back, not trained); any other seed is trained afresh.
+
     Raises:
-        FileExistsError: ``out`` or a seed's folder already holds a run and not ``overwrite``;
-            checked before anything is trained.
+        FileExistsError: ``out`` or a seed's folder already holds a run and neither
+            ``overwrite`` nor ``resume``; checked before anything is trained.
+        ValueError: ``out`` holds a single-seed run; with ``resume``, a finished seed of other
+            settings.
     """
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"train_relatedness_seeds: seeds must be a non-empty list without "
                          f"repeats; got {list(seeds)!r}")
+    if resume and (overwrite or out is None):
+        raise ValueError("train_relatedness_seeds: resume needs an out and excludes overwrite")
     out = None if out is None else Path(out)
-    if out is not None and not overwrite:
-        check_no_run(out, ("results.json", "results.md"), resumable=False)
-        for seed in seeds:
-            check_no_run(seed_dir(out, seed), RUN_FILES, resumable=False)
+    if out is not None:
+        if any((out / name).exists() for name in RUN_FILES if "/" in name):
+            raise ValueError(f"{out}: holds a single-seed run (<model>/best.pt); runs per seed "
+                             "would mix with it; choose another --out")
+        if not overwrite and not resume:
+            check_no_run(out, ("results.json", "results.md"), resumable=False)
+            for seed in seeds:
+                check_no_run(seed_dir(out, seed), RUN_FILES, resumable=False)
     runs = {}
     for seed in seeds:
+        seed_config = dataclasses.replace(config, seed=seed)
+        done = _finished_run(seed_dir(out, seed), seed_config) if resume and out else None
+        if done is not None:
+            logger.info("seed %d: finished in %s, kept", seed, seed_dir(cast(Path, out), seed))
+            runs[seed] = done
+            continue
         logger.info("seed %d", seed)
-        runs[seed] = train_relatedness_run(dataclasses.replace(config, seed=seed),
+        runs[seed] = train_relatedness_run(seed_config,
                                            None if out is None else seed_dir(out, seed),
-                                           overwrite=overwrite, progress=progress)
+                                           overwrite=overwrite or resume, progress=progress)
     columns = _SEED_COLUMNS + (("train s", ("train_seconds",), 1),)
     summaries = {encoder: {header: summary([_value(run["results"][encoder], path)
                                             for run in runs.values()])

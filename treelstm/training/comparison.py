@@ -2,6 +2,7 @@
 one markdown table (``python -m treelstm compare``)."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -12,14 +13,16 @@ from typing import Any, Callable, Optional, Sequence, Union, cast
 import torch
 
 from ..checks import is_positive_int
-from ..files import PathLike, check_no_run, write_text
+from ..files import PathLike, check_no_run, run_lock, write_text
 from ..progress import Progress, track
 from ..seeds import seed_dir, spread
 from ..seeds import summary as mean_std
 from .config import TrainConfig, resolve_device
 from .evaluation import load_splits
 from .loop import train
-from .resume import _RUN_FILES
+from .workers import prefixed, run_in_processes
+from .loop import _checked_splits
+from .resume import _RUN_FILES, _load_resumable
 
 __all__ = ["COMPARE_ROWS", "DEFAULT_COMPARE_ROWS", "PAPER_HIDDEN_SIZES", "comparison_table",
            "compare", "summarize_runs"]
@@ -119,8 +122,10 @@ def _compare_caption(config: TrainConfig, rows: Sequence[str], first: dict,
                   f"{COMPARE_ROWS[row][0]} {PAPER_HIDDEN_SIZES[row]}" for row in rows) +
               "; chosen there to give the models similar parameter counts; with this "
               "library's cells the counts differ, see the parameters column)")
-    embedding_update = ("AdaGrad" if config.embedding_lr is None else
-                        f"plain SGD at lr {config.embedding_lr}, no weight decay")
+    embedding_update = ("kept fixed" if config.freeze_embeddings else
+                        "updated by AdaGrad" if config.embedding_lr is None else
+                        f"updated by plain SGD at lr {config.embedding_lr}, no weight decay")
+    layers = f", {config.num_layers} layers" if config.num_layers != 1 else ""
     epochs = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
     stopping = (epochs if config.patience is None else
                 f"at most {epochs}, each run stopped early once {config.patience} epoch"
@@ -131,8 +136,8 @@ def _compare_caption(config: TrainConfig, rows: Sequence[str], first: dict,
         f"Accuracy (%) on {config.data} ({counts['train']} train / {counts['dev']} dev / "
         f"{counts['test']} test trees, {classes}). Every model: {stopping}, {seed_text}, the "
         f"same training order, embedding {config.embed_dim}"
-        f"{' (pre-trained vectors)' if config.embeddings else ' (random init)'} updated by "
-        f"{embedding_update}, {hidden}, AdaGrad lr {config.lr}, weight decay "
+        f"{' (pre-trained vectors)' if config.embeddings else ' (random init)'} "
+        f"{embedding_update}, {hidden}{layers}, AdaGrad lr {config.lr}, weight decay "
         f"{config.weight_decay}, batch {config.batch_size}, dropout {config.dropout}; dev and "
         f"test use the epoch with the best {selection} on dev.",
     ]
@@ -168,28 +173,26 @@ def _row_config(config: TrainConfig, row: str, seed: int, sizes: str) -> TrainCo
     return dataclasses.replace(config, model=model, seed=seed, **changes)
 
 
-def _train_in_worker(task: tuple) -> tuple[str, int, dict]:
-    """One run of :func:`compare` in a worker process: ``(row, seed, metrics)``. The worker logs
-    as compare's process does (``log_level``), each line prefixed with its run; it stops after
-    the epoch during which compare's process died (killed: nobody would read the result, and a
-    ``--resume`` must not find the run still writing)."""
-    row, seed, config, out_dir, resume, overwrite, threads, log_level = task
+def _train_in_worker(row: str, seed: int, config: dict, out_dir: Optional[Path], resume: bool,
+                     overwrite: bool, threads: int, log_level: int, parent: int) -> dict:
+    """One run of :func:`compare` in a worker process: its metrics. The worker logs as
+    compare's process does (``log_level``), each line prefixed with its run; it stops (after
+    writing its epoch) once compare's process ``parent`` is gone (killed: nobody would read the
+    result, and a ``--resume`` must not find the run still writing)."""
     torch.set_num_threads(threads)
     package = logging.getLogger("treelstm")
-    if not package.handlers:  # this worker's first run
-        package.addHandler(logging.StreamHandler())
-    package.handlers[0].setFormatter(logging.Formatter(f"[{row}, seed {seed}] %(message)s"))
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(f"[{row}, seed {seed}] %(message)s"))
+    package.addHandler(handler)
     package.setLevel(log_level)
-    parent = os.getppid()
 
-    def stop_if_orphaned(epoch: int, record: dict) -> None:
+    def stop_if_orphaned(epoch: int, record: Optional[dict] = None) -> None:
         if os.getppid() != parent:
-            raise SystemExit(f"compare's process {parent} is gone; stopped after epoch {epoch} "
-                             "(checkpoint.pt holds it)")
+            raise SystemExit(f"compare's process {parent} is gone; stopped after epoch {epoch}")
 
-    metrics = train(TrainConfig.from_dict(config), out_dir, resume=resume, overwrite=overwrite,
-                    on_epoch_end=stop_if_orphaned).metrics
-    return row, seed, metrics
+    stop_if_orphaned(0)
+    return train(TrainConfig.from_dict(config), out_dir, resume=resume, overwrite=overwrite,
+                 on_epoch_end=stop_if_orphaned).metrics
 
 
 def compare(config: TrainConfig, out_dir: Optional[PathLike] = None,
@@ -249,14 +252,64 @@ def compare(config: TrainConfig, out_dir: Optional[PathLike] = None,
                 check_no_run(cast(Path, run_dir(row, seed)), _RUN_FILES)
     plan = [(row, seed, _row_config(config, row, seed, sizes)) for row in rows
             for seed in run_seeds]
+    with run_lock(out_dir, "compare") if out_dir is not None else contextlib.nullcontext():
+        if out_dir is not None:
+            _check_layout(out_dir, rows, seeds is not None)
+        splits = load_splits(config.data, config.view) if jobs == 1 or resume else None
+        if resume and out_dir is not None:
+            _check_resumable_runs(plan, run_dir, cast(dict, splits))
+        result = _train_and_tabulate(config, plan, run_dir, out_dir, splits, progress, overwrite,
+                                     resume, jobs, seeds, sizes)
+    return result
+
+
+def _check_layout(out_dir: Path, rows: Sequence[str], per_seed: bool) -> None:
+    """ValueError if ``out_dir`` holds runs in the other layout (one run per row, or a folder
+    per seed): the two would mix in one folder, and the files of one would stay beside the
+    other's table."""
+    for row in rows:
+        single = any((out_dir / row / name).exists() for name in _RUN_FILES)
+        several = any((out_dir / row).glob("seed-*"))
+        if (per_seed and single) or (not per_seed and several):
+            found, asked = (("a single-seed run", "--seeds") if per_seed else
+                            ("runs per seed (seed-*/)", "one seed"))
+            raise ValueError(f"{out_dir / row}: holds {found}; a compare with {asked} would "
+                             "mix its runs with those; choose another --out")
+
+
+def _check_resumable_runs(plan: list, run_dir: Callable[[str, int], Optional[Path]],
+                          splits: dict) -> None:
+    """Before anything is trained: every run already in the out dir may resume as planned (the
+    same settings and data, and the same patience, which the table's caption states)."""
+    for row, seed, run_config in plan:
+        directory = cast(Path, run_dir(row, seed))
+        checkpoint = _load_resumable(directory, run_config,
+                                     _checked_splits(run_config, splits)["train"])
+        if checkpoint is not None and checkpoint.config.get("patience") != run_config.patience:
+            raise ValueError(f"{directory / 'checkpoint.pt'}: cannot resume in compare: it was "
+                             f"trained with patience {checkpoint.config.get('patience')}, this "
+                             f"run has {run_config.patience} (the table states one patience "
+                             "for all runs)")
+
+
+def _train_and_tabulate(config: TrainConfig, plan: list,
+                        run_dir: Callable[[str, int], Optional[Path]], out_dir: Optional[Path],
+                        splits: Optional[dict], progress: Union[bool, Progress],
+                        overwrite: bool, resume: bool, jobs: int,
+                        seeds: Optional[Sequence[int]], sizes: str) -> dict:
+    """Train the runs of ``plan`` and write the table (see :func:`compare`)."""
+    rows = list(dict.fromkeys(row for row, _, _ in plan))
+    run_seeds = list(dict.fromkeys(seed for _, seed, _ in plan))
     if jobs == 1:
-        splits = load_splits(config.data, config.view)
         finished = {}
         for row, seed, run_config in plan:
-            logger.info("training %s, seed %d", COMPARE_ROWS[row][0], seed)
-            finished[row, seed] = train(run_config, run_dir(row, seed), progress=progress,
-                                        splits=splits, overwrite=overwrite,
-                                        resume=resume).metrics
+            logger.info("training %s", _run_name((row, seed)))
+            try:
+                finished[row, seed] = train(run_config, run_dir(row, seed), progress=progress,
+                                            splits=splits, overwrite=overwrite,
+                                            resume=resume).metrics
+            except (ValueError, FloatingPointError) as error:
+                raise prefixed(error, _run_name((row, seed))) from None
     else:
         finished = _train_in_processes(plan, run_dir, resume, overwrite, jobs, progress)
     runs = {row: {seed: finished[row, seed] for seed in run_seeds} for row in rows}
@@ -278,46 +331,29 @@ def compare(config: TrainConfig, out_dir: Optional[PathLike] = None,
     return result
 
 
+def _run_name(key: Any) -> str:
+    """``"Tree-LSTM, seed 3"`` for the run ``(row, seed)``."""
+    row, seed = key
+    return f"{COMPARE_ROWS[row][0]}, seed {seed}"
+
+
 def _train_in_processes(plan: list, run_dir: Callable[[str, int], Optional[Path]],
                         resume: bool, overwrite: bool, jobs: int,
                         progress: Union[bool, Progress]) -> dict:
-    """The runs of ``plan`` ``(row, seed, config)``, ``jobs`` at a time in worker processes
-    (spawned: no torch state is inherited), reported as each ends. The workers ignore Ctrl-C:
-    on an interruption or a failed run this process stops them all (a killed run keeps its last
-    finished epoch in checkpoint.pt) and raises."""
-    import multiprocessing
-    import signal
-    import threading
-
-    threads = torch.get_num_threads()
-    log_level = logger.getEffectiveLevel()
-    tasks = [(row, seed, run_config.to_dict(), run_dir(row, seed), resume, overwrite, threads,
-              log_level) for row, seed, run_config in plan]
-    context = multiprocessing.get_context("spawn")
-    workers = min(jobs, len(plan))
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    # Started with SIGINT ignored, which they keep (no traceback from each on Ctrl-C).
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
-    try:
-        pool = context.Pool(workers)
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGINT, previous)
+    """The runs of ``plan`` ``(row, seed, config)``, ``jobs`` at a time, each in a spawned
+    process of its own (:func:`~treelstm.training.workers.run_in_processes`), logged as each
+    ends."""
+    threads, level, parent = torch.get_num_threads(), logger.getEffectiveLevel(), os.getpid()
+    tasks = [((row, seed), (row, seed, run_config.to_dict(), run_dir(row, seed), resume,
+                            overwrite, threads, level, parent))
+             for row, seed, run_config in plan]
     finished: dict = {}
-    try:
-        results = pool.imap_unordered(_train_in_worker, tasks)
-        for row, seed, metrics in track(progress, results, len(plan),
-                                        f"{len(plan)} runs, {workers} at a time"):
-            finished[row, seed] = metrics
-            logger.info("%s, seed %d: best epoch %s of %d, dev %.2f%%, test %.2f%%",
-                        COMPARE_ROWS[row][0], seed, metrics["best_epoch"],
-                        metrics["epochs_done"],
-                        100 * (_metric(metrics, "dev", "root_acc") or 0.0),
-                        100 * metrics["test"]["root_acc"])
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
-    finally:
-        pool.join()
+    runs = run_in_processes(_train_in_worker, tasks, jobs, name=_run_name)
+    for key, metrics in track(progress, runs, len(plan),
+                              f"{len(plan)} runs, {min(jobs, len(plan))} at a time"):
+        finished[key] = metrics
+        logger.info("%s: best epoch %s of %d, dev %.2f%%, test %.2f%%", _run_name(key),
+                    metrics["best_epoch"], metrics["epochs_done"],
+                    100 * (_metric(metrics, "dev", "root_acc") or 0.0),
+                    100 * metrics["test"]["root_acc"])
     return finished

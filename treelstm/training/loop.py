@@ -7,6 +7,7 @@ prints. tqdm (optional) is imported only when a progress bar is asked for.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
@@ -23,7 +24,7 @@ from torch import nn
 
 from ..checks import all_finite
 from ..data import SentimentTree, Vocab, load_vectors
-from ..files import PathLike, write_text
+from ..files import PathLike, run_lock, write_text
 from ..iterate import chunks
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import SPLITS, TrainConfig, resolve_device
@@ -107,10 +108,14 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
     if resume and out_dir is None:
         raise ValueError("train: resume=True needs an out_dir holding checkpoint.pt")
     group = _start_distributed(config.device) if distributed else _SINGLE_PROCESS
+    # one run at a time in an out_dir (a second one is refused); not across torchrun's ranks,
+    # where rank 0 alone writes and a refusal there would leave the others waiting
+    lock = run_lock(out_dir, "train") if out_dir is not None and not group.active else \
+        contextlib.nullcontext()
     try:
-        return _train(config, out_dir, resume, progress if group.is_main else False, splits,
-                      on_epoch_end,
-                      group, overwrite)
+        with lock:
+            return _train(config, out_dir, resume, progress if group.is_main else False, splits,
+                          on_epoch_end, group, overwrite)
     finally:
         if group.owns_process_group:
             import torch.distributed as dist
