@@ -10,7 +10,7 @@ import argparse
 import math
 import os
 import textwrap
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from .defaults import DEFAULT_DATA, MAX_SEED, TRAIN_DEFAULTS
 
@@ -154,20 +154,27 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                        help="do not update the embedding during training")
 
 
+def add_budget_options(parser: Any, *, epochs: int, seed: int, items: str, seeded: str) -> None:
+    """``--epochs``, ``--seed``, ``--max-train`` of a training command (``parser``: a parser or
+    an argument group): how long it trains on how much of the training ``items``, and the seed
+    of ``seeded``."""
+    parser.add_argument("--epochs", type=positive_int, default=epochs,
+                        help=f"passes over the training {items} (default: %(default)s)")
+    parser.add_argument("--seed", type=seed_value, default=seed,
+                        help=f"seed of {seeded} (default: %(default)s)")
+    parser.add_argument("--max-train", type=positive_int, metavar="N", default=None,
+                        help=f"use only the first N training {items}, for quick runs (default: "
+                             "all)")
+
+
 def add_training_options(parser: argparse.ArgumentParser, epochs: int) -> None:
     group = parser.add_argument_group("training (defaults: Tai et al. 2015)")
     group.add_argument("--data", metavar="DIR", default=DEFAULT_DATA, type=os.path.abspath,
                        help="directory with train.txt, dev.txt and test.txt, one SST-style "
                             "bracketed tree per line (default: the bundled synthetic treebank, "
                             "treelstm/datasets/sentiment)")
-    group.add_argument("--max-train", type=positive_int, metavar="N", default=None,
-                       help="use only the first N training trees, for quick runs "
-                            "(default: all)")
-    group.add_argument("--epochs", type=positive_int, default=epochs,
-                       help="passes over the training trees (default: %(default)s)")
-    group.add_argument("--seed", type=seed_value, default=TRAIN_DEFAULTS.seed,
-                       help="seed of python, numpy and torch and of the data order "
-                            "(default: %(default)s)")
+    add_budget_options(group, epochs=epochs, seed=TRAIN_DEFAULTS.seed, items="trees",
+                       seeded="python, numpy and torch and of the data order")
     group.add_argument("--lr", type=positive_float, default=TRAIN_DEFAULTS.lr,
                        help="AdaGrad learning rate (default: %(default)s)")
     group.add_argument("--weight-decay", type=non_negative_float,

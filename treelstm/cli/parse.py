@@ -14,8 +14,8 @@ from typing import Optional
 from .command import Command, fail, setup
 from .defaults import DEFAULT_DATA
 from .streams import close_streams, open_streams, output_problem, reporter, run_stream
-from .options import (add_device_option, add_threads_option, layer_count, layer_size,
-                      positive_float, positive_int, probability, seed_value, wrap)
+from .options import (add_budget_options, add_device_option, add_threads_option, layer_count,
+                      layer_size, positive_float, positive_int, probability, wrap)
 
 #: The defaults of :class:`treelstm.parse.ParserSettings`, field by field (checked against the
 #: library in ``tests/test_parse.py``; repeated here so that ``--help`` loads no torch).
@@ -71,13 +71,8 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
                              "(default: the bundled synthetic treebank)")
     parser.add_argument("--out", metavar="DIR", default="runs/parser",
                         help="output directory (default: %(default)s)")
-    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs,
-                        help="passes over the training trees (default: %(default)s)")
-    parser.add_argument("--seed", type=seed_value, default=defaults.seed,
-                        help="seed of the weights, the data order and dropout (default: "
-                             "%(default)s)")
-    parser.add_argument("--max-train", type=positive_int, metavar="N", default=None,
-                        help="use only the first N training trees (default: all)")
+    add_budget_options(parser, epochs=defaults.epochs, seed=defaults.seed, items="trees",
+                       seeded="the weights, the data order and dropout")
     parser.add_argument("--resume", action="store_true",
                         help="continue from --out/checkpoint.pt if it exists: the same result as "
                              "an uninterrupted run; --epochs may be raised, the other settings "

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Optional, cast
 
 from .command import Command, fail, setup
 from .defaults import SICK_DEFAULTS, SICK_ENCODERS
-from .options import (add_eval_options, add_run_options, layer_size, non_negative_float,
-                      positive_float, positive_int, seed_list, seed_value, wrap)
+from .options import (add_budget_options, add_eval_options, add_run_options, layer_size,
+                      non_negative_float, positive_float, positive_int, seed_list, wrap)
 
 if TYPE_CHECKING:
     from ..sick import RelatednessModel
@@ -87,13 +87,8 @@ def _add_sick_training_options(parser: argparse.ArgumentParser, defaults) -> Non
     parser.add_argument("--models", type=_sick_models, default=",".join(defaults.models),
                         help="comma-separated encoders to train, from treelstm, lstm "
                              "(default: %(default)s)")
-    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs,
-                        help="passes over the training pairs (default: %(default)s)")
-    parser.add_argument("--seed", type=seed_value, default=defaults.seed,
-                        help="seed of the initial weights and the data order (default: "
-                             "%(default)s)")
-    parser.add_argument("--max-train", type=positive_int, metavar="N", default=None,
-                        help="use only the first N training pairs (default: all)")
+    add_budget_options(parser, epochs=defaults.epochs, seed=defaults.seed, items="pairs",
+                       seeded="the initial weights and the data order")
     parser.add_argument("--embed-dim", type=layer_size, default=defaults.embed_dim,
                         help="word vector size (default: %(default)s)")
     parser.add_argument("--hidden-size", type=layer_size, default=defaults.hidden_size,
