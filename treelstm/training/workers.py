@@ -95,7 +95,7 @@ def run_in_processes(target: Callable[..., Any], tasks: Sequence[tuple[Hashable,
 
 
 def prefixed(error: BaseException, prefix: str) -> BaseException:
-    """``error`` again, of its type, its message starting with ``prefix: ``."""
+    """``error`` again, of its type, its message starting with ``prefix`` and a colon."""
     try:
         return type(error)(f"{prefix}: {error}")
     except Exception:  # noqa: BLE001 - a type that takes other arguments
