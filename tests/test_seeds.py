@@ -256,3 +256,18 @@ def test_a_second_run_on_the_same_folder_is_refused_while_the_first_writes(tmp_p
             assert (tmp_path / LOCK_NAME).read_text().strip() == str(os.getpid())
         assert (tmp_path / LOCK_NAME).exists()
     assert not (tmp_path / LOCK_NAME).exists()
+
+
+def test_compare_command_reports_a_killed_run_in_one_line(monkeypatch, capsys, tmp_path):
+    from treelstm.training import comparison
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("Tree-LSTM, seed 0: its process ended (exit code -9) without a result")
+
+    monkeypatch.setattr(comparison, "_train_in_processes", killed)
+    with pytest.raises(SystemExit) as exit_info:
+        compare_command(["--rows", "treelstm", "--seeds", "0,1", "--jobs", "2", "--max-train",
+                         "20", "--epochs", "1", "--quiet", "--out", str(tmp_path)])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.strip().endswith("error: Tree-LSTM, seed 0: its process "
+                                                    "ended (exit code -9) without a result")

@@ -266,7 +266,7 @@ def _run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                          resume=args.resume, sizes=args.sizes)
     except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as error:
         return fail(parser, error)
-    except OSError as error:
+    except (OSError, RuntimeError) as error:  # a full disk; a run's process killed (--jobs)
         return fail(parser, error, status=1)
     print(result["table"])
     print(f"written to {args.out}/compare.md and {args.out}/compare.json")
