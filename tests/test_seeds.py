@@ -217,7 +217,7 @@ def test_compare_resume_refuses_before_training_anything(tmp_path):
         compare(_tiny(hidden_size=7), tmp_path, rows=["lstm", "treelstm"], seeds=[1],
                 resume=True)
     assert not (tmp_path / "lstm").exists()  # the LSTM was not trained first
-    with pytest.raises(ValueError, match="patience None, this run has 1"):
+    with pytest.raises(ValueError, match="trained with no --patience, this run has --patience 1"):
         compare(_tiny(patience=1), tmp_path, rows=["treelstm"], seeds=[1], resume=True)
 
 
@@ -237,25 +237,31 @@ def test_a_second_run_on_the_same_folder_is_refused_while_the_first_writes(tmp_p
 
     from treelstm.files import LOCK_NAME, run_lock
 
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # another process holds the folder's lock (flock), as a running compare or train does
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from treelstm.files import run_lock\n"
+        "with run_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(60)"),
+        str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:
-        (tmp_path / LOCK_NAME).write_text(f"{holder.pid}\n")  # a live process holds it
+        assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(FileExistsError, match=f"another run \\(process {holder.pid}\\) is "
-                                                  "writing there"):
+                                                  f"writing there \\(it holds {LOCK_NAME}\\)"):
             compare(_tiny(), tmp_path, rows=["lstm"], seeds=[1])
         with pytest.raises(FileExistsError, match="another run"):
             train(_tiny(), tmp_path)
+        with pytest.raises(SystemExit):  # sick-train too, before it trains anything
+            sick_train_command(["--epochs", "1", "--max-train", "20", "--quiet", "--out",
+                                str(tmp_path)])
     finally:
         holder.kill()
         holder.wait()
-    # the holder is dead: its lock is taken over, and released at the end
+    # the holder was killed: the system dropped its lock; the pid left in the file is no matter
+    (tmp_path / LOCK_NAME).write_text("1\n")  # even a live process's pid (init's)
     compare(_tiny(), tmp_path, rows=["lstm"], seeds=[1])
-    assert not (tmp_path / LOCK_NAME).exists()
-    with run_lock(tmp_path, "test"):  # this process may take its own lock again
-        with run_lock(tmp_path, "test"):
+    with run_lock(tmp_path):  # this process may take its own lock again
+        with run_lock(tmp_path):
             assert (tmp_path / LOCK_NAME).read_text().strip() == str(os.getpid())
-        assert (tmp_path / LOCK_NAME).exists()
-    assert not (tmp_path / LOCK_NAME).exists()
+
 
 
 def test_compare_command_reports_a_killed_run_in_one_line(monkeypatch, capsys, tmp_path):

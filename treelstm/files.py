@@ -17,7 +17,6 @@ import os
 import re
 import stat
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence, Union
 
@@ -241,46 +240,52 @@ def check_no_run(directory: PathLike, names: Sequence[str], resumable: bool = Tr
                               "another --out")
 
 
-#: The file :func:`run_lock` creates in a directory while a run writes there.
+#: The file :func:`run_lock` locks in a directory while a run writes there.
 LOCK_NAME = ".treelstm.lock"
+_held_locks: set[str] = set()  # the directories this process holds (run_lock is re-entrant)
 
 
 @contextlib.contextmanager
-def run_lock(directory: PathLike, what: str) -> Iterator[None]:
-    """Hold ``directory/.treelstm.lock`` (this process's pid) while a run (``what``, e.g.
-    ``"compare"``) writes to ``directory``, so that a second run started on the same folder is
-    refused instead of mixing its files in: FileExistsError naming the folder and the process.
-    A lock left by a dead process is taken over; this process may take its own lock again
-    (``compare`` and the ``train`` it calls)."""
+def run_lock(directory: PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory/.treelstm.lock`` (``flock``: the system drops it
+    when the process ends, however it ends) while a run (``train``, ``compare``,
+    ``sick-train``) writes to ``directory``, so that a second run started on the same folder
+    is refused instead of mixing its files in: FileExistsError naming the folder and the
+    process (its pid is written in the file). This process may take its own lock again
+    (``compare`` and the ``train`` it calls). The file stays (removing it would let two runs
+    lock two different files). Without ``fcntl`` (Windows) there is no lock."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / LOCK_NAME
-    mine, unreadable = False, 0
-    while not mine:
-        try:
-            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                owner = int(path.read_text().strip() or "0")
-            except (OSError, ValueError):
-                owner = 0
-            if not owner and unreadable < 20:  # its writer may not have written its pid yet
-                unreadable += 1
-                time.sleep(0.05)
-                continue
-            if owner == os.getpid():
-                yield  # already held by this process (an outer run)
-                return
-            if owner and _alive(owner):
-                raise FileExistsError(f"{directory}: another run (process {owner}) is writing "
-                                      f"there; wait for it to end, or give {what} another "
-                                      "--out") from None
-            _unlink_quietly(str(path))  # a dead process's lock
-            continue
-        with os.fdopen(descriptor, "w") as file:
-            file.write(f"{os.getpid()}\n")
-        mine = True
+    key = os.path.realpath(directory)
     try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
         yield
+        return
+    if key in _held_locks:
+        yield
+        return
+    path = directory / LOCK_NAME
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError as error:
+        raise FileExistsError(f"{path}: cannot open the lock file of this folder "
+                              f"({error.strerror or error}); remove it or choose another "
+                              "--out") from None
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = os.read(descriptor, 32).decode("ascii", "replace").strip() or "?"
+            raise FileExistsError(f"{directory}: another run (process {owner}) is writing there "
+                                  f"(it holds {LOCK_NAME}); wait for it to end, or choose "
+                                  "another --out") from None
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, f"{os.getpid()}\n".encode())
+        _held_locks.add(key)
+        try:
+            yield
+        finally:
+            _held_locks.discard(key)
     finally:
-        _unlink_quietly(str(path))
+        os.close(descriptor)  # releases the lock

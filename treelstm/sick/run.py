@@ -3,6 +3,7 @@ of a :class:`~treelstm.sick.RelatednessConfig` trained on the same pairs, its be
 scored once on test, saved as ``<encoder>/best.pt``, and one table of the results."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -15,7 +16,7 @@ import torch
 from ..data.sick import RelatednessPair, read_sick_splits
 from ..data.vectors import load_vectors
 from ..data.vocab import Vocab
-from ..files import PathLike, check_no_run, write_text
+from ..files import PathLike, check_no_run, run_lock, write_text
 from ..progress import Progress
 from ..seeds import seed_dir, spread, summary
 from .checkpoint import save_relatedness_checkpoint
@@ -96,6 +97,12 @@ def train_relatedness_run(config: RelatednessConfig, out: Optional[PathLike] = N
         FileNotFoundError, ValueError: unreadable data or word vectors (naming the file).
     """
     out = None if out is None else Path(out)
+    with run_lock(out) if out is not None else contextlib.nullcontext():
+        return _train_relatedness_run(config, out, overwrite, progress)
+
+
+def _train_relatedness_run(config: RelatednessConfig, out: Optional[Path], overwrite: bool,
+                           progress: Union[bool, Progress]) -> dict:
     if out is not None and any(out.glob("seed-*/results.json")):
         raise ValueError(f"{out}: holds runs per seed (seed-*/); a single run would mix with "
                          "them; choose another --out")
@@ -195,6 +202,12 @@ def train_relatedness_seeds(config: RelatednessConfig, seeds: Sequence[int],
     if resume and (overwrite or out is None):
         raise ValueError("train_relatedness_seeds: resume needs an out and excludes overwrite")
     out = None if out is None else Path(out)
+    with run_lock(out) if out is not None else contextlib.nullcontext():
+        return _train_seeds(config, seeds, out, overwrite, progress, resume)
+
+
+def _train_seeds(config: RelatednessConfig, seeds: Sequence[int], out: Optional[Path],
+                 overwrite: bool, progress: Union[bool, Progress], resume: bool) -> dict:
     if out is not None:
         if any((out / name).exists() for name in RUN_FILES if "/" in name):
             raise ValueError(f"{out}: holds a single-seed run (<model>/best.pt); runs per seed "

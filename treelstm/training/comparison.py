@@ -125,12 +125,13 @@ def _compare_caption(config: TrainConfig, rows: Sequence[str], first: dict,
     embedding_update = ("kept fixed" if config.freeze_embeddings else
                         "updated by AdaGrad" if config.embedding_lr is None else
                         f"updated by plain SGD at lr {config.embedding_lr}, no weight decay")
-    layers = f", {config.num_layers} layers" if config.num_layers != 1 else ""
+    layers = (f", {config.num_layers} layers" + (" (the 2-layer LSTM: 2)" if "lstm2" in rows
+                                                 else "") if config.num_layers != 1 else "")
     epochs = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
     stopping = (epochs if config.patience is None else
-                f"at most {epochs}, each run stopped early once {config.patience} epoch"
-                f"{'s' if config.patience != 1 else ''} in a row brought no better dev "
-                "accuracy")
+                f"at most {epochs} (a run stops early after {config.patience} epoch"
+                f"{'s' if config.patience != 1 else ''} in a row without a better dev "
+                "accuracy)")
     selection = "fine root accuracy" if config.view == "fine" else "binary root accuracy"
     parts = [
         f"Accuracy (%) on {config.data} ({counts['train']} train / {counts['dev']} dev / "
@@ -252,7 +253,7 @@ def compare(config: TrainConfig, out_dir: Optional[PathLike] = None,
                 check_no_run(cast(Path, run_dir(row, seed)), _RUN_FILES)
     plan = [(row, seed, _row_config(config, row, seed, sizes)) for row in rows
             for seed in run_seeds]
-    with run_lock(out_dir, "compare") if out_dir is not None else contextlib.nullcontext():
+    with run_lock(out_dir) if out_dir is not None else contextlib.nullcontext():
         if out_dir is not None:
             _check_layout(out_dir, rows, seeds is not None)
         splits = load_splits(config.data, config.view) if jobs == 1 or resume else None
@@ -286,9 +287,12 @@ def _check_resumable_runs(plan: list, run_dir: Callable[[str, int], Optional[Pat
         checkpoint = _load_resumable(directory, run_config,
                                      _checked_splits(run_config, splits)["train"])
         if checkpoint is not None and checkpoint.config.get("patience") != run_config.patience:
+            def said(patience: Optional[int]) -> str:
+                return "no --patience" if patience is None else f"--patience {patience}"
+
             raise ValueError(f"{directory / 'checkpoint.pt'}: cannot resume in compare: it was "
-                             f"trained with patience {checkpoint.config.get('patience')}, this "
-                             f"run has {run_config.patience} (the table states one patience "
+                             f"trained with {said(checkpoint.config.get('patience'))}, this run "
+                             f"has {said(run_config.patience)} (the table states one patience "
                              "for all runs)")
 
 

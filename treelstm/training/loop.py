@@ -110,7 +110,7 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
     group = _start_distributed(config.device) if distributed else _SINGLE_PROCESS
     # one run at a time in an out_dir (a second one is refused); not across torchrun's ranks,
     # where rank 0 alone writes and a refusal there would leave the others waiting
-    lock = run_lock(out_dir, "train") if out_dir is not None and not group.active else \
+    lock = run_lock(out_dir) if out_dir is not None and not group.active else \
         contextlib.nullcontext()
     try:
         with lock:
