@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Optional, Sequence, Union, cast
@@ -167,6 +168,9 @@ def _finished_run(directory: Path, config: RelatednessConfig) -> Optional[dict]:
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path}: not a sick-train report ({error}); use --overwrite") from None
     expected = json.loads(json.dumps(config.to_dict()))  # as JSON has it (lists, not tuples)
+    if isinstance(settings, dict) and isinstance(settings.get("data"), str):  # the same folder
+        same = os.path.realpath(settings["data"]) == os.path.realpath(expected["data"])
+        settings = {**settings, "data": expected["data"] if same else settings["data"]}
     if settings != expected:
         changed = sorted(key for key in set(settings) | set(expected)
                          if settings.get(key) != expected.get(key))
