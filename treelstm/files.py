@@ -18,7 +18,7 @@ import re
 import stat
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 __all__ = ["atomic_write", "write_text", "AtomicOutput", "remove_stale_temp_files", "same_file",
            "run_lock", "LOCK_NAME",
@@ -252,8 +252,9 @@ def run_lock(directory: PathLike) -> Iterator[None]:
     ``sick-train``) writes to ``directory``, so that a second run started on the same folder
     is refused instead of mixing its files in: FileExistsError naming the folder and the
     process (its pid is written in the file). This process may take its own lock again
-    (``compare`` and the ``train`` it calls). The file stays (removing it would let two runs
-    lock two different files). Without ``fcntl`` (Windows) there is no lock."""
+    (``compare`` and the ``train`` it calls). The holder removes the file when it is done (a
+    killed holder leaves it, unlocked, and the next run takes it). Without ``fcntl`` (Windows)
+    there is no lock."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     key = os.path.realpath(directory)
@@ -266,20 +267,8 @@ def run_lock(directory: PathLike) -> Iterator[None]:
         yield
         return
     path = directory / LOCK_NAME
+    descriptor = _locked_descriptor(path, directory, fcntl)
     try:
-        descriptor = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-    except OSError as error:
-        raise FileExistsError(f"{path}: cannot open the lock file of this folder "
-                              f"({error.strerror or error}); remove it or choose another "
-                              "--out") from None
-    try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            owner = os.read(descriptor, 32).decode("ascii", "replace").strip() or "?"
-            raise FileExistsError(f"{directory}: another run (process {owner}) is writing there "
-                                  f"(it holds {LOCK_NAME}); wait for it to end, or choose "
-                                  "another --out") from None
         os.ftruncate(descriptor, 0)
         os.write(descriptor, f"{os.getpid()}\n".encode())
         _held_locks.add(key)
@@ -287,5 +276,34 @@ def run_lock(directory: PathLike) -> Iterator[None]:
             yield
         finally:
             _held_locks.discard(key)
+            _unlink_quietly(str(path))  # before the lock goes: see _locked_descriptor
     finally:
         os.close(descriptor)  # releases the lock
+
+
+def _locked_descriptor(path: Path, directory: Path, fcntl: Any) -> int:
+    """An open descriptor of ``path`` holding its ``flock``. A lock file is removed by its
+    holder before it is unlocked, so a lock taken on a file no longer at ``path`` (opened just
+    before that removal) is no lock: it is dropped and ``path`` opened again."""
+    while True:
+        try:
+            descriptor = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as error:
+            raise FileExistsError(f"{path}: cannot open the lock file of this folder "
+                                  f"({error.strerror or error}); remove it or choose another "
+                                  "--out") from None
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = os.read(descriptor, 32).decode("ascii", "replace").strip() or "?"
+            os.close(descriptor)
+            raise FileExistsError(f"{directory}: another run (process {owner}) is writing there "
+                                  f"(it holds {LOCK_NAME}); wait for it to end, or choose "
+                                  "another --out") from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(descriptor).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return descriptor
+        os.close(descriptor)
