@@ -113,7 +113,9 @@ def plot_first_seed(report: dict, kind: str, path: Path) -> None:
         epochs = range(1, len(loss[name]) + 1)
         loss_axes.plot(epochs, loss[name], marker="o", label=name)
         dev_axes.plot(epochs, dev[name], marker="o", label=name)
-    for axes, label in ((loss_axes, "train loss"), (dev_axes, dev_label)):
+    loss_label = ("train loss per tree (Tree-LSTMs: summed over its phrases)" if kind == "sst"
+                  else "train loss (KL divergence)")
+    for axes, label in ((loss_axes, loss_label), (dev_axes, dev_label)):
         axes.set_xlabel("epoch")
         axes.set_ylabel(label)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
