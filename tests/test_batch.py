@@ -88,6 +88,30 @@ def test_child_slots_hold_each_child_row_in_its_slot(case_name):
     assert batch.child_slots(arity) is slots  # cached
 
 
+@pytest.mark.parametrize("case_name", ["unary nodes", "mixed forest", "full binary", "chain"])
+def test_level_children_are_each_levels_child_slots(case_name):
+    case = CASES[case_name]
+    batch = TreeBatch.from_parents(case.parents, case.positions)
+    order, arity = batch.level_order, case.arity + 1
+    slots, num_leaves = batch.child_slots(arity), order.bounds[1]
+    levels = batch.level_children(arity)
+    assert len(levels) == batch.num_levels - 1
+    for k, children in enumerate(levels, 1):
+        rows = slice(order.bounds[k] - num_leaves, order.bounds[k + 1] - num_leaves)
+        assert children.tolist() == slots[rows].flatten().tolist()
+    assert batch.level_children(arity) is levels  # split once
+
+
+def test_check_arity_remembers_only_what_passed():
+    batch = TreeBatch.from_parents([[-1, 0, 0, 1, 1]])  # binary
+    batch.check_arity(2)
+    batch.check_arity(2)
+    with pytest.raises(ValueError, match="expected at most arity=1"):
+        batch.check_arity(1)  # still checked after arity 2 passed
+    with pytest.raises(ValueError, match="expected at most arity=1"):
+        batch.check_arity(1)  # and again: a failure is not remembered as a pass
+
+
 def test_depth_and_height_match_a_plain_walk():
     parents = [random_tree(40, seed=s) for s in range(5)]
     batch = TreeBatch.from_parents(parents)

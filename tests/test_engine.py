@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import reference
-from cases import CASES
+from cases import CASES, random_tree
 from conftest import BACKENDS
 from treelstm import TreeBatch, TreeLSTM, engine, functional
 
@@ -166,6 +166,26 @@ def test_no_grad_and_grad_paths_agree(cell):
     for ours, theirs in zip(run_layers(batch, x, params, cell, model.arity, leaves), expected):
         assert ours.requires_grad
         torch.testing.assert_close(ours.detach(), theirs)
+
+
+@pytest.mark.parametrize("num_trees", [1, 40])
+def test_nary_inference_small_and_padded_batches_match_the_autograd_path(num_trees):
+    """The N-ary inference path pads U only from PAD_FROM inner nodes on (40 random trees of 20
+    nodes, at most two children: > 256 inner nodes); both sizes against the autograd path, which always pads, with
+    leaves reading rows of a table (input_rows) as a classifier's do."""
+    parents = [random_tree(39, seed=s, max_children=2) for s in range(num_trees)]
+    batch = TreeBatch.from_parents(parents)
+    inner = int((batch.num_children > 0).sum())
+    assert (inner >= engine.steps.PAD_FROM) == (num_trees > 1)
+    model = TreeLSTM(6, 5, cell="nary", arity=2, dtype=torch.float64)
+    leaves = torch.nonzero(batch.num_children == 0).flatten()
+    table = torch.randn(30, 6, dtype=torch.float64)
+    rows = torch.randint(0, 30, (len(leaves),), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        inferred = model(table, batch, input_index=leaves, input_rows=rows)
+    trained = model(table, batch, input_index=leaves, input_rows=rows)
+    torch.testing.assert_close(inferred[0], trained[0].detach())
+    torch.testing.assert_close(inferred[1][1], trained[1][1].detach())
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -57,9 +57,9 @@ def test_backward_factors_match_autograd():
 
 
 @pytest.mark.parametrize("arity", [1, 2, 3])
-def test_prescaled_nary_state_matches_nary_state(arity):
-    """The engine's fused inference update (g rows doubled, one σ, tanh as 2σ(2x) - 1) against
-    nary_state, with padding columns."""
+def test_fused_nary_state_matches_nary_state(arity):
+    """The engine's fused inference update (tanh of g first, then one σ over the whole block,
+    children's c as one [n, N*H] block) against nary_state, with padding columns."""
     torch.manual_seed(0)
     n, hidden_size, padding = 6, 4, 5
     width = (arity + 3) * hidden_size
@@ -68,10 +68,10 @@ def test_prescaled_nary_state_matches_nary_state(arity):
     child_h = torch.randn(n, arity * hidden_size, dtype=torch.float64)
     child_c = torch.randn(n, arity, hidden_size, dtype=torch.float64)
     expected = functional.nary_state(child_h.mm(weight[:width].t()), child_c, arity)
-    prescaled = child_h.mm(functional.prescale_cell_gate(weight, arity, hidden_size).t())
     out = (torch.empty(n, hidden_size, dtype=torch.float64),
            torch.empty(n, hidden_size, dtype=torch.float64))
-    h, c = functional.nary_state_prescaled(prescaled, child_c, arity, hidden_size, out)
+    h, c = functional.nary_state_fused(child_h.mm(weight.t()), child_c.view(n, -1), arity,
+                                       hidden_size, out)
     assert h is out[0] and c is out[1]
     torch.testing.assert_close(h, expected[0], rtol=0, atol=1e-14)
     torch.testing.assert_close(c, expected[1], rtol=0, atol=1e-14)

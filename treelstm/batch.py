@@ -127,6 +127,8 @@ class TreeBatch:
         self._level_order: Optional[LevelOrder] = None
         self._depth_order: Optional[DepthOrder] = None
         self._child_slots: dict[int, Tensor] = {}
+        self._level_children: dict[int, tuple[Tensor, ...]] = {}
+        self._arity_checked: set[int] = set()
         self._dgl_graph = None
         self._on_device: dict[torch.device, "TreeBatch"] = {self.device: self}
 
@@ -421,8 +423,21 @@ class TreeBatch:
             self._child_slots[arity] = torch.from_numpy(slots).to(self.device)
         return self._child_slots[arity]
 
+    def level_children(self, arity: int) -> tuple[Tensor, ...]:
+        """Per level ``k = 1..num_levels-1``, the rows of :meth:`child_slots` of that level's
+        nodes, flattened (``[n_k * arity]``, slot order within a node): what an N-ary executor
+        gathers level by level, split once per arity."""
+        if arity not in self._level_children:
+            bounds = self.level_order.bounds
+            sizes = [arity * (bounds[k + 1] - bounds[k]) for k in range(1, len(bounds) - 1)]
+            self._level_children[arity] = self.child_slots(arity).view(-1).split(sizes)
+        return self._level_children[arity]
+
     def check_arity(self, arity: int) -> None:
-        """ValueError if a node has more children than ``arity`` or a slot ``>= arity``."""
+        """ValueError if a node has more children than ``arity`` or a slot ``>= arity``
+        (checked once per arity: a batch does not change)."""
+        if arity in self._arity_checked:
+            return
         num_children, position = self._np["num_children"], self._np["position"]
         over = np.flatnonzero(num_children > arity)
         if len(over):
@@ -436,6 +451,7 @@ class TreeBatch:
             t = self._np["tree_index"][v]
             raise ValueError(f"TreeBatch: tree {t}, node {v - self._np['offsets'][t]} is in slot "
                              f"{position[v]}; expected a slot in [0, {arity}) for arity={arity}")
+        self._arity_checked.add(arity)
 
     def __len__(self) -> int:
         return self.num_trees

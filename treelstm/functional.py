@@ -11,10 +11,11 @@ biases of :func:`leaf_bias` and :func:`nary_bias_without_input`), then the node 
 pre-activations to the new ``h, c`` (:func:`leaf_state`, :func:`childsum_state`,
 :func:`nary_state`), which is the gate nonlinearities (:func:`gates`), the forget terms
 (:func:`forget_sum`, :func:`edge_forget_sum`) and the new state (:func:`state`). The native
-engine's inference path fuses the N-ary update into fewer ops (:func:`prescale_cell_gate`,
-:func:`nary_state_prescaled`). Its hand-written backward uses :func:`state_backward_factors`
-and :func:`forget_backward_factor`, the derivatives of the same functions, laid out by
-:func:`backward_factors` and applied by :func:`preactivation_grads`. Some functions take
+engine's inference path fuses the N-ary update into fewer ops (:func:`nary_state_fused`,
+:func:`leaf_state_fused`). Its
+hand-written backward uses :func:`state_backward_factors` and :func:`forget_backward_factor`,
+the derivatives of the same functions, laid out by :func:`backward_factors` and applied by
+:func:`preactivation_grads`. Some functions take
 ``out=`` (or ``inplace=True``) so that the engine writes into preallocated buffers; those paths
 are for code that runs without autograd.
 
@@ -162,38 +163,42 @@ def nary_state(preactivation: Tensor, child_c: Tensor, arity: int,
     return state(i, g, o, forget_sum(forget, child_c), out=out)
 
 
-def prescale_cell_gate(tensor: Tensor, num_forget: int, hidden_size: int) -> Tensor:
-    """A copy of ``tensor`` -- a weight ``[R, *]`` or bias ``[R]`` with row blocks
-    ``i | f_1..f_K | g | o`` (padding rows after) -- with the ``g`` rows doubled, so that the
-    pre-activations it gives hold ``2 u`` where ``g = tanh(u)``: the input of
-    :func:`nary_state_prescaled`. (Doubling is exact in floating point.)"""
-    scaled = tensor.clone()
-    scaled[(num_forget + 1) * hidden_size:(num_forget + 2) * hidden_size] *= 2
-    return scaled
+def leaf_state_fused(preactivation: Tensor, hidden_size: int, out: tuple[Tensor, Tensor]
+                     ) -> tuple[Tensor, Tensor]:
+    """:func:`leaf_state` with ``out`` (no autograd), as :func:`nary_state_fused` does it: ``g``
+    first, then one ``σ`` over the contiguous ``[n, W]`` block of ``i | g | o`` (+ padding),
+    which is overwritten."""
+    h_out, c_out = out
+    g = torch.tanh(preactivation[:, hidden_size:2 * hidden_size])
+    gates = preactivation.sigmoid_()
+    c = torch.mul(gates[:, :hidden_size], g, out=c_out)
+    torch.tanh(c, out=h_out).mul_(gates[:, 2 * hidden_size:3 * hidden_size])
+    return h_out, c
 
 
-def nary_state_prescaled(preactivation: Tensor, child_c: Tensor, arity: int, hidden_size: int,
-                         out: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-    """:func:`nary_state` with ``out`` (no autograd), in fewer ops, for pre-activations whose
-    ``g`` block holds ``2 u`` (:func:`prescale_cell_gate`); columns after ``(N+3)H`` are
-    padding. One ``σ`` over the whole contiguous block gives ``i``, ``f_k``, ``o`` and
-    ``s = σ(2 u)``, so that ``g = tanh(u) = 2 s - 1`` is never formed::
+def nary_state_fused(preactivation: Tensor, child_c: Tensor, arity: int, hidden_size: int,
+                     out: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """:func:`nary_state` with ``out`` (no autograd), in fewer ops: ``child_c`` ``[n, N*H]``
+    (slots concatenated), ``preactivation`` ``[n, W]`` with ``W >= (N+3)H`` (columns after
+    ``(N+3)H`` are padding, and it is overwritten). ``g = tanh(u)`` is taken first, then one
+    ``σ`` over the whole contiguous block gives ``i``, ``f_k`` and ``o``::
 
-        c = sum_k f_k c_k + i (2 s - 1) = sum_k f_k c_k - i + 2 i s
+        c = sum_k f_k c_k + i g
         h = o tanh(c)
 
-    Why: in small batches much of a level's time is per op, not per element, and a ``σ`` or
-    ``tanh`` on strided column slices is 2-3x as slow as one over the contiguous block. Same
-    values as :func:`nary_state` up to rounding."""
+    Why: in small batches much of a level's time is per op, not per element, and a ``σ`` on
+    strided column slices is 2-3x as slow as one over the contiguous block. Same values as
+    :func:`nary_state`."""
     h_out, c_out = out
-    unused = preactivation.shape[-1] - (arity + 3) * hidden_size
-    i, forget, cell_sigmoid, o, _ = preactivation.sigmoid_().split(
-        [hidden_size, arity * hidden_size, hidden_size, hidden_size, unused], 1)
-    c = torch.mul(forget[:, :hidden_size], child_c[:, 0], out=c_out)
+    forget_end = (arity + 1) * hidden_size
+    g = torch.tanh(preactivation[:, forget_end:forget_end + hidden_size])
+    gates = preactivation.sigmoid_()
+    c = torch.mul(gates[:, hidden_size:2 * hidden_size], child_c[:, :hidden_size], out=c_out)
     for k in range(1, arity):
-        c.addcmul_(forget[:, k * hidden_size:(k + 1) * hidden_size], child_c[:, k])
-    c.sub_(i).addcmul_(i, cell_sigmoid, value=2)
-    torch.tanh(c, out=h_out).mul_(o)
+        c.addcmul_(gates[:, (k + 1) * hidden_size:(k + 2) * hidden_size],
+                   child_c[:, k * hidden_size:(k + 1) * hidden_size])
+    c.addcmul_(gates[:, :hidden_size], g)
+    torch.tanh(c, out=h_out).mul_(gates[:, forget_end + hidden_size:forget_end + 2 * hidden_size])
     return h_out, c
 
 

@@ -418,7 +418,7 @@ class TreeLSTM(nn.Module):
         ``[0, size)``."""
         as_long = values.to(device=device, dtype=torch.long)
         if as_long.numel():
-            low, high = int(as_long.min()), int(as_long.max())
+            low, high = torch.stack(torch.aminmax(as_long)).tolist()  # one read back
             if low < 0 and values.dtype == torch.uint64:  # >= 2**63: wrapped around in int64
                 raise kind.out_of_range(int(as_long[as_long < 0][0]) + 2 ** 64, size)
             if low < 0 or high >= size:

@@ -15,7 +15,7 @@ from ..batch import TreeBatch
 from .cache import ProjectionCache
 from .childsum import childsum_backward, childsum_forward
 from .nary import nary_backward, nary_forward
-from .steps import Plan, projection_weight
+from .steps import PAD_FROM, Plan, projection_weight
 
 
 def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
@@ -108,7 +108,8 @@ def _forward(plan: Plan, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
                                         cast(Tensor, plan.gather))
         else:
             def project() -> Tensor:
-                weight = projection_weight(plan.leaves_only, plan.hidden_size, weight_ih)
+                weight = projection_weight(plan.leaves_only, plan.hidden_size, weight_ih,
+                                           pad=input.shape[0] >= PAD_FROM)
                 x_proj = input.to(dtype).mm(weight.t())
                 return x_proj if plan.gather is None else x_proj.index_select(0, plan.gather)
         return _FORWARD[plan.cell](plan, project, weight_hh, bias_ih, bias_hh, keep)

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from .. import functional
-from .steps import (Plan, bias_hh_grad, leaf_backward, leaf_states, pad_column_blocks, pad_rows,
-                    projection_weight, state_buffers, x_rows_grad)
+from .steps import (PAD_FROM, Plan, bias_hh_grad, leaf_backward, leaf_states, pad_column_blocks,
+                    pad_rows, projection_weight, state_buffers, x_rows_grad)
 
 
 def nary_forward(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor,
@@ -50,7 +50,7 @@ class _LeafWordTerms(NamedTuple):
     """What the N-ary inference path takes from a cached table's words instead of computing it
     per leaf (see :func:`_leaf_word_terms`); ``V`` words, ``width`` the padded ``(N+3)H``."""
 
-    slot_terms: Tensor  # [arity, 1 + V, width] U_k h_leaf(word), g rows prescaled; row 0: empty slot
+    slot_terms: Tensor  # [arity, 1 + V, width] U_k h_leaf(word); row 0: empty slot
     term_of_row: Tensor  # [num_nodes + 1] the terms' row of each leaf row's word (0 elsewhere)
     h_leaf: Tensor  # [1 + V, H] the state of a leaf with each word (rows as the terms')
     c_leaf: Tensor  # [1 + V, H]
@@ -61,9 +61,11 @@ def _nary_inference(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor
                     bias_ih: Optional[Tensor], bias_hh: Optional[Tensor]
                     ) -> tuple[Tensor, Tensor, None]:
     """The N-ary levels without autograd and without input above the leaves (constituency
-    trees at inference), in a dozen fewer ops per level than :func:`nary_forward`: the ``g``
-    rows of ``U`` and ``b`` are doubled once (:func:`~treelstm.functional.prescale_cell_gate`)
-    for the fused update :func:`~treelstm.functional.nary_state_prescaled`.
+    trees at inference), in a dozen fewer ops per level than :func:`nary_forward`: the levels'
+    child rows and state rows are split once, and each level is two gathers, one matrix product
+    and the fused update :func:`~treelstm.functional.nary_state_fused`. Nothing is prepared
+    from the weights but their transposed view (and the summed bias), so a single tree's call
+    pays no per-call copies.
 
     With a cached table (:class:`~.cache.ProjectionCache`) whose rows are all the leaves' input, the
     first level (nodes whose children are all leaves: a quarter to a third of SST's inner nodes)
@@ -71,30 +73,31 @@ def _nary_inference(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor
     """
     arity, hidden_size, bounds = plan.num_forget, plan.hidden_size, plan.batch.level_order.bounds
     num_leaves, num_nodes = bounds[1], plan.batch.num_nodes
+    pad = plan.cache is not None or num_nodes - num_leaves >= PAD_FROM
 
-    def prepare() -> tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
-        weight_t = functional.prescale_cell_gate(pad_rows(weight_hh), arity, hidden_size).t()
+    def prepare() -> tuple[Tensor, Optional[Tensor]]:
         bias = functional.nary_bias_without_input(bias_ih, bias_hh, arity)
-        if bias is not None:
-            bias = functional.prescale_cell_gate(pad_rows(bias), arity, hidden_size)
-        return weight_t, bias, functional.leaf_bias(bias_ih, bias_hh, arity)
+        if not pad:
+            return weight_hh.t(), bias
+        return pad_rows(weight_hh).t(), None if bias is None else pad_rows(bias)
 
+    word_terms = None
     if plan.cache is None:
-        weight_t, bias, leaf_bias = prepare()
+        weight_t, bias = prepare()
     else:  # kept with the weights they come from: a single tree's call is mostly overhead
-        weight_t, bias, leaf_bias = plan.cache.kept_value(
+        weight_t, bias = plan.cache.kept_value(
             "inference_weights", plan.weights[1:], (weight_hh.dtype, arity), prepare)
-    slots = plan.batch.child_slots(arity)
-    word_terms = _leaf_word_terms(plan, weight_t, leaf_bias)
+        word_terms = _leaf_word_terms(plan, weight_t, bias_ih, bias_hh)
     if word_terms is None:
-        h_rows, c_rows, _, _ = leaf_states(plan, project(), bias_ih, bias_hh)
+        h_rows, c_rows, _, _ = leaf_states(plan, project(), bias_ih, bias_hh, keep=False)
     else:  # the leaves' states are their words'
         h_rows, c_rows = state_buffers(weight_t, num_nodes, hidden_size)
         torch.index_select(word_terms.h_leaf, 0, word_terms.leaf_rows, out=h_rows[:num_leaves])
         torch.index_select(word_terms.c_leaf, 0, word_terms.leaf_rows, out=c_rows[:num_leaves])
-    for k in range(1, len(bounds) - 1):
-        start, stop = bounds[k], bounds[k + 1]
-        children = slots[start - num_leaves:stop - num_leaves].view(-1)
+    sizes = [bounds[k + 1] - bounds[k] for k in range(len(bounds) - 1)] + [1]
+    levels = zip(plan.batch.level_children(arity), h_rows.split(sizes)[1:-1],
+                 c_rows.split(sizes)[1:-1])
+    for k, (children, h_level, c_level) in enumerate(levels, 1):
         if k == 1 and word_terms is not None:  # every child a leaf (or an empty slot)
             words = word_terms.term_of_row.index_select(0, children).view(-1, arity)
             activations = word_terms.slot_terms[0].index_select(0, words[:, 0])
@@ -106,16 +109,16 @@ def _nary_inference(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor
             child_h = h_rows.index_select(0, children).view(-1, arity * hidden_size)
             activations = child_h.mm(weight_t) if bias is None else torch.addmm(bias, child_h,
                                                                                 weight_t)
-        child_c = c_rows.index_select(0, children).view(-1, arity, hidden_size)
-        functional.nary_state_prescaled(activations, child_c, arity, hidden_size,
-                                        out=(h_rows[start:stop], c_rows[start:stop]))
+        child_c = c_rows.index_select(0, children).view(-1, arity * hidden_size)
+        functional.nary_state_fused(activations, child_c, arity, hidden_size,
+                                    out=(h_level, c_level))
     return h_rows, c_rows, None
 
 
-def _leaf_word_terms(plan: Plan, weight_t: Tensor, leaf_bias: Optional[Tensor]
-                     ) -> Optional[_LeafWordTerms]:
+def _leaf_word_terms(plan: Plan, weight_t: Tensor, bias_ih: Optional[Tensor],
+                     bias_hh: Optional[Tensor]) -> Optional[_LeafWordTerms]:
     """The per-word terms of the cached table (see :class:`_LeafWordTerms`) for ``weight_t``
-    the prescaled, padded ``U^T``; ``None`` when there is no cached table, when some leaf has no
+    the padded ``U^T``; ``None`` when there is no cached table, when some leaf has no
     input, or when the terms would not fit the cache."""
     cache, table = plan.cache, plan.table
     num_leaves, hidden_size, arity = plan.num_leaves, plan.hidden_size, plan.num_forget
@@ -132,6 +135,7 @@ def _leaf_word_terms(plan: Plan, weight_t: Tensor, leaf_bias: Optional[Tensor]
     def compute(words: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         weight = projection_weight(True, hidden_size, weight_ih.to(weight_t.dtype))
         leaf = table.index_select(0, words).to(weight_t.dtype).mm(weight.t())
+        leaf_bias = functional.leaf_bias(bias_ih, bias_hh, arity)
         if leaf_bias is not None:
             leaf += pad_rows(leaf_bias)
         h_leaf, c_leaf = functional.leaf_state(leaf, hidden_size)

@@ -54,10 +54,18 @@ def pad_column_blocks(weight: Tensor, num_blocks: int, multiple: int = 8) -> Ten
     return F.pad(block, (0, -block.shape[2] % multiple)).view(rows, -1)
 
 
-def projection_weight(leaves_only: bool, hidden_size: int, weight_ih: Tensor) -> Tensor:
-    """The rows of ``weight_ih`` that are used: ``i | g | o`` (padded) when only leaves have input."""
+#: Products with more rows than this get weights padded to aligned rows (:func:`pad_rows`);
+#: in smaller ones the copy costs more than the alignment saves.
+PAD_FROM = 256
+
+
+def projection_weight(leaves_only: bool, hidden_size: int, weight_ih: Tensor, pad: bool = True
+                      ) -> Tensor:
+    """The rows of ``weight_ih`` that are used: ``i | g | o`` (padded with ``pad``) when only
+    leaves have input."""
     if leaves_only:
-        return pad_rows(functional.iog(weight_ih, hidden_size, dim=0))
+        weight = functional.iog(weight_ih, hidden_size, dim=0)
+        return pad_rows(weight) if pad else weight
     return weight_ih
 
 
@@ -88,21 +96,25 @@ def state_buffers(like: Tensor, num_nodes: int, hidden_size: int) -> tuple[Tenso
 
 
 def leaf_states(plan: Plan, x_proj: Tensor, bias_ih: Optional[Tensor],
-                 bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
+                 bias_hh: Optional[Tensor], keep: bool = True
+                 ) -> tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
     """State buffers ``[N + 1, H]`` with the leaves (rows ``0..L-1``) done; the ``[N, 4H]`` input
-    rows (``None`` when only leaves have input); the leaves' activations ``i | g | o``."""
+    rows (``None`` when only leaves have input); the leaves' activations ``i | g | o`` (with
+    ``keep``; else what is left of the pre-activations: inference in fewer ops)."""
     num_nodes, num_leaves, hidden_size = plan.batch.num_nodes, plan.num_leaves, plan.hidden_size
     if plan.leaves_only:  # x_proj holds i | g | o (+ padding): the leaves' pre-activations
         bias = functional.leaf_bias(bias_ih, bias_hh, plan.num_forget)
         x_rows = None
-        activations = input_buffer(plan, x_proj, None if bias is None else pad_rows(bias),
-                                    num_leaves)
+        if bias is not None and bias.shape[0] != x_proj.shape[1]:  # x_proj's padding
+            bias = F.pad(bias, [0, x_proj.shape[1] - bias.shape[0]])
+        activations = input_buffer(plan, x_proj, bias, num_leaves)
     else:
         x_rows = input_buffer(plan, x_proj, bias_ih, num_nodes)
         activations = functional.leaf_preactivation(x_rows[:num_leaves], bias_hh,
                                                     plan.num_forget)
     h_rows, c_rows = state_buffers(activations, num_nodes, hidden_size)
-    functional.leaf_state(activations, hidden_size, out=(h_rows[:num_leaves], c_rows[:num_leaves]))
+    update = functional.leaf_state if keep else functional.leaf_state_fused
+    update(activations, hidden_size, out=(h_rows[:num_leaves], c_rows[:num_leaves]))
     return h_rows, c_rows, x_rows, activations
 
 
