@@ -170,9 +170,9 @@ def test_no_grad_and_grad_paths_agree(cell):
 
 @pytest.mark.parametrize("num_trees", [1, 40])
 def test_nary_inference_small_and_padded_batches_match_the_autograd_path(num_trees):
-    """The N-ary inference path pads U only from PAD_FROM inner nodes on (40 random trees of 20
-    nodes, at most two children: > 256 inner nodes); both sizes against the autograd path, which always pads, with
-    leaves reading rows of a table (input_rows) as a classifier's do."""
+    """The N-ary inference path pads U only from PAD_FROM inner nodes on (40 random trees of 39
+    nodes, at most two children each: > 256 inner nodes); both sizes against the autograd path,
+    which always pads, with leaves reading rows of a table (input_rows) as a classifier's do."""
     parents = [random_tree(39, seed=s, max_children=2) for s in range(num_trees)]
     batch = TreeBatch.from_parents(parents)
     inner = int((batch.num_children > 0).sum())
