@@ -3,9 +3,10 @@ float64 reference, gradcheck and autograd through functional; a 20,000-node chai
 5,000-child star forward and backward through TreeLSTM, against nn.LSTM and the reference."""
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import reference
-from cases import CASES, random_tree
+from cases import CASES, full_binary, random_tree
 from conftest import BACKENDS
 from treelstm import TreeBatch, TreeLSTM, engine, functional
 
@@ -251,3 +252,76 @@ def test_wide_star_forward_backward_equals_reference(backend):
     torch.testing.assert_close(h_n[0, 0], h_root)
     torch.testing.assert_close(c_n[0, 0], c_root)
     torch.testing.assert_close(x.grad, x_ref.grad)
+
+
+# ------------------------------------------------------------------ no host syncs per level
+class _SyncRecorder(TorchDispatchMode):
+    """Records the ops that make a CUDA stream wait for the host (or the host for the device):
+    reading a value back (``item``, ``int()``, ``bool()``), ops whose output size depends on the
+    data (``nonzero``, ``unique``, boolean masks), ``equal``; and, patched in, the Python calls
+    ``tolist``/``numpy``/``cpu``. On CPU they cost nothing, so this is how a CPU machine checks
+    that the CUDA path keeps them out of the level loops."""
+
+    SYNCING = ("_local_scalar_dense", "nonzero", "equal", "_unique", "unique_", "masked_select",
+               "is_nonzero", "repeat_interleave")
+
+    def __init__(self, monkeypatch) -> None:
+        super().__init__()
+        self.events: list[str] = []
+        for name in ("tolist", "numpy", "cpu", "item"):
+            original = getattr(torch.Tensor, name)
+
+            def recorded(tensor, *args, _name=name, _original=original, **kwargs):
+                self.events.append(f"Tensor.{_name}")
+                return _original(tensor, *args, **kwargs)
+            monkeypatch.setattr(torch.Tensor, name, recorded)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = str(func)
+        if any(op in name for op in self.SYNCING) or (
+                "index.Tensor" in name and any(isinstance(i, torch.Tensor) and i.dtype == torch.bool
+                                               for i in args[1] if i is not None)):
+            self.events.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+def _caterpillar(num_leaves):
+    """A binary tree whose inner nodes form a chain: ``num_leaves - 1`` levels."""
+    parent = [-1]
+    spine = 0
+    for _ in range(num_leaves - 1):
+        parent += [spine, spine]
+        spine = len(parent) - 1
+    return parent
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("mode", ["inference", "kept projections", "training"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_host_syncs_do_not_grow_with_the_number_of_levels(cell, mode, bidirectional,
+                                                          monkeypatch):
+    """A balanced tree (5 levels) and a caterpillar (16 levels) of 16 leaves each, through a
+    classifier-style call (a table read through input_rows): the same, small number of sync
+    points for both, so none is inside a level loop (forward, backward, top-down)."""
+    def syncs(parent):
+        torch.manual_seed(0)
+        model = TreeLSTM(6, 5, cell=cell, arity=2 if cell == "nary" else None,
+                         bidirectional=bidirectional)
+        model.cache_projections(mode == "kept projections")
+        batch = TreeBatch.from_parents([parent])
+        batch.level_order, batch.depth_order  # the schedule is built with the batch, once
+        leaves = torch.nonzero(batch.num_children == 0).flatten()
+        table = torch.randn(20, 6, requires_grad=mode == "training")
+        rows = torch.arange(len(leaves)) % 20
+        with _SyncRecorder(monkeypatch) as recorder:
+            with torch.set_grad_enabled(mode == "training"):
+                output, (h, c) = model(table, batch, input_index=leaves, input_rows=rows)
+                if mode == "training":
+                    (output.sum() + h.sum() + c.sum()).backward()
+        monkeypatch.undo()
+        return recorder.events
+
+    shallow, deep = syncs(full_binary(4)), syncs(_caterpillar(16))
+    assert TreeBatch.from_parents([_caterpillar(16)]).num_levels == 16
+    assert shallow == deep, f"syncs: balanced {shallow}, caterpillar {deep}"
+    assert len(deep) <= 12, deep
