@@ -76,7 +76,7 @@ from treelstm.models import TreeLSTM
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("native", "native-nocache", "dgl", "lstm", "lstmcell", "naive")
+METHODS = ("native", "native-nocache", "native-childsum", "dgl", "lstm", "lstmcell", "naive")
 MODES = ("train", "inference")
 BASELINE = "lstm"
 # Methods whose cost is a sum over trees (no batching): over the time budget, they are timed on
@@ -253,10 +253,10 @@ def _train_or_infer(parameters: list[Tensor], train: bool,
 
 
 def make_tree_lstm(work: Workload, config: Config, train: bool, backend: str,
-                   cache: bool = True) -> Callable[[], None]:
+                   cache: bool = True, cell: str = "nary") -> Callable[[], None]:
     embedding = _embedding(work, config)
-    model = TreeLSTM(config.input_size, config.hidden_size, cell="nary", arity=2,
-                     backend=backend).to(config.device)
+    model = TreeLSTM(config.input_size, config.hidden_size, cell=cell,
+                     arity=2 if cell == "nary" else None, backend=backend).to(config.device)
     model.cache_projections(cache and not train)  # as a Predictor does
     if backend == "dgl":
         work.batch.dgl_graph()  # the DGL graph is part of the data, built once per batch
@@ -355,6 +355,8 @@ def make_step(method: str, work: Workload, config: Config, train: bool) -> Calla
         return make_tree_lstm(work, config, train, "native")
     if method == "native-nocache":
         return make_tree_lstm(work, config, train, "native", cache=False)
+    if method == "native-childsum":
+        return make_tree_lstm(work, config, train, "native", cache=False, cell="childsum")
     if method == "dgl":
         return make_tree_lstm(work, config, train, "dgl")
     if method == "lstm":

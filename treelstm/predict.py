@@ -265,7 +265,13 @@ class Predictor:
         another type) saying why not: a
         :class:`~treelstm.data.SentimentTree` (checked), an ``nltk.Tree``, or a line (``str``
         or ``bytes``: a bracketed tree, a JSON object or plain text; see
-        :mod:`treelstm.inputs`)."""
+        :mod:`treelstm.inputs`). :meth:`read_items`, then :meth:`checked`."""
+        return [self.checked(tree) for tree in self.read_items(items, format)]
+
+    def read_items(self, items: Sequence[Any], format: str = "auto"
+                   ) -> list[Union[SentimentTree, ValueError, TypeError]]:
+        """:meth:`to_trees` without the model's check (what ``predict --workers`` does in its
+        worker processes): each item as a tree (binarised for an N-ary model), or its error."""
         results: list[Union[SentimentTree, ValueError, TypeError, None]] = [None] * len(items)
         texts: list[tuple[int, str]] = []
         for k, item in enumerate(items):
@@ -285,7 +291,6 @@ class Predictor:
                 else:
                     raise TypeError(f"a {type(item).__name__}; expected a SentimentTree, an "
                                     "nltk.Tree or a line of text")
-                self.check_tree(item)
                 results[k] = item
             except (TypeError, ValueError) as error:
                 results[k] = error
@@ -294,6 +299,17 @@ class Predictor:
         for (k, _), tree in zip(texts, parsed):
             results[k] = tree
         return cast("list[Union[SentimentTree, ValueError, TypeError]]", results)  # all set
+
+    def checked(self, tree: Union[SentimentTree, ValueError, TypeError]
+                ) -> Union[SentimentTree, ValueError, TypeError]:
+        """``tree`` if this model can take it (:meth:`check_tree`), else the ValueError; an
+        error as it is."""
+        if isinstance(tree, SentimentTree):
+            try:
+                self.check_tree(tree)
+            except ValueError as error:
+                return error
+        return tree
 
     @property
     def num_classes(self) -> int:
@@ -399,7 +415,7 @@ def predict_records(predictor: Predictor, lines: Iterable[Union[str, bytes]],
                     format: str = "auto", batch_trees: int = 256,
                     max_nodes: Optional[int] = None, window: int = 4096,
                     node_labels: bool = False, skip_bad: bool = False,
-                    digits: Optional[int] = 6) -> Iterator[dict]:
+                    digits: Optional[int] = 6, workers: int = 0) -> Iterator[dict]:
     """JSON-ready records for the trees of ``lines`` (one tree per line), in input order.
 
     A record is ``{"line": N, "label": ..., "probs": [...]}`` (plus ``"node_labels"`` when
@@ -416,14 +432,23 @@ def predict_records(predictor: Predictor, lines: Iterable[Union[str, bytes]],
 
     Args:
         digits: round probabilities to this many decimals (``None``: full float32 values).
+        workers: read the lines into trees in this many worker processes, one window ahead of
+            the model (:mod:`treelstm.read_workers`); ``0``: here, in turn with the model.
     """
+    from .read_workers import read_ahead
+
     if format not in FORMATS:
         raise ValueError(f"predict_records: format must be one of {FORMATS}; got {format!r}")
+    if not is_int(workers) or workers < 0:
+        raise ValueError(f"predict_records: workers must be a non-negative integer; got "
+                         f"{workers!r}")
     numbered = enumerate(lines, start=1)
     # the first window is one batch, so that the first records come out soon; then it doubles
-    for chunk in iter_windows(numbered, window, WINDOW_BYTES, lambda item: len(item[1]),
-                              first_window=batch_trees):
-        entries, failure = _read_window(predictor, chunk, format, skip_bad)
+    windows = (_window_lines(chunk) for chunk in iter_windows(
+        numbered, window, WINDOW_BYTES, lambda item: len(item[1]), first_window=batch_trees))
+    for (numbered_lines, too_long), read in read_ahead(
+            predictor, windows, lambda lines: [raw for _, raw in lines[0]], format, workers):
+        entries, failure = _window_entries(numbered_lines, too_long, read, skip_bad)
         trees = [(k, tree) for k, (_, tree) in enumerate(entries)
                  if isinstance(tree, SentimentTree)]
         results: list[Optional[TreePrediction]] = [None] * len(entries)
@@ -454,12 +479,10 @@ def predict_records(predictor: Predictor, lines: Iterable[Union[str, bytes]],
             raise failure
 
 
-def _read_window(predictor: Predictor, chunk: list[tuple[int, Union[str, bytes]]], format: str,
-                 skip_bad: bool
-                 ) -> tuple[list[tuple[int, Union[SentimentTree, ValueError, TypeError]]],
-                            Optional[LineError]]:
-    """The window's non-blank lines as ``(lineno, tree or the ValueError)``; without
-    ``skip_bad``, only those before the first bad line, and that line's :class:`LineError`."""
+def _window_lines(chunk: list[tuple[int, Union[str, bytes]]]
+                  ) -> tuple[list[tuple[int, Union[str, bytes]]], dict[int, ValueError]]:
+    """The window's non-blank lines as ``(lineno, line)``, and the errors of those too long to
+    read (by their index; their line is then empty)."""
     numbered: list[tuple[int, Union[str, bytes]]] = []
     too_long: dict[int, ValueError] = {}
     for lineno, raw in chunk:
@@ -472,7 +495,17 @@ def _read_window(predictor: Predictor, chunk: list[tuple[int, Union[str, bytes]]
                                                  "most a line may hold)")
             raw = b""
         numbered.append((lineno, raw))
-    trees = predictor.to_trees([raw for _, raw in numbered], format)
+    return numbered, too_long
+
+
+def _window_entries(numbered: list[tuple[int, Union[str, bytes]]],
+                    too_long: dict[int, ValueError],
+                    trees: Sequence[Union[SentimentTree, ValueError, TypeError]], skip_bad: bool
+                    ) -> tuple[list[tuple[int, Union[SentimentTree, ValueError, TypeError]]],
+                               Optional[LineError]]:
+    """``(lineno, tree or the ValueError)`` per line of :func:`_window_lines`, from its
+    ``trees``; without ``skip_bad``, only those before the first bad line, and that line's
+    :class:`LineError`."""
     entries = [(lineno, too_long.get(k, tree)) for k, ((lineno, _), tree)
                in enumerate(zip(numbered, trees))]
     if not skip_bad:

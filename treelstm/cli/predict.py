@@ -9,7 +9,8 @@ from typing import Callable, Optional
 
 from .command import Command
 from .defaults import PREDICT_DTYPES, PREDICT_FORMATS
-from .options import add_device_option, add_threads_option, positive_int, wrap
+from .options import (add_device_option, add_threads_option, non_negative_int, positive_int,
+                      wrap)
 from .streams import (ErrorReporter, close_streams, open_streams, output_problem, reporter,
                       run_stream)
 
@@ -43,7 +44,8 @@ def predict_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                     "next one twice the last: the first records come out soon), sorted by size "
                     "within the window, run in batches of at most --batch-trees trees and "
                     "--max-nodes nodes, and written back in input order, so memory stays "
-                    "bounded.",
+                    "bounded. With --workers N, N forked processes read the next window (two "
+                    "windows are held) while the model runs on this one.",
                     "--output is written to a temporary file beside it and renamed when the "
                     "run ends, so an interrupted run leaves a previous file as it was; it may "
                     "not be the input or the checkpoint (refused, also through links).",
@@ -51,7 +53,8 @@ def predict_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                     "{\"line\": N, \"error\": \"...\"} and the run goes on); 1 a malformed "
                     "input line, named in the message (on standard output the records of the "
                     "lines before it are written; an --output file is not written at all), or "
-                    "output that could not be written (e.g. a full disk); 2 bad "
+                    "output that could not be written (e.g. a full disk), or a --workers "
+                    "process that died; 2 bad "
                     "options, or an unreadable checkpoint or input file. A "
                     "progress bar (when stderr is a terminal) and a last line with the "
                     "throughput (trees/s) go to stderr.",
@@ -95,6 +98,11 @@ def _add_batching_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=positive_int, default=_PREDICT_WINDOW,
                         help="input lines held at once, sorted by size for batching "
                              "(default: %(default)s)")
+    parser.add_argument("--workers", type=non_negative_int, default=0, metavar="N",
+                        help="read lines into trees (parsing; plain text through --parser) in "
+                             "N worker processes, one window ahead of the model, output order "
+                             "kept; worth it for plain text or a busy reader with cores to spare "
+                             "(default: 0, in this process; Linux only)")
 
 
 def _run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -180,7 +188,7 @@ def _stream_predictions(args: argparse.Namespace, predictor, source, sink, devic
     records = predict_records(predictor, bounded_lines(source), format=args.format,
                               batch_trees=args.batch_trees, max_nodes=args.max_nodes,
                               window=args.window, node_labels=args.node_labels,
-                              skip_bad=args.skip_bad)
+                              skip_bad=args.skip_bad, workers=args.workers)
     counts = {"trees": 0, "errors": 0}
     start = time.perf_counter()
 
@@ -194,6 +202,10 @@ def _stream_predictions(args: argparse.Namespace, predictor, source, sink, devic
         except LineError as problem:
             return (f"{name}:{problem.lineno}: {problem.reason} (--skip-bad writes an error "
                     "record and goes on)")
+        except RuntimeError as problem:  # a --workers process died
+            if args.workers == 0:
+                raise
+            return f"{name}: {problem}"
         return None
 
     status = run_stream(write_records, name, where, sink, args.output, error, bar)

@@ -1,0 +1,133 @@
+"""predict --workers (treelstm.read_workers): the records of worker processes against reading in
+process (trees, JSON, plain text through a parser, bad lines, several windows and parts), a
+worker that dies, early stops, and the CLI option."""
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import nltk
+import pytest
+import torch
+
+from treelstm import TreeLSTMClassifier
+from treelstm.data import Vocab, tokenize
+from treelstm.predict import LineError, Predictor, predict_records
+from treelstm import read_workers
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
+ROOT = Path(__file__).resolve().parents[1]
+
+WORDS = "the plot is not a good movie great bad".split()
+
+
+def right_branching(text):
+    tokens = tokenize(text)
+    tree = nltk.Tree("X", [tokens[-1]])
+    for token in reversed(tokens[:-1]):
+        tree = nltk.Tree("X", [nltk.Tree("W", [token]), tree])
+    return tree
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    torch.manual_seed(0)
+    vocab = Vocab.build([WORDS])
+    model = TreeLSTMClassifier(len(vocab), 5, embed_dim=8, hidden_size=6)
+    return Predictor(model, vocab, parser=right_branching)
+
+
+def lines(count=300):
+    """Trees, JSON, plain text, blank lines and bad lines, mixed."""
+    shapes = ["(2 good)\n", "(1 (2 not) (3 good))\n", "the plot is great\n",
+              json.dumps({"parent": [2, 2, -1], "tokens": ["bad", "movie"]}) + "\n",
+              "\n", "(3 (2 a) (2 b) (2 c) (2 d))\n"]
+    out = [shapes[k % len(shapes)] for k in range(count)]
+    out[37] = "(2 (2 unbalanced)\n"
+    if count > 211:
+        out[211] = '{"parent": [0], "tokens": ["x"]}\n'
+    return out
+
+
+@pytest.fixture
+def small_parts(monkeypatch):
+    monkeypatch.setattr(read_workers, "PART_LINES", 7)  # many parts per window
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_workers_give_the_records_of_reading_in_process(predictor, small_parts, workers):
+    expected = list(predict_records(predictor, lines(), batch_trees=16, window=50,
+                                    skip_bad=True))
+    got = list(predict_records(predictor, lines(), batch_trees=16, window=50, skip_bad=True,
+                               workers=workers))
+    assert got == expected
+    assert [r["line"] for r in got if "error" in r] == [38, 212]
+    assert len(got) == 250  # the blank lines have no record
+    assert not multiprocessing.active_children()  # the workers are gone
+
+
+def test_a_bad_line_stops_as_it_does_in_process(predictor, small_parts):
+    def run(workers):
+        records = []
+        with pytest.raises(LineError) as error:
+            for record in predict_records(predictor, lines(), batch_trees=16, window=50,
+                                          workers=workers):
+                records.append(record)
+        return records, error.value.lineno
+
+    assert run(2) == run(0)
+    assert run(2)[1] == 38
+    assert not multiprocessing.active_children()
+
+
+def test_stopping_early_stops_the_workers(predictor, small_parts):
+    records = predict_records(predictor, lines(), batch_trees=16, window=50, skip_bad=True,
+                              workers=2)
+    assert next(records)["line"] == 1
+    assert multiprocessing.active_children()
+    records.close()
+    assert not multiprocessing.active_children()
+
+
+def test_a_worker_that_dies_is_an_error_not_a_hang(predictor):
+    def dying(text):  # the workers inherit the predictor and its parser (forked, not pickled)
+        if "plot" in text and multiprocessing.parent_process() is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return right_branching(text)
+
+    killer = Predictor(predictor.model, predictor.vocab, parser=dying)
+    with pytest.raises(RuntimeError, match=r"a --workers process died"):
+        list(predict_records(killer, ["(2 good)\n"] * 40 + ["the plot\n"], batch_trees=8,
+                             window=16, workers=2))
+    assert not multiprocessing.active_children()
+
+
+@pytest.mark.parametrize("workers", [-1, 1.5, True])
+def test_bad_worker_counts(predictor, workers):
+    with pytest.raises(ValueError, match="workers must be"):
+        list(predict_records(predictor, ["(2 good)\n"], workers=workers))
+
+
+def test_cli_workers_option(tmp_path, predictor):
+    from treelstm.training import save_checkpoint
+
+    checkpoint = tmp_path / "model.pt"
+    save_checkpoint(checkpoint, predictor.model, predictor.vocab, {})
+    source = tmp_path / "in.txt"
+    source.write_text("".join(lines(120)))  # no --parser: the plain text lines are errors
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+
+    def run(*extra):
+        return subprocess.run([sys.executable, "-m", "treelstm", "predict", str(checkpoint),
+                               str(source), "--skip-bad", "--window", "40", *extra], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120, env=env)
+
+    alone, workers = run(), run("--workers", "2")
+    assert alone.returncode == 0 and workers.returncode == 0, workers.stderr
+    assert workers.stdout == alone.stdout and alone.stdout
+    refused = run("--workers", "-2")
+    assert refused.returncode == 2 and "--workers" in refused.stderr
+    assert "worker processes" in run("--help").stdout
