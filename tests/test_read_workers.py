@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nltk
@@ -131,3 +132,43 @@ def test_cli_workers_option(tmp_path, predictor):
     refused = run("--workers", "-2")
     assert refused.returncode == 2 and "--workers" in refused.stderr
     assert "worker processes" in run("--help").stdout
+
+
+_PARENT = """
+import multiprocessing, sys, time
+import torch
+from treelstm import TreeLSTMClassifier
+from treelstm.data import Vocab
+from treelstm.predict import Predictor, predict_records
+vocab = Vocab.build([["good"]])
+predictor = Predictor(TreeLSTMClassifier(len(vocab), 5, embed_dim=4, hidden_size=4), vocab)
+records = predict_records(predictor, iter(lambda: "(2 good)\\n", None), batch_trees=4, workers=2)
+next(records)
+print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+time.sleep(600)
+"""
+
+
+def test_workers_go_when_predict_is_killed():
+    """kill -9 of the parent: its workers are killed too (no orphans left reading)."""
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        pids = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(pids) == 2
+        parent.kill()
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in pids)
+    finally:
+        parent.kill()
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1][0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False

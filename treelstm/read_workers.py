@@ -8,14 +8,18 @@ window is read ahead, results come back in input order, and at most two windows 
 
 The workers are forked from the caller (they inherit the predictor and its parser; nothing is
 pickled but lines and trees), so this needs the ``fork`` start method (Linux; the default
-there). Each worker runs torch with one thread and ignores Ctrl-C, which the caller handles;
-a worker that dies (killed, out of memory) is a ``RuntimeError`` naming ``--workers``, not a
-hang.
+there). Each worker runs torch with one thread, ignores Ctrl-C, which the caller handles, and
+is killed when the caller dies (``kill -9`` included); a worker that dies (killed, out of
+memory) is a ``RuntimeError`` naming ``--workers``, not a hang.
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -38,15 +42,34 @@ T = TypeVar("T")
 Read = list[Union[SentimentTree, ValueError, TypeError]]
 
 _predictor: Optional["Predictor"] = None  # a worker's, set by _start_worker
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _start_worker(predictor: "Predictor") -> None:
+def _start_worker(predictor: "Predictor", parent: int) -> None:
     global _predictor
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    _exit_with_parent(parent)
     import torch
 
     torch.set_num_threads(1)
     _predictor = predictor
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Have this worker killed when ``parent`` dies (``kill -9`` gives it no chance to stop us):
+    Linux's ``PR_SET_PDEATHSIG``, else a thread that watches the parent id."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError):
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent:  # it died before we asked
+        os._exit(1)
 
 
 def _read_part(lines: Any, format: str) -> Read:
@@ -71,7 +94,8 @@ class ReadWorkers:
                              "lacks; run without --workers")
         self.predictor, self.workers = predictor, workers
         self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                         initializer=_start_worker, initargs=(predictor,))
+                                         initializer=_start_worker,
+                                         initargs=(predictor, os.getpid()))
 
     def submit(self, lines: list[Union[str, bytes]], format: str) -> list[Future]:
         """Start reading ``lines`` (in parts); :meth:`result` gives the trees."""
