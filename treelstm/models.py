@@ -6,6 +6,7 @@ as well.
 """
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import Any, Literal, NamedTuple, Optional, Sequence, Union, cast, overload
@@ -51,6 +52,14 @@ _ROW_NUMBERS = _IndexKind("input_rows", "row numbers of input", "holds row", "ro
 
 def _is_dgl_graph(value: Any) -> bool:
     return type(value).__module__.startswith("dgl") and hasattr(value, "batch_num_nodes")
+
+
+@functools.lru_cache(maxsize=None)
+def _parameter_names(k: int, reverse: bool) -> tuple[str, str, str, str]:
+    """The names of layer ``k``'s ``weight_ih, weight_hh, bias_ih, bias_hh``."""
+    suffix = f"l{k}_reverse" if reverse else f"l{k}"
+    return (f"weight_ih_{suffix}", f"weight_hh_{suffix}", f"bias_ih_{suffix}",
+            f"bias_hh_{suffix}")
 
 
 class TreeLSTM(nn.Module):
@@ -249,9 +258,7 @@ class TreeLSTM(nn.Module):
                          ) -> tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
         """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of layer ``k`` (its top-down pass's with
         ``reverse=True``)."""
-        suffix = f"l{k}_reverse" if reverse else f"l{k}"
-        return tuple(getattr(self, f"{name}_{suffix}")
-                     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        return tuple(getattr(self, name) for name in _parameter_names(k, reverse))
 
     def forward(self, input: Tensor, batch: Union[TreeBatch, Any],
                 input_index: Optional[Union[Tensor, Sequence[int]]] = None,
@@ -403,7 +410,8 @@ class TreeLSTM(nn.Module):
                                  f"{list(input_rows.shape)}")
             input_rows = self._in_range(input_rows, _ROW_NUMBERS, input.shape[0], input.device)
         input_index = self._in_range(input_index, _NODE_IDS, batch.num_nodes, input.device)
-        if input_index.numel():
+        if input_index.numel() > 1 and not bool((input_index[1:] > input_index[:-1]).all()):
+            # (increasing, as collate gives them: distinct without a sort)
             if torch.unique(input_index).numel() != input_index.numel():
                 raise ValueError("TreeLSTM: input_index holds a node more than once; expected "
                                  "each node at most once")

@@ -3,7 +3,6 @@ runs the kernel of the cell (:mod:`.nary`, :mod:`.childsum`), as one
 :class:`torch.autograd.Function` whose backward is the kernel's."""
 from __future__ import annotations
 
-import dataclasses
 from typing import Optional, cast
 
 import torch
@@ -57,9 +56,12 @@ def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
     leaves_only = rows.numel() == 0 or int(rows.max()) < order.bounds[1]
     num_rows = order.bounds[1] if leaves_only else batch.num_nodes  # rows of the input buffer
     num_forget = 1 if cell == "childsum" else cast(int, arity)  # cell="nary" comes with arity
+    # with a cache: the table and the weights it is kept for
     plan = Plan(batch, cell, weight_ih.shape[0] // 4, num_forget, rows,
-                 leaves_only, rows.shape[0] == num_rows and _is_identity(rows), input_rows)
-    return _run(plan, input, weight_ih, weight_hh, bias_ih, bias_hh, cache, roots_only)
+                 leaves_only, rows.shape[0] == num_rows and _is_identity(rows), input_rows,
+                 None if cache is None else input, cache,
+                 () if cache is None else (weight_ih, weight_hh, bias_ih, bias_hh))
+    return _run(plan, input, weight_ih, weight_hh, bias_ih, bias_hh, roots_only)
 
 
 def _needs_grad(*tensors: Optional[Tensor]) -> bool:
@@ -84,40 +86,45 @@ def _cast(dtype: torch.dtype, *tensors: Optional[Tensor]) -> list[Optional[Tenso
 
 
 def _forward(plan: Plan, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
-             bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], keep: bool,
-             cache: Optional[ProjectionCache] = None):
+             bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], keep: bool):
     """The forward: projection, then the levels. Returns level-order ``h_rows``, ``c_rows`` and,
     with ``keep``, the activations the backward needs (else each level's are dropped after use).
 
     The kernel asks for the projection ``x_proj`` when it needs it; it is always a new tensor
     (a product, or rows gathered from the kept one), so the levels add the biases into it in
-    place.
+    place. With ``plan.cache`` (see :func:`layer`) the projection comes from the kept one.
     """
     dtype = _compute_dtype(input)
-    table, weights = input, (weight_ih, weight_hh, bias_ih, bias_hh)
-    with torch.autocast(input.device.type, enabled=False):  # the dtype is chosen here, once
-        # _cast keeps a None bias None and a tensor a tensor
-        weight_ih, weight_hh, bias_ih, bias_hh = cast(
-            "tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]",
-            _cast(dtype, weight_ih, weight_hh, bias_ih, bias_hh))
-        if cache is not None and cache.fits(table, weight_ih):
-            plan = dataclasses.replace(plan, table=table, cache=cache, weights=weights)
+    if torch.is_autocast_enabled(input.device.type):
+        with torch.autocast(input.device.type, enabled=False):  # the dtype is chosen here, once
+            return _cast_forward(plan, dtype, input, weight_ih, weight_hh, bias_ih, bias_hh,
+                                 keep)
+    return _cast_forward(plan, dtype, input, weight_ih, weight_hh, bias_ih, bias_hh, keep)
 
-            def project() -> Tensor:  # a cache is kept only for a table read through input_rows
-                return cache.projection(table, weights[0], dtype, plan.leaves_only,
-                                        cast(Tensor, plan.gather))
-        else:
-            def project() -> Tensor:
-                weight = projection_weight(plan.leaves_only, plan.hidden_size, weight_ih,
-                                           pad=input.shape[0] >= PAD_FROM)
-                x_proj = input.to(dtype).mm(weight.t())
-                return x_proj if plan.gather is None else x_proj.index_select(0, plan.gather)
-        return _FORWARD[plan.cell](plan, project, weight_hh, bias_ih, bias_hh, keep)
+
+def _cast_forward(plan: Plan, dtype: torch.dtype, input: Tensor, weight_ih: Tensor,
+                  weight_hh: Tensor, bias_ih: Optional[Tensor], bias_hh: Optional[Tensor],
+                  keep: bool):
+    """:func:`_forward` with the weights cast to ``dtype``, autocast off."""
+    cache = plan.cache
+    if cache is not None:  # kept only for a table read through input_rows (layer)
+        def project() -> Tensor:
+            return cache.projection(input, weight_ih, dtype, plan.leaves_only,
+                                    cast(Tensor, plan.gather))
+    else:
+        def project() -> Tensor:
+            weight = projection_weight(plan.leaves_only, plan.hidden_size, weight_ih.to(dtype),
+                                       pad=input.shape[0] >= PAD_FROM)
+            x_proj = input.to(dtype).mm(weight.t())
+            return x_proj if plan.gather is None else x_proj.index_select(0, plan.gather)
+    # _cast keeps a None bias None and a tensor a tensor
+    weight_hh, bias_ih, bias_hh = cast("tuple[Tensor, Optional[Tensor], Optional[Tensor]]",
+                                       _cast(dtype, weight_hh, bias_ih, bias_hh))
+    return _FORWARD[plan.cell](plan, project, weight_hh, bias_ih, bias_hh, keep)
 
 
 def _run(plan: Plan, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
-         bias_ih: Optional[Tensor], bias_hh: Optional[Tensor],
-         cache: Optional[ProjectionCache] = None, roots_only: bool = False
+         bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], roots_only: bool = False
          ) -> tuple[Tensor, Tensor]:
     tensors = (input, weight_ih, weight_hh, bias_ih, bias_hh)
     order = plan.batch.level_order
@@ -127,7 +134,7 @@ def _run(plan: Plan, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
             roots = plan.batch.roots
             return h.index_select(0, roots), c.index_select(0, roots)
         return h, c
-    h_rows, c_rows, _ = _forward(plan, *tensors, keep=False, cache=cache)
+    h_rows, c_rows, _ = _forward(plan, *tensors, keep=False)
     row = order.root_row if roots_only else order.row
     return h_rows.index_select(0, row), c_rows.index_select(0, row)
 
