@@ -189,6 +189,27 @@ def test_nary_inference_small_and_padded_batches_match_the_autograd_path(num_tre
     torch.testing.assert_close(inferred[1][1], trained[1][1].detach())
 
 
+def test_nary_training_padded_and_unpadded_agree(monkeypatch):
+    """Training pads U (forward and backward) only from PAD_FROM inner nodes on: a batch over
+    that size, run both ways (PAD_FROM raised past it), gives the same outputs and gradients."""
+    parents = [random_tree(39, seed=s, max_children=2) for s in range(40)]
+    batch = TreeBatch.from_parents(parents)
+    model = TreeLSTM(6, 5, cell="nary", arity=2, dtype=torch.float64)
+    leaves = torch.nonzero(batch.num_children == 0).flatten()
+    table = torch.randn(30, 6, dtype=torch.float64, requires_grad=True)
+    rows = torch.randint(0, 30, (len(leaves),), generator=torch.Generator().manual_seed(0))
+
+    def run():
+        output, (h, c) = model(table, batch, input_index=leaves, input_rows=rows)
+        loss = weighted_sum(output, h, c)
+        return [output, h, c, *torch.autograd.grad(loss, [table, *model.parameters()])]
+
+    padded = run()
+    monkeypatch.setattr(engine.nary, "PAD_FROM", 10 ** 9)
+    for ours, theirs in zip(run(), padded):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_layer_autocast_bfloat16(cell):
     case = CASES["mixed forest"]

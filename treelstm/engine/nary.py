@@ -25,8 +25,9 @@ def nary_forward(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor,
     h_rows, c_rows, x_rows, leaf_activations = leaf_states(plan, project(), bias_ih, bias_hh)
     if x_rows is None:  # no W_ih x above the leaves: b_ih joins b_hh
         bias_hh = functional.nary_bias_without_input(bias_ih, bias_hh, arity)
-    weight_hh = pad_rows(weight_hh)
-    bias_hh = None if bias_hh is None else pad_rows(bias_hh)
+    if plan.batch.num_nodes - num_leaves >= PAD_FROM:  # aligned rows (and the backward's)
+        weight_hh = pad_rows(weight_hh)
+        bias_hh = None if bias_hh is None else pad_rows(bias_hh)
     slots = plan.batch.child_slots(arity)
     # Every internal row's activations i | f_1..f_N | g | o (+ padding), written level by level
     # (kept for the backward, or one level at a time).
@@ -160,8 +161,11 @@ def nary_backward(plan: Plan, saved: tuple[Tensor, Tensor], h_rows: Tensor, c_ro
     width = (arity + 3) * hidden_size
     leaf_activations, activations = saved
     slots = plan.batch.child_slots(arity)
-    # (rows padded like the forward's; columns too, so that grad @ weight has aligned rows)
-    padded_weight = pad_rows(pad_column_blocks(weight_hh, arity))
+    # rows padded like the forward's (its activations tell); then columns too, so that
+    # grad @ weight has aligned rows
+    padded_weight = weight_hh
+    if activations.shape[1] > width:
+        padded_weight = pad_rows(pad_column_blocks(weight_hh, arity))
     forget = activations[:, hidden_size:(arity + 1) * hidden_size].view(-1, arity, hidden_size)
     child_c = c_rows.index_select(0, slots.view(-1)).view(-1, arity, hidden_size)
     # All that does not depend on the incoming gradients, at once; `grad_pre` then becomes the
