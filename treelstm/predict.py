@@ -435,13 +435,12 @@ def predict_records(predictor: Predictor, lines: Iterable[Union[str, bytes]],
         workers: read the lines into trees in this many worker processes, one window ahead of
             the model (:mod:`treelstm.read_workers`); ``0``: here, in turn with the model.
     """
+    from .cpus import check_worker_count
     from .read_workers import read_ahead
 
     if format not in FORMATS:
         raise ValueError(f"predict_records: format must be one of {FORMATS}; got {format!r}")
-    if not is_int(workers) or workers < 0:
-        raise ValueError(f"predict_records: workers must be a non-negative integer; got "
-                         f"{workers!r}")
+    check_worker_count("predict_records", "workers", workers)
     numbered = enumerate(lines, start=1)
     # the first window is one batch, so that the first records come out soon; then it doubles
     windows = (_window_lines(chunk) for chunk in iter_windows(

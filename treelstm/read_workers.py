@@ -25,6 +25,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, TypeVar, Union, cast
 
+from .cpus import check_worker_count
 from .data import SentimentTree
 from .iterate import chunks
 
@@ -87,8 +88,9 @@ class ReadWorkers:
     """
 
     def __init__(self, predictor: "Predictor", workers: int) -> None:
-        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-            raise ValueError(f"ReadWorkers: workers must be a positive integer; got {workers!r}")
+        check_worker_count("ReadWorkers", "workers", workers)
+        if workers == 0:
+            raise ValueError("ReadWorkers: workers must be at least 1")
         if "fork" not in multiprocessing.get_all_start_methods():
             raise ValueError("--workers needs the 'fork' start method, which this platform "
                              "lacks; run without --workers")

@@ -12,6 +12,7 @@ import os
 import textwrap
 from typing import Any, Callable, Optional
 
+from ..cpus import usable_cpus
 from .defaults import DEFAULT_DATA, MAX_SEED, TRAIN_DEFAULTS
 
 #: Bounds that keep absurd values from reaching torch (a segfault at 100,000 threads, an
@@ -37,6 +38,12 @@ def positive_int(text: str) -> int:
 
 def non_negative_int(text: str) -> int:
     return integer(text, 0, None, "an integer >= 0")
+
+
+def worker_count(text: str) -> int:
+    """A number of worker processes: 0 .. the CPUs this process may use (more only contend)."""
+    cpus = usable_cpus()
+    return integer(text, 0, cpus, f"an integer in [0, {cpus}] (the CPUs this process may use)")
 
 
 def thread_count(text: str) -> int:
@@ -192,6 +199,11 @@ def add_training_options(parser: argparse.ArgumentParser, epochs: int) -> None:
                             "(default: run every epoch)")
     group.add_argument("--batch-size", type=positive_int, default=TRAIN_DEFAULTS.batch_size,
                        help="trees per update (default: %(default)s)")
+    group.add_argument("--loader-workers", type=worker_count, metavar="N",
+                       default=TRAIN_DEFAULTS.loader_workers,
+                       help="collate the training batches in N DataLoader worker processes, "
+                            "ahead of the updates: the same batches, the same run bit for bit "
+                            "(default: 0, in the training process)")
     group.add_argument("--clip-grad-norm", type=positive_float, metavar="MAX",
                        default=TRAIN_DEFAULTS.clip_grad_norm,
                        help="rescale the gradients before each update so that their total 2-norm "

@@ -9,7 +9,7 @@ from typing import Callable, Optional
 
 from .command import Command
 from .defaults import PREDICT_DTYPES, PREDICT_FORMATS
-from .options import (add_device_option, add_threads_option, non_negative_int, positive_int,
+from .options import (add_device_option, add_threads_option, positive_int, worker_count,
                       wrap)
 from .streams import (ErrorReporter, close_streams, open_streams, output_problem, reporter,
                       run_stream)
@@ -98,11 +98,12 @@ def _add_batching_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=positive_int, default=_PREDICT_WINDOW,
                         help="input lines held at once, sorted by size for batching "
                              "(default: %(default)s)")
-    parser.add_argument("--workers", type=non_negative_int, default=0, metavar="N",
+    parser.add_argument("--workers", type=worker_count, default=0, metavar="N",
                         help="read lines into trees (parsing; plain text through --parser) in "
                              "N worker processes, one window ahead of the model, output order "
                              "kept; worth it for plain text or a busy reader with cores to spare "
-                             "(default: 0, in this process; Linux only)")
+                             "(at most the CPUs this process may use; default: 0, in this process; "
+                             "Linux only)")
 
 
 def _run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
