@@ -173,3 +173,29 @@ def _alive(pid):
             return stat.read().split(") ")[1][0] != "Z"  # a zombie has exited
     except FileNotFoundError:
         return False
+
+
+def test_a_worker_stops_on_sigterm_whatever_the_parent_does_with_it(predictor, small_parts):
+    """The command line turns SIGTERM into an exception; a worker must not inherit that, or the
+    pool cannot stop one blocked writing its result (a hang when another worker died). SIGTERM to
+    a worker: it is gone, and the run fails with the message, not a traceback."""
+    def raise_on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, raise_on_term)
+    try:
+        records = predict_records(predictor, lines(3000), batch_trees=16, window=400,
+                                  skip_bad=True, workers=2)
+        next(records)
+        workers = multiprocessing.active_children()
+        for worker in workers:
+            with open(f"/proc/{worker.pid}/status") as status:
+                caught = next(int(line.split()[1], 16) for line in status
+                              if line.startswith("SigCgt:"))
+            assert not caught & (1 << (signal.SIGTERM - 1)), "SIGTERM caught in a worker"
+        os.kill(workers[0].pid, signal.SIGTERM)
+        with pytest.raises(RuntimeError, match=r"a --workers process died"):
+            list(records)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert not multiprocessing.active_children()

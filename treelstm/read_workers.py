@@ -49,6 +49,10 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 def _start_worker(predictor: "Predictor", parent: int) -> None:
     global _predictor
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    # Not the parent's handlers (the command line's turns SIGTERM into an exception): a worker
+    # told to stop -- by the pool when another died, by a user -- stops at once, even while it
+    # is blocked writing its result.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _exit_with_parent(parent)
     import torch
 
@@ -120,7 +124,7 @@ class ReadWorkers:
 
     def _died(self) -> RuntimeError:
         return RuntimeError(f"a --workers process died (killed, or out of memory?) while "
-                            f"reading lines; {self.workers} were running")
+                            f"reading lines (one of {self.workers} worker processes)")
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

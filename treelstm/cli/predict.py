@@ -101,7 +101,9 @@ def _add_batching_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=worker_count, default=0, metavar="N",
                         help="read lines into trees (parsing; plain text through --parser) in "
                              "N worker processes, one window ahead of the model, output order "
-                             "kept; worth it for plain text or a busy reader with cores to spare "
+                             "kept; worth it for plain text through --parser with N >= 2 and "
+                             "cores to spare (not for PTB lines, which read faster than trees "
+                             "travel between processes) "
                              "(at most the CPUs this process may use; default: 0, in this process; "
                              "Linux only)")
 
@@ -231,9 +233,12 @@ def _report_throughput(args: argparse.Namespace, counts: dict, device, start: fl
     rate = counts["trees"] / seconds if seconds > 0 else float("inf")
     errors = counts["errors"]
     skipped = f", {errors} bad line{'s' if errors != 1 else ''} skipped" if errors else ""
-    print(f"predict: {counts['trees']} trees in {seconds:.2f} s: {rate:.0f} trees/s "
-          f"({device}, {args.dtype or 'float32'}, batches of <= {args.batch_trees} trees / "
-          f"{args.max_nodes} nodes{skipped})", file=sys.stderr)
+    trees = counts["trees"]
+    workers = f", {args.workers} reading worker{'s' if args.workers != 1 else ''}" \
+        if args.workers else ""
+    print(f"predict: {trees} tree{'s' if trees != 1 else ''} in {seconds:.2f} s: {rate:.0f} "
+          f"trees/s ({device}, {args.dtype or 'float32'}, batches of <= {args.batch_trees} "
+          f"trees / {args.max_nodes} nodes{workers}{skipped})", file=sys.stderr)
 
 
 predict_command = Command(predict_parser, _run_predict,
