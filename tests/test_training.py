@@ -310,34 +310,6 @@ def test_resume_is_bitwise_identical(tmp_path, splits, model):
     assert torch.equal(saved_a.rng_state["torch"], saved_b.rng_state["torch"])
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_loader_workers_train_the_same_run_bit_for_bit(tmp_path, splits, model):
-    """Batches collated in 2 DataLoader workers: the same weights, RNG state and losses as in
-    process (dropout on: had the loader drawn from torch's RNG, the masks would differ); and a
-    run begun in process resumes with workers, to the same end."""
-    config = _small(model, epochs=3, dropout=0.5)
-    alone = train(config, tmp_path / "alone", splits=splits)
-    workers = train(_small(model, epochs=3, dropout=0.5, loader_workers=2),
-                    tmp_path / "workers", splits=splits)
-    assert _state_equal(workers.model.state_dict(), alone.model.state_dict())
-    losses = [[r["train"]["loss"] for r in result.metrics["history"]]
-              for result in (alone, workers)]
-    assert losses[0] == losses[1]
-    assert torch.equal(load_checkpoint(tmp_path / "alone" / "checkpoint.pt").rng_state["torch"],
-                       load_checkpoint(tmp_path / "workers" / "checkpoint.pt").rng_state["torch"])
-    with pytest.raises(Interrupted):
-        train(config, tmp_path / "resumed", splits=splits, on_epoch_end=_interrupt_after(1))
-    resumed = train(_small(model, epochs=3, dropout=0.5, loader_workers=1),
-                    tmp_path / "resumed", resume=True, splits=splits)
-    assert _state_equal(resumed.model.state_dict(), alone.model.state_dict())
-
-
-@pytest.mark.parametrize("value", [-1, 1.5, True, "2", 100_000])
-def test_loader_workers_must_be_a_count(value):
-    with pytest.raises(ValueError, match=r"loader_workers must be an integer in \[0, \d+\]"):
-        TrainConfig(loader_workers=value)
-
-
 def test_resume_extends_a_finished_run(tmp_path, splits):
     """train 1 epoch, then resume with --epochs 2 == train 2 epochs straight."""
     straight = train(_small(epochs=2), tmp_path / "a", splits=splits)

@@ -22,7 +22,7 @@ TRAIN_DEFAULTS = SimpleNamespace(
     num_layers=1, cell="nary", backend="native", bidirectional=False, dropout=0.5, lr=0.05,
     weight_decay=1e-4, batch_size=25, epochs=10, seed=0, embeddings=None,
     freeze_embeddings=False, phrase_loss=True, max_train=None, clip_grad_norm=None,
-    device="auto", embedding_lr=None, patience=None, loader_workers=0)
+    device="auto", embedding_lr=None, patience=None)
 
 #: :data:`treelstm.training.COMPARE_ROWS`: row name -> label, in its order.
 COMPARE_ROW_LABELS = {"treelstm": "Tree-LSTM", "treelstm-root": "Tree-LSTM, root labels only",

@@ -199,11 +199,6 @@ def add_training_options(parser: argparse.ArgumentParser, epochs: int) -> None:
                             "(default: run every epoch)")
     group.add_argument("--batch-size", type=positive_int, default=TRAIN_DEFAULTS.batch_size,
                        help="trees per update (default: %(default)s)")
-    group.add_argument("--loader-workers", type=worker_count, metavar="N",
-                       default=TRAIN_DEFAULTS.loader_workers,
-                       help="collate the training batches in N DataLoader worker processes, "
-                            "ahead of the updates: the same batches, the same run bit for bit "
-                            "(default: 0, in the training process)")
     group.add_argument("--clip-grad-norm", type=positive_float, metavar="MAX",
                        default=TRAIN_DEFAULTS.clip_grad_norm,
                        help="rescale the gradients before each update so that their total 2-norm "

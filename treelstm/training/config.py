@@ -9,7 +9,6 @@ from typing import Optional
 import torch
 
 from ..checks import is_int, is_number, is_positive_int
-from ..cpus import check_worker_count
 from ..baseline import LSTMClassifier
 from ..data import NUM_CLASSES, VIEWS
 from ..datasets import sentiment_dir
@@ -65,10 +64,6 @@ class TrainConfig:
             larger learning rates or exploding gradients on deep trees). Non-finite gradients
             are an error either way.
         device: ``"cpu"``, ``"cuda"``, ... or ``"auto"`` (CUDA when available).
-        loader_workers: collate the training batches in this many ``torch.utils.data.DataLoader``
-            worker processes, ahead of the updates (``0``, the default: in the training process,
-            each before its update). The same batches in the same order, so the same run, bit
-            for bit; it may change when a run is resumed.
     """
 
     model: str = "treelstm"
@@ -94,7 +89,6 @@ class TrainConfig:
     device: str = "auto"
     embedding_lr: Optional[float] = None
     patience: Optional[int] = None
-    loader_workers: int = 0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -132,7 +126,6 @@ class TrainConfig:
         if self.embedding_lr is not None and self.freeze_embeddings:
             raise ValueError("TrainConfig: embedding_lr (the embedding's own learning rate) and "
                              "freeze_embeddings (no update of the embedding) exclude each other")
-        check_worker_count("TrainConfig", "loader_workers", self.loader_workers)
         if self.patience is not None and not is_positive_int(self.patience):
             raise ValueError(f"TrainConfig: patience must be a positive integer or None; got "
                              f"{self.patience!r}")

@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Optional, Union, cast
+from typing import Callable, NamedTuple, Optional, Union, cast
 
 import numpy as np
 import torch
@@ -36,7 +36,6 @@ from ..progress import Progress, track
 from .plot import plot_learning_curve
 from .resume import _data_fingerprint, _open_out_dir
 from .step import batch_name, checked_loss, guarded_update, shorten_list
-from .batches import epoch_batches
 from .seed import _epoch_order, get_rng_state, seed_everything, set_rng_state
 
 __all__ = ["TrainResult", "train"]
@@ -357,12 +356,11 @@ class _Run:
         epoch_loss_sum = 0.0
         root_correct = 0
         start = time.perf_counter()
-        collated = epoch_batches(batches, self._inputs, self.config.loader_workers)
-        bar = track(self.progress, collated, len(batches),
+        bar = track(self.progress, batches, len(batches),
                     f"epoch {epoch + 1}/{self.config.epochs}")
-        for batch_number, (batch_order, inputs) in enumerate(bar, start=1):
+        for batch_number, batch_order in enumerate(bar, start=1):
             where = functools.partial(batch_name, epoch, batch_number, batches)
-            loss_value, correct = self._step(batch_order, inputs, where)
+            loss_value, correct = self._step(batch_order, where)
             epoch_loss_sum += loss_value * len(batch_order)
             root_correct += correct
             if hasattr(bar, "set_postfix"):  # a tqdm bar
@@ -374,29 +372,15 @@ class _Run:
         return {"loss": epoch_loss_sum / len(trees), "root_acc": root_correct / len(trees),
                 "seconds": seconds, "trees_per_s": len(trees) / seconds}
 
-    def _inputs(self, batch_order: np.ndarray) -> Any:
-        """The collated inputs of this rank's share of the global batch ``batch_order``, with the
-        schedule of a tree batch built (work a loader worker can take over; no random
-        numbers)."""
+    def _step(self, batch_order: np.ndarray, where: Callable[[], str]) -> tuple[float, int]:
+        """One update on the global batch ``batch_order`` (this rank's share of it). Returns the
+        batch's mean loss (over every rank) and this rank's correctly classified roots."""
         group = self.group
         share = batch_order[group.rank::group.world_size]
         # A rank with no tree in a short last batch must still join DDP's gradient all-reduce:
         # it runs the batch's first tree with weight 0.
         trees = [self.splits["train"][i] for i in (share if len(share) else batch_order[:1])]
-        inputs = _collate(self.model, trees, self.vocab)
-        batch = getattr(inputs, "batch", None)
-        if batch is not None:
-            batch.level_order  # built here, once, rather than in the first layer
-        return inputs
-
-    def _step(self, batch_order: np.ndarray, inputs: Any, where: Callable[[], str]
-              ) -> tuple[float, int]:
-        """One update on the global batch ``batch_order`` (this rank's share of it, whose
-        :meth:`_inputs` are ``inputs``). Returns the batch's mean loss (over every rank) and this
-        rank's correctly classified roots."""
-        group = self.group
-        share = batch_order[group.rank::group.world_size]
-        inputs = inputs.to(self.device)
+        inputs = _collate(self.model, trees, self.vocab).to(self.device)
         loss_sum, root_logits = _loss_sum(self.model, inputs, self.config.phrase_loss,
                                           self.runner)
         loss = loss_sum / len(batch_order)

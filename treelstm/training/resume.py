@@ -29,7 +29,7 @@ _OUTPUT_FILES = ("checkpoint.pt", "best.pt", "metrics.json", "learning_curve.png
 _RUN_FILES = ("checkpoint.pt", "best.pt", "metrics.json")
 
 # Settings that may change when a run is resumed (the rest must match the checkpoint).
-_RESUMABLE_CHANGES = ("epochs", "device", "backend", "patience", "loader_workers")
+_RESUMABLE_CHANGES = ("epochs", "device", "backend", "patience")
 
 
 def _load_resumable(out_dir: Path, config: TrainConfig,
