@@ -25,6 +25,7 @@ order, or plain text (a Tree-LSTM then needs a ``parser``).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -445,37 +446,41 @@ def predict_records(predictor: Predictor, lines: Iterable[Union[str, bytes]],
     # the first window is one batch, so that the first records come out soon; then it doubles
     windows = (_window_lines(chunk) for chunk in iter_windows(
         numbered, window, WINDOW_BYTES, lambda item: len(item[1]), first_window=batch_trees))
-    for (numbered_lines, too_long), read in read_ahead(
-            predictor, windows, lambda lines: [raw for _, raw in lines[0]], format, workers):
-        entries, failure = _window_entries(numbered_lines, too_long, read, skip_bad)
-        trees = [(k, tree) for k, (_, tree) in enumerate(entries)
-                 if isinstance(tree, SentimentTree)]
-        results: list[Optional[TreePrediction]] = [None] * len(entries)
-        sizes = [predictor.size_of(tree) for _, tree in trees]
-        for batch in plan_batches(sizes, batch_trees, max_nodes):
-            predictions = predictor.predict_batch([trees[i][1] for i in batch], node_labels)
-            for i, prediction in zip(batch, predictions):
-                results[trees[i][0]] = prediction
-        for (lineno, tree), result in zip(entries, results):
-            error = None if isinstance(tree, SentimentTree) else str(tree)
-            if result is not None and not all(map(math.isfinite, result.probs)):
-                error = ("the model gave non-finite probabilities for this tree (overflow in "
-                         "the --dtype?)")
-                if not skip_bad:
-                    failure = LineError(lineno, error)
-                    break
-                result = None
-            if result is None:
-                yield {"line": lineno, "error": error}
-                continue
-            record = {"line": lineno, "label": result.label,
-                      "probs": [round(p, digits) for p in result.probs] if digits is not None
-                      else result.probs}
-            if node_labels:
-                record["node_labels"] = result.node_labels
-            yield record
-        if failure is not None:
-            raise failure
+    # closed when this generator ends however it ends (a bad line, a caller that stops): the
+    # workers stop then, not whenever the garbage collector gets to them
+    read = read_ahead(predictor, windows, lambda lines: [raw for _, raw in lines[0]], format,
+                      workers)
+    with contextlib.closing(read):
+        for (numbered_lines, too_long), trees_read in read:
+            entries, failure = _window_entries(numbered_lines, too_long, trees_read, skip_bad)
+            trees = [(k, tree) for k, (_, tree) in enumerate(entries)
+                     if isinstance(tree, SentimentTree)]
+            results: list[Optional[TreePrediction]] = [None] * len(entries)
+            sizes = [predictor.size_of(tree) for _, tree in trees]
+            for batch in plan_batches(sizes, batch_trees, max_nodes):
+                predictions = predictor.predict_batch([trees[i][1] for i in batch], node_labels)
+                for i, prediction in zip(batch, predictions):
+                    results[trees[i][0]] = prediction
+            for (lineno, tree), result in zip(entries, results):
+                error = None if isinstance(tree, SentimentTree) else str(tree)
+                if result is not None and not all(map(math.isfinite, result.probs)):
+                    error = ("the model gave non-finite probabilities for this tree (overflow in "
+                             "the --dtype?)")
+                    if not skip_bad:
+                        failure = LineError(lineno, error)
+                        break
+                    result = None
+                if result is None:
+                    yield {"line": lineno, "error": error}
+                    continue
+                record = {"line": lineno, "label": result.label,
+                          "probs": [round(p, digits) for p in result.probs] if digits is not None
+                          else result.probs}
+                if node_labels:
+                    record["node_labels"] = result.node_labels
+                yield record
+            if failure is not None:
+                raise failure
 
 
 def _window_lines(chunk: list[tuple[int, Union[str, bytes]]]

@@ -14,16 +14,18 @@ memory) is a ``RuntimeError`` naming ``--workers``, not a hang.
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import multiprocessing
 import os
+import queue
 import signal
 import threading
 import time
-from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, TypeVar, Union, cast
+from typing import (TYPE_CHECKING, Any, Generator, Iterable, Iterator, NamedTuple, Optional, TypeVar, Union,
+                    cast)
 
 from .cpus import check_worker_count
 from .data import SentimentTree
@@ -32,7 +34,7 @@ from .iterate import chunks
 if TYPE_CHECKING:
     from .predict import Predictor
 
-__all__ = ["ReadWorkers", "PART_LINES", "read_ahead"]
+__all__ = ["ReadWorkers", "WorkerDied", "PART_LINES", "read_ahead"]
 
 #: Lines per task given to a worker: small enough to spread a window over the workers, large
 #: enough for the parser's batches (plain text: 128-line parts read 1.3 s of SST test with 2
@@ -83,6 +85,10 @@ def _read_part(lines: Any, format: str) -> Read:
     return _predictor.read_items(lines, format)
 
 
+class WorkerDied(RuntimeError):
+    """A worker process died (killed, out of memory) while it read lines."""
+
+
 class ReadWorkers:
     """``workers`` processes that read lines into trees for ``predictor`` (see the module
     docstring); a context manager that stops them on exit.
@@ -99,6 +105,10 @@ class ReadWorkers:
             raise ValueError("--workers needs the 'fork' start method, which this platform "
                              "lacks; run without --workers")
         self.predictor, self.workers = predictor, workers
+        # If the caller exits before close() -- a second Ctrl-C during the first one's clean-up
+        # -- the workers are killed at exit; multiprocessing would wait for them forever.
+        self._processes: list = []  # the worker processes, as they start
+        atexit.register(self._kill)
         self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                          initializer=_start_worker,
                                          initargs=(predictor, os.getpid()))
@@ -106,10 +116,16 @@ class ReadWorkers:
     def submit(self, lines: list[Union[str, bytes]], format: str) -> list[Future]:
         """Start reading ``lines`` (in parts); :meth:`result` gives the trees."""
         try:
-            return [self._pool.submit(_read_part, part, format)
-                    for part in chunks(lines, PART_LINES)]
+            futures = [self._pool.submit(_read_part, part, format)
+                       for part in chunks(lines, PART_LINES)]
         except BrokenProcessPool as error:
             raise self._died() from error
+        # the pool starts its processes at the first submit; known here, they can be killed
+        # and waited for whatever the pool's own bookkeeping does meanwhile
+        for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+            if process not in self._processes:
+                self._processes.append(process)
+        return futures
 
     def result(self, futures: list[Future]) -> Read:
         """The trees (or errors) of a :meth:`submit`, in line order, each tree checked against
@@ -122,47 +138,135 @@ class ReadWorkers:
             raise self._died() from error
         return [self.predictor.checked(tree) for tree in trees]
 
-    def _died(self) -> RuntimeError:
-        return RuntimeError(f"a --workers process died (killed, or out of memory?) while "
-                            f"reading lines (one of {self.workers} worker processes)")
+    def _died(self) -> WorkerDied:
+        return WorkerDied(f"a --workers process died (killed, or out of memory?) while "
+                          f"reading lines (one of {self.workers} worker processes)")
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, abort: bool = False) -> None:
+        """Stop the workers: after their work (at the end of the input), or at once with
+        ``abort`` (Ctrl-C, an error, a caller that stopped early): killed, not waited for, so
+        that neither a busy worker nor one blocked writing its result holds the caller up."""
+        if not abort:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        else:
+            processes = self._kill()
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.join()
+        atexit.unregister(self._kill)
+
+    def _kill(self) -> list:
+        """Kill the worker processes (SIGKILL); returns them."""
+        processes = list(self._processes)
+        for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+            if process not in processes:
+                processes.append(process)
+        for process in processes:
+            if process.exitcode is None:
+                process.kill()
+        return processes
 
     def __enter__(self) -> "ReadWorkers":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        self.close(abort=exc_type is not None)
 
 
 def read_ahead(predictor: "Predictor", windows: Iterable[T], lines_of: Any, format: str,
-               workers: int) -> Iterator[tuple[T, Read]]:
+               workers: int) -> Generator[tuple[T, Read], None, None]:
     """``(window, its trees)`` for each of ``windows``, in order; ``lines_of(window)`` gives the
-    lines to read. Without workers (``0``) each window is read when it is asked for; with
-    workers, the next window is read while the caller works on this one."""
+    lines to read. Without workers (``0``) each window is read when it is asked for. With
+    workers, a thread pulls the windows from ``windows`` and hands them to the workers, at most
+    one ahead of the window the caller has: a window's trees come as soon as they are read,
+    whether or not the next window has arrived (a slow stream waits for nothing), and the next
+    window is read while the caller works on this one."""
     if workers == 0:
         for window in windows:
             yield window, predictor.to_trees(lines_of(window), format)
         return
-    readers: Optional[ReadWorkers] = None
+    ahead = _ReadAhead(predictor, iter(windows), lines_of, format, workers)
+    finished = False
     try:
-        pending: deque[tuple[T, list[Future]]] = deque()
-        for window in windows:
-            lines = lines_of(window)
-            if readers is None:
-                # One line read here first: what the first read loads or builds lazily (nltk,
-                # the parser's first pass: ~0.7 s for text) is then done once, before the fork,
-                # not once in every worker.
-                predictor.read_items(lines[:1], format)
-                readers = ReadWorkers(predictor, workers)
-            pending.append((window, readers.submit(lines, format)))
-            if len(pending) == 2:
-                done, futures = pending.popleft()
-                yield done, readers.result(futures)
-        while pending:
-            done, futures = pending.popleft()
-            yield done, cast(ReadWorkers, readers).result(futures)
+        while True:
+            item = ahead.results.get()
+            if item is _END:
+                finished = True
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            window, first, futures = item
+            trees = first + cast(ReadWorkers, ahead.readers).result(futures)
+            ahead.slots.release()  # its parts are read: the next window may go to the workers
+            yield window, trees
     finally:
-        if readers is not None:
-            readers.close()
+        ahead.stop(abort=not finished)
+
+
+_END = object()
+
+
+class _Failed(NamedTuple):
+    error: BaseException
+
+
+class _ReadAhead:
+    """The thread of :func:`read_ahead`: pulls windows, starts the workers at the first (after
+    reading its first line here: what that loads lazily -- nltk, the parser's first pass, ~0.7 s
+    for text -- is then loaded once, before the fork, not once per worker) and submits each
+    window when a slot is free. Forking from this thread also keeps the main thread's signal
+    handling as it is: Ctrl-C lands there, not in the middle of a fork."""
+
+    def __init__(self, predictor: "Predictor", windows: Iterator[T], lines_of: Any, format: str,
+                 workers: int) -> None:
+        self.predictor, self.windows, self.lines_of = predictor, windows, lines_of
+        self.format, self.workers = format, workers
+        self.readers: Optional[ReadWorkers] = None
+        self.results: queue.Queue = queue.Queue()
+        self.slots = threading.Semaphore(1)  # windows submitted and not yet handed out
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()  # held while the workers start, and to stop them
+        threading.Thread(target=self._run, name="treelstm-read-ahead", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self.slots.acquire()
+                if self._stopped.is_set():
+                    return
+                window = next(self.windows, _END)
+                if window is _END or self._stopped.is_set():
+                    self.results.put(_END)
+                    return
+                lines = self.lines_of(window)
+                with self._lock:
+                    if self._stopped.is_set():
+                        return
+                    first: Read = []
+                    if self.readers is None:
+                        first, lines = self.predictor.to_trees(lines[:1], self.format), lines[1:]
+                        self.readers = ReadWorkers(self.predictor, self.workers)
+                    try:
+                        futures = self.readers.submit(lines, self.format)
+                    except OSError as error:  # fork failed: no memory, too many processes
+                        raise WorkerDied(f"could not start the --workers processes: "
+                                         f"{error.strerror or error}") from error
+                    self.results.put((window, first, futures))
+        except BaseException as error:  # handed to the caller, in order
+            self.results.put(_Failed(error))
+
+    def stop(self, abort: bool) -> None:
+        """Stop the thread at its next window, and the workers (see :meth:`ReadWorkers.close`)."""
+        self._stopped.set()
+        self.slots.release()  # a thread waiting for a slot sees the stop
+        # A second Ctrl-C in the ~0.1 s this takes would cut the clean-up short (tracebacks at
+        # exit): ignored until the workers are gone.
+        quiet = abort and threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if quiet else None
+        try:
+            with self._lock:  # not while the workers are starting
+                if self.readers is not None:
+                    self.readers.close(abort=abort)
+        finally:
+            if quiet:
+                signal.signal(signal.SIGINT, previous)
