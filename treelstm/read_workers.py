@@ -2,15 +2,18 @@
 
 Turning a line into a tree -- PTB bracket parsing, JSON, and above all plain text through a
 parser (:mod:`treelstm.parse`) -- runs on one core beside the model unless it is given to other
-processes. :class:`ReadWorkers` hands each window of lines to ``N`` worker processes in parts of
-at most :data:`PART_LINES` lines, while the caller runs the model on the window before: one
-window is read ahead, results come back in input order, and at most two windows are held.
+processes. :func:`read_ahead` has a thread pull the windows of lines and hand each to
+:class:`ReadWorkers` (``N`` worker processes, parts of at most :data:`PART_LINES` lines) while
+the caller runs the model on the window before: one window is read ahead, results come back in
+input order as soon as they are read (not when the next window has arrived), and at most two
+windows are held.
 
 The workers are forked from the caller (they inherit the predictor and its parser; nothing is
 pickled but lines and trees), so this needs the ``fork`` start method (Linux; the default
-there). Each worker runs torch with one thread, ignores Ctrl-C, which the caller handles, and
-is killed when the caller dies (``kill -9`` included); a worker that dies (killed, out of
-memory) is a ``RuntimeError`` naming ``--workers``, not a hang.
+there). Each worker runs torch with one thread, ignores Ctrl-C, which the caller handles, stops
+at once on SIGTERM, and is killed when the caller dies (``kill -9`` included). The caller kills
+them at once when it stops early (Ctrl-C, an error) and at exit; a worker that dies (killed, out
+of memory) or cannot be started is a :class:`WorkerDied` naming ``--workers``, not a hang.
 """
 from __future__ import annotations
 
