@@ -25,8 +25,7 @@ import queue
 import signal
 import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection, wait
 from typing import (TYPE_CHECKING, Any, Generator, Iterable, Iterator, NamedTuple, Optional, TypeVar, Union,
                     cast)
 
@@ -47,22 +46,20 @@ PART_LINES = 256
 T = TypeVar("T")
 Read = list[Union[SentimentTree, ValueError, TypeError]]
 
-_predictor: Optional["Predictor"] = None  # a worker's, set by _start_worker
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _start_worker(predictor: "Predictor", parent: int) -> None:
-    global _predictor
+def _start_worker(parent: int) -> None:
+    """A worker's set-up, once, before its first part."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
     # Not the parent's handlers (the command line's turns SIGTERM into an exception): a worker
-    # told to stop -- by the pool when another died, by a user -- stops at once, even while it
-    # is blocked writing its result.
+    # told to stop -- by a user, by the system -- stops at once, even while it is blocked
+    # writing its result.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _exit_with_parent(parent)
     import torch
 
     torch.set_num_threads(1)
-    _predictor = predictor
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -82,22 +79,40 @@ def _exit_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _read_part(lines: Any, format: str) -> Read:
-    if _predictor is None:  # _start_worker sets it in every worker
-        raise RuntimeError("read_workers: a worker without its predictor")
-    return _predictor.read_items(lines, format)
+def _serve(predictor: "Predictor", parent: int, connection: Connection) -> None:
+    """A worker: read ``(lines, format)`` parts from ``connection`` and send back their trees
+    (or the error that reading raised), in order, until ``None`` or the end of the pipe."""
+    _start_worker(parent)
+    while True:
+        try:
+            task = connection.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        lines, format = task
+        try:
+            reply: tuple = ("trees", predictor.read_items(lines, format))
+        except Exception as error:  # sent as text: it may not pickle
+            reply = ("error", f"{type(error).__name__}: {error}")
+        connection.send(reply)
 
 
 class WorkerDied(RuntimeError):
-    """A worker process died (killed, out of memory) while it read lines."""
+    """A worker process died (killed, out of memory) while it read lines, or could not be
+    started."""
 
 
 class ReadWorkers:
     """``workers`` processes that read lines into trees for ``predictor`` (see the module
-    docstring); a context manager that stops them on exit.
+    docstring), each with its own pipe: parts go to them in turn and come back in the same
+    order. A worker that dies -- even halfway through sending a result -- is seen on its own
+    pipe (its end closes) and is a :class:`WorkerDied`, never a wait forever. A context manager
+    that stops them on exit.
 
     Raises:
         ValueError: ``workers`` is not a positive integer, or this platform cannot fork.
+        WorkerDied: a process could not be started.
     """
 
     def __init__(self, predictor: "Predictor", workers: int) -> None:
@@ -108,37 +123,59 @@ class ReadWorkers:
             raise ValueError("--workers needs the 'fork' start method, which this platform "
                              "lacks; run without --workers")
         self.predictor, self.workers = predictor, workers
+        context = multiprocessing.get_context("fork")
+        self._processes: list = []
+        self._connections: list[Connection] = []
+        self._sent = 0  # parts sent, and taken back: part k goes to worker k % workers
+        self._taken = 0
         # If the caller exits before close() -- a second Ctrl-C during the first one's clean-up
-        # -- the workers are killed at exit; multiprocessing would wait for them forever.
-        self._processes: list = []  # the worker processes, as they start
+        # -- the workers are killed at exit. (They are daemon processes too.)
         atexit.register(self._kill)
-        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                         initializer=_start_worker,
-                                         initargs=(predictor, os.getpid()))
-
-    def submit(self, lines: list[Union[str, bytes]], format: str) -> list[Future]:
-        """Start reading ``lines`` (in parts); :meth:`result` gives the trees."""
         try:
-            futures = [self._pool.submit(_read_part, part, format)
-                       for part in chunks(lines, PART_LINES)]
-        except BrokenProcessPool as error:
-            raise self._died() from error
-        # the pool starts its processes at the first submit; known here, they can be killed
-        # and waited for whatever the pool's own bookkeeping does meanwhile
-        for process in list((getattr(self._pool, "_processes", None) or {}).values()):
-            if process not in self._processes:
+            for _ in range(workers):
+                ours, theirs = context.Pipe()
+                process = context.Process(target=_serve, args=(predictor, os.getpid(), theirs),
+                                          name="treelstm-read-worker", daemon=True)
+                process.start()
+                theirs.close()  # only the worker holds its end: its death closes the pipe
                 self._processes.append(process)
-        return futures
+                self._connections.append(ours)
+        except OSError as error:  # fork failed: no memory, too many processes
+            self.close(abort=True)
+            raise WorkerDied(f"could not start the --workers processes: "
+                             f"{error.strerror or error}") from error
 
-    def result(self, futures: list[Future]) -> Read:
-        """The trees (or errors) of a :meth:`submit`, in line order, each tree checked against
-        the model (:meth:`~treelstm.predict.Predictor.check_tree`) here."""
+    def submit(self, lines: list[Union[str, bytes]], format: str) -> int:
+        """Send ``lines`` to the workers (in parts, in turn); returns the number of parts, for
+        :meth:`result`. Blocks while a worker's pipe is full (it is busy)."""
+        parts = 0
+        for part in chunks(lines, PART_LINES):
+            worker = self._sent % self.workers
+            try:
+                self._connections[worker].send((part, format))
+            except (BrokenPipeError, ConnectionResetError, EOFError, OSError) as error:
+                raise self._died() from error
+            self._sent += 1
+            parts += 1
+        return parts
+
+    def result(self, parts: int) -> Read:
+        """The trees (or errors) of the next ``parts`` parts, in line order, each tree checked
+        against the model (:meth:`~treelstm.predict.Predictor.check_tree`) here."""
         trees: Read = []
-        try:
-            for future in futures:
-                trees += future.result()
-        except BrokenProcessPool as error:
-            raise self._died() from error
+        for _ in range(parts):
+            worker = self._taken % self.workers
+            connection, process = self._connections[worker], self._processes[worker]
+            try:
+                # the pipe, or the process's end: whichever comes first
+                wait([connection, process.sentinel])
+                kind, value = connection.recv()
+            except (EOFError, OSError) as error:
+                raise self._died() from error
+            if kind == "error":
+                raise RuntimeError(f"a --workers process failed reading lines: {value}")
+            self._taken += 1
+            trees += value
         return [self.predictor.checked(tree) for tree in trees]
 
     def _died(self) -> WorkerDied:
@@ -146,28 +183,29 @@ class ReadWorkers:
                           f"reading lines (one of {self.workers} worker processes)")
 
     def close(self, abort: bool = False) -> None:
-        """Stop the workers: after their work (at the end of the input), or at once with
-        ``abort`` (Ctrl-C, an error, a caller that stopped early): killed, not waited for, so
+        """Stop the workers: told to finish (at the end of the input: they have no work left),
+        or killed at once with ``abort`` (Ctrl-C, an error, a caller that stopped early), so
         that neither a busy worker nor one blocked writing its result holds the caller up."""
         if not abort:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-        else:
-            processes = self._kill()
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            for process in processes:
-                process.join()
+            for connection in self._connections:
+                try:
+                    connection.send(None)
+                except OSError:
+                    pass
+            for process in self._processes:
+                process.join(timeout=5)
+        for process in self._kill():
+            process.join()
+        for connection in self._connections:
+            connection.close()
         atexit.unregister(self._kill)
 
     def _kill(self) -> list:
-        """Kill the worker processes (SIGKILL); returns them."""
-        processes = list(self._processes)
-        for process in list((getattr(self._pool, "_processes", None) or {}).values()):
-            if process not in processes:
-                processes.append(process)
-        for process in processes:
+        """Kill the worker processes still running (SIGKILL); returns them all."""
+        for process in self._processes:
             if process.exitcode is None:
                 process.kill()
-        return processes
+        return list(self._processes)
 
     def __enter__(self) -> "ReadWorkers":
         return self
@@ -198,8 +236,8 @@ def read_ahead(predictor: "Predictor", windows: Iterable[T], lines_of: Any, form
                 return
             if isinstance(item, _Failed):
                 raise item.error
-            window, first, futures = item
-            trees = first + cast(ReadWorkers, ahead.readers).result(futures)
+            window, first, parts = item
+            trees = first + cast(ReadWorkers, ahead.readers).result(parts)
             ahead.slots.release()  # its parts are read: the next window may go to the workers
             yield window, trees
     finally:
@@ -249,12 +287,8 @@ class _ReadAhead:
                     if self.readers is None:
                         first, lines = self.predictor.to_trees(lines[:1], self.format), lines[1:]
                         self.readers = ReadWorkers(self.predictor, self.workers)
-                    try:
-                        futures = self.readers.submit(lines, self.format)
-                    except OSError as error:  # fork failed: no memory, too many processes
-                        raise WorkerDied(f"could not start the --workers processes: "
-                                         f"{error.strerror or error}") from error
-                    self.results.put((window, first, futures))
+                    parts = self.readers.submit(lines, self.format)
+                    self.results.put((window, first, parts))
         except BaseException as error:  # handed to the caller, in order
             self.results.put(_Failed(error))
 
