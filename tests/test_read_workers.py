@@ -227,3 +227,24 @@ def test_a_window_comes_out_before_the_next_is_read(predictor):
     answered.set()
     rest = list(records)
     assert [r["line"] for r in first + rest] == [1, 2, 3, 4, 5]
+
+
+def test_many_parts_in_one_window_do_not_deadlock(predictor, small_parts):
+    """Hundreds of parts in one window, through two workers: all records, in order, and the
+    workers gone. (The deadlock this guards against -- parts sent before the caller took any
+    trees, both ways of a pipe full -- took SST's real trees, 22,100 lines in windows of 4,096,
+    to show; this smaller run is a smoke test of the same path. A hang here is turned into a
+    failure after 120 s.)"""
+    import faulthandler
+
+    faulthandler.dump_traceback_later(120, exit=True)
+    try:
+        many = (ROOT / "treelstm" / "datasets" / "sentiment" / "train.txt").read_text(
+            encoding="utf-8").splitlines()[:6000]
+        got = list(predict_records(predictor, many, batch_trees=64, window=6000,
+                                   skip_bad=True, workers=2))
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    assert got == list(predict_records(predictor, many, batch_trees=64, window=6000,
+                                       skip_bad=True))
+    assert not _live_children()

@@ -145,19 +145,16 @@ class ReadWorkers:
             raise WorkerDied(f"could not start the --workers processes: "
                              f"{error.strerror or error}") from error
 
-    def submit(self, lines: list[Union[str, bytes]], format: str) -> int:
-        """Send ``lines`` to the workers (in parts, in turn); returns the number of parts, for
-        :meth:`result`. Blocks while a worker's pipe is full (it is busy)."""
-        parts = 0
-        for part in chunks(lines, PART_LINES):
-            worker = self._sent % self.workers
-            try:
-                self._connections[worker].send((part, format))
-            except (BrokenPipeError, ConnectionResetError, EOFError, OSError) as error:
-                raise self._died() from error
-            self._sent += 1
-            parts += 1
-        return parts
+    def send(self, part: list[Union[str, bytes]], format: str) -> None:
+        """Send one part to the next worker in turn; its trees come from :meth:`result`, in the
+        order sent. Blocks while that worker's pipe is full (it is busy, or its results wait
+        to be taken: take them in another thread, or first)."""
+        worker = self._sent % self.workers
+        try:
+            self._connections[worker].send((part, format))
+        except (EOFError, OSError) as error:  # its end closed: it died
+            raise self._died() from error
+        self._sent += 1
 
     def result(self, parts: int) -> Read:
         """The trees (or errors) of the next ``parts`` parts, in line order, each tree checked
@@ -280,15 +277,23 @@ class _ReadAhead:
                     self.results.put(_END)
                     return
                 lines = self.lines_of(window)
+                first: Read = []
+                if self.readers is None:  # (read outside the lock: a stop need not wait for it)
+                    first, lines = self.predictor.to_trees(lines[:1], self.format), lines[1:]
                 with self._lock:
                     if self._stopped.is_set():
                         return
-                    first: Read = []
                     if self.readers is None:
-                        first, lines = self.predictor.to_trees(lines[:1], self.format), lines[1:]
                         self.readers = ReadWorkers(self.predictor, self.workers)
-                    parts = self.readers.submit(lines, self.format)
-                    self.results.put((window, first, parts))
+                    readers = self.readers
+                # The caller learns of the window before its parts are sent, so that it takes
+                # results while they are sent: a worker whose results were not taken would
+                # stop reading parts, and a send to it would wait forever. (Outside the lock:
+                # a send blocks while a worker is busy.)
+                parts = list(chunks(lines, PART_LINES))
+                self.results.put((window, first, len(parts)))
+                for part in parts:
+                    readers.send(part, self.format)
         except BaseException as error:  # handed to the caller, in order
             self.results.put(_Failed(error))
 

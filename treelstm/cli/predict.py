@@ -181,6 +181,7 @@ def _stream_predictions(args: argparse.Namespace, predictor, source, sink, devic
     import time
 
     from ..predict import LineError, bounded_lines, predict_records
+    from ..read_workers import WorkerDied
     from ..progress import tqdm_bar
 
     name = "<stdin>" if args.input == "-" else args.input
@@ -205,9 +206,7 @@ def _stream_predictions(args: argparse.Namespace, predictor, source, sink, devic
         except LineError as problem:
             return (f"{name}:{problem.lineno}: {problem.reason} (--skip-bad writes an error "
                     "record and goes on)")
-        except RuntimeError as problem:  # a --workers process died
-            if args.workers == 0:
-                raise
+        except WorkerDied as problem:
             return f"{name}: {problem}"
         return None
 
