@@ -56,21 +56,25 @@ def test_backward_factors_match_autograd():
     torch.testing.assert_close(grad_c_total.unsqueeze(1) * forget.detach(), grad_child_c)
 
 
-@pytest.mark.parametrize("arity", [1, 2, 3])
+@pytest.mark.parametrize("arity", [0, 1, 2, 3])
 def test_fused_nary_state_matches_nary_state(arity):
     """The engine's fused inference update (tanh of g first, then one σ over the whole block,
-    children's c as one [n, N*H] block) against nary_state, with padding columns."""
+    children's c as one [n, N*H] block) against nary_state, with padding columns; with arity 0
+    (the leaves' i | g | o) against leaf_state."""
     torch.manual_seed(0)
     n, hidden_size, padding = 6, 4, 5
     width = (arity + 3) * hidden_size
-    weight = torch.randn(width + padding, arity * hidden_size, dtype=torch.float64)
+    weight = torch.randn(width + padding, max(arity, 1) * hidden_size, dtype=torch.float64)
     weight[width:] = 0
-    child_h = torch.randn(n, arity * hidden_size, dtype=torch.float64)
+    child_h = torch.randn(n, max(arity, 1) * hidden_size, dtype=torch.float64)
     child_c = torch.randn(n, arity, hidden_size, dtype=torch.float64)
-    expected = functional.nary_state(child_h.mm(weight[:width].t()), child_c, arity)
+    preactivation = child_h.mm(weight[:width].t())
+    expected = (functional.nary_state(preactivation, child_c, arity) if arity
+                else functional.leaf_state(preactivation))
     out = (torch.empty(n, hidden_size, dtype=torch.float64),
            torch.empty(n, hidden_size, dtype=torch.float64))
-    h, c = functional.nary_state_fused(child_h.mm(weight.t()), child_c.view(n, -1), arity,
+    h, c = functional.nary_state_fused(child_h.mm(weight.t()),
+                                       child_c.view(n, -1) if arity else None, arity,
                                        hidden_size, out)
     assert h is out[0] and c is out[1]
     torch.testing.assert_close(h, expected[0], rtol=0, atol=1e-14)

@@ -11,8 +11,7 @@ biases of :func:`leaf_bias` and :func:`nary_bias_without_input`), then the node 
 pre-activations to the new ``h, c`` (:func:`leaf_state`, :func:`childsum_state`,
 :func:`nary_state`), which is the gate nonlinearities (:func:`gates`), the forget terms
 (:func:`forget_sum`, :func:`edge_forget_sum`) and the new state (:func:`state`). The native
-engine's inference path fuses the N-ary update into fewer ops (:func:`nary_state_fused`,
-:func:`leaf_state_fused`). Its
+engine's inference path fuses the node update into fewer ops (:func:`nary_state_fused`). Its
 hand-written backward uses :func:`state_backward_factors` and :func:`forget_backward_factor`,
 the derivatives of the same functions, laid out by :func:`backward_factors` and applied by
 :func:`preactivation_grads`. Some functions take
@@ -163,42 +162,31 @@ def nary_state(preactivation: Tensor, child_c: Tensor, arity: int,
     return state(i, g, o, forget_sum(forget, child_c), out=out)
 
 
-def leaf_state_fused(preactivation: Tensor, hidden_size: int, out: tuple[Tensor, Tensor]
-                     ) -> tuple[Tensor, Tensor]:
-    """:func:`leaf_state` with ``out`` (no autograd), as :func:`nary_state_fused` does it: ``g``
-    first, then one ``σ`` over the contiguous ``[n, W]`` block of ``i | g | o`` (+ padding),
-    which is overwritten."""
-    h_out, c_out = out
-    g = torch.tanh(preactivation[:, hidden_size:2 * hidden_size])
-    gates = preactivation.sigmoid_()
-    c = torch.mul(gates[:, :hidden_size], g, out=c_out)
-    torch.tanh(c, out=h_out).mul_(gates[:, 2 * hidden_size:3 * hidden_size])
-    return h_out, c
-
-
-def nary_state_fused(preactivation: Tensor, child_c: Tensor, arity: int, hidden_size: int,
-                     out: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+def nary_state_fused(preactivation: Tensor, child_c: Optional[Tensor], arity: int,
+                     hidden_size: int, out: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
     """:func:`nary_state` with ``out`` (no autograd), in fewer ops: ``child_c`` ``[n, N*H]``
     (slots concatenated), ``preactivation`` ``[n, W]`` with ``W >= (N+3)H`` (columns after
     ``(N+3)H`` are padding, and it is overwritten). ``g = tanh(u)`` is taken first, then one
     ``σ`` over the whole contiguous block gives ``i``, ``f_k`` and ``o``::
 
-        c = sum_k f_k c_k + i g
+        c = i g + sum_k f_k c_k
         h = o tanh(c)
+
+    With ``arity=0`` (and ``child_c=None``) the blocks are ``i | g | o``: :func:`leaf_state`.
 
     Why: in small batches much of a level's time is per op, not per element: a ``σ`` on strided
     column slices is 2-3x as slow as one over the contiguous block, and the blocks are cut by
-    one ``split`` each rather than a slice per block. Same values as :func:`nary_state`."""
+    one ``split`` each rather than a slice per block. Same values as :func:`nary_state` up to
+    rounding."""
     h_out, c_out = out
     blocks = preactivation.split_with_sizes(
         [hidden_size] * (arity + 3) + [preactivation.shape[1] - (arity + 3) * hidden_size], 1)
     g = torch.tanh(blocks[arity + 1])
     preactivation.sigmoid_()  # the blocks are views: i, f_k, o are now gates
-    child_cs = child_c.split(hidden_size, 1)
-    c = torch.mul(blocks[1], child_cs[0], out=c_out)
-    for k in range(1, arity):
-        c.addcmul_(blocks[k + 1], child_cs[k])
-    c.addcmul_(blocks[0], g)
+    c = torch.mul(blocks[0], g, out=c_out)
+    if arity:
+        for k, c_k in enumerate(cast(Tensor, child_c).split(hidden_size, 1)):
+            c.addcmul_(blocks[k + 1], c_k)
     torch.tanh(c, out=h_out).mul_(blocks[arity + 2])
     return h_out, c
 

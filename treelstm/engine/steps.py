@@ -113,8 +113,11 @@ def leaf_states(plan: Plan, x_proj: Tensor, bias_ih: Optional[Tensor],
         activations = functional.leaf_preactivation(x_rows[:num_leaves], bias_hh,
                                                     plan.num_forget)
     h_rows, c_rows = state_buffers(activations, num_nodes, hidden_size)
-    update = functional.leaf_state if keep else functional.leaf_state_fused
-    update(activations, hidden_size, out=(h_rows[:num_leaves], c_rows[:num_leaves]))
+    out = (h_rows[:num_leaves], c_rows[:num_leaves])
+    if keep:
+        functional.leaf_state(activations, hidden_size, out=out)
+    else:  # the leaves' i | g | o are an N-ary layout without forget gates
+        functional.nary_state_fused(activations, None, 0, hidden_size, out=out)
     return h_rows, c_rows, x_rows, activations
 
 
