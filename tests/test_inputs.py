@@ -180,6 +180,29 @@ def test_cli_names_what_failed_to_load_and_notes_an_unused_parser(predictors, tm
     assert "trees/s" not in done.stderr  # no throughput line after a failure
 
 
+def test_a_broken_line_gets_the_reason_that_applies():
+    """A tree broken inside is not sent to --format text; a sentence that starts with a bracket
+    is; a parser's tree too deep for nltk says so rather than that 'ROOT' is not an integer."""
+    pytest.importorskip("nltk")
+    for tree in ["(3 (2 a) (2 b)", "(3 (2 a) (2 b)))", "(ROOT (S (NP a) (VP b)"]:
+        with pytest.raises(ValueError, match="malformed brackets") as error:
+            parse_tree_line(tree)
+        assert "--format text" not in str(error.value)
+    for sentence in ["(Not) a bad movie.", "(3 (2 a) (2 b)) and more"]:
+        with pytest.raises(ValueError, match="--format text"):
+            parse_tree_line(sentence)
+    with pytest.raises(ValueError, match="malformed brackets") as error:
+        parse_tree_line("(Not) a bad movie.", format="ptb")  # the format was chosen: no hint
+    assert "--format text" not in str(error.value)
+    depth = 600
+    deep = "(ROOT " + "(S " * depth + "(NN word)" + ")" * depth + ")"
+    with pytest.raises(ValueError, match=r"^nested deeper than nltk's bracket reader allows "
+                                         r"\(500 levels\); trees with labels 0..4"):
+        parse_tree_line(deep)
+    assert parse_tree_line(deep.replace("ROOT", "2").replace("S", "2").replace("NN", "2")
+                           ).num_nodes == depth + 2  # SST's labels: no depth limit
+
+
 def test_a_byte_order_mark_is_no_part_of_a_line(predictors):
     predictor = predictors[0]["lstm"]
     with_bom = [p.probs for p in predictor.predict([b"\xef\xbb\xbf(3 (2 a) (4 good))",

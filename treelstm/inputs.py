@@ -145,7 +145,7 @@ def parse_tree_line(line: Union[str, bytes], format: str = "auto",
         try:
             return _bracketed(text, binarize)
         except ValueError as error:
-            if format != "auto":
+            if format != "auto" or text.endswith(")"):  # a tree, broken inside
                 raise
             raise ValueError(f"{error} (a sentence that starts with a bracket: --format text, "
                              "or format='text')") from None
@@ -180,7 +180,11 @@ def _bracketed(text: str, binarize: Optional[int]) -> SentimentTree:
         raise ValueError(f"{problem} (trees with other labels need nltk: pip install "
                          "'treelstm[data]')") from None
     except ValueError as error:
-        raise (problem or error) from None
+        # The fast reader's message names SST's format; but a tree it read up to a label it
+        # does not know (a parser's) failed in nltk for nltk's reason.
+        if problem is None or str(problem).startswith("label "):
+            raise ValueError(str(error).removeprefix("parse_bracketed: ")) from None
+        raise problem from None
 
 
 def sentence_tree(tokens: Sequence[str]) -> SentimentTree:

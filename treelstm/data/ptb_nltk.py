@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from ..checks import shorten
@@ -84,7 +85,12 @@ def _read_brackets(line: str) -> Tree:
         reason = parts[0].replace("Tree.read(): ", "")
         if len(reason) > 2 * _SHOWN_CHARS:  # nltk quotes the offending token whole (1 MB words)
             reason = reason[:2 * _SHOWN_CHARS - 3] + "..."
-        if not reason.startswith("expected"):  # e.g. nltk's MAX_TREE_DEPTH (500) guard
+        if "MAX_TREE_DEPTH" in reason:  # nltk's guard against deep (adversarial) input
+            limit = re.search(r"\((\d+)\)", reason)
+            raise ValueError("nested deeper than nltk's bracket reader allows"
+                             f"{f' ({limit.group(1)} levels)' if limit else ''}; trees with "
+                             "labels 0..4 (SST's) are read without a depth limit") from None
+        if not reason.startswith("expected"):
             raise ValueError(reason) from None
         where = f" {parts[1].rstrip('.')}" if len(parts) > 1 and parts[1].startswith("at") else ""
         raise ValueError(f"malformed brackets: {reason}{where}") from None
