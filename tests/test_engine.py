@@ -189,6 +189,29 @@ def test_nary_inference_small_and_padded_batches_match_the_autograd_path(num_tre
     torch.testing.assert_close(inferred[1][1], trained[1][1].detach())
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_childsum_inference_matches_the_recursion(bias):
+    """The Child-Sum inference loop (no autograd, input at the leaves only) against the float64
+    per-node recursion: wide nodes (up to 6 children), a chain, a single node, a full binary
+    tree, with and without biases, leaves reading rows of a table as a classifier's do."""
+    parents = [random_tree(30, seed=s, max_children=6) for s in range(5)]
+    parents += [[1, 2, 3, -1], [-1], full_binary(3)]
+    batch = TreeBatch.from_parents(parents)
+    torch.manual_seed(0)
+    model = TreeLSTM(6, 5, cell="childsum", bias=bias, dtype=torch.float64)
+    leaves = torch.nonzero(batch.num_children == 0).flatten()
+    table = torch.randn(30, 6, dtype=torch.float64)
+    rows = torch.randint(0, 30, (len(leaves),), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        output, (h_n, c_n) = model(table, batch, input_index=leaves, input_rows=rows)
+    x = torch.zeros(batch.num_nodes, 6, dtype=torch.float64)
+    x[leaves] = table[rows]
+    params = [tuple(model.layer_parameters(0))]
+    expected, (expected_h, expected_c) = reference.tree_lstm(params, "childsum", parents, x)
+    torch.testing.assert_close(output, expected)
+    torch.testing.assert_close(h_n, expected_h)
+    torch.testing.assert_close(c_n, expected_c)
+
 def test_nary_training_padded_and_unpadded_agree(monkeypatch):
     """Training pads U (forward and backward) only from PAD_FROM inner nodes on: a batch over
     that size, run both ways (PAD_FROM raised past it), gives the same outputs and gradients."""

@@ -15,33 +15,89 @@ def childsum_forward(plan: Plan, project: Callable[[], Tensor], weight_hh: Tenso
                      bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], keep: bool
                      ) -> tuple[Tensor, Tensor, Optional[tuple]]:
     """The levels, from ``project()``: the input rows' projection (a new tensor)."""
+    if not keep and plan.leaves_only:
+        return _childsum_inference(plan, project, weight_hh, bias_ih, bias_hh)
     order, hidden_size = plan.batch.level_order, plan.hidden_size
     bounds, num_leaves = order.bounds, order.bounds[1]
     h_rows, c_rows, x_rows, leaf_activations = leaf_states(plan, project(), bias_ih, bias_hh)
-    no_input = bias_ih if bias_ih is not None else h_rows.new_zeros(4 * hidden_size)
     num_internal = plan.batch.num_nodes - num_leaves
     activations = h_rows.new_empty(num_internal, 3 * hidden_size)  # i | g | o per internal row
     forget = h_rows.new_empty(order.child_row.shape[0], hidden_size)  # f_k per child edge
     h_sums = h_rows.new_zeros(num_internal, hidden_size)  # sum_k h_k, for the weight gradient
+    forget_rows = slice(hidden_size, 2 * hidden_size)
+    if x_rows is None:  # no input above the leaves: the levels' weights and biases, once
+        no_input = bias_ih if bias_ih is not None else h_rows.new_zeros(4 * hidden_size)
+        weight_iog_t = functional.iog(weight_hh, hidden_size, dim=0).t()
+        node_bias = functional.leaf_preactivation(no_input, bias_hh)  # [3H]
+        weight_forget_t = weight_hh[forget_rows].t()
+        forget_bias = no_input[forget_rows] if bias_hh is None else \
+            no_input[forget_rows] + bias_hh[forget_rows]
     for k in range(1, len(bounds) - 1):
         start, stop = bounds[k], bounds[k + 1]
         level = slice(start - num_leaves, stop - num_leaves)
         edges = slice(order.edge_bounds[k], order.edge_bounds[k + 1])
         children, parent = order.child_row[edges], order.child_parent[edges]
-        x_gates = no_input if x_rows is None else x_rows[start:stop]
         child_h = h_rows.index_select(0, children)
         h_sum = h_sums[level].index_add_(0, parent, child_h)
-        parent_x_forget = x_gates[..., hidden_size:2 * hidden_size]
-        if x_rows is not None:
-            parent_x_forget = parent_x_forget.index_select(0, parent)
-        functional.childsum_forget(child_h, parent_x_forget, weight_hh, bias_hh, out=forget[edges])
+        if x_rows is None:
+            torch.addmm(forget_bias, child_h, weight_forget_t, out=forget[edges]).sigmoid_()
+            level_activations = torch.addmm(node_bias, h_sum, weight_iog_t,
+                                            out=activations[level])
+        else:
+            x_gates = x_rows[start:stop]
+            functional.childsum_forget(child_h, x_gates[:, forget_rows].index_select(0, parent),
+                                       weight_hh, bias_hh, out=forget[edges])
+            level_activations = functional.childsum_preactivation(
+                x_gates, h_sum, weight_hh, bias_hh, out=activations[level])
         forget_sum = functional.edge_forget_sum(forget[edges], c_rows.index_select(0, children),
                                                 parent, stop - start)
-        level_activations = functional.childsum_preactivation(
-            x_gates, h_sum, weight_hh, bias_hh, out=activations[level])
         functional.childsum_state(level_activations, forget_sum, hidden_size,
                                   out=(h_rows[start:stop], c_rows[start:stop]))
     return h_rows, c_rows, (leaf_activations, activations, forget, h_sums) if keep else None
+
+
+def _childsum_inference(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor,
+                        bias_ih: Optional[Tensor], bias_hh: Optional[Tensor]
+                        ) -> tuple[Tensor, Tensor, None]:
+    """The Child-Sum levels without autograd and without input above the leaves (dependency or
+    constituency trees at inference), in about half the ops per level of
+    :func:`childsum_forward`: the weights' ``i | g | o`` rows and the biases (``b_ih`` folded
+    into ``b_hh``) are prepared once per call, not once per level, and each level updates its
+    states in place::
+
+        f_k = σ(U_f h_k + b_f)                 per child edge
+        c   = i g + sum_k f_k c_k              (the sum written into c first, by index_add_)
+        h   = o tanh(c)
+    """
+    order, hidden_size = plan.batch.level_order, plan.hidden_size
+    bounds = order.bounds
+    h_rows, c_rows, _, _ = leaf_states(plan, project(), bias_ih, bias_hh, keep=False)
+    bias = functional.nary_bias_without_input(bias_ih, bias_hh, 1)  # b_hh + b_ih: no input
+    forget_rows = slice(hidden_size, 2 * hidden_size)
+    weight_forget_t = weight_hh[forget_rows].t()
+    weight_iog_t = functional.iog(weight_hh, hidden_size, dim=0).t()
+    bias_forget = None if bias is None else bias[forget_rows]
+    bias_iog = None if bias is None else functional.iog(bias, hidden_size)
+    for k in range(1, len(bounds) - 1):
+        start, stop = bounds[k], bounds[k + 1]
+        edges = slice(order.edge_bounds[k], order.edge_bounds[k + 1])
+        children, parent = order.child_row[edges], order.child_parent[edges]
+        child_h = h_rows.index_select(0, children)
+        forget = _product(child_h, weight_forget_t, bias_forget).sigmoid_()
+        c = c_rows[start:stop].zero_().index_add_(
+            0, parent, forget.mul_(c_rows.index_select(0, children)))
+        h_sum = child_h.new_zeros(stop - start, hidden_size).index_add_(0, parent, child_h)
+        preactivation = _product(h_sum, weight_iog_t, bias_iog)
+        input_gate, cell_gate, output_gate = preactivation.split(hidden_size, 1)
+        cell_gate = torch.tanh(cell_gate)
+        preactivation.sigmoid_()  # i and o (views) are now gates
+        c.addcmul_(input_gate, cell_gate)
+        torch.tanh(c, out=h_rows[start:stop]).mul_(output_gate)
+    return h_rows, c_rows, None
+
+
+def _product(rows: Tensor, weight_t: Tensor, bias: Optional[Tensor]) -> Tensor:
+    return rows.mm(weight_t) if bias is None else torch.addmm(bias, rows, weight_t)
 
 
 def childsum_backward(plan: Plan, saved: tuple, h_rows: Tensor, c_rows: Tensor,
