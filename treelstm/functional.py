@@ -85,9 +85,9 @@ def gates(preactivation: Tensor, num_forget: int, hidden_size: Optional[int] = N
     cell_block = preactivation[..., (num_forget + 1) * hidden_size:(num_forget + 2) * hidden_size]
     # One σ over the whole contiguous block (g's columns too) beats three on strided column slices.
     if inplace:
-        cell_block.mul_(2)
+        cell = torch.tanh(cell_block)
         sigmoid = preactivation.sigmoid_()
-        cell = cell_block.mul_(2).sub_(1)  # tanh(x) = 2σ(2x) - 1
+        cell = cell_block.copy_(cell)
     else:
         sigmoid = torch.sigmoid(preactivation)
         cell = tanh(cell_block)
