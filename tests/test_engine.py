@@ -189,23 +189,31 @@ def test_nary_inference_small_and_padded_batches_match_the_autograd_path(num_tre
     torch.testing.assert_close(inferred[1][1], trained[1][1].detach())
 
 
+@pytest.mark.parametrize("which", ["leaves", "leaves and some internal", "every node"])
 @pytest.mark.parametrize("bias", [True, False])
-def test_childsum_inference_matches_the_recursion(bias):
-    """The Child-Sum inference loop (no autograd, input at the leaves only) against the float64
-    per-node recursion: wide nodes (up to 6 children), a chain, a single node, a full binary
-    tree, with and without biases, leaves reading rows of a table as a classifier's do."""
+def test_childsum_inference_matches_the_recursion(bias, which):
+    """The Child-Sum inference loop (no autograd) against the float64 per-node recursion: wide
+    nodes (up to 6 children), a chain, a single node, a full binary tree, with and without
+    biases; input at the leaves only (read from a table through input_rows, as a classifier's),
+    at some internal nodes too, or at every node (dependency trees)."""
     parents = [random_tree(30, seed=s, max_children=6) for s in range(5)]
     parents += [[1, 2, 3, -1], [-1], full_binary(3)]
     batch = TreeBatch.from_parents(parents)
     torch.manual_seed(0)
     model = TreeLSTM(6, 5, cell="childsum", bias=bias, dtype=torch.float64)
-    leaves = torch.nonzero(batch.num_children == 0).flatten()
-    table = torch.randn(30, 6, dtype=torch.float64)
-    rows = torch.randint(0, 30, (len(leaves),), generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        output, (h_n, c_n) = model(table, batch, input_index=leaves, input_rows=rows)
+    nodes = input_nodes(batch, which)
     x = torch.zeros(batch.num_nodes, 6, dtype=torch.float64)
-    x[leaves] = table[rows]
+    with torch.no_grad():
+        if which == "leaves":
+            table = torch.randn(30, 6, dtype=torch.float64)
+            rows = torch.randint(0, 30, (len(nodes),), generator=torch.Generator().manual_seed(1))
+            output, (h_n, c_n) = model(table, batch, input_index=nodes, input_rows=rows)
+            x[nodes] = table[rows]
+        else:
+            x[nodes if nodes is not None else slice(None)] = torch.randn(
+                batch.num_nodes if nodes is None else len(nodes), 6, dtype=torch.float64)
+            given = x if nodes is None else x[nodes]
+            output, (h_n, c_n) = model(given, batch, input_index=nodes)
     params = [tuple(model.layer_parameters(0))]
     expected, (expected_h, expected_c) = reference.tree_lstm(params, "childsum", parents, x)
     torch.testing.assert_close(output, expected)

@@ -15,7 +15,7 @@ def childsum_forward(plan: Plan, project: Callable[[], Tensor], weight_hh: Tenso
                      bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], keep: bool
                      ) -> tuple[Tensor, Tensor, Optional[tuple]]:
     """The levels, from ``project()``: the input rows' projection (a new tensor)."""
-    if not keep and plan.leaves_only:
+    if not keep:
         return _childsum_inference(plan, project, weight_hh, bias_ih, bias_hh)
     order, hidden_size = plan.batch.level_order, plan.hidden_size
     bounds, num_leaves = order.bounds, order.bounds[1]
@@ -59,40 +59,54 @@ def childsum_forward(plan: Plan, project: Callable[[], Tensor], weight_hh: Tenso
 def _childsum_inference(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor,
                         bias_ih: Optional[Tensor], bias_hh: Optional[Tensor]
                         ) -> tuple[Tensor, Tensor, None]:
-    """The Child-Sum levels without autograd and without input above the leaves (dependency or
-    constituency trees at inference), in about half the ops per level of
-    :func:`childsum_forward`: the weights' ``i | g | o`` rows and the biases (``b_ih`` folded
-    into ``b_hh``) are prepared once per call, not once per level, and each level updates its
-    states in place::
+    """The Child-Sum levels without autograd, in about half the ops per level of
+    :func:`childsum_forward`: what the levels share (the weights' views, the biases) is prepared
+    once per call, not once per level, and each level updates its states in place::
 
-        f_k = σ(U_f h_k + b_f)                 per child edge
+        f_k = σ(U_f h_k + W_f x + b_f)         per child edge
         c   = i g + sum_k f_k c_k              (the sum written into c first, by index_add_)
         h   = o tanh(c)
+
+    With input at the leaves only (constituency trees) the nodes above get ``b_ih``, folded
+    into the biases, and their gates come from the ``i | g | o`` rows of ``U`` alone; with input
+    above the leaves (dependency trees: a word at every node) each level adds its rows' ``W x``
+    (``b_hh`` added once for all rows) through a product with all of ``U``, whose ``f`` columns
+    are not used.
     """
     order, hidden_size = plan.batch.level_order, plan.hidden_size
-    bounds = order.bounds
-    h_rows, c_rows, _, _ = leaf_states(plan, project(), bias_ih, bias_hh, keep=False)
-    bias = functional.nary_bias_without_input(bias_ih, bias_hh, 1)  # b_hh + b_ih: no input
+    bounds, num_leaves = order.bounds, order.bounds[1]
+    h_rows, c_rows, x_rows, _ = leaf_states(plan, project(), bias_ih, bias_hh, keep=False)
     forget_rows = slice(hidden_size, 2 * hidden_size)
     weight_forget_t = weight_hh[forget_rows].t()
-    weight_iog_t = functional.iog(weight_hh, hidden_size, dim=0).t()
-    bias_forget = None if bias is None else bias[forget_rows]
-    bias_iog = None if bias is None else functional.iog(bias, hidden_size)
+    if x_rows is None:
+        bias = functional.nary_bias_without_input(bias_ih, bias_hh, 1)  # b_hh + b_ih
+        weight_gates_t = functional.iog(weight_hh, hidden_size, dim=0).t()
+        bias_forget = None if bias is None else bias[forget_rows]
+        bias_gates = None if bias is None else functional.iog(bias, hidden_size)
+    else:  # x_rows is this call's own buffer; its leaf rows are used up
+        weight_gates_t = weight_hh.t()
+        if bias_hh is not None:
+            x_rows[num_leaves:] += bias_hh
     for k in range(1, len(bounds) - 1):
         start, stop = bounds[k], bounds[k + 1]
         edges = slice(order.edge_bounds[k], order.edge_bounds[k + 1])
         children, parent = order.child_row[edges], order.child_parent[edges]
         child_h = h_rows.index_select(0, children)
-        forget = _product(child_h, weight_forget_t, bias_forget).sigmoid_()
+        if x_rows is None:
+            forget = _product(child_h, weight_forget_t, bias_forget)
+        else:
+            bias_gates = x_rows[start:stop]
+            forget = torch.addmm(bias_gates[:, forget_rows].index_select(0, parent), child_h,
+                                 weight_forget_t)
         c = c_rows[start:stop].zero_().index_add_(
-            0, parent, forget.mul_(c_rows.index_select(0, children)))
+            0, parent, forget.sigmoid_().mul_(c_rows.index_select(0, children)))
         h_sum = child_h.new_zeros(stop - start, hidden_size).index_add_(0, parent, child_h)
-        preactivation = _product(h_sum, weight_iog_t, bias_iog)
-        input_gate, cell_gate, output_gate = preactivation.split(hidden_size, 1)
-        cell_gate = torch.tanh(cell_gate)
+        preactivation = _product(h_sum, weight_gates_t, bias_gates)
+        gates = preactivation.split(hidden_size, 1)  # i | g | o, or i | f | g | o
+        cell_gate = torch.tanh(gates[-2])
         preactivation.sigmoid_()  # i and o (views) are now gates
-        c.addcmul_(input_gate, cell_gate)
-        torch.tanh(c, out=h_rows[start:stop]).mul_(output_gate)
+        c.addcmul_(gates[0], cell_gate)
+        torch.tanh(c, out=h_rows[start:stop]).mul_(gates[-1])
     return h_rows, c_rows, None
 
 
