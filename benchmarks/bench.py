@@ -572,9 +572,10 @@ def format_table(rows: Sequence[dict]) -> str:
         title = "forward+backward" if mode == "train" else "forward, no_grad"
         lines.append(f"{mode} ({title}): trees/s (x nn.LSTM) peak MiB; * = capped by the time "
                      "budget")
-        lines.append(f"{'method':<9}" + "".join(f"{'B=' + str(b):>28}" for b in sizes))
+        width = max(len("method"), *map(len, methods))
+        lines.append(f"{'method':<{width}}" + "".join(f"{'B=' + str(b):>28}" for b in sizes))
         for method in methods:
-            text = f"{method:<9}"
+            text = f"{method:<{width}}"
             for b in sizes:
                 row = next((r for r in mode_rows if r["method"] == method and r["batch_size"] == b),
                            None)
@@ -720,7 +721,8 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m treelstm b
     print(f"{source}: {result['data']['num_trees']} trees, "
           f"{result['data']['mean_tokens']:.1f} tokens and {result['data']['mean_nodes']:.1f} "
           f"nodes per tree; X={args.input_size}, H={args.hidden_size}, device {args.device}, "
-          f"{torch.get_num_threads()} threads; load average before/after "
+          f"{torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''}; "
+          "load average before/after "
           f"{load_before} / {result['environment']['load_average_after']}")
     if args.json:
         write_text(args.json, json.dumps(result, indent=2))  # atomic: never a half file

@@ -155,7 +155,7 @@ def test_errors(trees, vocab, collate):
         collate([SentimentTree(["a", "b"], [2, 2, -1], [2, 2])], vocab)
     with pytest.raises(ValueError, match=rf"{name}: tree 1: 0 tokens for 1 nodes"):
         collate([trees[0], SentimentTree([], [-1], [2])], vocab)
-    with pytest.raises(ValueError, match=rf"{name}: tree 0: 2 roots \[0, 1\]"):
+    with pytest.raises(ValueError, match=rf"{name}: tree 0: 2 roots \(parent -1: nodes \[0, 1\]\)"):
         collate([SentimentTree(["a", "b"], [-1, -1], [2, 2])], vocab)
     with pytest.raises(ValueError, match=rf"{name}: tree 0: node 1 has parent 0, which is a leaf"):
         collate([SentimentTree(["a", "b"], [2, 0, -1], [2, 2, 2])], vocab)

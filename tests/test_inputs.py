@@ -171,7 +171,20 @@ def test_cli_names_what_failed_to_load_and_notes_an_unused_parser(predictors, tm
     done = run(str(tmp_path / "none.pt"), str(source))
     assert done.returncode == 2 and f"checkpoint {tmp_path / 'none.pt'}: No such file" in done.stderr
     done = run(str(paths["treelstm"]), str(source), "--parser", str(paths["lstm"]))
-    assert done.returncode == 2 and "--parser: " in done.stderr and "SpanParser" in done.stderr
+    assert done.returncode == 2 and f"--parser {paths['lstm']}: unknown model class " \
+        "'LSTMClassifier'" in done.stderr and "it holds a sentiment classifier" in done.stderr
+    done = run(str(paths["treelstm"].parent), str(source))  # a folder
+    assert done.returncode == 2 and "checkpoint " in done.stderr and ": is a directory; " \
+        "expected a checkpoint file such as" in done.stderr and "checkpoint :" not in done.stderr
+    done = run(str(paths["lstm"]), str(source), "-o", str(tmp_path / "no" / "out.jsonl"))
+    assert done.returncode == 2 and f"--output {tmp_path / 'no' / 'out.jsonl'}: the folder " \
+        f"{tmp_path / 'no'} does not exist" in done.stderr
+    done = run(str(paths["lstm"]), str(tmp_path / "none.txt"))
+    assert done.returncode == 2 and f"input {tmp_path / 'none.txt'}: No such file" in done.stderr
+    (tmp_path / "blank.txt").write_text("\n  \n")
+    done = run(str(paths["lstm"]), str(tmp_path / "blank.txt"))
+    assert done.returncode == 0 and done.stdout == "" and f"note: {tmp_path / 'blank.txt'} " \
+        "holds no lines to label" in done.stderr
     done = run(str(paths["lstm"]), str(source), "--parser", str(paths["treelstm"]))
     assert done.returncode == 0 and "note: --parser is not used" in done.stderr
     source.write_text("(Wendigo is) why we go\n")
@@ -184,16 +197,22 @@ def test_a_broken_line_gets_the_reason_that_applies():
     """A tree broken inside is not sent to --format text; a sentence that starts with a bracket
     is; a parser's tree too deep for nltk says so rather than that 'ROOT' is not an integer."""
     pytest.importorskip("nltk")
-    for tree in ["(3 (2 a) (2 b)", "(3 (2 a) (2 b)))", "(ROOT (S (NP a) (VP b)"]:
+    for tree in ["(3 (2 a) (2 b)", "(3 (2 a) (2 b)))", "(ROOT (S (NP a) (VP b)",
+                 "(3 (2 a) (4 good))) extra"]:
         with pytest.raises(ValueError, match="malformed brackets") as error:
             parse_tree_line(tree)
         assert "--format text" not in str(error.value)
-    for sentence in ["(Not) a bad movie.", "(3 (2 a) (2 b)) and more"]:
+    for sentence in ["(Not) a bad movie.", "(Wendigo is) why we go"]:
         with pytest.raises(ValueError, match="--format text"):
             parse_tree_line(sentence)
     with pytest.raises(ValueError, match="malformed brackets") as error:
         parse_tree_line("(Not) a bad movie.", format="ptb")  # the format was chosen: no hint
     assert "--format text" not in str(error.value)
+    with pytest.raises(ValueError, match=r"^expected a bracketed tree '\(...\)'; got 'A fine "
+                                         r"film' \(plain text: --format text"):
+        parse_tree_line("A fine film", format="ptb")
+    with pytest.raises(ValueError, match=r"\(a JSON tree: --format jsonl\)"):
+        parse_tree_line('{"parent": [-1], "tokens": ["a"]}', format="ptb")
     depth = 600
     deep = "(ROOT " + "(S " * depth + "(NN word)" + ")" * depth + ")"
     with pytest.raises(ValueError, match=r"^nested deeper than nltk's bracket reader allows "

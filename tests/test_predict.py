@@ -239,7 +239,7 @@ def test_parse_tree_line_formats():
     ({"parent": [], "tokens": []}, "0 tokens for 0 nodes"),
     ({"parent": [2, 2, -1], "tokens": ["a", "b", "c"]}, "leaves 0..2 take no children"),
     ({"parent": [2, -1, -1], "tokens": ["a"]}, "2 roots"),
-    ({"parent": [2, 2, 3, 2], "tokens": ["a", "b"]}, "0 roots"),
+    ({"parent": [2, 2, 3, 2], "tokens": ["a", "b"]}, r"no root \(no parent -1\)"),
     ({"parent": [3, 3, 6, 4, 5, 4, -1], "tokens": ["a", "b", "c"]}, "a cycle"),
     ({"parent": [2, 2, -1, 2], "tokens": ["a", "b"]}, "internal node 3 has no children"),
     ({"parent": [2, 7, -1], "tokens": ["a", "b"]}, "parent 7"),

@@ -19,6 +19,7 @@ A line is, by its first character (``format="auto"``) or by ``format``:
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Callable, Optional, Sequence, Union
 
 from .checks import is_int, shorten
@@ -117,6 +118,10 @@ def decode_line(line: Union[str, bytes]) -> str:
     return line.removeprefix("\ufeff").strip()  # a byte-order mark is no part of the line
 
 
+#: How a tree with more than one word starts: ``(label (``.
+_TREE_START = re.compile(r"\(\S+\s+\(")
+
+
 def parse_tree_line(line: Union[str, bytes], format: str = "auto",
                     binarize: Optional[int] = None) -> SentimentTree:
     """One input line -> a tree (labels of SST lines kept, other trees' labels
@@ -142,11 +147,16 @@ def parse_tree_line(line: Union[str, bytes], format: str = "auto",
         raise ValueError(f"neither a bracketed tree '(...)' nor a JSON object '{{...}}': "
                          f"{shorten(text)!r} (plain text: --format text)")
     if kind == "ptb":
+        if not text.startswith("("):  # format="ptb" was chosen
+            hint = "a JSON tree: --format jsonl" if text.startswith("{") else \
+                "plain text: --format text, or format='text'"
+            raise ValueError(f"expected a bracketed tree '(...)'; got {shorten(text)!r} "
+                             f"({hint})")
         try:
             return _bracketed(text, binarize)
         except ValueError as error:
-            if format != "auto" or text.endswith(")"):  # a tree, broken inside
-                raise
+            if format != "auto" or _TREE_START.match(text) or text.endswith(")"):
+                raise  # a tree, broken inside or followed by more
             raise ValueError(f"{error} (a sentence that starts with a bracket: --format text, "
                              "or format='text')") from None
     try:

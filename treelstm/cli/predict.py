@@ -48,7 +48,8 @@ def predict_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                     "windows are held) while the model runs on this one.",
                     "--output is written to a temporary file beside it and renamed when the "
                     "run ends, so an interrupted run leaves a previous file as it was; it may "
-                    "not be the input or the checkpoint (refused, also through links).",
+                    "not be the input, the checkpoint or the --parser file (refused, also "
+                    "through links).",
                     "Exit status: 0 done (with --skip-bad a malformed line becomes "
                     "{\"line\": N, \"error\": \"...\"} and the run goes on); 1 a malformed "
                     "input line, named in the message (on standard output the records of the "
@@ -58,7 +59,7 @@ def predict_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                     "options, or an unreadable checkpoint or input file. A "
                     "progress bar (when stderr is a terminal) and a last line with the "
                     "throughput (trees/s) go to stderr.",
-                    "example: python -m treelstm predict runs/sst-treelstm-fine/best.pt "
+                    "example: python -m treelstm predict runs/sst-tree5/best.pt "
                     "treelstm/datasets/sentiment/test.txt --output predictions.jsonl"))
     parser.add_argument("checkpoint", help="a checkpoint written by 'train' (best.pt)")
     parser.add_argument("input", nargs="?", default="-",
@@ -129,7 +130,8 @@ def _run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     except ValueError as problem:
         return error(str(problem), 2)
     predictor = _load(lambda: Predictor.from_checkpoint(args.checkpoint, device=device,
-                                                        dtype=args.dtype), "checkpoint", error)
+                                                        dtype=args.dtype), "checkpoint",
+                      args.checkpoint, error)
     if isinstance(predictor, int):
         return predictor
     if args.node_labels and not predictor.labels_nodes:
@@ -144,22 +146,23 @@ def _run_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             from ..inputs import load_text_parser
 
             parser_or_status = _load(lambda: load_text_parser(args.parser_path, device=device),
-                                     "--parser", error)
+                                     "--parser", args.parser_path, error)
             if isinstance(parser_or_status, int):
                 return parser_or_status
             predictor.parser = parser_or_status
     return _predict_to_output(args, predictor, device, error)
 
 
-def _load(load: Callable, what: str, error: ErrorReporter):
-    """``load()``, or the exit status 2 after a one-line error naming ``what`` was loaded."""
+def _load(load: Callable, what: str, path: str, error: ErrorReporter):
+    """``load()``, or the exit status 2 after a one-line error ``"{what} {path}: {reason}"``."""
     try:
         return load()
     except OSError as problem:
-        name = problem.filename if problem.filename is not None else ""
-        return error(f"{what} {name}: {problem.strerror or problem}".replace("  ", " "), 2)
+        reason = problem.strerror if problem.filename is not None and problem.strerror else \
+            str(problem)
     except ValueError as problem:
-        return error(f"{what}: {problem}", 2)
+        reason = str(problem)
+    return error(f"{what} {path}: {reason.removeprefix(f'{path}: ')}", 2)
 
 
 def _predict_to_output(args: argparse.Namespace, predictor, device, error: ErrorReporter) -> int:
@@ -213,13 +216,14 @@ def _stream_predictions(args: argparse.Namespace, predictor, source, sink, devic
     status = run_stream(write_records, name, where, sink, args.output, error, bar)
     if status is not None:
         return status
-    _report_throughput(args, counts, device, start)
+    _report_throughput(args, counts, device, start, name)
     return 0
 
 
-def _report_throughput(args: argparse.Namespace, counts: dict, device, start: float) -> None:
+def _report_throughput(args: argparse.Namespace, counts: dict, device, start: float,
+                       name: str) -> None:
     """The last line on stderr: trees/s since ``start`` (``time.perf_counter``), once the device
-    has finished its work."""
+    has finished its work; a note instead when the input held no lines."""
     import time
 
     import torch
@@ -227,7 +231,11 @@ def _report_throughput(args: argparse.Namespace, counts: dict, device, start: fl
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    if args.quiet or counts["trees"] + counts["errors"] == 0:
+    if args.quiet:
+        return
+    if counts["trees"] + counts["errors"] == 0:
+        print(f"predict: note: {name} holds no lines to label (empty, or blank lines only): "
+              "no records written", file=sys.stderr)
         return
     rate = counts["trees"] / seconds if seconds > 0 else float("inf")
     errors = counts["errors"]

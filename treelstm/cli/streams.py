@@ -56,7 +56,7 @@ def open_streams(input: str, output: str, error: ErrorReporter) -> Union[int, tu
     try:
         source = sys.stdin.buffer if input == "-" else open(input, "rb")
     except OSError as problem:
-        return error(f"{input}: {problem.strerror or problem}", 2)
+        return error(f"input {input}: {problem.strerror or problem}", 2)
     try:
         # written beside itself and renamed when complete: an interrupted run leaves the
         # previous file as it was (and the next run clears what a kill -9 left)
@@ -67,7 +67,10 @@ def open_streams(input: str, output: str, error: ErrorReporter) -> Union[int, tu
     except OSError as problem:
         if source is not sys.stdin.buffer:
             source.close()
-        return error(f"{output}: {problem.strerror or problem}", 2)
+        folder = os.path.dirname(output)
+        reason = f"the folder {folder} does not exist" if folder and not os.path.isdir(folder) \
+            else problem.strerror or problem
+        return error(f"--output {output}: {reason}", 2)
     return source, sink  # type: ignore[return-value]
 
 

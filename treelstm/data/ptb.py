@@ -411,7 +411,9 @@ def _check_structure(tree: SentimentTree, caller: str) -> None:
                              f"integer (a class, or {IGNORE_INDEX} for none)")
     roots = [v for v, p in enumerate(parent) if p == -1]
     if len(roots) != 1:
-        raise ValueError(f"{caller}: {len(roots)} roots {roots[:8]}; expected exactly one")
+        found = "no root (no parent -1)" if not roots else \
+            f"{len(roots)} roots (parent -1: nodes {roots[:8]}{'...' if len(roots) > 8 else ''})"
+        raise ValueError(f"{caller}: {found}; expected exactly one")
     children: list[list[int]] = [[] for _ in range(num_nodes)]
     for node, p in enumerate(parent):
         if p != -1:

@@ -171,8 +171,9 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
     _check_envelope(name, content)
     classes = _MODEL_CLASSES if model_classes is None else model_classes
     if content["model_class"] not in classes:
+        kind = _FILE_KINDS.get(content["model_class"])
         raise ValueError(f"{name}: unknown model class {content['model_class']!r}; expected one "
-                         f"of {sorted(classes)}")
+                         f"of {sorted(classes)}{f' (it holds {kind})' if kind else ''}")
     model_config, vocab, config, extra = _metadata(name, content)
     _check_checkpoint_fields(name, content)
     if model_config.get("vocab_size") != len(vocab):
@@ -183,6 +184,17 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
                       state_dict=content["state_dict"], vocab=vocab, config=config,
                       optimizer=content.get("optimizer"), epoch=content.get("epoch"),
                       rng_state=content.get("rng_state"), extra=extra, model_classes=classes)
+
+
+#: What the files of the package's other model classes are, for a checkpoint given where
+#: another kind was expected.
+_FILE_KINDS = {
+    "SpanParser": "a text parser, from 'parser train': give it to predict as --parser",
+    "RelatednessModel": "a SICK relatedness model, from 'sick-train': evaluate it with "
+                        "sick-eval",
+    "TreeLSTMClassifier": "a sentiment classifier, from 'train': label trees with predict",
+    "LSTMClassifier": "a sentiment classifier, from 'train': label sentences with predict",
+}
 
 
 def _read(path: PathLike, name: str, map_location: Union[str, torch.device]) -> Any:
