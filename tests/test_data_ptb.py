@@ -293,7 +293,8 @@ def test_tree_deeper_than_nltk_allows_is_read(tmp_path):
     line = "(2 " * depth + "(2 x)" + ")" * depth
     (tree,) = read_ptb(write(tmp_path / "deep.txt", line + "\n"))
     assert tree.num_nodes == depth + 1 and to_ptb_string(tree) == line
-    with pytest.raises(ValueError, match=r"deeper than nltk's bracket reader allows \(500 levels\)"):
+    with pytest.raises(ValueError,
+                       match=r"too deeply for nltk's bracket reader \(at most 499 levels\)"):
         parse_ptb_line_nltk(line)
 
 
@@ -725,7 +726,8 @@ def test_right_branching_sentence(num_tokens):
     assert parse_ptb_line(with_doubled_spaces(line)) == tree
     assert to_ptb_string(tree) == line
     # the old limit
-    with pytest.raises(ValueError, match=r"deeper than nltk's bracket reader allows \(500 levels\)"):
+    with pytest.raises(ValueError,
+                       match=r"too deeply for nltk's bracket reader \(at most 499 levels\)"):
         parse_ptb_line_nltk(line)
 
 

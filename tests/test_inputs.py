@@ -202,7 +202,8 @@ def test_a_broken_line_gets_the_reason_that_applies():
         with pytest.raises(ValueError, match="malformed brackets") as error:
             parse_tree_line(tree)
         assert "--format text" not in str(error.value)
-    for sentence in ["(Not) a bad movie.", "(Wendigo is) why we go"]:
+    for sentence in ["(Not) a bad movie.", "(Wendigo is) why we go", "(Not) a bad movie :)",
+                     "(Spoiler) it's great (really)"]:
         with pytest.raises(ValueError, match="--format text"):
             parse_tree_line(sentence)
     with pytest.raises(ValueError, match="malformed brackets") as error:
@@ -215,11 +216,14 @@ def test_a_broken_line_gets_the_reason_that_applies():
         parse_tree_line('{"parent": [-1], "tokens": ["a"]}', format="ptb")
     depth = 600
     deep = "(ROOT " + "(S " * depth + "(NN word)" + ")" * depth + ")"
-    with pytest.raises(ValueError, match=r"^nested deeper than nltk's bracket reader allows "
-                                         r"\(500 levels\); trees with labels 0..4"):
+    with pytest.raises(ValueError, match=r"^nested too deeply for nltk's bracket reader "
+                                         r"\(at most 499 levels\); trees with labels 0..4"):
         parse_tree_line(deep)
-    assert parse_tree_line(deep.replace("ROOT", "2").replace("S", "2").replace("NN", "2")
-                           ).num_nodes == depth + 2  # SST's labels: no depth limit
+    sst = deep.replace("ROOT", "2").replace("S", "2").replace("NN", "2")
+    assert parse_tree_line(sst).num_nodes == depth + 2  # SST's labels: no depth limit
+    for typo, reason in [("x", "label 'x' is not an integer"), ("9", "label 9 is out of range")]:
+        with pytest.raises(ValueError, match=f"^{reason}"):  # not nltk's depth
+            parse_tree_line(sst.replace("(2 word)", f"({typo} word)"))
 
 
 def test_a_byte_order_mark_is_no_part_of_a_line(predictors):

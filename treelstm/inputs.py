@@ -120,6 +120,8 @@ def decode_line(line: Union[str, bytes]) -> str:
 
 #: How a tree with more than one word starts: ``(label (``.
 _TREE_START = re.compile(r"\(\S+\s+\(")
+#: How an SST tree starts: its root's label an integer.
+_INTEGER_LABEL = re.compile(r"\([+-]?[0-9]+\s")
 
 
 def parse_tree_line(line: Union[str, bytes], format: str = "auto",
@@ -155,8 +157,8 @@ def parse_tree_line(line: Union[str, bytes], format: str = "auto",
         try:
             return _bracketed(text, binarize)
         except ValueError as error:
-            if format != "auto" or _TREE_START.match(text) or text.endswith(")"):
-                raise  # a tree, broken inside or followed by more
+            if format != "auto" or _TREE_START.match(text):
+                raise  # a tree (it starts as one), broken inside or followed by more
             raise ValueError(f"{error} (a sentence that starts with a bracket: --format text, "
                              "or format='text')") from None
     try:
@@ -190,9 +192,9 @@ def _bracketed(text: str, binarize: Optional[int]) -> SentimentTree:
         raise ValueError(f"{problem} (trees with other labels need nltk: pip install "
                          "'treelstm[data]')") from None
     except ValueError as error:
-        # The fast reader's message names SST's format; but a tree it read up to a label it
-        # does not know (a parser's) failed in nltk for nltk's reason.
-        if problem is None or str(problem).startswith("label "):
+        # The fast reader's message names SST's format; but a tree with other labels than
+        # SST's (its root's label is not an integer: a parser's) failed for nltk's reason.
+        if problem is None or not _INTEGER_LABEL.match(text):
             raise ValueError(str(error).removeprefix("parse_bracketed: ")) from None
         raise problem from None
 

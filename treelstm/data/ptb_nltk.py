@@ -86,9 +86,9 @@ def _read_brackets(line: str) -> Tree:
         if len(reason) > 2 * _SHOWN_CHARS:  # nltk quotes the offending token whole (1 MB words)
             reason = reason[:2 * _SHOWN_CHARS - 3] + "..."
         if "MAX_TREE_DEPTH" in reason:  # nltk's guard against deep (adversarial) input
-            limit = re.search(r"\((\d+)\)", reason)
-            raise ValueError("nested deeper than nltk's bracket reader allows"
-                             f"{f' ({limit.group(1)} levels)' if limit else ''}; trees with "
+            limit = re.search(r"\((\d+)\)", reason)  # its stack holds one more than the tree
+            most = f" (at most {int(limit.group(1)) - 1} levels)" if limit else ""
+            raise ValueError(f"nested too deeply for nltk's bracket reader{most}; trees with "
                              "labels 0..4 (SST's) are read without a depth limit") from None
         if not reason.startswith("expected"):
             raise ValueError(reason) from None
