@@ -226,6 +226,24 @@ def test_a_broken_line_gets_the_reason_that_applies():
             parse_tree_line(sst.replace("(2 word)", f"({typo} word)"))
 
 
+
+def test_words_side_by_side_in_a_bracket_are_not_read_as_a_tree_in_auto():
+    """'(Not bad at all)' parses (a node 'Not' over three words) but no SST line or parser output
+    has two bare words in one bracket: in auto it is refused with the --format text hint, rather
+    than read with 'Not' dropped; --format ptb reads it as the tree it asks for."""
+    pytest.importorskip("nltk")
+    for line, pair, words in [("(Not bad at all)", "bad at", ["bad", "at", "all"]),
+                              ("(S the movie)", "the movie", ["the", "movie"]),
+                              ("(ROOT (S (NP the film) (VP rocks)))", "the film",
+                               ["the", "film", "rocks"])]:
+        with pytest.raises(ValueError, match=rf"side by side in one bracket \('{pair}'\).*"
+                                             "--format text"):
+            parse_tree_line(line)
+        assert parse_tree_line(line, format="ptb").tokens == words
+    for line in ["(ROOT (S (NP (DT the) (NN movie)) (VP (VBD was) (ADJP (JJ great)))))",
+                 "(3 (2 a) (4 good))", "(X a)"]:
+        parse_tree_line(line)  # every word alone in its bracket
+
 def test_a_byte_order_mark_is_no_part_of_a_line(predictors):
     predictor = predictors[0]["lstm"]
     with_bom = [p.probs for p in predictor.predict([b"\xef\xbb\xbf(3 (2 a) (4 good))",

@@ -155,12 +155,20 @@ def parse_tree_line(line: Union[str, bytes], format: str = "auto",
             raise ValueError(f"expected a bracketed tree '(...)'; got {shorten(text)!r} "
                              f"({hint})")
         try:
-            return _bracketed(text, binarize)
+            tree = _bracketed(text, binarize)
         except ValueError as error:
             if format != "auto" or _TREE_START.match(text):
                 raise  # a tree (it starts as one), broken inside or followed by more
             raise ValueError(f"{error} (a sentence that starts with a bracket: --format text, "
                              "or format='text')") from None
+        if format == "auto" and not _INTEGER_LABEL.match(text):  # not SST's: a parser's?
+            pair = _words_side_by_side(text)
+            if pair is not None:
+                raise ValueError(f"words side by side in one bracket ({shorten(' '.join(pair))!r}"
+                                 "), which neither SST nor a parser writes: a sentence that "
+                                 "starts with a bracket? --format text (or format='text') reads "
+                                 "it as text, --format ptb as a tree")
+        return tree
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
@@ -169,6 +177,27 @@ def parse_tree_line(line: Union[str, bytes], format: str = "auto",
         raise ValueError("JSON nested too deeply; expected an object {\"parent\": [...], "
                          "\"tokens\": [...]}") from None
     return tree_from_json(value)
+
+
+def _words_side_by_side(text: str) -> Optional[tuple[str, str]]:
+    """The first two words of ``text`` that follow one another in one bracket, e.g. ``bad at``
+    in ``(Not bad at all)``; ``None`` when every word is alone in its bracket (after its label),
+    as SST and parsers write trees."""
+    after_open = previous_word = False
+    previous = ""
+    for token in _BRACKET_TOKEN.findall(text):
+        if token in "()":
+            after_open, previous_word = token == "(", False
+        elif after_open:  # a label
+            after_open = False
+        elif previous_word:
+            return previous, token
+        else:
+            previous_word, previous = True, token
+    return None
+
+
+_BRACKET_TOKEN = re.compile(r"[()]|[^\s()]+")
 
 
 def _bracketed(text: str, binarize: Optional[int]) -> SentimentTree:

@@ -88,7 +88,9 @@ def _add_batching_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=PREDICT_FORMATS, default="auto",
                         help="input lines: 'ptb' bracketed trees, 'jsonl' objects, 'text' "
                              "sentences, or 'auto': decided per line by its first character, "
-                             "'(' a tree, '{' JSON, else text (default: %(default)s)")
+                             "'(' a tree, '{' JSON, else text; a '(' line with words side "
+                             "by side in one bracket, e.g. '(Not bad at all)', is an error "
+                             "(default: %(default)s)")
     parser.add_argument("--output", "-o", metavar="FILE", default="-",
                         help="where the JSON lines go; '-': standard output (default)")
     parser.add_argument("--batch-trees", type=positive_int, default=256,
