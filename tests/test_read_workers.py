@@ -229,22 +229,29 @@ def test_a_window_comes_out_before_the_next_is_read(predictor):
     assert [r["line"] for r in first + rest] == [1, 2, 3, 4, 5]
 
 
-def test_many_parts_in_one_window_do_not_deadlock(predictor, small_parts):
-    """Hundreds of parts in one window, through two workers: all records, in order, and the
-    workers gone. (The deadlock this guards against -- parts sent before the caller took any
-    trees, both ways of a pipe full -- took SST's real trees, 22,100 lines in windows of 4,096,
-    to show; this smaller run is a smoke test of the same path. A hang here is turned into a
-    failure after 120 s.)"""
+def test_many_parts_in_one_window_do_not_deadlock(predictor, monkeypatch):
+    """A window of 1.5 MB in parts of 3 lines through two workers: all records, in order, and
+    the workers gone. Its trees are big enough to fill both ways of a worker's pipe -- the
+    deadlock of sending every part before the caller took any trees (the reader of 2026-12-02
+    morning hangs here every time). A hang is turned into a failure after 120 s."""
     import faulthandler
 
+    monkeypatch.setattr(read_workers, "PART_LINES", 3)
+    trees = (ROOT / "treelstm" / "datasets" / "sentiment" / "train.txt").read_text(
+        encoding="utf-8").splitlines()
+    big = []
+    for start in range(0, 200 * 50, 50):  # 200 lines, each 50 trees under one root
+        line = trees[(start + 49) % len(trees)]
+        for tree in reversed([trees[(start + j) % len(trees)] for j in range(49)]):
+            line = f"(2 {tree} {line})"
+        big.append(line)
+    assert sum(map(len, big)) > 1_000_000
     faulthandler.dump_traceback_later(120, exit=True)
     try:
-        many = (ROOT / "treelstm" / "datasets" / "sentiment" / "train.txt").read_text(
-            encoding="utf-8").splitlines()[:6000]
-        got = list(predict_records(predictor, many, batch_trees=64, window=6000,
+        got = list(predict_records(predictor, big, batch_trees=64, window=len(big),
                                    skip_bad=True, workers=2))
     finally:
         faulthandler.cancel_dump_traceback_later()
-    assert got == list(predict_records(predictor, many, batch_trees=64, window=6000,
+    assert got == list(predict_records(predictor, big, batch_trees=64, window=len(big),
                                        skip_bad=True))
     assert not _live_children()
