@@ -163,7 +163,8 @@ def nary_state(preactivation: Tensor, child_c: Tensor, arity: int,
 
 
 def nary_state_fused(preactivation: Tensor, child_c: Optional[Tensor], arity: int,
-                     hidden_size: int, out: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+                     hidden_size: int, out: tuple[Tensor, Tensor],
+                     keep_activations: bool = False) -> tuple[Tensor, Tensor]:
     """:func:`nary_state` with ``out`` (no autograd), in fewer ops: ``child_c`` ``[n, N*H]``
     (slots concatenated), ``preactivation`` ``[n, W]`` with ``W >= (N+3)H`` (columns after
     ``(N+3)H`` are padding, and it is overwritten). ``g = tanh(u)`` is taken first, then one
@@ -173,6 +174,9 @@ def nary_state_fused(preactivation: Tensor, child_c: Optional[Tensor], arity: in
         h = o tanh(c)
 
     With ``arity=0`` (and ``child_c=None``) the blocks are ``i | g | o``: :func:`leaf_state`.
+    With ``keep_activations`` the pre-activations become the activations ``i | f_k | g | o``
+    (``tanh`` in the ``g`` block: what a backward needs, as :func:`nary_state` leaves them);
+    else the ``g`` block holds ``σ(u)``, of no use.
 
     Why: in small batches much of a level's time is per op, not per element: a ``σ`` on strided
     column slices is 2-3x as slow as one over the contiguous block, and the blocks are cut by
@@ -183,6 +187,8 @@ def nary_state_fused(preactivation: Tensor, child_c: Optional[Tensor], arity: in
         [hidden_size] * (arity + 3) + [preactivation.shape[1] - (arity + 3) * hidden_size], 1)
     g = torch.tanh(blocks[arity + 1])
     preactivation.sigmoid_()  # the blocks are views: i, f_k, o are now gates
+    if keep_activations:
+        g = blocks[arity + 1].copy_(g)
     c = torch.mul(blocks[0], g, out=c_out)
     if arity:
         for k, c_k in enumerate(cast(Tensor, child_c).split(hidden_size, 1)):

@@ -28,22 +28,23 @@ def nary_forward(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor,
     if plan.batch.num_nodes - num_leaves >= PAD_FROM:  # aligned rows (and the backward's)
         weight_hh = pad_rows(weight_hh)
         bias_hh = None if bias_hh is None else pad_rows(bias_hh)
-    slots = plan.batch.child_slots(arity)
     # Every internal row's activations i | f_1..f_N | g | o (+ padding), written level by level
-    # (kept for the backward, or one level at a time).
-    activations = h_rows.new_empty(plan.batch.num_nodes - num_leaves if keep else 0,
-                                   weight_hh.shape[0])
-    for k in range(1, len(bounds) - 1):
-        start, stop = bounds[k], bounds[k + 1]
-        level = slice(start - num_leaves, stop - num_leaves)
-        children = slots[level].view(-1)
+    # (kept for the backward, or one level at a time); the rows of every level cut at once.
+    num_internal = plan.batch.num_nodes - num_leaves
+    activations = h_rows.new_empty(num_internal if keep else 0, weight_hh.shape[0])
+    sizes = [bounds[k + 1] - bounds[k] for k in range(len(bounds) - 1)]
+    state_sizes = sizes + [1]  # the buffers' last row: an empty slot's zero state
+    levels = zip(plan.batch.level_children(arity), h_rows.split(state_sizes)[1:-1],
+                 c_rows.split(state_sizes)[1:-1],
+                 activations.split(sizes[1:]) if keep else [None] * len(sizes[1:]),
+                 [None] * len(sizes[1:]) if x_rows is None else x_rows.split(sizes)[1:])
+    for children, h_level, c_level, level_out, x_level in levels:
         child_h = h_rows.index_select(0, children).view(-1, arity * hidden_size)
-        level_activations = functional.nary_preactivation(
-            None if x_rows is None else x_rows[start:stop], child_h, weight_hh, bias_hh, arity,
-            out=activations[level] if keep else None)
-        child_c = c_rows.index_select(0, children).view(-1, arity, hidden_size)
-        functional.nary_state(level_activations, child_c, arity, hidden_size,
-                              out=(h_rows[start:stop], c_rows[start:stop]))
+        level_activations = functional.nary_preactivation(x_level, child_h, weight_hh, bias_hh,
+                                                          arity, out=level_out)
+        child_c = c_rows.index_select(0, children).view(-1, arity * hidden_size)
+        functional.nary_state_fused(level_activations, child_c, arity, hidden_size,
+                                    out=(h_level, c_level), keep_activations=True)
     return h_rows, c_rows, (leaf_activations, activations) if keep else None
 
 
@@ -178,16 +179,18 @@ def nary_backward(plan: Plan, saved: tuple[Tensor, Tensor], h_rows: Tensor, c_ro
     # level.
     through, grad_pre = functional.backward_factors(activations, arity, hidden_size,
                                                     c_rows[num_leaves:num_nodes], child_c)
-    for k in range(len(bounds) - 2, 0, -1):
-        start, stop = bounds[k], bounds[k + 1]
-        level = slice(start - num_leaves, stop - num_leaves)
-        children = slots[level].view(-1)
+    # the rows of every level cut at once, walked top-down
+    sizes = [bounds[k + 1] - bounds[k] for k in range(len(bounds) - 1)]
+    levels = zip(plan.batch.level_children(arity), grad_pre.split(sizes[1:]),
+                 through.split(sizes[1:]), forget.split(sizes[1:]),
+                 grad_h_rows.split(sizes + [1])[1:-1], grad_c_rows.split(sizes + [1])[1:-1])
+    for children, level_grad_pre, level_through, level_forget, grad_h, grad_c in reversed(
+            list(levels)):
         grad_c_total = functional.preactivation_grads(
-            grad_pre[level], through[level], grad_h_rows[start:stop], grad_c_rows[start:stop],
-            arity, hidden_size)
-        grad_child_h = grad_pre[level].mm(padded_weight).view(children.shape[0], -1)
+            level_grad_pre, level_through, grad_h, grad_c, arity, hidden_size)
+        grad_child_h = level_grad_pre.mm(padded_weight).view(children.shape[0], -1)
         grad_h_rows.index_add_(0, children, grad_child_h[:, :hidden_size])
-        grad_c_rows.index_add_(0, children, (grad_c_total.unsqueeze(1) * forget[level]).view(
+        grad_c_rows.index_add_(0, children, (grad_c_total.unsqueeze(1) * level_forget).view(
             -1, hidden_size))
     grad_leaf = leaf_backward(leaf_activations, c_rows, grad_h_rows, grad_c_rows, num_leaves,
                                hidden_size)
