@@ -88,3 +88,18 @@ def test_treelstm_bench_command_without_a_checkout_says_so(tmp_path, monkeypatch
     assert main(["bench", "--quick"]) == 2
     err = capsys.readouterr().err
     assert "not part of the installed package" in err and "benchmarks/bench.py" in err
+
+
+def test_level_cost_trees_and_table(capsys):
+    """benchmarks/level_cost.py: its right-branching tree of n words has n - 1 levels above the
+    leaves, and a smoke run prints both tables with a fixed part and a part per level."""
+    level_cost = load_script("benchmarks/level_cost.py")
+    for num_words in (2, 3, 9):
+        tree = level_cost.right_branching(num_words)
+        batch = TreeBatch.from_parents([tree.parent], [tree.position])
+        assert batch.num_levels - 1 == num_words - 1 and tree.num_leaves == num_words
+    assert level_cost.main(["--words", "2,3", "--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("fixed ms") == 2 and out.count("\nlstm ") == 2
+    with pytest.raises(SystemExit):
+        level_cost.main(["--words", "5"])  # one length: no line to fit
