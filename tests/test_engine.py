@@ -1,6 +1,8 @@
 """The native engine's own entry point (engine.layer) and its hand-written backward, against the
 float64 reference, gradcheck and autograd through functional; a 20,000-node chain and a
 5,000-child star forward and backward through TreeLSTM, against nn.LSTM and the reference."""
+import sys
+
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -219,6 +221,31 @@ def test_childsum_inference_matches_the_recursion(bias, which):
     torch.testing.assert_close(output, expected)
     torch.testing.assert_close(h_n, expected_h)
     torch.testing.assert_close(c_n, expected_c)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_few_input_rows_projected_through_all_of_w_ih_agree(cell, monkeypatch):
+    """Up to FEW_ROWS leaf-only input rows are projected by all of W_ih and the i | g | o
+    columns cut (their gradients padded with zero f columns): the same outputs and gradients as
+    the path that copies the i | g | o rows of W_ih, forward and backward."""
+    parents = [random_tree(15, seed=s, max_children=2) for s in range(4)]
+    batch = TreeBatch.from_parents(parents)
+    leaves = torch.nonzero(batch.num_children == 0).flatten()
+    assert 0 < len(leaves) <= engine.steps.FEW_ROWS
+    model = TreeLSTM(6, 5, cell=cell, arity=2 if cell == "nary" else None, dtype=torch.float64)
+    x = torch.randn(len(leaves), 6, dtype=torch.float64)
+
+    def run():
+        x.grad = None
+        model.zero_grad(set_to_none=True)
+        output, (h_n, c_n) = model(x.requires_grad_(), batch, input_index=leaves)
+        weighted_sum(output, h_n, c_n).backward()
+        return [output.detach(), x.grad, *(p.grad for p in model.parameters())]
+
+    few = run()
+    monkeypatch.setattr(sys.modules["treelstm.engine.layer"], "FEW_ROWS", 0)
+    for ours, theirs in zip(few, run(), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
 
 def test_nary_training_padded_and_unpadded_agree(monkeypatch):
     """Training pads U (forward and backward) only from PAD_FROM inner nodes on: a batch over

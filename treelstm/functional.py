@@ -63,6 +63,16 @@ def iog(gates_or_rows: Tensor, hidden_size: int, num_forget: int = 1, dim: int =
                      dim)
 
 
+def expand_iog(iog_rows: Tensor) -> Tensor:
+    """``[..., 3H]`` ``i | g | o`` -> ``[..., 4H]`` ``i | f | g | o`` with zeros in ``f``: the
+    inverse of :func:`iog` where the ``f`` columns have no part (e.g. the gradients of a
+    projection whose ``f`` columns no leaf uses)."""
+    hidden_size = iog_rows.shape[-1] // 3
+    return torch.cat([iog_rows[..., :hidden_size],
+                      iog_rows.new_zeros(*iog_rows.shape[:-1], hidden_size),
+                      iog_rows[..., hidden_size:]], -1)
+
+
 def tanh(x: Tensor) -> Tensor:
     """``torch.tanh``. (This was ``2 σ(2x) - 1`` while torch's CPU ``tanh`` was slower than its
     ``sigmoid``; with torch 2.13 on an AVX-512 CPU, ``torch.tanh`` of ``[n, 150]`` float32 is

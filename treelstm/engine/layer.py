@@ -14,7 +14,7 @@ from ..batch import TreeBatch
 from .cache import ProjectionCache
 from .childsum import childsum_backward, childsum_forward
 from .nary import nary_backward, nary_forward
-from .steps import PAD_FROM, Plan, projection_weight
+from .steps import FEW_ROWS, PAD_FROM, Plan, projection_weight
 
 
 def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
@@ -113,6 +113,10 @@ def _cast_forward(plan: Plan, dtype: torch.dtype, input: Tensor, weight_ih: Tens
                                     cast(Tensor, plan.gather))
     else:
         def project() -> Tensor:
+            if plan.leaves_only and input.shape[0] <= FEW_ROWS:  # cut the product, not W_ih
+                x_proj = functional.iog(input.to(dtype).mm(weight_ih.to(dtype).t()),
+                                        plan.hidden_size)
+                return x_proj if plan.gather is None else x_proj.index_select(0, plan.gather)
             weight = projection_weight(plan.leaves_only, plan.hidden_size, weight_ih.to(dtype),
                                        pad=input.shape[0] >= PAD_FROM)
             x_proj = input.to(dtype).mm(weight.t())
@@ -190,8 +194,11 @@ def _projection_backward(plan: Plan, grad_x_proj: Tensor, input: Tensor, weight_
                          ) -> tuple[Tensor, Tensor]:
     """Gradients of ``input`` and ``weight_ih`` from those of the projected rows (``i | g | o``
     only, or ``i | f | g | o``)."""
+    few_rows = plan.leaves_only and grad_x_proj.shape[0] <= FEW_ROWS
+    if few_rows:  # zero f columns rather than weight-sized copies (steps.FEW_ROWS)
+        grad_x_proj = functional.expand_iog(grad_x_proj)
     grad_weight = grad_x_proj.t().mm(input)
-    if plan.leaves_only:
+    if plan.leaves_only and not few_rows:
         hidden_size = plan.hidden_size
         weight_ih = functional.iog(weight_ih, hidden_size, dim=0)
         grad_weight = torch.cat([grad_weight[:hidden_size],

@@ -58,6 +58,12 @@ def pad_column_blocks(weight: Tensor, num_blocks: int, multiple: int = 8) -> Ten
 #: in smaller ones the copy costs more than the alignment saves.
 PAD_FROM = 256
 
+#: An input of at most this many rows, all leaves, is projected by all of ``W_ih`` and the
+#: ``i | g | o`` columns cut from the product (and its gradient padded with zero ``f`` columns),
+#: rather than by a copy of the ``i | g | o`` rows of ``W_ih``: for a single tree, a product a
+#: third wider costs less than copying weight-sized matrices forward and backward.
+FEW_ROWS = 64
+
 
 def projection_weight(leaves_only: bool, hidden_size: int, weight_ih: Tensor, pad: bool = True
                       ) -> Tensor:
