@@ -226,8 +226,9 @@ def test_childsum_inference_matches_the_recursion(bias, which):
 @pytest.mark.parametrize("cell", CELLS)
 def test_few_input_rows_projected_through_all_of_w_ih_agree(cell, monkeypatch):
     """Up to FEW_ROWS leaf-only input rows are projected by all of W_ih and the i | g | o
-    columns cut (their gradients padded with zero f columns): the same outputs and gradients as
-    the path that copies the i | g | o rows of W_ih, forward and backward."""
+    columns cut (their gradients padded with zero f columns), and weight gradients of up to
+    FEW_ROWS rows take their product with a copied transpose: the same outputs and gradients
+    as the paths for many rows, forward and backward."""
     parents = [random_tree(15, seed=s, max_children=2) for s in range(4)]
     batch = TreeBatch.from_parents(parents)
     leaves = torch.nonzero(batch.num_children == 0).flatten()
@@ -243,7 +244,8 @@ def test_few_input_rows_projected_through_all_of_w_ih_agree(cell, monkeypatch):
         return [output.detach(), x.grad, *(p.grad for p in model.parameters())]
 
     few = run()
-    monkeypatch.setattr(sys.modules["treelstm.engine.layer"], "FEW_ROWS", 0)
+    for module in ("layer", "steps", "nary"):
+        monkeypatch.setattr(sys.modules[f"treelstm.engine.{module}"], "FEW_ROWS", 0)
     for ours, theirs in zip(few, run(), strict=True):
         torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
 

@@ -14,7 +14,7 @@ from ..batch import TreeBatch
 from .cache import ProjectionCache
 from .childsum import childsum_backward, childsum_forward
 from .nary import nary_backward, nary_forward
-from .steps import FEW_ROWS, PAD_FROM, Plan, projection_weight
+from .steps import FEW_ROWS, PAD_FROM, Plan, gradient_product, projection_weight
 
 
 def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
@@ -197,7 +197,7 @@ def _projection_backward(plan: Plan, grad_x_proj: Tensor, input: Tensor, weight_
     few_rows = plan.leaves_only and grad_x_proj.shape[0] <= FEW_ROWS
     if few_rows:  # zero f columns rather than weight-sized copies (steps.FEW_ROWS)
         grad_x_proj = functional.expand_iog(grad_x_proj)
-    grad_weight = grad_x_proj.t().mm(input)
+    grad_weight = gradient_product(grad_x_proj, input)
     if plan.leaves_only and not few_rows:
         hidden_size = plan.hidden_size
         weight_ih = functional.iog(weight_ih, hidden_size, dim=0)
