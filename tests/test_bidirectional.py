@@ -144,3 +144,22 @@ def test_repr_and_state_dict_round_trip():
 def test_bidirectional_must_be_a_bool(value):
     with pytest.raises(TypeError, match="bidirectional"):
         TreeLSTM(3, 2, bidirectional=value)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("cell", ["nary", "childsum"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_single_node_trees_give_every_weight_a_gradient(backend, cell, bidirectional):
+    """A batch of one-word sentences (every tree a single node) runs no U h product, yet every
+    parameter gets a gradient -- zeros for the recurrent weights, whose state is zero -- as
+    DistributedDataParallel expects of every parameter (without find_unused_parameters)."""
+    torch.manual_seed(0)
+    model = TreeLSTM(4, 3, num_layers=2, cell=cell, arity=2 if cell == "nary" else None,
+                     bidirectional=bidirectional, backend=backend, dtype=torch.float64)
+    output, (h_n, c_n) = model(torch.randn(3, 4, dtype=torch.float64),
+                               TreeBatch.from_parents([[-1]] * 3))
+    (output.sum() + h_n.sum() + c_n.sum()).backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None, name
+        if name.startswith("weight_hh"):
+            assert not parameter.grad.any(), name

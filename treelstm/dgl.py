@@ -47,10 +47,14 @@ def run_layer(graph: Any, x_gates: Tensor, weight_hh: Tensor, bias_hh: Optional[
     frontiers = [f.to(graph.device) for f in dgl.topological_nodes_generator(graph)]
 
     leaves = frontiers[0]
+    # Leaves alone (single-node trees): their zero children go through U all the same, so that
+    # weight_hh gets a zero gradient, not none (DDP expects one for every parameter).
+    zero = None if len(frontiers) > 1 else x_gates.new_zeros(
+        len(leaves), 1 if cell == "childsum" else cast(int, arity), hidden_size)
     if cell == "childsum":
-        leaf_h, leaf_c = functional.childsum_cell(x_gates[leaves], None, None, weight_hh, bias_hh)
+        leaf_h, leaf_c = functional.childsum_cell(x_gates[leaves], zero, zero, weight_hh, bias_hh)
     else:  # cell="nary" comes with its arity
-        leaf_h, leaf_c = functional.nary_cell(x_gates[leaves], None, None, weight_hh, bias_hh,
+        leaf_h, leaf_c = functional.nary_cell(x_gates[leaves], zero, zero, weight_hh, bias_hh,
                                               cast(int, arity))
     graph.ndata["x_gates"] = x_gates
     graph.ndata["h"] = leaf_h.new_zeros(graph.num_nodes(), hidden_size).index_copy(0, leaves, leaf_h)
@@ -127,7 +131,8 @@ def run_top_down(graph: Any, x_gates: Tensor, weight_hh: Tensor, bias_hh: Option
     frontiers = [f.to(graph.device) for f in dgl.topological_nodes_generator(graph)]
 
     roots = frontiers[0]
-    root_h, root_c = functional.nary_cell(x_gates[roots], None, None, weight_hh, bias_hh, 1)
+    zero = None if len(frontiers) > 1 else x_gates.new_zeros(len(roots), 1, hidden_size)
+    root_h, root_c = functional.nary_cell(x_gates[roots], zero, zero, weight_hh, bias_hh, 1)
     graph.ndata["x_gates"] = x_gates
     graph.ndata["h"] = root_h.new_zeros(graph.num_nodes(), hidden_size).index_copy(0, roots, root_h)
     graph.ndata["c"] = root_c.new_zeros(graph.num_nodes(), hidden_size).index_copy(0, roots, root_c)

@@ -28,7 +28,10 @@ def top_down_layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh
     bounds, num_roots = order.bounds, order.bounds[1]
     x_gates = functional.input_gates(input.index_select(0, order.nodes), weight_ih, bias_ih)
     # An arity-1 N-ary cell is an LSTMCell; the roots' previous state is zero (a leaf step).
-    h, c = functional.nary_cell(x_gates[:num_roots], None, None, weight_hh, bias_hh, 1)
+    # When the roots are all there is, the zero state goes through U all the same: weight_hh
+    # then gets a zero gradient, not none (DDP expects a gradient for every parameter).
+    zero = None if len(bounds) > 2 else x_gates.new_zeros(num_roots, 1, weight_hh.shape[1])
+    h, c = functional.nary_cell(x_gates[:num_roots], zero, zero, weight_hh, bias_hh, 1)
     h_depths, c_depths = [h], [c]
     for d in range(1, len(bounds) - 1):
         start, stop = bounds[d], bounds[d + 1]
