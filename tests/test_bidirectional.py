@@ -163,3 +163,21 @@ def test_single_node_trees_give_every_weight_a_gradient(backend, cell, bidirecti
         assert parameter.grad is not None, name
         if name.startswith("weight_hh"):
             assert not parameter.grad.any(), name
+
+
+@pytest.mark.parametrize("cell", ["nary", "childsum"])
+def test_autocast_gives_one_dtype_in_both_directions(cell):
+    """Under CPU autocast the native engine's states are in autocast's dtype; the top-down
+    pass's follow, so a bidirectional model's output, h_n and c_n have the dtype of a
+    unidirectional one's (the top-down ops left float32 and promoted the concatenation)."""
+    batch = TreeBatch.from_parents([[2, 2, -1], [-1]])
+    dtypes = []
+    for bidirectional in (False, True):
+        torch.manual_seed(0)
+        model = TreeLSTM(4, 3, num_layers=2, cell=cell, arity=2 if cell == "nary" else None,
+                         bidirectional=bidirectional)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            output, (h_n, c_n) = model(torch.randn(4, 4), batch)
+        (output.float().sum() + h_n.float().sum() + c_n.float().sum()).backward()
+        dtypes.append({output.dtype, h_n.dtype, c_n.dtype})
+    assert dtypes == [{torch.bfloat16}, {torch.bfloat16}]

@@ -330,6 +330,8 @@ class TreeLSTM(nn.Module):
             c_roots.append(c if roots_only else c[batch.roots])
             if self.bidirectional:
                 h_down, c_down = self._top_down(batch, graph, h, k)
+                # under autocast the top-down pass's ops may leave float32: the bottom-up dtype
+                h_down, c_down = h_down.to(h.dtype), c_down.to(h.dtype)
                 h_roots.append(h_down[batch.roots])
                 c_roots.append(c_down[batch.roots])
                 h = torch.cat([h, h_down], 1)
