@@ -29,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402  (the methods of the speed benchmark)
+from treelstm.cli.options import positive_int  # noqa: E402
 
 METHODS = ("native", "native-nocache", "lstm")
 
@@ -68,16 +69,6 @@ def positive_ints(text: str) -> list[int]:
     if len(values) < 2 or min(values) < 2:
         raise argparse.ArgumentTypeError(f"expected at least two word counts >= 2, got {text!r}")
     return values
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
