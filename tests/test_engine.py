@@ -244,7 +244,7 @@ def test_few_input_rows_projected_through_all_of_w_ih_agree(cell, monkeypatch):
         return [output.detach(), x.grad, *(p.grad for p in model.parameters())]
 
     few = run()
-    for module in ("layer", "steps", "nary"):
+    for module in ("layer", "steps"):
         monkeypatch.setattr(sys.modules[f"treelstm.engine.{module}"], "FEW_ROWS", 0)
     for ours, theirs in zip(few, run(), strict=True):
         torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from .. import functional
-from .steps import (FEW_ROWS, PAD_FROM, Plan, bias_hh_grad, gradient_product, leaf_backward,
+from .steps import (PAD_FROM, Plan, bias_hh_grad, gradient_product, leaf_backward,
                     leaf_states, pad_column_blocks, pad_rows, projection_weight, state_buffers,
                     x_rows_grad)
 
@@ -197,10 +197,7 @@ def nary_backward(plan: Plan, saved: tuple[Tensor, Tensor], h_rows: Tensor, c_ro
                                hidden_size)
 
     child_h = h_rows.index_select(0, slots.view(-1)).view(-1, arity * hidden_size)
-    if grad_pre.shape[0] <= FEW_ROWS:
-        grad_weight_hh = gradient_product(grad_pre, child_h)[:width]
-    else:  # (C^T G)^T: aligned rows
-        grad_weight_hh = child_h.t().mm(grad_pre).t()[:width]
+    grad_weight_hh = gradient_product(grad_pre, child_h, transposed=True)[:width]
     total = grad_pre.sum(0)
     grad_bias_hh = bias_hh_grad(functional.iog(total, hidden_size, arity) + grad_leaf.sum(0),
                                  total[hidden_size:(arity + 1) * hidden_size])

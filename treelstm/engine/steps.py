@@ -65,15 +65,16 @@ PAD_FROM = 256
 FEW_ROWS = 64
 
 
-def gradient_product(grad: Tensor, rows: Tensor) -> Tensor:
+def gradient_product(grad: Tensor, rows: Tensor, transposed: bool = False) -> Tensor:
     """``grad^T rows`` (``[n, W]``, ``[n, X]`` -> ``[W, X]``): a weight's gradient from the
     gradients of its products and their input rows. With few rows (a single tree's,
     :data:`FEW_ROWS`) ``grad^T`` is copied first: MKL's product with a transposed first factor
     allocates, and page-faults, weight-sized buffers on every call (~10% of a single tree's
-    training step); with many rows the copy costs more than it saves."""
+    training step); with many rows the copy costs more than it saves, and ``transposed=True``
+    computes ``(rows^T grad)^T`` instead (its rows ``W`` long: aligned when ``W`` is padded)."""
     if grad.shape[0] <= FEW_ROWS:
         return grad.t().contiguous().mm(rows)
-    return grad.t().mm(rows)
+    return rows.t().mm(grad).t() if transposed else grad.t().mm(rows)
 
 
 def projection_weight(leaves_only: bool, hidden_size: int, weight_ih: Tensor, pad: bool = True
