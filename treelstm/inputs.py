@@ -8,7 +8,10 @@ A line is, by its first character (``format="auto"``) or by ``format``:
   (``ROOT``, ``S``, ``NP``: ignored), unary chains, nodes with more children than an N-ary model
   takes -- through :func:`~treelstm.data.parse_bracketed` (nltk), unary chains collapsed and,
   for a model of arity ``k``, wider nodes binarised (right-factored, as nltk's
-  ``chomsky_normal_form``; see :mod:`treelstm.data.nltk_trees`).
+  ``chomsky_normal_form``; see :mod:`treelstm.data.nltk_trees`). In ``"auto"``, a line that
+  reads as a bracketed tree but has words side by side in one bracket, as
+  ``(Not bad at all)``, is refused: SST and parsers put every word in a bracket of its own,
+  so it is more likely a sentence that starts with a bracket (``format="text"``).
 * ``{``: a JSON object ``{"parent": [...], "tokens": [...]}`` (:func:`tree_from_json`).
 * anything else: plain text, tokenized as SST is (:func:`~treelstm.data.tokenize`). A sentence
   model (the LSTM baseline) needs its words only; a Tree-LSTM needs a parser: a callable from
