@@ -102,7 +102,7 @@ def _childsum_inference(plan: Plan, project: Callable[[], Tensor], weight_hh: Te
             0, parent, forget.sigmoid_().mul_(c_rows.index_select(0, children)))
         h_sum = child_h.new_zeros(stop - start, hidden_size).index_add_(0, parent, child_h)
         preactivation = _product(h_sum, weight_gates_t, bias_gates)
-        gates = preactivation.split(hidden_size, 1)  # i | g | o, or i | f | g | o
+        gates = preactivation.view(stop - start, -1, hidden_size).unbind(1)  # i|g|o, i|f|g|o
         cell_gate = torch.tanh(gates[-2])
         preactivation.sigmoid_()  # i and o (views) are now gates
         c.addcmul_(gates[0], cell_gate)

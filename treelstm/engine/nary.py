@@ -30,15 +30,17 @@ def nary_forward(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor,
         weight_hh = pad_rows(weight_hh)
         bias_hh = None if bias_hh is None else pad_rows(bias_hh)
     # Every internal row's activations i | f_1..f_N | g | o (+ padding), written level by level
-    # (kept for the backward, or one level at a time); the rows of every level cut at once.
+    # (kept for the backward, or one level at a time); the rows of every level cut at once
+    # (split_with_sizes: a native op, where Tensor.split is Python, ~10 us a call).
     num_internal = plan.batch.num_nodes - num_leaves
     activations = h_rows.new_empty(num_internal if keep else 0, weight_hh.shape[0])
     sizes = [bounds[k + 1] - bounds[k] for k in range(len(bounds) - 1)]
     state_sizes = sizes + [1]  # the buffers' last row: an empty slot's zero state
-    levels = zip(plan.batch.level_children(arity), h_rows.split(state_sizes)[1:-1],
-                 c_rows.split(state_sizes)[1:-1],
-                 activations.split(sizes[1:]) if keep else [None] * len(sizes[1:]),
-                 [None] * len(sizes[1:]) if x_rows is None else x_rows.split(sizes)[1:])
+    no_rows = [None] * len(sizes[1:])
+    levels = zip(plan.batch.level_children(arity), h_rows.split_with_sizes(state_sizes)[1:-1],
+                 c_rows.split_with_sizes(state_sizes)[1:-1],
+                 activations.split_with_sizes(sizes[1:]) if keep else no_rows,
+                 no_rows if x_rows is None else x_rows.split_with_sizes(sizes)[1:])
     for children, h_level, c_level, level_out, x_level in levels:
         child_h = h_rows.index_select(0, children).view(-1, arity * hidden_size)
         level_activations = functional.nary_preactivation(x_level, child_h, weight_hh, bias_hh,
@@ -103,8 +105,8 @@ def _nary_inference(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor
         torch.index_select(word_terms.h_leaf, 0, word_terms.leaf_rows, out=h_rows[:num_leaves])
         torch.index_select(word_terms.c_leaf, 0, word_terms.leaf_rows, out=c_rows[:num_leaves])
     sizes = [bounds[k + 1] - bounds[k] for k in range(len(bounds) - 1)] + [1]
-    levels = zip(plan.batch.level_children(arity), h_rows.split(sizes)[1:-1],
-                 c_rows.split(sizes)[1:-1])
+    levels = zip(plan.batch.level_children(arity), h_rows.split_with_sizes(sizes)[1:-1],
+                 c_rows.split_with_sizes(sizes)[1:-1])
     for k, (children, h_level, c_level) in enumerate(levels, 1):
         if k == 1 and word_terms is not None:  # every child a leaf (or an empty slot)
             words = word_terms.term_of_row.index_select(0, children).view(-1, arity)
@@ -182,9 +184,10 @@ def nary_backward(plan: Plan, saved: tuple[Tensor, Tensor], h_rows: Tensor, c_ro
                                                     c_rows[num_leaves:num_nodes], child_c)
     # the rows of every level cut at once, walked top-down
     sizes = [bounds[k + 1] - bounds[k] for k in range(len(bounds) - 1)]
-    levels = zip(plan.batch.level_children(arity), grad_pre.split(sizes[1:]),
-                 through.split(sizes[1:]), forget.split(sizes[1:]),
-                 grad_h_rows.split(sizes + [1])[1:-1], grad_c_rows.split(sizes + [1])[1:-1])
+    levels = zip(plan.batch.level_children(arity), grad_pre.split_with_sizes(sizes[1:]),
+                 through.split_with_sizes(sizes[1:]), forget.split_with_sizes(sizes[1:]),
+                 grad_h_rows.split_with_sizes(sizes + [1])[1:-1],
+                 grad_c_rows.split_with_sizes(sizes + [1])[1:-1])
     for children, level_grad_pre, level_through, level_forget, grad_h, grad_c in reversed(
             list(levels)):
         grad_c_total = functional.preactivation_grads(
