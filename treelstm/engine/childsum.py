@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from .. import functional
-from .steps import Plan, bias_hh_grad, leaf_backward, leaf_states, x_rows_grad
+from .steps import Plan, bias_hh_grad, leaf_backward, leaf_states, product, x_rows_grad
 
 
 def childsum_forward(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor,
@@ -93,7 +93,7 @@ def _childsum_inference(plan: Plan, project: Callable[[], Tensor], weight_hh: Te
         children, parent = order.child_row[edges], order.child_parent[edges]
         child_h = h_rows.index_select(0, children)
         if x_rows is None:
-            forget = _product(child_h, weight_forget_t, bias_forget)
+            forget = product(child_h, weight_forget_t, bias_forget)
         else:
             bias_gates = x_rows[start:stop]
             forget = torch.addmm(bias_gates[:, forget_rows].index_select(0, parent), child_h,
@@ -101,17 +101,13 @@ def _childsum_inference(plan: Plan, project: Callable[[], Tensor], weight_hh: Te
         c = c_rows[start:stop].zero_().index_add_(
             0, parent, forget.sigmoid_().mul_(c_rows.index_select(0, children)))
         h_sum = child_h.new_zeros(stop - start, hidden_size).index_add_(0, parent, child_h)
-        preactivation = _product(h_sum, weight_gates_t, bias_gates)
+        preactivation = product(h_sum, weight_gates_t, bias_gates)
         gates = preactivation.view(stop - start, -1, hidden_size).unbind(1)  # i|g|o, i|f|g|o
         cell_gate = torch.tanh(gates[-2])
         preactivation.sigmoid_()  # i and o (views) are now gates
         c.addcmul_(gates[0], cell_gate)
         torch.tanh(c, out=h_rows[start:stop]).mul_(gates[-1])
     return h_rows, c_rows, None
-
-
-def _product(rows: Tensor, weight_t: Tensor, bias: Optional[Tensor]) -> Tensor:
-    return rows.mm(weight_t) if bias is None else torch.addmm(bias, rows, weight_t)
 
 
 def childsum_backward(plan: Plan, saved: tuple, h_rows: Tensor, c_rows: Tensor,

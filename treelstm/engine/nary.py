@@ -10,8 +10,8 @@ from torch import Tensor
 
 from .. import functional
 from .steps import (PAD_FROM, Plan, bias_hh_grad, gradient_product, leaf_backward,
-                    leaf_states, pad_column_blocks, pad_rows, projection_weight, state_buffers,
-                    x_rows_grad)
+                    leaf_states, pad_column_blocks, pad_rows, product, projection_weight,
+                    state_buffers, x_rows_grad)
 
 
 def nary_forward(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor,
@@ -117,8 +117,7 @@ def _nary_inference(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor
                 activations += bias
         else:
             child_h = h_rows.index_select(0, children).view(-1, arity * hidden_size)
-            activations = child_h.mm(weight_t) if bias is None else torch.addmm(bias, child_h,
-                                                                                weight_t)
+            activations = product(child_h, weight_t, bias)
         child_c = c_rows.index_select(0, children).view(-1, arity * hidden_size)
         functional.nary_state_fused(activations, child_c, arity, hidden_size,
                                     out=(h_level, c_level))

@@ -65,6 +65,11 @@ PAD_FROM = 256
 FEW_ROWS = 64
 
 
+def product(rows: Tensor, weight_t: Tensor, bias: Optional[Tensor]) -> Tensor:
+    """``rows @ weight_t (+ bias)``: one ``mm``, or one ``addmm`` with a bias."""
+    return rows.mm(weight_t) if bias is None else torch.addmm(bias, rows, weight_t)
+
+
 def gradient_product(grad: Tensor, rows: Tensor, transposed: bool = False) -> Tensor:
     """``grad^T rows`` (``[n, W]``, ``[n, X]`` -> ``[W, X]``): a weight's gradient from the
     gradients of its products and their input rows. With few rows (a single tree's,
