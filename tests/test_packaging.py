@@ -31,6 +31,7 @@ def test_wheel_holds_the_bundled_data_and_typing_marker(wheel):
         for side in ("a.toks", "b.toks", "a.parents", "b.parents", "sim.txt"):
             assert f"treelstm/datasets/sick_sample/{split}/{side}" in names
     assert "treelstm/py.typed" in names
+    assert "treelstm/engine/kernels.c" in names  # compiled on first use (engine/kernels.py)
     assert not any(name.startswith(("tests/", "data/", "examples/")) for name in names)
 
 

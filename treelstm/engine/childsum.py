@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from .. import functional
+from . import kernels
 from .steps import Plan, bias_hh_grad, leaf_backward, leaf_states, product, x_rows_grad
 
 
@@ -87,17 +88,29 @@ def _childsum_inference(plan: Plan, project: Callable[[], Tensor], weight_hh: Te
         weight_gates_t = weight_hh.t()
         if bias_hh is not None:
             x_rows[num_leaves:] += bias_hh
+    lib = kernels.for_call(h_rows)
     for k in range(1, len(bounds) - 1):
         start, stop = bounds[k], bounds[k + 1]
         edges = slice(order.edge_bounds[k], order.edge_bounds[k + 1])
         children, parent = order.child_row[edges], order.child_parent[edges]
-        child_h = h_rows.index_select(0, children)
+        fused = lib if lib is not None and kernels.fits(children.shape[0], 4 * hidden_size) \
+            else None
+        child_h = h_rows.index_select(0, children) if fused is None else \
+            kernels.gather_rows(fused, h_rows, children)
         if x_rows is None:
             forget = product(child_h, weight_forget_t, bias_forget)
         else:
             bias_gates = x_rows[start:stop]
             forget = torch.addmm(bias_gates[:, forget_rows].index_select(0, parent), child_h,
                                  weight_forget_t)
+        if fused is not None:  # kernels.c: the forget terms, gates and state in one pass
+            h_sum = kernels.sum_rows(fused, child_h, parent, stop - start)
+            preactivation = product(h_sum, weight_gates_t, bias_gates)
+            width = preactivation.shape[1]  # i | g | o, or i | f | g | o: g and o last
+            kernels.childsum_update(fused, preactivation, width - 2 * hidden_size,
+                                    width - hidden_size, forget, c_rows, children, parent,
+                                    out=(h_rows[start:stop], c_rows[start:stop]))
+            continue
         c = c_rows[start:stop].zero_().index_add_(
             0, parent, forget.sigmoid_().mul_(c_rows.index_select(0, children)))
         h_sum = child_h.new_zeros(stop - start, hidden_size).index_add_(0, parent, child_h)

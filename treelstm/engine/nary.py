@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from .. import functional
+from . import kernels
 from .steps import (PAD_FROM, Plan, bias_hh_grad, gradient_product, leaf_backward,
                     leaf_states, pad_column_blocks, pad_rows, product, projection_weight,
                     state_buffers, x_rows_grad)
@@ -41,10 +42,19 @@ def nary_forward(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor,
                  c_rows.split_with_sizes(state_sizes)[1:-1],
                  activations.split_with_sizes(sizes[1:]) if keep else no_rows,
                  no_rows if x_rows is None else x_rows.split_with_sizes(sizes)[1:])
+    lib = kernels.for_call(h_rows)
     for children, h_level, c_level, level_out, x_level in levels:
-        child_h = h_rows.index_select(0, children).view(-1, arity * hidden_size)
-        level_activations = functional.nary_preactivation(x_level, child_h, weight_hh, bias_hh,
-                                                          arity, out=level_out)
+        fused = lib if lib is not None and kernels.fits(h_level.shape[0], weight_hh.shape[0]) \
+            else None
+        child_h = h_rows.index_select(0, children) if fused is None else \
+            kernels.gather_rows(fused, h_rows, children)
+        level_activations = functional.nary_preactivation(
+            x_level, child_h.view(-1, arity * hidden_size), weight_hh, bias_hh, arity,
+            out=level_out)
+        if fused is not None and level_activations.is_contiguous():  # kernels.c
+            kernels.nary_update(fused, level_activations, c_rows, children, arity, hidden_size,
+                                out=(h_level, c_level), keep_activations=True)
+            continue
         child_c = c_rows.index_select(0, children).view(-1, arity * hidden_size)
         functional.nary_state_fused(level_activations, child_c, arity, hidden_size,
                                     out=(h_level, c_level), keep_activations=True)
@@ -107,7 +117,10 @@ def _nary_inference(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor
     sizes = [bounds[k + 1] - bounds[k] for k in range(len(bounds) - 1)] + [1]
     levels = zip(plan.batch.level_children(arity), h_rows.split_with_sizes(sizes)[1:-1],
                  c_rows.split_with_sizes(sizes)[1:-1])
+    lib = kernels.for_call(h_rows)
     for k, (children, h_level, c_level) in enumerate(levels, 1):
+        fused = lib if lib is not None and kernels.fits(h_level.shape[0], weight_t.shape[1]) \
+            else None
         if k == 1 and word_terms is not None:  # every child a leaf (or an empty slot)
             words = word_terms.term_of_row.index_select(0, children).view(-1, arity)
             activations = word_terms.slot_terms[0].index_select(0, words[:, 0])
@@ -116,11 +129,16 @@ def _nary_inference(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor
             if bias is not None:
                 activations += bias
         else:
-            child_h = h_rows.index_select(0, children).view(-1, arity * hidden_size)
-            activations = product(child_h, weight_t, bias)
-        child_c = c_rows.index_select(0, children).view(-1, arity * hidden_size)
-        functional.nary_state_fused(activations, child_c, arity, hidden_size,
-                                    out=(h_level, c_level))
+            child_h = h_rows.index_select(0, children) if fused is None else \
+                kernels.gather_rows(fused, h_rows, children)
+            activations = product(child_h.view(-1, arity * hidden_size), weight_t, bias)
+        if fused is not None:  # the children's c read in place (kernels.c)
+            kernels.nary_update(fused, activations, c_rows, children, arity, hidden_size,
+                                out=(h_level, c_level))
+        else:
+            child_c = c_rows.index_select(0, children).view(-1, arity * hidden_size)
+            functional.nary_state_fused(activations, child_c, arity, hidden_size,
+                                        out=(h_level, c_level))
     return h_rows, c_rows, None
 
 
@@ -174,7 +192,6 @@ def nary_backward(plan: Plan, saved: tuple[Tensor, Tensor], h_rows: Tensor, c_ro
     padded_weight = weight_hh
     if activations.shape[1] > width:
         padded_weight = pad_rows(pad_column_blocks(weight_hh, arity))
-    forget = activations[:, hidden_size:(arity + 1) * hidden_size].view(-1, arity, hidden_size)
     child_c = c_rows.index_select(0, slots.view(-1)).view(-1, arity, hidden_size)
     # All that does not depend on the incoming gradients, at once; `grad_pre` then becomes the
     # internal rows' pre-activation gradients, i | f_1..f_N | g | o (+ zero padding), level by
@@ -184,17 +201,25 @@ def nary_backward(plan: Plan, saved: tuple[Tensor, Tensor], h_rows: Tensor, c_ro
     # the rows of every level cut at once, walked top-down
     sizes = [bounds[k + 1] - bounds[k] for k in range(len(bounds) - 1)]
     levels = zip(plan.batch.level_children(arity), grad_pre.split_with_sizes(sizes[1:]),
-                 through.split_with_sizes(sizes[1:]), forget.split_with_sizes(sizes[1:]),
+                 through.split_with_sizes(sizes[1:]), activations.split_with_sizes(sizes[1:]),
                  grad_h_rows.split_with_sizes(sizes + [1])[1:-1],
                  grad_c_rows.split_with_sizes(sizes + [1])[1:-1])
-    for children, level_grad_pre, level_through, level_forget, grad_h, grad_c in reversed(
+    lib = kernels.for_call(grad_h_rows)
+    for children, level_grad_pre, level_through, level_activations, grad_h, grad_c in reversed(
             list(levels)):
+        if lib is not None and kernels.fits(*level_grad_pre.shape):  # kernels.c
+            kernels.nary_backward_level(lib, level_grad_pre, level_through, grad_h, grad_c,
+                                        level_activations, children, grad_c_rows, arity)
+            grad_child_h = level_grad_pre.mm(padded_weight).view(children.shape[0], -1)
+            kernels.scatter_add_rows(lib, grad_h_rows, children, grad_child_h)
+            continue
         grad_c_total = functional.preactivation_grads(
             level_grad_pre, level_through, grad_h, grad_c, arity, hidden_size)
         grad_child_h = level_grad_pre.mm(padded_weight).view(children.shape[0], -1)
         grad_h_rows.index_add_(0, children, grad_child_h[:, :hidden_size])
-        grad_c_rows.index_add_(0, children, (grad_c_total.unsqueeze(1) * level_forget).view(
-            -1, hidden_size))
+        level_forget = level_activations[:, hidden_size:(arity + 1) * hidden_size]
+        grad_c_rows.index_add_(0, children, (grad_c_total.unsqueeze(1) * level_forget.view(
+            -1, arity, hidden_size)).view(-1, hidden_size))
     grad_leaf = leaf_backward(leaf_activations, c_rows, grad_h_rows, grad_c_rows, num_leaves,
                                hidden_size)
 

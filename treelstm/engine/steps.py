@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import functional
+from . import kernels
 from ..batch import TreeBatch
 
 if TYPE_CHECKING:
@@ -140,7 +141,11 @@ def leaf_states(plan: Plan, x_proj: Tensor, bias_ih: Optional[Tensor],
     if keep:
         functional.leaf_state(activations, hidden_size, out=out)
     else:  # the leaves' i | g | o are an N-ary layout without forget gates
-        functional.nary_state_fused(activations, None, 0, hidden_size, out=out)
+        lib = kernels.for_call(activations)
+        if lib is not None and kernels.fits(*activations.shape) and activations.is_contiguous():
+            kernels.nary_update(lib, activations, None, None, 0, hidden_size, out=out)
+        else:
+            functional.nary_state_fused(activations, None, 0, hidden_size, out=out)
     return h_rows, c_rows, x_rows, activations
 
 

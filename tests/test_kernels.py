@@ -1,0 +1,247 @@
+"""The C level steps (engine/kernels.c, loaded by engine/kernels.py): against the pure-torch ops
+they replace and the float64 model, on special values, and how the library behaves when they
+cannot be built or loaded."""
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cases import random_tree
+from treelstm import TreeBatch, TreeLSTM, functional
+from treelstm.engine import kernels
+
+ROOT = Path(__file__).resolve().parent.parent
+
+needs_kernels = pytest.mark.skipif(
+    os.environ.get(kernels.ENVIRONMENT) != "1" and kernels.library() is None,
+    reason=f"the C kernels are unavailable here: {kernels.status()}")
+
+
+def forest(num_trees, seed=0, max_children=2, size=23):
+    return TreeBatch.from_parents([random_tree(size, seed=seed + t, max_children=max_children)
+                                   for t in range(num_trees)])
+
+
+def run(model, batch, where, table, rows, enabled):
+    """The model's outputs under no_grad (or with autograd when ``where`` says so)."""
+    leaves = torch.nonzero(batch.num_children == 0).flatten()
+    with kernels.use(enabled), torch.no_grad():
+        if where == "leaves":
+            output, (h_n, c_n) = model(table, batch, input_index=leaves,
+                                       input_rows=rows[:len(leaves)])
+        else:  # a word at every node
+            output, (h_n, c_n) = model(table.index_select(0, rows[:batch.num_nodes]), batch)
+    return output, h_n, c_n
+
+
+@needs_kernels
+@pytest.mark.parametrize("num_trees", [1, 3, 30])
+@pytest.mark.parametrize("cell,arity", [("nary", 2), ("nary", 3), ("childsum", None)])
+@pytest.mark.parametrize("where", ["leaves", "every node"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_c_steps_match_the_torch_ops_and_float64(num_trees, cell, arity, where, bias):
+    """Inference (no_grad) with the C steps against the pure-torch ops (float32) and the float64
+    model: one tree, a few, and 30 (N-ary: more than PAD_FROM inner nodes, padded products);
+    two layers, so that the second reads every node's state."""
+    torch.manual_seed(0)
+    model = TreeLSTM(6, 5, num_layers=2, cell=cell, arity=arity, bias=bias)
+    batch = forest(num_trees, max_children=arity or 4)
+    table = torch.randn(40, 6) * 2
+    rows = torch.randint(0, 40, (batch.num_nodes,), generator=torch.Generator().manual_seed(1))
+    fused = run(model, batch, where, table, rows, True)
+    plain = run(model, batch, where, table, rows, False)
+    exact = run(copy.deepcopy(model).double(), batch, where, table.double(), rows, False)
+    for ours, torch_ops, float64 in zip(fused, plain, exact):
+        torch.testing.assert_close(ours, torch_ops, rtol=0, atol=2e-6)
+        torch.testing.assert_close(ours.double(), float64, rtol=0, atol=2e-6)
+
+
+@needs_kernels
+def test_c_steps_are_the_ones_that_run(monkeypatch):
+    """With the kernels available, float32 inference goes through them (both cells); with
+    use(False), or in float64, it does not."""
+    calls = []
+    for name in ("nary_update", "childsum_update"):
+        original = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name,
+                            lambda *args, _f=original, _n=name, **kw: calls.append(_n) or
+                            _f(*args, **kw))
+    batch = forest(2)
+    leaves = torch.nonzero(batch.num_children == 0).flatten()
+    for cell in ("nary", "childsum"):
+        model = TreeLSTM(4, 3, cell=cell, arity=2 if cell == "nary" else None)
+        x = torch.randn(len(leaves), 4)
+        with torch.no_grad():
+            model(x, batch, input_index=leaves)
+            seen = len(calls)
+            with kernels.use(False):
+                model(x, batch, input_index=leaves)
+            model.double()(x.double(), batch, input_index=leaves)
+        assert seen > 0 and len(calls) == seen, (cell, calls)
+        calls.clear()
+
+
+@needs_kernels
+def test_special_values_saturate_and_nan_propagates():
+    """Pre-activations from -1e30 to 1e30, infinities and NaN: the gates saturate as torch's
+    do, a NaN pre-activation gives NaN in its column and nowhere else; the nonlinearities over
+    [-20, 20] agree with float64 to 3e-7."""
+    lib = kernels.library()
+    hidden = 7
+    values = torch.tensor([-1e30, -100., -88.5, -87.4, -20., -9., -0.7, -0.625, -1e-8, 0., 1e-8,
+                           0.5, 0.625, 0.7, 9., 20., 87.4, 88.5, 100., 1e30, float("inf"),
+                           -float("inf")])
+    grid = torch.cat([values, torch.linspace(-20, 20, 4001)])
+    # leaves (arity 0): i | g | o; each of i, g, o takes every value, the others fixed
+    for block in range(3):
+        pre = torch.zeros(len(grid), 3 * hidden)
+        pre[:, block * hidden:(block + 1) * hidden] = grid[:, None]
+        others = torch.full((len(grid), 3 * hidden), 0.3)
+        pre = torch.where(pre == 0, others, pre) if block != 0 else pre
+        expected = [torch.empty(len(grid), hidden, dtype=torch.float64) for _ in range(2)]
+        functional.nary_state_fused(pre.double(), None, 0, hidden, out=tuple(expected))
+        got = [torch.empty(len(grid), hidden) for _ in range(2)]
+        kernels.nary_update(lib, pre.clone(), None, None, 0, hidden, out=tuple(got))
+        for ours, exact in zip(got, expected):
+            assert torch.isfinite(ours).all()
+            torch.testing.assert_close(ours.double(), exact, rtol=0, atol=3e-7)
+    pre = torch.full((3, 3 * hidden), 0.5)
+    pre[1, hidden + 2] = float("nan")  # one g
+    h, c = torch.empty(3, hidden), torch.empty(3, hidden)
+    kernels.nary_update(lib, pre, None, None, 0, hidden, out=(h, c))
+    assert torch.isnan(c[1, 2]) and torch.isnan(h[1, 2])
+    assert torch.isfinite(c[[0, 2]]).all() and torch.isfinite(c[1, [0, 1, 3, 4, 5, 6]]).all()
+
+
+@needs_kernels
+@pytest.mark.parametrize("keep", [False, True])
+def test_nary_update_matches_nary_state_fused(keep):
+    """The level step itself: padded rows (W > (N+3)H), children read by row (empty slots: the
+    zero row), activations kept or not, against functional.nary_state_fused."""
+    lib = kernels.library()
+    arity, hidden, n = 3, 10, 37
+    c_rows = torch.randn(50, hidden)
+    c_rows[-1] = 0
+    children = torch.randint(0, 50, (n * arity,))
+    pre = torch.randn(n, (arity + 3) * hidden + 6) * 4
+    expected_pre = pre.clone()
+    expected = (torch.empty(n, hidden), torch.empty(n, hidden))
+    functional.nary_state_fused(expected_pre, c_rows[children].view(n, -1), arity, hidden,
+                                out=expected, keep_activations=True)
+    got = (torch.empty(n, hidden), torch.empty(n, hidden))
+    ours_pre = pre.clone()
+    kernels.nary_update(lib, ours_pre, c_rows, children, arity, hidden, out=got,
+                        keep_activations=keep)
+    for ours, theirs in zip(got, expected):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+    width = (arity + 3) * hidden
+    if keep:  # the activations a backward needs; the padding columns are left alone
+        torch.testing.assert_close(ours_pre[:, :width], expected_pre[:, :width], rtol=0,
+                                   atol=1e-6)
+        assert torch.equal(ours_pre[:, width:], pre[:, width:])
+    else:
+        assert torch.equal(ours_pre, pre)
+
+
+def test_threads_decide_which_levels_go_to_c(one_thread):
+    assert kernels.fits(10_000, 750)
+    torch.set_num_threads(2)
+    assert kernels.fits(10, 750) and not kernels.fits(1_000, 750)
+
+
+def _status_in_subprocess(tmp_path, **environment):
+    env = {**os.environ, "TREELSTM_CACHE": str(tmp_path / "cache"), **environment}
+    env.pop("PYTHONPATH", None)
+    code = ("import torch\nfrom treelstm import TreeBatch, TreeLSTM\n"
+            "from treelstm.engine import kernels\n"
+            "batch = TreeBatch.from_parents([[-1, 0, 0]])\n"
+            "with torch.no_grad():\n"
+            "    out, _ = TreeLSTM(3, 2, cell='nary', arity=2)(torch.ones(3, 3), batch)\n"
+            "print(kernels.status()); print(out.shape[0])\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=120)
+
+
+def test_without_a_compiler_the_torch_ops_run(tmp_path):
+    done = _status_in_subprocess(tmp_path, CC="/bin/false", TREELSTM_KERNELS="")
+    assert done.returncode == 0, done.stderr
+    status, rows = done.stdout.splitlines()
+    assert status.startswith("off, could not build") and "/bin/false failed" in status, status
+    assert rows == "3"
+    assert not list((tmp_path / "cache").glob("*.tmp"))  # the failed build left nothing
+
+
+def test_kernels_required_but_unavailable_is_an_error(tmp_path):
+    done = _status_in_subprocess(tmp_path, CC="/bin/false", TREELSTM_KERNELS="1")
+    assert done.returncode != 0
+    assert "TREELSTM_KERNELS=1 but the C kernels are unavailable: could not build" in done.stderr
+
+
+def test_kernels_turned_off(tmp_path):
+    done = _status_in_subprocess(tmp_path, CC="/bin/false", TREELSTM_KERNELS="0")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "off (TREELSTM_KERNELS=0)"
+    assert not (tmp_path / "cache").exists()  # nothing built
+
+
+@needs_kernels
+def test_a_broken_cached_library_is_rebuilt_and_concurrent_builds_agree(tmp_path):
+    """Two processes building into one empty cache at once both load a library; a cached file
+    that is not a library (say, a disk that filled up) is replaced by a new build."""
+    env = {"TREELSTM_KERNELS": "1"}
+    processes = [subprocess.Popen(
+        [sys.executable, "-c", "from treelstm.engine import kernels; print(kernels.status())"],
+        cwd=ROOT, env={**os.environ, "TREELSTM_CACHE": str(tmp_path / "cache"), **env},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [process.communicate(timeout=120) for process in processes]
+    assert all(out.startswith("on, loaded") for out, _ in outputs), outputs
+    [built] = (tmp_path / "cache").glob("kernels-*.so")
+    built.write_bytes(b"not a shared library")
+    done = _status_in_subprocess(tmp_path, **env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("on, loaded"), done.stdout
+    assert built.read_bytes()[:4] == b"\x7fELF"
+
+
+def train_step(model, batch, where, table, rows, enabled):
+    """Outputs and every gradient (parameters and the table) of one weighted loss."""
+    model.zero_grad()
+    table = table.clone().requires_grad_(True)
+    leaves = torch.nonzero(batch.num_children == 0).flatten()
+    with kernels.use(enabled):
+        if where == "leaves":
+            output, (h_n, c_n) = model(table, batch, input_index=leaves,
+                                       input_rows=rows[:len(leaves)])
+        else:
+            output, (h_n, c_n) = model(table.index_select(0, rows[:batch.num_nodes]), batch)
+        generator = torch.Generator().manual_seed(2)
+        loss = sum((t * torch.randn(t.shape, generator=generator).to(t.dtype)).sum()
+                   for t in (output, h_n, c_n))
+        loss.backward()
+    return [output.detach(), table.grad] + [p.grad for p in model.parameters()]
+
+
+@needs_kernels
+@pytest.mark.parametrize("num_trees", [1, 3, 30])
+@pytest.mark.parametrize("cell,arity", [("nary", 2), ("nary", 3), ("childsum", None)])
+@pytest.mark.parametrize("where", ["leaves", "every node"])
+def test_c_training_steps_match_the_torch_ops_and_float64(num_trees, cell, arity, where):
+    """Forward and hand-written backward with the C steps: outputs and every gradient against
+    the pure-torch ops and the float64 model (two layers, bidirectional: the top-down pass
+    sends gradients back into the bottom-up states)."""
+    torch.manual_seed(0)
+    model = TreeLSTM(6, 5, num_layers=2, cell=cell, arity=arity, bidirectional=True)
+    batch = forest(num_trees, max_children=arity or 4)
+    table = torch.randn(40, 6) * 2
+    rows = torch.randint(0, 40, (batch.num_nodes,), generator=torch.Generator().manual_seed(1))
+    fused = train_step(model, batch, where, table, rows, True)
+    plain = train_step(model, batch, where, table, rows, False)
+    exact = train_step(copy.deepcopy(model).double(), batch, where, table.double(), rows, False)
+    for ours, torch_ops, float64 in zip(fused, plain, exact):
+        scale = float64.abs().max().item() + 1
+        torch.testing.assert_close(ours, torch_ops, rtol=0, atol=1e-5 * scale)
+        torch.testing.assert_close(ours.double(), float64, rtol=0, atol=1e-5 * scale)

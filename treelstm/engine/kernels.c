@@ -1,0 +1,171 @@
+/* Fused level steps of the native engine on the CPU, float32 (see kernels.py, which compiles
+ * this file once per machine and falls back to the pure-torch ops when it cannot).
+ *
+ * A level of the pure-torch loop is a dozen small ops, each a pass over the level's rows and,
+ * for a single tree, mostly per-op overhead (~2-5 us each). Here the gate nonlinearities, the
+ * children's forget terms (their c read by row index, not gathered first) and the new state are
+ * one pass over each row. The matrix products stay in torch (MKL).
+ *
+ * exp is Cephes' single-precision polynomial (about 1 ulp), written so that gcc vectorises the
+ * row loops (-O3 -fno-trapping-math); NaN propagates, large arguments saturate. */
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+
+static inline float exp_f(float x) {
+    x = x > 88.3762626647949f ? 88.3762626647949f : x;
+    x = x < -87.3365447504f ? -87.3365447504f : x;
+    float n = floorf(x * 1.44269504088896341f + 0.5f);
+    x = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float z = x * x;
+    float y = (((((1.9875691500E-4f * x + 1.3981999507E-3f) * x + 8.3334519073E-3f) * x
+                 + 4.1665795894E-2f) * x + 1.6666665459E-1f) * x + 5.0000001201E-1f) * z
+              + x + 1.0f;
+    union { int32_t i; float f; } scale;
+    scale.i = ((int32_t)n + 127) << 23;
+    return y * scale.f;
+}
+
+static inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp_f(-x)); }
+
+/* Cephes' tanhf: a polynomial below 0.625, 1 - 2 / (exp(2|x|) + 1) above. */
+static inline float tanh_f(float x) {
+    float a = x < 0 ? -x : x;
+    float big = 1.0f - 2.0f / (exp_f(a + a) + 1.0f);
+    big = x < 0 ? -big : big;
+    float z = x * x;
+    float small = ((((-5.70498872745E-3f * z + 2.06390887954E-2f) * z - 5.37397155531E-2f) * z
+                    + 1.33314422036E-1f) * z - 3.33332819422E-1f) * z * x + x;
+    return a >= 0.625f ? big : small;
+}
+
+/* dst[r] = src[idx[r]], rows of row_len floats. */
+void tl_gather_rows(const float *src, int64_t row_len, const int64_t *idx, int64_t n,
+                    float *dst) {
+    for (int64_t r = 0; r < n; r++)
+        memcpy(dst + r * row_len, src + idx[r] * row_len, (size_t)row_len * sizeof(float));
+}
+
+/* dst[n, H] = sum over edges e of src[e] into row parent[e] (dst zeroed first). */
+void tl_sum_rows(const float *src, int64_t H, const int64_t *parent, int64_t edges, int64_t n,
+                 float *dst) {
+    memset(dst, 0, (size_t)(n * H) * sizeof(float));
+    for (int64_t e = 0; e < edges; e++) {
+        float *d = dst + parent[e] * H;
+        const float *s = src + e * H;
+        for (int64_t j = 0; j < H; j++) d[j] += s[j];
+    }
+}
+
+/* The N-ary node update (arity 0: leaves, blocks i | g | o). act [n, W], row blocks
+ * i | f_1..f_N | g | o of H (+ padding), the pre-activations; children [n * arity] the
+ * children's rows of c_rows (an empty slot's row is zero). Writes c = i g + sum_k f_k c_k and
+ * h = o tanh(c); with keep, act's blocks become the activations (what a backward needs). */
+void tl_nary_update(int64_t n, int64_t arity, int64_t H, int64_t W, float *act,
+                    const float *c_rows, const int64_t *children, float *h_out, float *c_out,
+                    int32_t keep) {
+    for (int64_t r = 0; r < n; r++) {
+        float *a = act + r * W, *c = c_out + r * H, *h = h_out + r * H;
+        float *ai = a, *ag = a + (arity + 1) * H, *ao = a + (arity + 2) * H;
+        if (keep) {
+            for (int64_t j = 0; j < H; j++) {
+                float i = sigmoid_f(ai[j]), g = tanh_f(ag[j]), o = sigmoid_f(ao[j]);
+                c[j] = i * g;
+                ai[j] = i;
+                ag[j] = g;
+                ao[j] = o;
+            }
+        } else {
+            for (int64_t j = 0; j < H; j++) {
+                float i = sigmoid_f(ai[j]), g = tanh_f(ag[j]);
+                c[j] = i * g;
+            }
+        }
+        for (int64_t k = 0; k < arity; k++) {
+            const float *ck = c_rows + children[r * arity + k] * H;
+            float *af = a + (k + 1) * H;
+            if (keep) {
+                for (int64_t j = 0; j < H; j++) {
+                    float f = sigmoid_f(af[j]);
+                    af[j] = f;
+                    c[j] += f * ck[j];
+                }
+            } else {
+                for (int64_t j = 0; j < H; j++) c[j] += sigmoid_f(af[j]) * ck[j];
+            }
+        }
+        if (keep) {
+            for (int64_t j = 0; j < H; j++) h[j] = ao[j] * tanh_f(c[j]);
+        } else {
+            for (int64_t j = 0; j < H; j++) h[j] = sigmoid_f(ao[j]) * tanh_f(c[j]);
+        }
+    }
+}
+
+/* The Child-Sum node update without autograd. gates [n, W]: i at column 0, g at g_col, o at
+ * o_col (pre-activations, from U_iog sum_k h_k); forget [E, H] the edges' forget
+ * pre-activations; edge e joins child row children[e] of c_rows to parent[e] (0..n-1).
+ * Writes c = i g + sum_k f_k c_k and h = o tanh(c). */
+void tl_childsum_update(int64_t n, int64_t H, int64_t W, int64_t g_col, int64_t o_col,
+                        const float *gates, int64_t edges, const float *forget,
+                        const float *c_rows, const int64_t *children, const int64_t *parent,
+                        float *h_out, float *c_out) {
+    for (int64_t r = 0; r < n; r++) {
+        const float *a = gates + r * W;
+        float *c = c_out + r * H;
+        for (int64_t j = 0; j < H; j++) c[j] = sigmoid_f(a[j]) * tanh_f(a[g_col + j]);
+    }
+    for (int64_t e = 0; e < edges; e++) {
+        float *c = c_out + parent[e] * H;
+        const float *f = forget + e * H, *ck = c_rows + children[e] * H;
+        for (int64_t j = 0; j < H; j++) c[j] += sigmoid_f(f[j]) * ck[j];
+    }
+    for (int64_t r = 0; r < n; r++) {
+        const float *a = gates + r * W;
+        const float *c = c_out + r * H;
+        float *h = h_out + r * H;
+        for (int64_t j = 0; j < H; j++) h[j] = sigmoid_f(a[o_col + j]) * tanh_f(c[j]);
+    }
+}
+
+/* dst[idx[r]] += src[r] (row_len floats; src rows stride floats apart, dst rows row_len):
+ * index_add_ of a level's gradients into its children's rows, in order (repeated rows add). */
+void tl_scatter_add_rows(const float *src, int64_t stride, int64_t row_len, const int64_t *idx,
+                         int64_t n, float *dst) {
+    for (int64_t r = 0; r < n; r++) {
+        float *d = dst + idx[r] * row_len;
+        const float *s = src + r * stride;
+        for (int64_t j = 0; j < row_len; j++) d[j] += s[j];
+    }
+}
+
+/* The backward of one N-ary level (see functional.preactivation_grads): grad_pre [n, W] holds
+ * the factors of functional.backward_factors and becomes the pre-activation gradients:
+ * blocks i | f_1..f_N | g times grad_c_total = grad_c + grad_h * through, o times grad_h;
+ * each child's c row (children[r * arity + k] of grad_c_rows) gets grad_c_total * f_k, f_k read
+ * from the level's activations act [n, W]. */
+void tl_nary_backward_level(int64_t n, int64_t arity, int64_t H, int64_t W, float *grad_pre,
+                            const float *through, const float *grad_h, const float *grad_c,
+                            const float *act, const int64_t *children, float *grad_c_rows) {
+    for (int64_t r = 0; r < n; r++) {
+        float *gp = grad_pre + r * W;
+        const float *th = through + r * H, *gh = grad_h + r * H, *gc = grad_c + r * H;
+        const float *a = act + r * W;
+        float *gi = gp, *gg = gp + (arity + 1) * H, *go = gp + (arity + 2) * H;
+        for (int64_t j = 0; j < H; j++) {
+            float total = gc[j] + gh[j] * th[j];
+            gi[j] *= total;
+            gg[j] *= total;
+            go[j] *= gh[j];
+        }
+        for (int64_t k = 0; k < arity; k++) {
+            float *gf = gp + (k + 1) * H, *child = grad_c_rows + children[r * arity + k] * H;
+            const float *f = a + (k + 1) * H;
+            for (int64_t j = 0; j < H; j++) {
+                float total = gc[j] + gh[j] * th[j];
+                gf[j] *= total;
+                child[j] += total * f[j];
+            }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+"""Fused level steps in C for the native engine on the CPU (float32), with the pure-torch ops as
+the fallback and the reference.
+
+A level of the engine's loop is a matrix product and a dozen small elementwise ops; in a single
+tree or a small batch most of their time is per-op overhead, and in a large one each op is
+another pass over the level's rows. ``kernels.c`` does a level's node update (the gate
+nonlinearities, the children's forget terms read by row index, the new state) in one pass per
+row, and the row gathers by ``memcpy``; the products stay in torch.
+
+The C file is compiled once per machine, on first use, with the C compiler found as ``$CC`` or
+``cc``/``gcc`` (about 0.2 s), into ``$TREELSTM_CACHE`` or ``~/.cache/treelstm`` (written to a
+temporary file and renamed, so that concurrent processes do not collide), and loaded with
+:mod:`ctypes`. Without a compiler, or when compiling fails, the engine runs its pure-torch ops:
+same results up to float32 rounding (the C ``exp`` is Cephes' polynomial, about 1 ulp).
+
+``TREELSTM_KERNELS=0`` in the environment turns the C steps off; ``TREELSTM_KERNELS=1`` makes
+their absence an error (what CI uses, so that the tests run them); unset: used when available.
+:func:`status` says which, and why.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Iterator, Optional
+
+import torch
+from torch import Tensor
+
+SOURCE = Path(__file__).with_name("kernels.c")
+ENVIRONMENT = "TREELSTM_KERNELS"
+#: -fno-trapping-math lets gcc vectorise the float -> int conversion in exp (results unchanged)
+FLAGS = ("-O3", "-fno-trapping-math", "-fPIC", "-shared")
+#: torch runs an elementwise op on one thread below this many elements (at::internal::GRAIN_SIZE);
+#: with more torch threads, larger levels stay with torch's (parallel) ops
+GRAIN_SIZE = 32768
+
+_lock = threading.Lock()
+_library: Optional[ctypes.CDLL] = None
+_reason = "not loaded yet"
+_loaded = False
+_forced: Optional[bool] = None  # use(): tests compare both paths
+
+
+def cache_dir() -> Path:
+    """Where the compiled library is kept: ``$TREELSTM_CACHE``, else ``~/.cache/treelstm``."""
+    explicit = os.environ.get("TREELSTM_CACHE")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "treelstm"
+
+
+def _cpu_flags() -> str:
+    """What the machine's instruction set is (the library is built for it: -march=native)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith(("flags", "Features")):
+                    return line
+    except OSError:
+        pass
+    return platform.machine() + platform.processor()
+
+
+def _compiler() -> Optional[str]:
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+
+
+def _build(target: Path, compiler: str) -> None:
+    """Compile ``SOURCE`` into ``target`` (a temporary file renamed into place); raises
+    ``OSError`` with the compiler's message when it fails."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=target.stem, suffix=".tmp")
+    os.close(handle)
+    try:
+        message = ""
+        for extra in (("-march=native",), ()):  # a compiler without -march=native: generic
+            result = subprocess.run([compiler, *FLAGS, *extra, "-o", temporary, str(SOURCE)],
+                                    capture_output=True, text=True, timeout=120)
+            if result.returncode == 0:
+                os.replace(temporary, target)
+                return
+            message = result.stderr.strip()[-500:]
+        raise OSError(f"{compiler} failed: {message}")
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
+def _load() -> tuple[Optional[ctypes.CDLL], str]:
+    compiler = _compiler()
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(source + repr(FLAGS).encode() + _cpu_flags().encode() +
+                         str(compiler).encode()).hexdigest()[:16]
+    target = cache_dir() / f"kernels-{key}.so"
+    for attempt in range(2):  # a cached file that does not load is built again, once
+        if attempt or not target.exists():
+            if compiler is None:
+                return None, "no C compiler ($CC, cc or gcc) to build kernels.c"
+            try:
+                _build(target, compiler)
+            except (OSError, subprocess.SubprocessError) as error:
+                return None, f"could not build {target}: {error}"
+        try:
+            library = ctypes.CDLL(str(target))
+        except OSError as error:
+            reason = f"could not load {target}: {error}"
+            continue
+        _declare(library)
+        return library, f"loaded {target}"
+    return None, reason
+
+
+def _declare(library: ctypes.CDLL) -> None:
+    pointer, size, flag = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32
+    signatures = {
+        "tl_gather_rows": [pointer, size, pointer, size, pointer],
+        "tl_sum_rows": [pointer, size, pointer, size, size, pointer],
+        "tl_nary_update": [size, size, size, size, pointer, pointer, pointer, pointer, pointer,
+                           flag],
+        "tl_childsum_update": [size, size, size, size, size, pointer, size, pointer, pointer,
+                               pointer, pointer, pointer, pointer],
+        "tl_scatter_add_rows": [pointer, size, size, pointer, size, pointer],
+        "tl_nary_backward_level": [size, size, size, size, pointer, pointer, pointer, pointer,
+                                   pointer, pointer, pointer],
+    }
+    for name, argtypes in signatures.items():
+        function = getattr(library, name)
+        function.argtypes, function.restype = argtypes, None
+
+
+def library() -> Optional[ctypes.CDLL]:
+    """The compiled kernels, or ``None`` (turned off, or unavailable: see :func:`status`).
+    Raises ``RuntimeError`` when ``TREELSTM_KERNELS=1`` and they are unavailable."""
+    global _library, _reason, _loaded
+    setting = os.environ.get(ENVIRONMENT, "")
+    if setting == "0":
+        return None
+    if not _loaded:
+        with _lock:
+            if not _loaded:
+                _library, _reason = _load()
+                _loaded = True
+    if _library is None and setting == "1":
+        raise RuntimeError(f"{ENVIRONMENT}=1 but the C kernels are unavailable: {_reason}")
+    return _library
+
+
+def status() -> str:
+    """Whether the C steps are used, and why (for ``python -m treelstm bench`` and bug reports)."""
+    if os.environ.get(ENVIRONMENT, "") == "0":
+        return f"off ({ENVIRONMENT}=0)"
+    library()
+    return ("on, " if _library is not None else "off, ") + _reason
+
+
+@contextlib.contextmanager
+def use(enabled: bool) -> Iterator[None]:
+    """Within the block, use the C steps (when available) or not: tests compare both paths."""
+    global _forced
+    previous, _forced = _forced, enabled
+    try:
+        yield
+    finally:
+        _forced = previous
+
+
+def for_call(like: Tensor) -> Optional[ctypes.CDLL]:
+    """The kernels for one layer call whose states are like ``like`` (float32 on the CPU, no
+    autograd through them), or ``None``: the pure-torch ops then."""
+    if _forced is False or like.device.type != "cpu" or like.dtype != torch.float32:
+        return None
+    return library()
+
+
+def fits(rows: int, width: int) -> bool:
+    """Whether a level of ``rows x width`` elements goes to C: always with one torch thread;
+    with more, only what torch too would run on one thread (see :data:`GRAIN_SIZE`)."""
+    return rows * width < GRAIN_SIZE or torch.get_num_threads() == 1
+
+
+def gather_rows(lib: ctypes.CDLL, source: Tensor, index: Tensor) -> Tensor:
+    """``source.index_select(0, index)`` for a contiguous ``[R, X]`` source and int64 index."""
+    out = source.new_empty(index.shape[0], source.shape[1])
+    lib.tl_gather_rows(source.data_ptr(), source.shape[1], index.data_ptr(), index.shape[0],
+                       out.data_ptr())
+    return out
+
+
+def sum_rows(lib: ctypes.CDLL, source: Tensor, parent: Tensor, num_rows: int) -> Tensor:
+    """``zeros(num_rows, X).index_add_(0, parent, source)``."""
+    out = source.new_empty(num_rows, source.shape[1])
+    lib.tl_sum_rows(source.data_ptr(), source.shape[1], parent.data_ptr(), parent.shape[0],
+                    num_rows, out.data_ptr())
+    return out
+
+
+def nary_update(lib: ctypes.CDLL, preactivation: Tensor, c_rows: Optional[Tensor],
+                children: Optional[Tensor], arity: int, hidden_size: int,
+                out: tuple[Tensor, Tensor], keep_activations: bool = False) -> None:
+    """:func:`treelstm.functional.nary_state_fused` with the children's ``c`` read from
+    ``c_rows`` by ``children`` (``[n * arity]``, slot order) rather than gathered first;
+    ``arity=0``: leaves (``c_rows``, ``children`` ``None``). The pre-activations are left as
+    they were unless ``keep_activations`` (then they become the activations, as there; the
+    padding columns are left alone)."""
+    h_out, c_out = out
+    lib.tl_nary_update(preactivation.shape[0], arity, hidden_size, preactivation.shape[1],
+                       preactivation.data_ptr(), None if c_rows is None else c_rows.data_ptr(),
+                       None if children is None else children.data_ptr(), h_out.data_ptr(),
+                       c_out.data_ptr(), int(keep_activations))
+
+
+def childsum_update(lib: ctypes.CDLL, gates: Tensor, cell_column: int, output_column: int,
+                    forget: Tensor, c_rows: Tensor, children: Tensor, parent: Tensor,
+                    out: tuple[Tensor, Tensor]) -> None:
+    """The Child-Sum node update: ``gates`` ``[n, W]`` pre-activations with ``i`` at column 0,
+    ``g`` at ``cell_column``, ``o`` at ``output_column``; ``forget`` ``[E, H]`` the edges'
+    forget pre-activations; edge ``e`` joins row ``children[e]`` of ``c_rows`` to node
+    ``parent[e]``. Writes ``c = i g + sum_k f_k c_k`` and ``h = o tanh(c)`` into ``out``."""
+    h_out, c_out = out
+    lib.tl_childsum_update(gates.shape[0], h_out.shape[1], gates.shape[1], cell_column,
+                           output_column, gates.data_ptr(), forget.shape[0], forget.data_ptr(),
+                           c_rows.data_ptr(), children.data_ptr(), parent.data_ptr(),
+                           h_out.data_ptr(), c_out.data_ptr())
+
+
+def scatter_add_rows(lib: ctypes.CDLL, target: Tensor, index: Tensor, source: Tensor) -> None:
+    """``target.index_add_(0, index, source[:, :X])`` for contiguous ``[R, X]`` ``target`` and
+    ``source`` rows ``[len(index), >= X]`` (a product's padded columns left out)."""
+    lib.tl_scatter_add_rows(source.data_ptr(), source.stride(0), target.shape[1],
+                            index.data_ptr(), index.shape[0], target.data_ptr())
+
+
+def nary_backward_level(lib: ctypes.CDLL, grad_pre: Tensor, through: Tensor, grad_h: Tensor,
+                        grad_c: Tensor, activations: Tensor, children: Tensor,
+                        grad_c_rows: Tensor, arity: int) -> None:
+    """:func:`treelstm.functional.preactivation_grads` for one N-ary level, and the children's
+    ``c`` gradients (``grad_c_total * f_k`` added into ``grad_c_rows`` by ``children``)."""
+    lib.tl_nary_backward_level(grad_pre.shape[0], arity, through.shape[1], grad_pre.shape[1],
+                               grad_pre.data_ptr(), through.data_ptr(), grad_h.data_ptr(),
+                               grad_c.data_ptr(), activations.data_ptr(), children.data_ptr(),
+                               grad_c_rows.data_ptr())
