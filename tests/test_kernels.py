@@ -245,3 +245,34 @@ def test_c_training_steps_match_the_torch_ops_and_float64(num_trees, cell, arity
         scale = float64.abs().max().item() + 1
         torch.testing.assert_close(ours, torch_ops, rtol=0, atol=1e-5 * scale)
         torch.testing.assert_close(ours.double(), float64, rtol=0, atol=1e-5 * scale)
+
+
+@needs_kernels
+@pytest.mark.parametrize("cache", [False, True])
+def test_nary_inference_in_one_c_call_and_level_by_level_agree(monkeypatch, cache):
+    """Where torch exports its BLAS sgemm, N-ary inference runs all levels in one C call; without
+    it (monkeypatched away) level by level: both against the torch ops, with and without kept
+    projections (whose first level comes from the words' terms), 1 and 30 trees."""
+    if kernels.sgemm_address() is None:
+        pytest.skip("torch exports no sgemm here (not an x86 MKL build)")
+    whole_calls = []
+    original = kernels.nary_inference
+    monkeypatch.setattr(kernels, "nary_inference",
+                        lambda *a, **k: whole_calls.append(1) or original(*a, **k))
+    for num_trees in (1, 30):
+        torch.manual_seed(0)
+        model = TreeLSTM(6, 5, cell="nary", arity=2).cache_projections(cache)
+        batch = forest(num_trees)
+        table = torch.randn(40, 6)
+        rows = torch.randint(0, 40, (batch.num_nodes,))
+        whole = run(model, batch, "leaves", table, rows, True)
+        assert whole_calls
+        monkeypatch.setattr(kernels, "_sgemm", None)
+        by_level = run(model, batch, "leaves", table, rows, True)
+        monkeypatch.undo()
+        plain = run(model, batch, "leaves", table, rows, False)
+        for ours, per_level, torch_ops in zip(whole, by_level, plain):
+            torch.testing.assert_close(ours, per_level, rtol=0, atol=1e-6)
+            torch.testing.assert_close(ours, torch_ops, rtol=0, atol=2e-6)
+        monkeypatch.setattr(kernels, "nary_inference",
+                            lambda *a, **k: whole_calls.append(1) or original(*a, **k))

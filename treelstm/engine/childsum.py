@@ -33,11 +33,22 @@ def childsum_forward(plan: Plan, project: Callable[[], Tensor], weight_hh: Tenso
         weight_forget_t = weight_hh[forget_rows].t()
         forget_bias = no_input[forget_rows] if bias_hh is None else \
             no_input[forget_rows] + bias_hh[forget_rows]
+    lib = kernels.for_call(h_rows) if x_rows is None else None
     for k in range(1, len(bounds) - 1):
         start, stop = bounds[k], bounds[k + 1]
         level = slice(start - num_leaves, stop - num_leaves)
         edges = slice(order.edge_bounds[k], order.edge_bounds[k + 1])
         children, parent = order.child_row[edges], order.child_parent[edges]
+        if lib is not None and kernels.fits(children.shape[0], 4 * hidden_size):  # kernels.c
+            child_h = kernels.gather_rows(lib, h_rows, children)
+            h_sum = kernels.sum_rows(lib, child_h, parent, stop - start, out=h_sums[level])
+            torch.addmm(forget_bias, child_h, weight_forget_t, out=forget[edges])
+            torch.addmm(node_bias, h_sum, weight_iog_t, out=activations[level])
+            kernels.childsum_update(lib, activations[level], hidden_size, 2 * hidden_size,
+                                    forget[edges], c_rows, children, parent,
+                                    out=(h_rows[start:stop], c_rows[start:stop]),
+                                    keep_activations=True)
+            continue
         child_h = h_rows.index_select(0, children)
         h_sum = h_sums[level].index_add_(0, parent, child_h)
         if x_rows is None:
@@ -137,11 +148,22 @@ def childsum_backward(plan: Plan, saved: tuple, h_rows: Tensor, c_rows: Tensor,
                                                     c_rows[num_leaves:num_nodes])
     grad_forget = functional.forget_backward_factor(forget,
                                                     c_rows.index_select(0, order.child_row))
+    lib = kernels.for_call(grad_h_rows)
     for k in range(len(bounds) - 2, 0, -1):
         start, stop = bounds[k], bounds[k + 1]
         level = slice(start - num_leaves, stop - num_leaves)
         edges = slice(order.edge_bounds[k], order.edge_bounds[k + 1])
         children, parent = order.child_row[edges], order.child_parent[edges]
+        if lib is not None and kernels.fits(children.shape[0], 4 * hidden_size):  # kernels.c
+            kernels.childsum_backward_level(
+                lib, grad_igo[level], through[level], grad_h_rows[start:stop],
+                grad_c_rows[start:stop], grad_forget[edges], forget[edges], children, parent,
+                grad_c_rows)
+            grad_child_h = torch.addmm(
+                kernels.gather_rows(lib, grad_igo[level].mm(weight_iog), parent),
+                grad_forget[edges], weight_forget)
+            kernels.scatter_add_rows(lib, grad_h_rows, children, grad_child_h)
+            continue
         grad_c_total = functional.preactivation_grads(
             grad_igo[level], through[level], grad_h_rows[start:stop], grad_c_rows[start:stop], 0,
             hidden_size)

@@ -169,3 +169,105 @@ void tl_nary_backward_level(int64_t n, int64_t arity, int64_t H, int64_t W, floa
         }
     }
 }
+
+/* The Child-Sum node update for training: as tl_childsum_update, and gates' i | g | o and the
+ * edges' forget pre-activations become their activations (what the backward needs). */
+void tl_childsum_update_keep(int64_t n, int64_t H, int64_t W, int64_t g_col, int64_t o_col,
+                             float *gates, int64_t edges, float *forget, const float *c_rows,
+                             const int64_t *children, const int64_t *parent, float *h_out,
+                             float *c_out) {
+    for (int64_t r = 0; r < n; r++) {
+        float *a = gates + r * W, *c = c_out + r * H;
+        for (int64_t j = 0; j < H; j++) {
+            float i = sigmoid_f(a[j]), g = tanh_f(a[g_col + j]);
+            a[j] = i;
+            a[g_col + j] = g;
+            a[o_col + j] = sigmoid_f(a[o_col + j]);
+            c[j] = i * g;
+        }
+    }
+    for (int64_t e = 0; e < edges; e++) {
+        float *c = c_out + parent[e] * H, *f = forget + e * H;
+        const float *ck = c_rows + children[e] * H;
+        for (int64_t j = 0; j < H; j++) {
+            f[j] = sigmoid_f(f[j]);
+            c[j] += f[j] * ck[j];
+        }
+    }
+    for (int64_t r = 0; r < n; r++) {
+        const float *a = gates + r * W, *c = c_out + r * H;
+        float *h = h_out + r * H;
+        for (int64_t j = 0; j < H; j++) h[j] = a[o_col + j] * tanh_f(c[j]);
+    }
+}
+
+/* The backward of one Child-Sum level: grad_gates [n, 3H] i | g | o factors become gradients
+ * (times grad_c_total = grad_c + grad_h * through; o times grad_h); each edge's forget factor
+ * grad_forget [E, H] is multiplied by its parent's grad_c_total, and its child's c row of
+ * grad_c_rows gets grad_c_total * f (forget [E, H] the activations). */
+void tl_childsum_backward_level(int64_t n, int64_t H, float *grad_gates, const float *through,
+                                const float *grad_h, const float *grad_c, int64_t edges,
+                                float *grad_forget, const float *forget,
+                                const int64_t *children, const int64_t *parent,
+                                float *grad_c_rows) {
+    for (int64_t r = 0; r < n; r++) {
+        float *gp = grad_gates + r * 3 * H;
+        const float *th = through + r * H, *gh = grad_h + r * H, *gc = grad_c + r * H;
+        for (int64_t j = 0; j < H; j++) {
+            float total = gc[j] + gh[j] * th[j];
+            gp[j] *= total;
+            gp[H + j] *= total;
+            gp[2 * H + j] *= gh[j];
+        }
+    }
+    for (int64_t e = 0; e < edges; e++) {
+        int64_t p = parent[e];
+        const float *th = through + p * H, *gh = grad_h + p * H, *gc = grad_c + p * H;
+        const float *f = forget + e * H;
+        float *gf = grad_forget + e * H, *child = grad_c_rows + children[e] * H;
+        for (int64_t j = 0; j < H; j++) {
+            float total = gc[j] + gh[j] * th[j];
+            gf[j] *= total;
+            child[j] += total * f[j];
+        }
+    }
+}
+
+/* BLAS sgemm, Fortran interface (column-major, 32-bit integers): torch's own MKL, whose
+ * address kernels.py finds in libtorch_cpu. */
+typedef void (*sgemm_f)(const char *transa, const char *transb, const int *m, const int *n,
+                        const int *k, const float *alpha, const float *a, const int *lda,
+                        const float *b, const int *ldb, const float *beta, float *c,
+                        const int *ldc);
+
+/* The N-ary levels first..num_levels-1 without autograd, input at the leaves only (rows of
+ * levels < first done): per level, gather the children's h (slot order) into a, c = bias +
+ * a U^T by sgemm, then tl_nary_update. bounds [num_levels + 1] the levels' first rows;
+ * children the child rows of every node of levels 1.. (slot order, empty slot: the zero row);
+ * weight U [W, arity * H] row-major, or U^T [arity * H, W] with transposed; bias [W] or NULL;
+ * work at least max_level_rows * (arity * H + W) floats. Returns 0. */
+int tl_nary_inference(void *gemm_address, int64_t first, int64_t num_levels,
+                      const int64_t *bounds, const int64_t *children, int64_t arity, int64_t H,
+                      int64_t W, const float *weight, int32_t transposed, const float *bias,
+                      float *h_rows, float *c_rows, float *work) {
+    sgemm_f gemm = (sgemm_f)gemm_address;
+    const int64_t K = arity * H;
+    for (int64_t level = first; level < num_levels; level++) {
+        int64_t start = bounds[level], n = bounds[level + 1] - start;
+        const int64_t *level_children = children + arity * (start - bounds[1]);
+        float *a = work, *out = work + n * K;
+        tl_gather_rows(h_rows, H, level_children, n * arity, a);
+        for (int64_t r = 0; r < n; r++) {
+            if (bias) memcpy(out + r * W, bias, (size_t)W * sizeof(float));
+            else memset(out + r * W, 0, (size_t)W * sizeof(float));
+        }
+        int m_ = (int)W, n_ = (int)n, k_ = (int)K, ldw = (int)(transposed ? W : K);
+        int lda = (int)K, ldc = (int)W;
+        float one = 1.0f;
+        gemm(transposed ? "N" : "T", "N", &m_, &n_, &k_, &one, weight, &ldw, a, &lda, &one, out,
+             &ldc);
+        tl_nary_update(n, arity, H, W, out, c_rows, level_children, h_rows + start * H,
+                       c_rows + start * H, 0);
+    }
+    return 0;
+}

@@ -128,7 +128,13 @@ def _declare(library: ctypes.CDLL) -> None:
                            flag],
         "tl_childsum_update": [size, size, size, size, size, pointer, size, pointer, pointer,
                                pointer, pointer, pointer, pointer],
+        "tl_childsum_update_keep": [size, size, size, size, size, pointer, size, pointer,
+                                    pointer, pointer, pointer, pointer, pointer],
+        "tl_childsum_backward_level": [size, size, pointer, pointer, pointer, pointer, size,
+                                       pointer, pointer, pointer, pointer, pointer],
         "tl_scatter_add_rows": [pointer, size, size, pointer, size, pointer],
+        "tl_nary_inference": [pointer, size, size, pointer, pointer, size, size, size, pointer,
+                              flag, pointer, pointer, pointer, pointer],
         "tl_nary_backward_level": [size, size, size, size, pointer, pointer, pointer, pointer,
                                    pointer, pointer, pointer],
     }
@@ -152,6 +158,23 @@ def library() -> Optional[ctypes.CDLL]:
     if _library is None and setting == "1":
         raise RuntimeError(f"{ENVIRONMENT}=1 but the C kernels are unavailable: {_reason}")
     return _library
+
+
+_sgemm: Optional[int] = None
+_sgemm_looked = False
+
+
+def sgemm_address() -> Optional[int]:
+    """The address of the BLAS ``sgemm`` (Fortran interface) torch itself links -- MKL, exported
+    by ``libtorch_cpu`` in torch's x86 wheels -- or ``None`` where torch does not export one
+    (then the levels' products are torch's ``addmm``, one call per level from Python)."""
+    global _sgemm, _sgemm_looked
+    if not _sgemm_looked:
+        _sgemm_looked = True
+        path = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
+        with contextlib.suppress(OSError, AttributeError):
+            _sgemm = ctypes.cast(getattr(ctypes.CDLL(str(path)), "SGEMM"), ctypes.c_void_p).value
+    return _sgemm
 
 
 def status() -> str:
@@ -195,9 +218,10 @@ def gather_rows(lib: ctypes.CDLL, source: Tensor, index: Tensor) -> Tensor:
     return out
 
 
-def sum_rows(lib: ctypes.CDLL, source: Tensor, parent: Tensor, num_rows: int) -> Tensor:
-    """``zeros(num_rows, X).index_add_(0, parent, source)``."""
-    out = source.new_empty(num_rows, source.shape[1])
+def sum_rows(lib: ctypes.CDLL, source: Tensor, parent: Tensor, num_rows: int,
+             out: Optional[Tensor] = None) -> Tensor:
+    """``zeros(num_rows, X).index_add_(0, parent, source)`` (into a contiguous ``out``)."""
+    out = source.new_empty(num_rows, source.shape[1]) if out is None else out
     lib.tl_sum_rows(source.data_ptr(), source.shape[1], parent.data_ptr(), parent.shape[0],
                     num_rows, out.data_ptr())
     return out
@@ -220,16 +244,17 @@ def nary_update(lib: ctypes.CDLL, preactivation: Tensor, c_rows: Optional[Tensor
 
 def childsum_update(lib: ctypes.CDLL, gates: Tensor, cell_column: int, output_column: int,
                     forget: Tensor, c_rows: Tensor, children: Tensor, parent: Tensor,
-                    out: tuple[Tensor, Tensor]) -> None:
+                    out: tuple[Tensor, Tensor], keep_activations: bool = False) -> None:
     """The Child-Sum node update: ``gates`` ``[n, W]`` pre-activations with ``i`` at column 0,
     ``g`` at ``cell_column``, ``o`` at ``output_column``; ``forget`` ``[E, H]`` the edges'
     forget pre-activations; edge ``e`` joins row ``children[e]`` of ``c_rows`` to node
-    ``parent[e]``. Writes ``c = i g + sum_k f_k c_k`` and ``h = o tanh(c)`` into ``out``."""
+    ``parent[e]``. Writes ``c = i g + sum_k f_k c_k`` and ``h = o tanh(c)`` into ``out``; with
+    ``keep_activations`` the gates' and forget pre-activations become their activations."""
     h_out, c_out = out
-    lib.tl_childsum_update(gates.shape[0], h_out.shape[1], gates.shape[1], cell_column,
-                           output_column, gates.data_ptr(), forget.shape[0], forget.data_ptr(),
-                           c_rows.data_ptr(), children.data_ptr(), parent.data_ptr(),
-                           h_out.data_ptr(), c_out.data_ptr())
+    function = lib.tl_childsum_update_keep if keep_activations else lib.tl_childsum_update
+    function(gates.shape[0], h_out.shape[1], gates.shape[1], cell_column, output_column,
+             gates.data_ptr(), forget.shape[0], forget.data_ptr(), c_rows.data_ptr(),
+             children.data_ptr(), parent.data_ptr(), h_out.data_ptr(), c_out.data_ptr())
 
 
 def scatter_add_rows(lib: ctypes.CDLL, target: Tensor, index: Tensor, source: Tensor) -> None:
@@ -248,3 +273,45 @@ def nary_backward_level(lib: ctypes.CDLL, grad_pre: Tensor, through: Tensor, gra
                                grad_pre.data_ptr(), through.data_ptr(), grad_h.data_ptr(),
                                grad_c.data_ptr(), activations.data_ptr(), children.data_ptr(),
                                grad_c_rows.data_ptr())
+
+
+def childsum_backward_level(lib: ctypes.CDLL, grad_gates: Tensor, through: Tensor,
+                            grad_h: Tensor, grad_c: Tensor, grad_forget: Tensor, forget: Tensor,
+                            children: Tensor, parent: Tensor, grad_c_rows: Tensor) -> None:
+    """:func:`treelstm.functional.preactivation_grads` for one Child-Sum level
+    (``grad_gates`` ``[n, 3H]``), its edges' forget gradients (``grad_forget`` ``[E, H]`` times
+    the parent's ``grad_c_total``) and the children's ``c`` gradients (``grad_c_total * f``
+    added into ``grad_c_rows`` by ``children``)."""
+    lib.tl_childsum_backward_level(grad_gates.shape[0], through.shape[1], grad_gates.data_ptr(),
+                                   through.data_ptr(), grad_h.data_ptr(), grad_c.data_ptr(),
+                                   forget.shape[0], grad_forget.data_ptr(), forget.data_ptr(),
+                                   children.data_ptr(), parent.data_ptr(),
+                                   grad_c_rows.data_ptr())
+
+
+def nary_inference(lib: ctypes.CDLL, first: int, bounds: tuple[int, ...], children: Tensor,
+                   arity: int,
+                   hidden_size: int, weight_t: Tensor, bias: Optional[Tensor], h_rows: Tensor,
+                   c_rows: Tensor) -> bool:
+    """The N-ary inference levels ``first..`` in one C call (``tl_nary_inference``: the gathers,
+    torch's MKL ``sgemm`` and the node updates), for ``weight_t`` the (padded) ``U^T``
+    ``[N*H, W]``, contiguous or the transposed view of a contiguous ``U``. Returns ``False``
+    (nothing done) where it cannot run: no ``sgemm`` found, other layouts, several torch
+    threads with levels that torch would split between them."""
+    gemm = sgemm_address()
+    if gemm is None or bias is not None and not bias.is_contiguous():
+        return False
+    transposed = weight_t.is_contiguous()
+    if not transposed and not weight_t.t().is_contiguous():
+        return False
+    most = max(bounds[k + 1] - bounds[k] for k in range(first, len(bounds) - 1))
+    width = weight_t.shape[1]
+    if not fits(most, width):
+        return False
+    work = h_rows.new_empty(most * (arity * hidden_size + width))
+    starts = torch.tensor(bounds)
+    lib.tl_nary_inference(gemm, first, len(bounds) - 1, starts.data_ptr(),
+                          children.data_ptr(), arity, hidden_size, width, weight_t.data_ptr(),
+                          int(transposed), None if bias is None else bias.data_ptr(),
+                          h_rows.data_ptr(), c_rows.data_ptr(), work.data_ptr())
+    return True

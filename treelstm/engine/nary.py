@@ -118,7 +118,12 @@ def _nary_inference(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor
     levels = zip(plan.batch.level_children(arity), h_rows.split_with_sizes(sizes)[1:-1],
                  c_rows.split_with_sizes(sizes)[1:-1])
     lib = kernels.for_call(h_rows)
+    in_c = 1 if word_terms is None else 2  # kept: level 1 from the words' terms, below
     for k, (children, h_level, c_level) in enumerate(levels, 1):
+        if k == in_c and lib is not None and kernels.nary_inference(
+                lib, k, bounds, plan.batch.child_slots(arity), arity, hidden_size, weight_t,
+                bias, h_rows, c_rows):
+            break  # levels k.. done in one C call
         fused = lib if lib is not None and kernels.fits(h_level.shape[0], weight_t.shape[1]) \
             else None
         if k == 1 and word_terms is not None:  # every child a leaf (or an empty slot)
