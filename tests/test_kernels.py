@@ -248,21 +248,24 @@ def test_c_training_steps_match_the_torch_ops_and_float64(num_trees, cell, arity
 
 
 @needs_kernels
-@pytest.mark.parametrize("cache", [False, True])
-def test_nary_inference_in_one_c_call_and_level_by_level_agree(monkeypatch, cache):
-    """Where torch exports its BLAS sgemm, N-ary inference runs all levels in one C call; without
-    it (monkeypatched away) level by level: both against the torch ops, with and without kept
-    projections (whose first level comes from the words' terms), 1 and 30 trees."""
+@pytest.mark.parametrize("cell,cache", [("nary", False), ("nary", True), ("childsum", False)])
+def test_inference_in_one_c_call_and_level_by_level_agree(monkeypatch, cell, cache):
+    """Where torch exports its BLAS sgemm, inference with input at the leaves runs all levels in
+    one C call; without it (monkeypatched away) level by level: both against the torch ops, with
+    and without kept projections (whose first N-ary level comes from the words' terms), 1 and
+    30 trees."""
     if kernels.sgemm_address() is None:
         pytest.skip("torch exports no sgemm here (not an x86 MKL build)")
-    whole_calls = []
-    original = kernels.nary_inference
-    monkeypatch.setattr(kernels, "nary_inference",
-                        lambda *a, **k: whole_calls.append(1) or original(*a, **k))
+    name = f"{cell}_inference"
+    original = getattr(kernels, name)
     for num_trees in (1, 30):
+        whole_calls = []
+        monkeypatch.setattr(kernels, name,
+                            lambda *a, **k: whole_calls.append(1) or original(*a, **k))
         torch.manual_seed(0)
-        model = TreeLSTM(6, 5, cell="nary", arity=2).cache_projections(cache)
-        batch = forest(num_trees)
+        model = TreeLSTM(6, 5, cell=cell, arity=2 if cell == "nary" else None)
+        model.cache_projections(cache)
+        batch = forest(num_trees, max_children=2 if cell == "nary" else 4)
         table = torch.randn(40, 6)
         rows = torch.randint(0, 40, (batch.num_nodes,))
         whole = run(model, batch, "leaves", table, rows, True)
@@ -274,5 +277,3 @@ def test_nary_inference_in_one_c_call_and_level_by_level_agree(monkeypatch, cach
         for ours, per_level, torch_ops in zip(whole, by_level, plain):
             torch.testing.assert_close(ours, per_level, rtol=0, atol=1e-6)
             torch.testing.assert_close(ours, torch_ops, rtol=0, atol=2e-6)
-        monkeypatch.setattr(kernels, "nary_inference",
-                            lambda *a, **k: whole_calls.append(1) or original(*a, **k))

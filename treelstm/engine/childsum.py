@@ -90,16 +90,20 @@ def _childsum_inference(plan: Plan, project: Callable[[], Tensor], weight_hh: Te
     h_rows, c_rows, x_rows, _ = leaf_states(plan, project(), bias_ih, bias_hh, keep=False)
     forget_rows = slice(hidden_size, 2 * hidden_size)
     weight_forget_t = weight_hh[forget_rows].t()
+    lib = kernels.for_call(h_rows)
     if x_rows is None:
         bias = functional.nary_bias_without_input(bias_ih, bias_hh, 1)  # b_hh + b_ih
-        weight_gates_t = functional.iog(weight_hh, hidden_size, dim=0).t()
         bias_forget = None if bias is None else bias[forget_rows]
         bias_gates = None if bias is None else functional.iog(bias, hidden_size)
+        if lib is not None and len(bounds) > 2 and kernels.childsum_inference(
+                lib, bounds, order.edge_bounds, order.child_row, order.child_parent, weight_hh,
+                bias_forget, bias_gates, h_rows, c_rows):
+            return h_rows, c_rows, None  # every level in one C call
+        weight_gates_t = functional.iog(weight_hh, hidden_size, dim=0).t()
     else:  # x_rows is this call's own buffer; its leaf rows are used up
         weight_gates_t = weight_hh.t()
         if bias_hh is not None:
             x_rows[num_leaves:] += bias_hh
-    lib = kernels.for_call(h_rows)
     for k in range(1, len(bounds) - 1):
         start, stop = bounds[k], bounds[k + 1]
         edges = slice(order.edge_bounds[k], order.edge_bounds[k + 1])

@@ -271,3 +271,47 @@ int tl_nary_inference(void *gemm_address, int64_t first, int64_t num_levels,
     }
     return 0;
 }
+
+/* The Child-Sum levels 1..num_levels-1 without autograd, input at the leaves only: per level,
+ * the children's h gathered (one row per edge), their forget pre-activations
+ * b_f + h_k U_f^T, the sums of the children's h per node, the gates b_iog + (sum h) U_iog^T
+ * (two products: U's rows i, and g | o), then tl_childsum_update. bounds, edge_bounds
+ * [num_levels + 1]; children, parent the edges' child rows and parents within their level (as
+ * LevelOrder's child_row, child_parent); weight U [4H, H] row-major (blocks i | f | g | o);
+ * bias_forget [H], bias_gates [3H] (i | g | o) or NULL; work at least
+ * 2 * max_edges * H + 4 * max_level_rows * H floats. Returns 0. */
+int tl_childsum_inference(void *gemm_address, int64_t num_levels, const int64_t *bounds,
+                          const int64_t *edge_bounds, const int64_t *children,
+                          const int64_t *parent, int64_t H, const float *weight,
+                          const float *bias_forget, const float *bias_gates, float *h_rows,
+                          float *c_rows, float *work, int64_t max_edges) {
+    sgemm_f gemm = (sgemm_f)gemm_address;
+    float one = 1.0f;
+    int h_ = (int)H, w3 = (int)(3 * H);
+    for (int64_t level = 1; level < num_levels; level++) {
+        int64_t start = bounds[level], n = bounds[level + 1] - start;
+        int64_t first_edge = edge_bounds[level], edges = edge_bounds[level + 1] - first_edge;
+        const int64_t *level_children = children + first_edge, *level_parent = parent + first_edge;
+        float *child_h = work, *forget = work + max_edges * H;
+        float *h_sum = work + 2 * max_edges * H, *gates = h_sum + n * H;
+        tl_gather_rows(h_rows, H, level_children, edges, child_h);
+        for (int64_t e = 0; e < edges; e++) {
+            if (bias_forget) memcpy(forget + e * H, bias_forget, (size_t)H * sizeof(float));
+            else memset(forget + e * H, 0, (size_t)H * sizeof(float));
+        }
+        int e_ = (int)edges, n_ = (int)n;
+        gemm("T", "N", &h_, &e_, &h_, &one, weight + H * H, &h_, child_h, &h_, &one, forget, &h_);
+        tl_sum_rows(child_h, H, level_parent, edges, n, h_sum);
+        for (int64_t r = 0; r < n; r++) {
+            if (bias_gates) memcpy(gates + r * 3 * H, bias_gates, (size_t)(3 * H) * sizeof(float));
+            else memset(gates + r * 3 * H, 0, (size_t)(3 * H) * sizeof(float));
+        }
+        int h2 = (int)(2 * H);
+        gemm("T", "N", &h_, &n_, &h_, &one, weight, &h_, h_sum, &h_, &one, gates, &w3);
+        gemm("T", "N", &h2, &n_, &h_, &one, weight + 2 * H * H, &h_, h_sum, &h_, &one,
+             gates + H, &w3);
+        tl_childsum_update(n, H, 3 * H, H, 2 * H, gates, edges, forget, c_rows, level_children,
+                           level_parent, h_rows + start * H, c_rows + start * H);
+    }
+    return 0;
+}

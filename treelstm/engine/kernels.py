@@ -135,6 +135,8 @@ def _declare(library: ctypes.CDLL) -> None:
         "tl_scatter_add_rows": [pointer, size, size, pointer, size, pointer],
         "tl_nary_inference": [pointer, size, size, pointer, pointer, size, size, size, pointer,
                               flag, pointer, pointer, pointer, pointer],
+        "tl_childsum_inference": [pointer, size, pointer, pointer, pointer, pointer, size,
+                                  pointer, pointer, pointer, pointer, pointer, pointer, size],
         "tl_nary_backward_level": [size, size, size, size, pointer, pointer, pointer, pointer,
                                    pointer, pointer, pointer],
     }
@@ -314,4 +316,33 @@ def nary_inference(lib: ctypes.CDLL, first: int, bounds: tuple[int, ...], childr
                           children.data_ptr(), arity, hidden_size, width, weight_t.data_ptr(),
                           int(transposed), None if bias is None else bias.data_ptr(),
                           h_rows.data_ptr(), c_rows.data_ptr(), work.data_ptr())
+    return True
+
+
+def childsum_inference(lib: ctypes.CDLL, bounds: tuple[int, ...], edge_bounds: tuple[int, ...],
+                       children: Tensor, parent: Tensor, weight_hh: Tensor,
+                       bias_forget: Optional[Tensor], bias_gates: Optional[Tensor],
+                       h_rows: Tensor, c_rows: Tensor) -> bool:
+    """The Child-Sum inference levels (input at the leaves only) in one C call
+    (``tl_childsum_inference``), with ``U`` = ``weight_hh`` ``[4H, H]`` and the biases of the
+    forget gates ``[H]`` and of ``i | g | o`` ``[3H]``. Returns ``False`` (nothing done) where it
+    cannot run, as :func:`nary_inference`."""
+    gemm = sgemm_address()
+    tensors = (weight_hh, bias_forget, bias_gates)
+    if gemm is None or not all(t is None or t.is_contiguous() for t in tensors):
+        return False
+    hidden_size = weight_hh.shape[1]
+    levels = range(1, len(bounds) - 1)
+    most_rows = max(bounds[k + 1] - bounds[k] for k in levels)
+    most_edges = max(edge_bounds[k + 1] - edge_bounds[k] for k in levels)
+    if not fits(most_edges, 4 * hidden_size):
+        return False
+    work = h_rows.new_empty((2 * most_edges + 4 * most_rows) * hidden_size)
+    starts, edge_starts = torch.tensor(bounds), torch.tensor(edge_bounds)
+    lib.tl_childsum_inference(gemm, len(bounds) - 1, starts.data_ptr(), edge_starts.data_ptr(),
+                              children.data_ptr(), parent.data_ptr(), hidden_size,
+                              weight_hh.data_ptr(),
+                              None if bias_forget is None else bias_forget.data_ptr(),
+                              None if bias_gates is None else bias_gates.data_ptr(),
+                              h_rows.data_ptr(), c_rows.data_ptr(), work.data_ptr(), most_edges)
     return True
