@@ -240,22 +240,26 @@ typedef void (*sgemm_f)(const char *transa, const char *transb, const int *m, co
                         const float *b, const int *ldb, const float *beta, float *c,
                         const int *ldc);
 
-/* The N-ary levels first..num_levels-1 without autograd, input at the leaves only (rows of
- * levels < first done): per level, gather the children's h (slot order) into a, c = bias +
- * a U^T by sgemm, then tl_nary_update. bounds [num_levels + 1] the levels' first rows;
+/* The N-ary levels first..num_levels-1, input at the leaves only (rows of levels < first
+ * done): per level, gather the children's h (slot order) into the work buffer, pre-activations
+ * = bias + a U^T by sgemm, then tl_nary_update. bounds [num_levels + 1] the levels' first rows;
  * children the child rows of every node of levels 1.. (slot order, empty slot: the zero row);
- * weight U [W, arity * H] row-major, or U^T [arity * H, W] with transposed; bias [W] or NULL;
- * work at least max_level_rows * (arity * H + W) floats. Returns 0. */
-int tl_nary_inference(void *gemm_address, int64_t first, int64_t num_levels,
-                      const int64_t *bounds, const int64_t *children, int64_t arity, int64_t H,
-                      int64_t W, const float *weight, int32_t transposed, const float *bias,
-                      float *h_rows, float *c_rows, float *work) {
+ * weight U [W, arity * H] row-major, or U^T [arity * H, W] with transposed; bias [W] or NULL.
+ * activations NULL (inference: the pre-activations go to the work buffer, which holds at least
+ * max_level_rows * (arity * H + W) floats), or [rows above the leaves, W], where they become
+ * the activations a backward needs (training; work: max_level_rows * arity * H floats).
+ * Returns 0. */
+int tl_nary_levels(void *gemm_address, int64_t first, int64_t num_levels, const int64_t *bounds,
+                   const int64_t *children, int64_t arity, int64_t H, int64_t W,
+                   const float *weight, int32_t transposed, const float *bias, float *h_rows,
+                   float *c_rows, float *activations, float *work) {
     sgemm_f gemm = (sgemm_f)gemm_address;
     const int64_t K = arity * H;
     for (int64_t level = first; level < num_levels; level++) {
         int64_t start = bounds[level], n = bounds[level + 1] - start;
         const int64_t *level_children = children + arity * (start - bounds[1]);
-        float *a = work, *out = work + n * K;
+        float *a = work;
+        float *out = activations ? activations + (start - bounds[1]) * W : work + n * K;
         tl_gather_rows(h_rows, H, level_children, n * arity, a);
         for (int64_t r = 0; r < n; r++) {
             if (bias) memcpy(out + r * W, bias, (size_t)W * sizeof(float));
@@ -267,7 +271,35 @@ int tl_nary_inference(void *gemm_address, int64_t first, int64_t num_levels,
         gemm(transposed ? "N" : "T", "N", &m_, &n_, &k_, &one, weight, &ldw, a, &lda, &one, out,
              &ldc);
         tl_nary_update(n, arity, H, W, out, c_rows, level_children, h_rows + start * H,
-                       c_rows + start * H, 0);
+                       c_rows + start * H, activations != NULL);
+    }
+    return 0;
+}
+
+/* The N-ary backward over levels num_levels-1..1, top-down (see nary.nary_backward): per
+ * level tl_nary_backward_level, then the children's h gradients grad_pre P by sgemm (P
+ * [W, arity * Hp] row-major: U with each slot's block of columns padded to Hp) added into
+ * grad_h_rows by children. grad_pre, through, activations [rows above the leaves, W or H];
+ * work at least max_level_rows * arity * Hp floats. Returns 0. */
+int tl_nary_backward(void *gemm_address, int64_t num_levels, const int64_t *bounds,
+                     const int64_t *children, int64_t arity, int64_t H, int64_t W, int64_t Hp,
+                     const float *padded_weight, float *grad_pre, const float *through,
+                     const float *activations, float *grad_h_rows, float *grad_c_rows,
+                     float *work) {
+    sgemm_f gemm = (sgemm_f)gemm_address;
+    const int64_t Kp = arity * Hp;
+    float one = 1.0f, zero = 0.0f;
+    for (int64_t level = num_levels - 1; level >= 1; level--) {
+        int64_t start = bounds[level], n = bounds[level + 1] - start, row = start - bounds[1];
+        const int64_t *level_children = children + arity * row;
+        float *level_grad = grad_pre + row * W;
+        tl_nary_backward_level(n, arity, H, W, level_grad, through + row * H,
+                               grad_h_rows + start * H, grad_c_rows + start * H,
+                               activations + row * W, level_children, grad_c_rows);
+        int m_ = (int)Kp, n_ = (int)n, k_ = (int)W, ldp = (int)Kp, ldg = (int)W;
+        gemm("N", "N", &m_, &n_, &k_, &one, padded_weight, &ldp, level_grad, &ldg, &zero, work,
+             &ldp);
+        tl_scatter_add_rows(work, Hp, H, level_children, n * arity, grad_h_rows);
     }
     return 0;
 }

@@ -133,8 +133,10 @@ def _declare(library: ctypes.CDLL) -> None:
         "tl_childsum_backward_level": [size, size, pointer, pointer, pointer, pointer, size,
                                        pointer, pointer, pointer, pointer, pointer],
         "tl_scatter_add_rows": [pointer, size, size, pointer, size, pointer],
-        "tl_nary_inference": [pointer, size, size, pointer, pointer, size, size, size, pointer,
-                              flag, pointer, pointer, pointer, pointer],
+        "tl_nary_levels": [pointer, size, size, pointer, pointer, size, size, size, pointer, flag,
+                           pointer, pointer, pointer, pointer, pointer],
+        "tl_nary_backward": [pointer, size, pointer, pointer, size, size, size, size, pointer,
+                             pointer, pointer, pointer, pointer, pointer, pointer],
         "tl_childsum_inference": [pointer, size, pointer, pointer, pointer, pointer, size,
                                   pointer, pointer, pointer, pointer, pointer, pointer, size],
         "tl_nary_backward_level": [size, size, size, size, pointer, pointer, pointer, pointer,
@@ -291,17 +293,17 @@ def childsum_backward_level(lib: ctypes.CDLL, grad_gates: Tensor, through: Tenso
                                    grad_c_rows.data_ptr())
 
 
-def nary_inference(lib: ctypes.CDLL, first: int, bounds: tuple[int, ...], children: Tensor,
-                   arity: int,
-                   hidden_size: int, weight_t: Tensor, bias: Optional[Tensor], h_rows: Tensor,
-                   c_rows: Tensor) -> bool:
-    """The N-ary inference levels ``first..`` in one C call (``tl_nary_inference``: the gathers,
-    torch's MKL ``sgemm`` and the node updates), for ``weight_t`` the (padded) ``U^T``
-    ``[N*H, W]``, contiguous or the transposed view of a contiguous ``U``. Returns ``False``
-    (nothing done) where it cannot run: no ``sgemm`` found, other layouts, several torch
-    threads with levels that torch would split between them."""
+def nary_levels(lib: ctypes.CDLL, first: int, bounds: tuple[int, ...], children: Tensor,
+                arity: int, hidden_size: int, weight_t: Tensor, bias: Optional[Tensor],
+                h_rows: Tensor, c_rows: Tensor, activations: Optional[Tensor] = None) -> bool:
+    """The N-ary levels ``first..`` with input at the leaves only, in one C call
+    (``tl_nary_levels``: the gathers, torch's MKL ``sgemm`` and the node updates), for
+    ``weight_t`` the (padded) ``U^T`` ``[N*H, W]``, contiguous or the transposed view of a
+    contiguous ``U``; with ``activations`` (training) the levels' activations are written there.
+    Returns ``False`` (nothing done) where it cannot run: no ``sgemm`` found, other layouts,
+    several torch threads with levels that torch would split between them."""
     gemm = sgemm_address()
-    if gemm is None or bias is not None and not bias.is_contiguous():
+    if gemm is None or first >= len(bounds) - 1 or bias is not None and not bias.is_contiguous():
         return False
     transposed = weight_t.is_contiguous()
     if not transposed and not weight_t.t().is_contiguous():
@@ -310,12 +312,36 @@ def nary_inference(lib: ctypes.CDLL, first: int, bounds: tuple[int, ...], childr
     width = weight_t.shape[1]
     if not fits(most, width):
         return False
-    work = h_rows.new_empty(most * (arity * hidden_size + width))
+    work = h_rows.new_empty(most * (arity * hidden_size + (width if activations is None else 0)))
     starts = torch.tensor(bounds)
-    lib.tl_nary_inference(gemm, first, len(bounds) - 1, starts.data_ptr(),
-                          children.data_ptr(), arity, hidden_size, width, weight_t.data_ptr(),
-                          int(transposed), None if bias is None else bias.data_ptr(),
-                          h_rows.data_ptr(), c_rows.data_ptr(), work.data_ptr())
+    lib.tl_nary_levels(gemm, first, len(bounds) - 1, starts.data_ptr(), children.data_ptr(),
+                       arity, hidden_size, width, weight_t.data_ptr(), int(transposed),
+                       None if bias is None else bias.data_ptr(), h_rows.data_ptr(),
+                       c_rows.data_ptr(), None if activations is None else activations.data_ptr(),
+                       work.data_ptr())
+    return True
+
+
+def nary_backward(lib: ctypes.CDLL, bounds: tuple[int, ...], children: Tensor, arity: int,
+                  padded_weight: Tensor, grad_pre: Tensor, through: Tensor, activations: Tensor,
+                  grad_h_rows: Tensor, grad_c_rows: Tensor) -> bool:
+    """The N-ary backward's levels in one C call (``tl_nary_backward``), ``padded_weight``
+    ``[W, N * Hp]`` (``U``, each slot's columns padded to ``Hp``). Returns ``False`` (nothing
+    done) where it cannot run, as :func:`nary_levels`."""
+    gemm = sgemm_address()
+    if gemm is None or len(bounds) < 3 or not padded_weight.is_contiguous():
+        return False
+    most = max(bounds[k + 1] - bounds[k] for k in range(1, len(bounds) - 1))
+    width = grad_pre.shape[1]
+    if not fits(most, width):
+        return False
+    hidden_size, padded_hidden = through.shape[1], padded_weight.shape[1] // arity
+    work = grad_pre.new_empty(most * arity * padded_hidden)
+    starts = torch.tensor(bounds)
+    lib.tl_nary_backward(gemm, len(bounds) - 1, starts.data_ptr(), children.data_ptr(), arity,
+                         hidden_size, width, padded_hidden, padded_weight.data_ptr(),
+                         grad_pre.data_ptr(), through.data_ptr(), activations.data_ptr(),
+                         grad_h_rows.data_ptr(), grad_c_rows.data_ptr(), work.data_ptr())
     return True
 
 
@@ -326,10 +352,10 @@ def childsum_inference(lib: ctypes.CDLL, bounds: tuple[int, ...], edge_bounds: t
     """The Child-Sum inference levels (input at the leaves only) in one C call
     (``tl_childsum_inference``), with ``U`` = ``weight_hh`` ``[4H, H]`` and the biases of the
     forget gates ``[H]`` and of ``i | g | o`` ``[3H]``. Returns ``False`` (nothing done) where it
-    cannot run, as :func:`nary_inference`."""
+    cannot run, as :func:`nary_levels`."""
     gemm = sgemm_address()
     tensors = (weight_hh, bias_forget, bias_gates)
-    if gemm is None or not all(t is None or t.is_contiguous() for t in tensors):
+    if gemm is None or len(bounds) < 3 or not all(t is None or t.is_contiguous() for t in tensors):
         return False
     hidden_size = weight_hh.shape[1]
     levels = range(1, len(bounds) - 1)

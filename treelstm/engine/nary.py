@@ -35,6 +35,11 @@ def nary_forward(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor,
     # (split_with_sizes: a native op, where Tensor.split is Python, ~10 us a call).
     num_internal = plan.batch.num_nodes - num_leaves
     activations = h_rows.new_empty(num_internal if keep else 0, weight_hh.shape[0])
+    lib = kernels.for_call(h_rows)
+    if keep and x_rows is None and lib is not None and kernels.nary_levels(
+            lib, 1, bounds, plan.batch.child_slots(arity), arity, hidden_size, weight_hh.t(),
+            bias_hh, h_rows, c_rows, activations):
+        return h_rows, c_rows, (leaf_activations, activations)  # every level in one C call
     sizes = [bounds[k + 1] - bounds[k] for k in range(len(bounds) - 1)]
     state_sizes = sizes + [1]  # the buffers' last row: an empty slot's zero state
     no_rows = [None] * len(sizes[1:])
@@ -42,7 +47,6 @@ def nary_forward(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor,
                  c_rows.split_with_sizes(state_sizes)[1:-1],
                  activations.split_with_sizes(sizes[1:]) if keep else no_rows,
                  no_rows if x_rows is None else x_rows.split_with_sizes(sizes)[1:])
-    lib = kernels.for_call(h_rows)
     for children, h_level, c_level, level_out, x_level in levels:
         fused = lib if lib is not None and kernels.fits(h_level.shape[0], weight_hh.shape[0]) \
             else None
@@ -120,7 +124,7 @@ def _nary_inference(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor
     lib = kernels.for_call(h_rows)
     in_c = 1 if word_terms is None else 2  # kept: level 1 from the words' terms, below
     for k, (children, h_level, c_level) in enumerate(levels, 1):
-        if k == in_c and lib is not None and kernels.nary_inference(
+        if k == in_c and lib is not None and kernels.nary_levels(
                 lib, k, bounds, plan.batch.child_slots(arity), arity, hidden_size, weight_t,
                 bias, h_rows, c_rows):
             break  # levels k.. done in one C call
@@ -203,15 +207,19 @@ def nary_backward(plan: Plan, saved: tuple[Tensor, Tensor], h_rows: Tensor, c_ro
     # level.
     through, grad_pre = functional.backward_factors(activations, arity, hidden_size,
                                                     c_rows[num_leaves:num_nodes], child_c)
-    # the rows of every level cut at once, walked top-down
-    sizes = [bounds[k + 1] - bounds[k] for k in range(len(bounds) - 1)]
-    levels = zip(plan.batch.level_children(arity), grad_pre.split_with_sizes(sizes[1:]),
-                 through.split_with_sizes(sizes[1:]), activations.split_with_sizes(sizes[1:]),
-                 grad_h_rows.split_with_sizes(sizes + [1])[1:-1],
-                 grad_c_rows.split_with_sizes(sizes + [1])[1:-1])
     lib = kernels.for_call(grad_h_rows)
+    in_c = lib is not None and kernels.nary_backward(  # every level in one C call
+        lib, bounds, slots, arity, padded_weight, grad_pre, through, activations, grad_h_rows,
+        grad_c_rows)
+    # else the rows of every level cut at once, walked top-down
+    sizes = [bounds[k + 1] - bounds[k] for k in range(len(bounds) - 1)]
+    levels = [] if in_c else list(zip(
+        plan.batch.level_children(arity), grad_pre.split_with_sizes(sizes[1:]),
+        through.split_with_sizes(sizes[1:]), activations.split_with_sizes(sizes[1:]),
+        grad_h_rows.split_with_sizes(sizes + [1])[1:-1],
+        grad_c_rows.split_with_sizes(sizes + [1])[1:-1]))
     for children, level_grad_pre, level_through, level_activations, grad_h, grad_c in reversed(
-            list(levels)):
+            levels):
         if lib is not None and kernels.fits(*level_grad_pre.shape):  # kernels.c
             kernels.nary_backward_level(lib, level_grad_pre, level_through, grad_h, grad_c,
                                         level_activations, children, grad_c_rows, arity)
