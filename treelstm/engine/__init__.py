@@ -5,8 +5,11 @@ Node states live in two ``[N + 1, H]`` buffers whose rows are the nodes level by
 of rows, written once, in place; the extra row is the zero state of an empty N-ary slot. Each
 level is one step over all its nodes in all trees: one gather of the children's states, one
 matrix product for their ``U h`` written into a preallocated buffer of activations, and the node
-update of :mod:`treelstm.functional`, in place. This module only schedules: every formula is a
-function of :mod:`treelstm.functional`.
+update of :mod:`treelstm.functional`, in place. This module schedules: every formula is a
+function of :mod:`treelstm.functional`, which stays the reference; on the CPU in float32 the
+level steps run as C (:mod:`treelstm.engine.kernels`, ``kernels.c``: the same formulas, one pass
+per row, and where torch exports its BLAS ``sgemm`` a whole layer's levels in one call), tested
+against it.
 
 A layer is one :class:`torch.autograd.Function` (:func:`layer`). Its backward walks the levels
 top-down by hand instead of letting autograd record and replay a dozen ops per level: the factors
@@ -23,7 +26,8 @@ multiplies ``U_{iog}`` with the *sum* of its children's ``h`` once, and only ``U
 
 Modules: ``layer`` (the entry point and the autograd Function), ``nary`` and ``childsum`` (the
 kernels), ``steps`` (what the kernels share), ``cache`` (:class:`ProjectionCache`), ``top_down``
-(the top-down pass of bidirectional layers).
+(the top-down pass of bidirectional layers), ``kernels`` (the C level steps: compiled on first
+use, the pure-torch ops without a compiler).
 """
 from .cache import ProjectionCache
 from .layer import layer
