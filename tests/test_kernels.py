@@ -109,6 +109,12 @@ def test_special_values_saturate_and_nan_propagates():
         for ours, exact in zip(got, expected):
             assert torch.isfinite(ours).all()
             torch.testing.assert_close(ours.double(), exact, rtol=0, atol=3e-7)
+    pre = torch.full((2, 3 * hidden), 0.5)
+    pre[0, :hidden] = -float("inf")  # i = 0 exactly, as torch's sigmoid: c = 0 * g
+    pre[1, :hidden] = -100.
+    h, c = torch.empty(2, hidden), torch.empty(2, hidden)
+    kernels.nary_update(lib, pre, None, None, 0, hidden, out=(h, c))
+    assert torch.equal(c, torch.zeros_like(c)) and torch.equal(h, torch.zeros_like(h))
     pre = torch.full((3, 3 * hidden), 0.5)
     pre[1, hidden + 2] = float("nan")  # one g
     h, c = torch.empty(3, hidden), torch.empty(3, hidden)
@@ -191,7 +197,7 @@ def test_kernels_turned_off(tmp_path):
 @needs_kernels
 def test_a_broken_cached_library_is_rebuilt_and_concurrent_builds_agree(tmp_path):
     """Two processes building into one empty cache at once both load a library; a cached file
-    that is not a library (say, a disk that filled up) is replaced by a new build."""
+    that is not a library, or one cut short, is replaced by a new build."""
     env = {"TREELSTM_KERNELS": "1"}
     processes = [subprocess.Popen(
         [sys.executable, "-c", "from treelstm.engine import kernels; print(kernels.status())"],
@@ -200,11 +206,19 @@ def test_a_broken_cached_library_is_rebuilt_and_concurrent_builds_agree(tmp_path
     outputs = [process.communicate(timeout=120) for process in processes]
     assert all(out.startswith("on, loaded") for out, _ in outputs), outputs
     [built] = (tmp_path / "cache").glob("kernels-*.so")
+    size = built.stat().st_size
     built.write_bytes(b"not a shared library")
     done = _status_in_subprocess(tmp_path, **env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("on, loaded"), done.stdout
-    assert built.read_bytes()[:4] == b"\x7fELF"
+    assert built.read_bytes()[:4] == b"\x7fELF" and built.stat().st_size == size
+    # cut short (its ELF header intact): loading it would crash the process with SIGBUS
+    with open(built, "r+b") as file:
+        file.truncate(size // 3)
+    done = _status_in_subprocess(tmp_path, **env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("on, loaded"), done.stdout
+    assert built.stat().st_size == size
 
 
 def train_step(model, batch, where, table, rows, enabled):
@@ -285,3 +299,47 @@ def test_inference_in_one_c_call_and_level_by_level_agree(monkeypatch, cell, cac
         for ours, per_level, torch_ops in zip(whole, by_level, plain):
             torch.testing.assert_close(ours, per_level, rtol=0, atol=1e-6)
             torch.testing.assert_close(ours, torch_ops, rtol=0, atol=2e-6)
+
+
+@needs_kernels
+def test_cc_may_be_a_command_line_and_stale_builds_are_cleared(tmp_path):
+    """$CC as "ccache gcc" is a command and its arguments; a temporary file left by a build
+    killed long ago is removed by the next build, a recent one (a build under way) is not."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    old, recent = cache / "kernels-0123abcd-old.tmp", cache / "kernels-0123abcd-new.tmp"
+    old.write_bytes(b"half a library")
+    recent.write_bytes(b"being written")
+    os.utime(old, (1, 1))
+    wrapper = tmp_path / "wrapper"
+    wrapper.write_text('#!/bin/sh\nexec "$@"\n')
+    wrapper.chmod(0o755)
+    done = _status_in_subprocess(tmp_path, CC=f"{wrapper} gcc", TREELSTM_KERNELS="1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("on, loaded"), done.stdout
+    assert not old.exists() and recent.exists()
+
+
+@needs_kernels
+@pytest.mark.parametrize("cell", ["nary", "childsum"])
+def test_an_infinite_input_gives_the_torch_ops_nan_pattern(cell):
+    """An infinite input: outputs and gradients have NaN and inf where the torch ops' do (a
+    saturated gate must be exactly 0, not a tiny number times inf)."""
+    batch = TreeBatch.from_parents([[-1, 0, 0, 1, 1]])
+    torch.manual_seed(0)
+    model = TreeLSTM(4, 3, cell=cell, arity=2 if cell == "nary" else None)
+    x = torch.randn(5, 4)
+    x[0, 0] = float("inf")
+    results = []
+    for enabled in (True, False):
+        model.zero_grad()
+        inputs = x.clone().requires_grad_(True)
+        with kernels.use(enabled):
+            output, _ = model(inputs, batch)
+            output.sum().backward()
+        results.append([output.detach(), inputs.grad] + [p.grad for p in model.parameters()])
+    for ours, theirs in zip(*results):
+        assert torch.equal(ours.isnan(), theirs.isnan()) and torch.equal(ours.isinf(),
+                                                                         theirs.isinf())
+        finite = torch.isfinite(theirs)
+        torch.testing.assert_close(ours[finite], theirs[finite], rtol=1e-5, atol=1e-5)

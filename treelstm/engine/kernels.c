@@ -13,17 +13,18 @@
 #include <math.h>
 
 static inline float exp_f(float x) {
-    x = x > 88.3762626647949f ? 88.3762626647949f : x;
-    x = x < -87.3365447504f ? -87.3365447504f : x;
-    float n = floorf(x * 1.44269504088896341f + 0.5f);
-    x = x - n * 0.693359375f + n * 2.12194440e-4f;
-    float z = x * x;
-    float y = (((((1.9875691500E-4f * x + 1.3981999507E-3f) * x + 8.3334519073E-3f) * x
-                 + 4.1665795894E-2f) * x + 1.6666665459E-1f) * x + 5.0000001201E-1f) * z
-              + x + 1.0f;
+    float a = x > 88.3762626647949f ? 88.3762626647949f : x;
+    a = a < -87.3365447504f ? -87.3365447504f : a;
+    float n = floorf(a * 1.44269504088896341f + 0.5f);
+    a = a - n * 0.693359375f + n * 2.12194440e-4f;
+    float z = a * a;
+    float y = (((((1.9875691500E-4f * a + 1.3981999507E-3f) * a + 8.3334519073E-3f) * a
+                 + 4.1665795894E-2f) * a + 1.6666665459E-1f) * a + 5.0000001201E-1f) * z
+              + a + 1.0f;
     union { int32_t i; float f; } scale;
     scale.i = ((int32_t)n + 127) << 23;
-    return y * scale.f;
+    y = y * scale.f;
+    return x > 88.72283935546875f ? INFINITY : y;  /* overflow: sigmoid(-inf) is 0, as torch's */
 }
 
 static inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp_f(-x)); }

@@ -24,10 +24,12 @@ import ctypes
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -71,20 +73,29 @@ def _cpu_flags() -> str:
 
 
 def _compiler() -> Optional[str]:
+    """``$CC`` (a command line: "ccache gcc" is two words), else ``cc`` or ``gcc`` on the path."""
     return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+
+
+#: a temporary file of a build older than this (seconds) was left by a killed process
+STALE_BUILD = 600
 
 
 def _build(target: Path, compiler: str) -> None:
     """Compile ``SOURCE`` into ``target`` (a temporary file renamed into place); raises
     ``OSError`` with the compiler's message when it fails."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob("kernels-*.tmp"):  # builds killed before their rename
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > STALE_BUILD:
+                stale.unlink()
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=target.stem, suffix=".tmp")
     os.close(handle)
     try:
         message = ""
         for extra in (("-march=native",), ()):  # a compiler without -march=native: generic
-            result = subprocess.run([compiler, *FLAGS, *extra, "-o", temporary, str(SOURCE)],
-                                    capture_output=True, text=True, timeout=120)
+            result = subprocess.run([*shlex.split(compiler), *FLAGS, *extra, "-o", temporary,
+                                     str(SOURCE)], capture_output=True, text=True, timeout=120)
             if result.returncode == 0:
                 os.replace(temporary, target)
                 return
@@ -93,6 +104,21 @@ def _build(target: Path, compiler: str) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+
+
+def _whole(library: Path) -> bool:
+    """Whether ``library`` is not cut short: a truncated ELF file can load and then crash the
+    process (SIGBUS) when a missing page is touched; its section headers, at the end, tell its
+    size. (Other formats are not checked.)"""
+    with open(library, "rb") as file:
+        header = file.read(64)
+    if len(header) < 64 or header[:4] != b"\x7fELF" or header[4] != 2:  # 64-bit ELF only
+        return header[:4] != b"\x7fELF"
+    def number(start: int, stop: int) -> int:
+        return int.from_bytes(header[start:stop], "little" if header[5] == 1 else "big")
+
+    end = number(40, 48) + number(58, 60) * number(60, 62)  # e_shoff + e_shentsize * e_shnum
+    return library.stat().st_size >= end
 
 
 def _load() -> tuple[Optional[ctypes.CDLL], str]:
@@ -110,6 +136,8 @@ def _load() -> tuple[Optional[ctypes.CDLL], str]:
             except (OSError, subprocess.SubprocessError) as error:
                 return None, f"could not build {target}: {error}"
         try:
+            if not _whole(target):
+                raise OSError("the file is cut short")
             library = ctypes.CDLL(str(target))
         except OSError as error:
             reason = f"could not load {target}: {error}"
