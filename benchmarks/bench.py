@@ -611,6 +611,9 @@ def environment(config: Config, threads: int) -> dict:
             "memory_method": memory_method(device)}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
+    from treelstm.engine import kernels
+
+    info["c_level_steps"] = kernels.status()  # on the CPU in float32 (treelstm/engine/kernels.c)
     try:
         import dgl  # noqa: F401  (only for its version)
 
@@ -724,6 +727,8 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m treelstm b
           f"{torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''}; "
           "load average before/after "
           f"{load_before} / {result['environment']['load_average_after']}")
+    if torch.device(args.device).type == "cpu":
+        print(f"C level steps: {result['environment']['c_level_steps']}")
     if args.json:
         write_text(args.json, json.dumps(result, indent=2))  # atomic: never a half file
     print(format_table(rows))

@@ -181,10 +181,60 @@ def test_without_a_compiler_the_torch_ops_run(tmp_path):
     assert not list((tmp_path / "cache").glob("*.tmp"))  # the failed build left nothing
 
 
+def test_without_a_compiler_the_torch_ops_run_and_the_status_says_why(tmp_path):
+    """A compiler that fails without a word, and one that "succeeds" without writing a library:
+    the status gives the exit status; nothing is left in the cache."""
+    silent = tmp_path / "silent-cc"
+    silent.write_text("#!/bin/sh\nexit 0\n")
+    silent.chmod(0o755)
+    for compiler, expected in (("/bin/false", "/bin/false failed: exit status 1"),
+                               (str(silent), "failed: exit status 0 (and no library written)")):
+        done = _status_in_subprocess(tmp_path, CC=compiler, TREELSTM_KERNELS="")
+        assert done.returncode == 0, done.stderr
+        assert expected in done.stdout.splitlines()[0], done.stdout
+        assert not list((tmp_path / "cache").iterdir())
+
+
 def test_kernels_required_but_unavailable_is_an_error(tmp_path):
+    """In the API, an exception (kernels.Unavailable, a RuntimeError) at the first model call;
+    in a command, one line and exit 2 before any work; status() says so, not raising."""
     done = _status_in_subprocess(tmp_path, CC="/bin/false", TREELSTM_KERNELS="1")
     assert done.returncode != 0
     assert "TREELSTM_KERNELS=1 but the C kernels are unavailable: could not build" in done.stderr
+    env = {**os.environ, "TREELSTM_CACHE": str(tmp_path / "cache"), "CC": "/bin/false",
+           "TREELSTM_KERNELS": "1"}
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "treelstm", "train", "--epochs", "1",
+                           "--out", str(out)], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith("python -m treelstm train: error: TREELSTM_KERNELS=1 but the C "
+                           "kernels are unavailable: could not build"), line
+    assert not out.exists()
+    done = subprocess.run([sys.executable, "-c", "from treelstm.engine import kernels; "
+                           "print(kernels.status())"], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("off: TREELSTM_KERNELS=1 but"), done
+
+
+@pytest.mark.parametrize("value", ["yes", "2", "true"])
+def test_an_unknown_setting_is_an_error(tmp_path, value):
+    env = {**os.environ, "TREELSTM_KERNELS": value}
+    done = subprocess.run([sys.executable, "-m", "treelstm", "predict", "no-such-checkpoint.pt",
+                           "no-such-input.txt"], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr == (f"python -m treelstm predict: error: TREELSTM_KERNELS must be 0 (the "
+                           "pure-torch ops), 1 (the C kernels, or an error) or unset (the C "
+                           f"kernels when available); got {value!r}\n")
+    done = _status_in_subprocess(tmp_path, TREELSTM_KERNELS=value)
+    assert done.returncode != 0 and f"got {value!r}" in done.stderr.splitlines()[-1]
+
+
+def test_status_inside_use_false():
+    with kernels.use(False):
+        assert kernels.status() == "off (within kernels.use(False))"
 
 
 def test_kernels_turned_off(tmp_path):
@@ -204,20 +254,20 @@ def test_a_broken_cached_library_is_rebuilt_and_concurrent_builds_agree(tmp_path
         cwd=ROOT, env={**os.environ, "TREELSTM_CACHE": str(tmp_path / "cache"), **env},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [process.communicate(timeout=120) for process in processes]
-    assert all(out.startswith("on, loaded") for out, _ in outputs), outputs
+    assert all(out.startswith("on (") and "loaded" in out for out, _ in outputs), outputs
     [built] = (tmp_path / "cache").glob("kernels-*.so")
     size = built.stat().st_size
     built.write_bytes(b"not a shared library")
     done = _status_in_subprocess(tmp_path, **env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("on, loaded"), done.stdout
+    assert done.stdout.startswith("on (") and "built and loaded" in done.stdout, done.stdout
     assert built.read_bytes()[:4] == b"\x7fELF" and built.stat().st_size == size
     # cut short (its ELF header intact): loading it would crash the process with SIGBUS
     with open(built, "r+b") as file:
         file.truncate(size // 3)
     done = _status_in_subprocess(tmp_path, **env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("on, loaded"), done.stdout
+    assert done.stdout.startswith("on (") and "built and loaded" in done.stdout, done.stdout
     assert built.stat().st_size == size
 
 
@@ -316,7 +366,7 @@ def test_cc_may_be_a_command_line_and_stale_builds_are_cleared(tmp_path):
     wrapper.chmod(0o755)
     done = _status_in_subprocess(tmp_path, CC=f"{wrapper} gcc", TREELSTM_KERNELS="1")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("on, loaded"), done.stdout
+    assert done.stdout.startswith("on (") and "built and loaded" in done.stdout, done.stdout
     assert not old.exists() and recent.exists()
 
 

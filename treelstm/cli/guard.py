@@ -1,6 +1,7 @@
-"""How every command ends: Ctrl-C (exit 130) and SIGTERM (exit 143) after the clean-up, a
-closed standard stream, a reader of standard output that has gone, a full disk -- one line on
-stderr, never a traceback."""
+"""How every command starts and ends: ``TREELSTM_KERNELS=1`` without the C kernels (exit 2, before
+any work), Ctrl-C (exit 130) and SIGTERM (exit 143) after the clean-up, a closed standard stream,
+a reader of standard output that has gone, a full disk -- one line on stderr, never a
+traceback."""
 from __future__ import annotations
 
 import argparse
@@ -37,6 +38,14 @@ def guarded(run: Run, args: argparse.Namespace, parser: argparse.ArgumentParser,
                   file=sys.stderr)
             return 2
         sys.stdout = open(os.devnull, "w")
+    if os.environ.get("TREELSTM_KERNELS", "").strip() not in ("", "0"):  # asked for: load now
+        from ..engine import kernels
+
+        try:
+            kernels.require()
+        except (ValueError, kernels.Unavailable) as error:
+            print(f"{parser.prog}: error: {error}", file=sys.stderr)
+            return 2
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _raise_terminated)

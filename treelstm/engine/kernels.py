@@ -79,6 +79,8 @@ def _compiler() -> Optional[str]:
 
 #: a temporary file of a build older than this (seconds) was left by a killed process
 STALE_BUILD = 600
+#: a compiler that takes longer is given up (the torch ops run)
+COMPILE_SECONDS = 60
 
 
 def _build(target: Path, compiler: str) -> None:
@@ -94,12 +96,20 @@ def _build(target: Path, compiler: str) -> None:
     try:
         message = ""
         for extra in (("-march=native",), ()):  # a compiler without -march=native: generic
-            result = subprocess.run([*shlex.split(compiler), *FLAGS, *extra, "-o", temporary,
-                                     str(SOURCE)], capture_output=True, text=True, timeout=120)
-            if result.returncode == 0:
+            try:
+                result = subprocess.run(
+                    [*shlex.split(compiler), *FLAGS, *extra, "-o", temporary, str(SOURCE)],
+                    capture_output=True, text=True, timeout=COMPILE_SECONDS)
+            except subprocess.TimeoutExpired:
+                raise OSError(f"{compiler} took more than {COMPILE_SECONDS} s") from None
+            if result.returncode == 0 and os.path.getsize(temporary) and \
+                    _whole(Path(temporary)):
+                os.chmod(temporary, 0o755)  # readable by all, as a compiler leaves a library
                 os.replace(temporary, target)
                 return
-            message = result.stderr.strip()[-500:]
+            message = f"exit status {result.returncode}" + \
+                (f": {result.stderr.strip()[-500:]}" if result.stderr.strip() else "") + \
+                ("" if result.returncode else " (and no library written)")
         raise OSError(f"{compiler} failed: {message}")
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -114,6 +124,7 @@ def _whole(library: Path) -> bool:
         header = file.read(64)
     if len(header) < 64 or header[:4] != b"\x7fELF" or header[4] != 2:  # 64-bit ELF only
         return header[:4] != b"\x7fELF"
+
     def number(start: int, stop: int) -> int:
         return int.from_bytes(header[start:stop], "little" if header[5] == 1 else "big")
 
@@ -127,8 +138,10 @@ def _load() -> tuple[Optional[ctypes.CDLL], str]:
     key = hashlib.sha256(source + repr(FLAGS).encode() + _cpu_flags().encode() +
                          str(compiler).encode()).hexdigest()[:16]
     target = cache_dir() / f"kernels-{key}.so"
+    built = False
     for attempt in range(2):  # a cached file that does not load is built again, once
         if attempt or not target.exists():
+            built = True
             if compiler is None:
                 return None, "no C compiler ($CC, cc or gcc) to build kernels.c"
             try:
@@ -143,7 +156,7 @@ def _load() -> tuple[Optional[ctypes.CDLL], str]:
             reason = f"could not load {target}: {error}"
             continue
         _declare(library)
-        return library, f"loaded {target}"
+        return library, f"{'built and loaded' if built else 'loaded'} {target}"
     return None, reason
 
 
@@ -175,11 +188,26 @@ def _declare(library: ctypes.CDLL) -> None:
         function.argtypes, function.restype = argtypes, None
 
 
+class Unavailable(RuntimeError):
+    """``TREELSTM_KERNELS=1`` and the C kernels could not be built or loaded."""
+
+
+def _setting() -> str:
+    """``TREELSTM_KERNELS``: ``""`` (unset: when available), ``"0"`` or ``"1"``; anything else is
+    a ``ValueError``."""
+    setting = os.environ.get(ENVIRONMENT, "").strip()
+    if setting not in ("", "0", "1"):
+        raise ValueError(f"{ENVIRONMENT} must be 0 (the pure-torch ops), 1 (the C kernels, or an "
+                         f"error) or unset (the C kernels when available); got {setting!r}")
+    return setting
+
+
 def library() -> Optional[ctypes.CDLL]:
     """The compiled kernels, or ``None`` (turned off, or unavailable: see :func:`status`).
-    Raises ``RuntimeError`` when ``TREELSTM_KERNELS=1`` and they are unavailable."""
+    Raises :class:`Unavailable` when ``TREELSTM_KERNELS=1`` and they are unavailable,
+    ``ValueError`` when ``TREELSTM_KERNELS`` is neither 0, 1 nor unset."""
     global _library, _reason, _loaded
-    setting = os.environ.get(ENVIRONMENT, "")
+    setting = _setting()
     if setting == "0":
         return None
     if not _loaded:
@@ -188,8 +216,14 @@ def library() -> Optional[ctypes.CDLL]:
                 _library, _reason = _load()
                 _loaded = True
     if _library is None and setting == "1":
-        raise RuntimeError(f"{ENVIRONMENT}=1 but the C kernels are unavailable: {_reason}")
+        raise Unavailable(f"{ENVIRONMENT}=1 but the C kernels are unavailable: {_reason}")
     return _library
+
+
+def require() -> None:
+    """What a command checks before it starts: a valid ``TREELSTM_KERNELS`` and, with
+    ``TREELSTM_KERNELS=1``, the kernels loaded (raises as :func:`library`)."""
+    library()
 
 
 _sgemm: Optional[int] = None
@@ -210,11 +244,25 @@ def sgemm_address() -> Optional[int]:
 
 
 def status() -> str:
-    """Whether the C steps are used, and why (for ``python -m treelstm bench`` and bug reports)."""
-    if os.environ.get(ENVIRONMENT, "") == "0":
+    """Whether the C steps are used, and why: what ``python -m treelstm bench`` records, and
+    what a bug report should say. Never raises."""
+    try:
+        setting = _setting()
+    except ValueError as error:
+        return f"off: {error}"
+    if setting == "0":
         return f"off ({ENVIRONMENT}=0)"
-    library()
-    return ("on, " if _library is not None else "off, ") + _reason
+    if _forced is False:
+        return "off (within kernels.use(False))"
+    try:
+        library()
+    except Unavailable as error:
+        return f"off: {error}"
+    if _library is None:
+        return f"off, {_reason}"
+    how = ("whole layers in one call through torch's sgemm" if sgemm_address() is not None else
+           "level by level (torch exports no sgemm)")
+    return f"on ({how}), {_reason}"
 
 
 @contextlib.contextmanager
