@@ -393,3 +393,48 @@ def test_an_infinite_input_gives_the_torch_ops_nan_pattern(cell):
                                                                          theirs.isinf())
         finite = torch.isfinite(theirs)
         torch.testing.assert_close(ours[finite], theirs[finite], rtol=1e-5, atol=1e-5)
+
+
+def test_use_is_per_thread():
+    """use() blocks in two threads, interleaved: each sees its own setting, and none is left
+    behind."""
+    import threading
+
+    entered, release, seen = threading.Event(), threading.Event(), {}
+
+    def other():
+        with kernels.use(True):
+            entered.set()
+            release.wait(10)
+            seen["other"] = kernels.status()
+
+    thread = threading.Thread(target=other)
+    with kernels.use(False):
+        thread.start()
+        entered.wait(10)
+        seen["main"] = kernels.status()
+    release.set()
+    thread.join(10)
+    assert seen["main"] == "off (within kernels.use(False))"
+    assert not seen["other"].startswith("off (within")
+    assert not kernels.status().startswith("off (within")
+
+
+@pytest.mark.parametrize("problem", ["not our library", "no source"])
+def test_a_foreign_cached_library_or_a_missing_source(tmp_path, problem, monkeypatch):
+    """A cached file that loads but is not the kernels is built again; without kernels.c the
+    torch ops run, and the status says why."""
+    if problem == "no source":
+        monkeypatch.setattr(kernels, "SOURCE", tmp_path / "gone.c")
+        library, reason = kernels._load()
+        assert library is None and reason.startswith(f"cannot read {tmp_path / 'gone.c'}")
+        return
+    if kernels.library() is None:
+        pytest.skip(f"the C kernels are unavailable here: {kernels.status()}")
+    monkeypatch.setenv("TREELSTM_CACHE", str(tmp_path))
+    first, _ = kernels._load()
+    [built] = tmp_path.glob("kernels-*.so")
+    built.write_bytes(open("/lib/x86_64-linux-gnu/libm.so.6", "rb").read()
+                      if os.path.exists("/lib/x86_64-linux-gnu/libm.so.6") else b"junk")
+    library, reason = kernels._load()
+    assert library is not None and reason.startswith("built and loaded"), reason

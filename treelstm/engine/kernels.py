@@ -48,7 +48,7 @@ _lock = threading.Lock()
 _library: Optional[ctypes.CDLL] = None
 _reason = "not loaded yet"
 _loaded = False
-_forced: Optional[bool] = None  # use(): tests compare both paths
+_forced = threading.local()  # use(): tests compare both paths, per thread
 
 
 def cache_dir() -> Path:
@@ -132,9 +132,30 @@ def _whole(library: Path) -> bool:
     return library.stat().st_size >= end
 
 
+def _open(library: Path, fresh: bool) -> ctypes.CDLL:
+    """``ctypes.CDLL(library)``; ``fresh``: through a new name (a hard link, removed after),
+    since the dynamic loader hands back what it loaded before under the same name (a broken
+    file that loaded but was not the kernels)."""
+    if not fresh:
+        return ctypes.CDLL(str(library))
+    link = library.with_name(f"{library.stem}-{os.getpid()}-{threading.get_ident()}.so")
+    try:
+        os.link(library, link)
+    except OSError:
+        return ctypes.CDLL(str(library))
+    try:
+        return ctypes.CDLL(str(link))
+    finally:
+        with contextlib.suppress(OSError):
+            link.unlink()
+
+
 def _load() -> tuple[Optional[ctypes.CDLL], str]:
     compiler = _compiler()
-    source = SOURCE.read_bytes()
+    try:
+        source = SOURCE.read_bytes()
+    except OSError as error:
+        return None, f"cannot read {SOURCE}: {error.strerror or error}"
     key = hashlib.sha256(source + repr(FLAGS).encode() + _cpu_flags().encode() +
                          str(compiler).encode()).hexdigest()[:16]
     target = cache_dir() / f"kernels-{key}.so"
@@ -151,11 +172,11 @@ def _load() -> tuple[Optional[ctypes.CDLL], str]:
         try:
             if not _whole(target):
                 raise OSError("the file is cut short")
-            library = ctypes.CDLL(str(target))
-        except OSError as error:
+            library = _open(target, fresh=attempt > 0)
+            _declare(library)
+        except (OSError, AttributeError) as error:  # AttributeError: not our library
             reason = f"could not load {target}: {error}"
             continue
-        _declare(library)
         return library, f"{'built and loaded' if built else 'loaded'} {target}"
     return None, reason
 
@@ -252,7 +273,7 @@ def status() -> str:
         return f"off: {error}"
     if setting == "0":
         return f"off ({ENVIRONMENT}=0)"
-    if _forced is False:
+    if getattr(_forced, "enabled", None) is False:
         return "off (within kernels.use(False))"
     try:
         library()
@@ -267,19 +288,21 @@ def status() -> str:
 
 @contextlib.contextmanager
 def use(enabled: bool) -> Iterator[None]:
-    """Within the block, use the C steps (when available) or not: tests compare both paths."""
-    global _forced
-    previous, _forced = _forced, enabled
+    """Within the block, in this thread, use the C steps (when available) or not: tests compare
+    both paths."""
+    previous = getattr(_forced, "enabled", None)
+    _forced.enabled = enabled
     try:
         yield
     finally:
-        _forced = previous
+        _forced.enabled = previous
 
 
 def for_call(like: Tensor) -> Optional[ctypes.CDLL]:
     """The kernels for one layer call whose states are like ``like`` (float32 on the CPU, no
     autograd through them), or ``None``: the pure-torch ops then."""
-    if _forced is False or like.device.type != "cpu" or like.dtype != torch.float32:
+    if like.device.type != "cpu" or like.dtype != torch.float32 or \
+            getattr(_forced, "enabled", None) is False:
         return None
     return library()
 
