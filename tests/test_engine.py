@@ -406,3 +406,25 @@ def test_host_syncs_do_not_grow_with_the_number_of_levels(cell, mode, bidirectio
     assert TreeBatch.from_parents([_caterpillar(16)]).num_levels == 16
     assert shallow == deep, f"syncs: balanced {shallow}, caterpillar {deep}"
     assert len(deep) <= 12, deep
+
+
+@pytest.mark.parametrize("arity,bias", [(2, True), (3, False)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_inference_leaf_states_per_distinct_word_match_the_autograd_path(arity, bias, dtype):
+    """Without autograd, an N-ary layer reading a table computes each distinct word's leaf state
+    once and gathers it (more leaves than FEW_ROWS); with autograd every leaf's is computed:
+    the same outputs and final states, one layer and two (the second reads every node)."""
+    parents = [random_tree(17, seed=s, max_children=arity) for s in range(12)]
+    batch = TreeBatch.from_parents(parents)
+    leaves = torch.nonzero(batch.num_children == 0).flatten()
+    assert len(leaves) > engine.steps.FEW_ROWS
+    torch.manual_seed(0)
+    model = TreeLSTM(6, 5, num_layers=2, cell="nary", arity=arity, bias=bias, dtype=dtype)
+    table = torch.randn(9, 6, dtype=dtype)  # few words: most leaves share one
+    rows = torch.randint(0, 9, (len(leaves),), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        inferred = model(table, batch, input_index=leaves, input_rows=rows)
+    trained = model(table, batch, input_index=leaves, input_rows=rows)
+    torch.testing.assert_close(inferred[0], trained[0].detach())
+    for ours, theirs in zip(inferred[1], trained[1]):
+        torch.testing.assert_close(ours, theirs.detach())

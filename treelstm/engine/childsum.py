@@ -2,17 +2,17 @@
 sum of its children's ``h`` once, ``U_f`` per child edge) and the hand-written backward."""
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 from torch import Tensor
 
 from .. import functional
 from . import kernels
-from .steps import Plan, bias_hh_grad, leaf_backward, leaf_states, product, x_rows_grad
+from .steps import Plan, Project, bias_hh_grad, leaf_backward, leaf_states, product, x_rows_grad
 
 
-def childsum_forward(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor,
+def childsum_forward(plan: Plan, project: Project, weight_hh: Tensor,
                      bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], keep: bool
                      ) -> tuple[Tensor, Tensor, Optional[tuple]]:
     """The levels, from ``project()``: the input rows' projection (a new tensor)."""
@@ -68,7 +68,7 @@ def childsum_forward(plan: Plan, project: Callable[[], Tensor], weight_hh: Tenso
     return h_rows, c_rows, (leaf_activations, activations, forget, h_sums) if keep else None
 
 
-def _childsum_inference(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor,
+def _childsum_inference(plan: Plan, project: Project, weight_hh: Tensor,
                         bias_ih: Optional[Tensor], bias_hh: Optional[Tensor]
                         ) -> tuple[Tensor, Tensor, None]:
     """The Child-Sum levels without autograd, in about half the ops per level of

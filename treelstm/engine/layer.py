@@ -108,19 +108,22 @@ def _cast_forward(plan: Plan, dtype: torch.dtype, input: Tensor, weight_ih: Tens
     """:func:`_forward` with the weights cast to ``dtype``, autocast off."""
     cache = plan.cache
     if cache is not None:  # kept only for a table read through input_rows (layer)
-        def project() -> Tensor:
+        def project(distinct: bool = False) -> Tensor:  # (distinct: not asked with a cache)
             return cache.projection(input, weight_ih, dtype, plan.leaves_only,
                                     cast(Tensor, plan.gather))
     else:
-        def project() -> Tensor:
+        def project(distinct: bool = False) -> Tensor:
+            """The input rows' projection; with ``distinct``, that of the distinct rows (the
+            rows of ``input``, not yet gathered by ``plan.gather``)."""
             if plan.leaves_only and input.shape[0] <= FEW_ROWS:  # cut the product, not W_ih
                 x_proj = functional.iog(input.to(dtype).mm(weight_ih.to(dtype).t()),
                                         plan.hidden_size)
-                return x_proj if plan.gather is None else x_proj.index_select(0, plan.gather)
-            weight = projection_weight(plan.leaves_only, plan.hidden_size, weight_ih.to(dtype),
-                                       pad=input.shape[0] >= PAD_FROM)
-            x_proj = input.to(dtype).mm(weight.t())
-            return x_proj if plan.gather is None else x_proj.index_select(0, plan.gather)
+            else:
+                weight = projection_weight(plan.leaves_only, plan.hidden_size,
+                                           weight_ih.to(dtype), pad=input.shape[0] >= PAD_FROM)
+                x_proj = input.to(dtype).mm(weight.t())
+            return x_proj if plan.gather is None or distinct else \
+                x_proj.index_select(0, plan.gather)
     # _cast keeps a None bias None and a tensor a tensor
     weight_hh, bias_ih, bias_hh = cast("tuple[Tensor, Optional[Tensor], Optional[Tensor]]",
                                        _cast(dtype, weight_hh, bias_ih, bias_hh))

@@ -3,19 +3,19 @@ for inference that can take the leaves' terms from a :class:`~.cache.ProjectionC
 hand-written backward."""
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional, cast
+from typing import NamedTuple, Optional, cast
 
 import torch
 from torch import Tensor
 
 from .. import functional
 from . import kernels
-from .steps import (PAD_FROM, Plan, bias_hh_grad, gradient_product, leaf_backward,
-                    leaf_states, pad_column_blocks, pad_rows, product, projection_weight,
-                    state_buffers, x_rows_grad)
+from .steps import (FEW_ROWS, PAD_FROM, Plan, Project, bias_hh_grad, gradient_product,
+                    leaf_backward, leaf_states, leaf_word_states, pad_column_blocks, pad_rows,
+                    product, projection_weight, state_buffers, x_rows_grad)
 
 
-def nary_forward(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor,
+def nary_forward(plan: Plan, project: Project, weight_hh: Tensor,
                  bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], keep: bool
                  ) -> tuple[Tensor, Tensor, Optional[tuple[Tensor, Tensor]]]:
     """The levels, from ``project()``: the input rows' projection (a new tensor; asked only
@@ -76,7 +76,7 @@ class _LeafWordTerms(NamedTuple):
     leaf_rows: Tensor  # [L] the terms' row of each leaf's word
 
 
-def _nary_inference(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor,
+def _nary_inference(plan: Plan, project: Project, weight_hh: Tensor,
                     bias_ih: Optional[Tensor], bias_hh: Optional[Tensor]
                     ) -> tuple[Tensor, Tensor, None]:
     """The N-ary levels without autograd and without input above the leaves (constituency
@@ -112,7 +112,11 @@ def _nary_inference(plan: Plan, project: Callable[[], Tensor], weight_hh: Tensor
         weight_t, bias = plan.cache.kept_value(
             "inference_weights", plan.weights[1:], (weight_hh.dtype, arity), prepare)
         word_terms = _leaf_word_terms(plan, weight_t, bias_ih, bias_hh)
-    if word_terms is None:
+    if plan.cache is None and plan.gather is not None and plan.identity_rows and \
+            num_leaves > FEW_ROWS:  # (a single tree: about as many words as leaves)
+        # each distinct word's leaf state once, then gathered: fewer rows than leaves
+        h_rows, c_rows = leaf_word_states(plan, project(True), bias_ih, bias_hh)
+    elif word_terms is None:
         h_rows, c_rows, _, _ = leaf_states(plan, project(), bias_ih, bias_hh, keep=False)
     else:  # the leaves' states are their words'
         h_rows, c_rows = state_buffers(weight_t, num_nodes, hidden_size)

@@ -4,7 +4,7 @@ aligned, and the gradient rows of the input gates."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +16,14 @@ from ..batch import TreeBatch
 
 if TYPE_CHECKING:
     from .cache import ProjectionCache
+
+
+class Project(Protocol):
+    """What a kernel calls for the input rows' projection (a new tensor, asked only when
+    needed); ``distinct=True``: that of the distinct rows of a table, not gathered (without a
+    cache only)."""
+
+    def __call__(self, distinct: bool = False) -> Tensor: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,6 +155,28 @@ def leaf_states(plan: Plan, x_proj: Tensor, bias_ih: Optional[Tensor],
         else:
             functional.nary_state_fused(activations, None, 0, hidden_size, out=out)
     return h_rows, c_rows, x_rows, activations
+
+
+def leaf_word_states(plan: Plan, x_distinct: Tensor, bias_ih: Optional[Tensor],
+                     bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+    """Inference with input at the leaves only, read from a table (``plan.gather``: each leaf's
+    row of ``x_distinct``, the projections of the distinct rows): the state buffers with the
+    leaves' states, computed once per distinct row and gathered."""
+    num_nodes, num_leaves, hidden_size = plan.batch.num_nodes, plan.num_leaves, plan.hidden_size
+    bias = functional.leaf_bias(bias_ih, bias_hh, plan.num_forget)
+    if bias is not None:
+        x_distinct += F.pad(bias, [0, x_distinct.shape[1] - bias.shape[0]])
+    words = x_distinct.new_empty(2, x_distinct.shape[0], hidden_size)  # h, c per distinct row
+    lib = kernels.for_call(x_distinct)
+    if lib is not None and kernels.fits(*x_distinct.shape):
+        kernels.nary_update(lib, x_distinct, None, None, 0, hidden_size, out=(words[0], words[1]))
+    else:
+        functional.nary_state_fused(x_distinct, None, 0, hidden_size, out=(words[0], words[1]))
+    h_rows, c_rows = state_buffers(x_distinct, num_nodes, hidden_size)
+    gather = cast(Tensor, plan.gather)
+    torch.index_select(words[0], 0, gather, out=h_rows[:num_leaves])
+    torch.index_select(words[1], 0, gather, out=c_rows[:num_leaves])
+    return h_rows, c_rows
 
 
 def leaf_backward(activations: Tensor, c_rows: Tensor, grad_h_rows: Tensor,
