@@ -34,6 +34,10 @@ def childsum_forward(plan: Plan, project: Project, weight_hh: Tensor,
         forget_bias = no_input[forget_rows] if bias_hh is None else \
             no_input[forget_rows] + bias_hh[forget_rows]
     lib = kernels.for_call(h_rows) if x_rows is None else None
+    if lib is not None and kernels.childsum_forward(
+            lib, bounds, order.edge_bounds, order.child_row, order.child_parent, weight_hh,
+            forget_bias, node_bias, h_rows, c_rows, activations, h_sums, forget):
+        return h_rows, c_rows, (leaf_activations, activations, forget, h_sums)  # in one C call
     for k in range(1, len(bounds) - 1):
         start, stop = bounds[k], bounds[k + 1]
         level = slice(start - num_leaves, stop - num_leaves)
@@ -153,7 +157,10 @@ def childsum_backward(plan: Plan, saved: tuple, h_rows: Tensor, c_rows: Tensor,
     grad_forget = functional.forget_backward_factor(forget,
                                                     c_rows.index_select(0, order.child_row))
     lib = kernels.for_call(grad_h_rows)
-    for k in range(len(bounds) - 2, 0, -1):
+    in_c = lib is not None and kernels.childsum_backward(  # every level in one C call
+        lib, bounds, order.edge_bounds, order.child_row, order.child_parent, weight_hh,
+        grad_igo, through, grad_forget, forget, grad_h_rows, grad_c_rows)
+    for k in ([] if in_c else range(len(bounds) - 2, 0, -1)):
         start, stop = bounds[k], bounds[k + 1]
         level = slice(start - num_leaves, stop - num_leaves)
         edges = slice(order.edge_bounds[k], order.edge_bounds[k + 1])

@@ -348,3 +348,82 @@ int tl_childsum_inference(void *gemm_address, int64_t num_levels, const int64_t 
     }
     return 0;
 }
+
+/* The Child-Sum training forward over levels 1..num_levels-1, input at the leaves only (see
+ * childsum.childsum_forward): per level, the children's h gathered (one row per edge), their
+ * sums per node into h_sums, the edges' forget pre-activations b_f + h_k U_f^T into forget, the
+ * gates b_iog + (sum h) U_iog^T into activations, then tl_childsum_update_keep. weight U
+ * [4H, H] row-major; forget_bias [H], node_bias [3H]; activations [rows above the leaves, 3H],
+ * h_sums [rows above the leaves, H], forget [edges, H]; work at least max_edges * H floats.
+ * Returns 0. */
+int tl_childsum_forward(void *gemm_address, int64_t num_levels, const int64_t *bounds,
+                        const int64_t *edge_bounds, const int64_t *children,
+                        const int64_t *parent, int64_t H, const float *weight,
+                        const float *forget_bias, const float *node_bias, float *h_rows,
+                        float *c_rows, float *activations, float *h_sums, float *forget,
+                        float *work) {
+    sgemm_f gemm = (sgemm_f)gemm_address;
+    float one = 1.0f;
+    int h_ = (int)H, h2 = (int)(2 * H), w3 = (int)(3 * H);
+    for (int64_t level = 1; level < num_levels; level++) {
+        int64_t start = bounds[level], n = bounds[level + 1] - start, row = start - bounds[1];
+        int64_t first_edge = edge_bounds[level], edges = edge_bounds[level + 1] - first_edge;
+        const int64_t *level_children = children + first_edge, *level_parent = parent + first_edge;
+        float *child_h = work, *level_forget = forget + first_edge * H;
+        float *h_sum = h_sums + row * H, *gates = activations + row * 3 * H;
+        tl_gather_rows(h_rows, H, level_children, edges, child_h);
+        tl_sum_rows(child_h, H, level_parent, edges, n, h_sum);
+        for (int64_t e = 0; e < edges; e++)
+            memcpy(level_forget + e * H, forget_bias, (size_t)H * sizeof(float));
+        for (int64_t r = 0; r < n; r++)
+            memcpy(gates + r * 3 * H, node_bias, (size_t)(3 * H) * sizeof(float));
+        int e_ = (int)edges, n_ = (int)n;
+        gemm("T", "N", &h_, &e_, &h_, &one, weight + H * H, &h_, child_h, &h_, &one,
+             level_forget, &h_);
+        gemm("T", "N", &h_, &n_, &h_, &one, weight, &h_, h_sum, &h_, &one, gates, &w3);
+        gemm("T", "N", &h2, &n_, &h_, &one, weight + 2 * H * H, &h_, h_sum, &h_, &one,
+             gates + H, &w3);
+        tl_childsum_update_keep(n, H, 3 * H, H, 2 * H, gates, edges, level_forget, c_rows,
+                                level_children, level_parent, h_rows + start * H,
+                                c_rows + start * H);
+    }
+    return 0;
+}
+
+/* The Child-Sum backward over levels num_levels-1..1, top-down (see
+ * childsum.childsum_backward): per level tl_childsum_backward_level, then the children's h
+ * gradients, grad_gates U_iog gathered by parent plus grad_forget U_f per edge, added into
+ * grad_h_rows by children. grad_gates [rows above the leaves, 3H], through [.., H],
+ * grad_forget and forget [edges, H]; work at least max_level_rows * H + max_edges * H floats.
+ * Returns 0. */
+int tl_childsum_backward(void *gemm_address, int64_t num_levels, const int64_t *bounds,
+                         const int64_t *edge_bounds, const int64_t *children,
+                         const int64_t *parent, int64_t H, const float *weight,
+                         float *grad_gates, const float *through, float *grad_forget,
+                         const float *forget, float *grad_h_rows, float *grad_c_rows,
+                         float *work, int64_t max_rows) {
+    sgemm_f gemm = (sgemm_f)gemm_address;
+    float one = 1.0f, zero = 0.0f;
+    int h_ = (int)H, h2 = (int)(2 * H), w3 = (int)(3 * H);
+    for (int64_t level = num_levels - 1; level >= 1; level--) {
+        int64_t start = bounds[level], n = bounds[level + 1] - start, row = start - bounds[1];
+        int64_t first_edge = edge_bounds[level], edges = edge_bounds[level + 1] - first_edge;
+        const int64_t *level_children = children + first_edge, *level_parent = parent + first_edge;
+        float *level_grad = grad_gates + row * 3 * H;
+        float *level_grad_forget = grad_forget + first_edge * H;
+        float *node_grad = work, *edge_grad = work + max_rows * H;
+        tl_childsum_backward_level(n, H, level_grad, through + row * H, grad_h_rows + start * H,
+                                   grad_c_rows + start * H, edges, level_grad_forget,
+                                   forget + first_edge * H, level_children, level_parent,
+                                   grad_c_rows);
+        int n_ = (int)n, e_ = (int)edges;
+        gemm("N", "N", &h_, &n_, &h_, &one, weight, &h_, level_grad, &w3, &zero, node_grad, &h_);
+        gemm("N", "N", &h_, &n_, &h2, &one, weight + 2 * H * H, &h_, level_grad + H, &w3, &one,
+             node_grad, &h_);
+        tl_gather_rows(node_grad, H, level_parent, edges, edge_grad);
+        gemm("N", "N", &h_, &e_, &h_, &one, weight + H * H, &h_, level_grad_forget, &h_, &one,
+             edge_grad, &h_);
+        tl_scatter_add_rows(edge_grad, H, H, level_children, edges, grad_h_rows);
+    }
+    return 0;
+}

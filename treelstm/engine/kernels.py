@@ -201,6 +201,12 @@ def _declare(library: ctypes.CDLL) -> None:
                              pointer, pointer, pointer, pointer, pointer, pointer],
         "tl_childsum_inference": [pointer, size, pointer, pointer, pointer, pointer, size,
                                   pointer, pointer, pointer, pointer, pointer, pointer, size],
+        "tl_childsum_forward": [pointer, size, pointer, pointer, pointer, pointer, size, pointer,
+                                pointer, pointer, pointer, pointer, pointer, pointer, pointer,
+                                pointer],
+        "tl_childsum_backward": [pointer, size, pointer, pointer, pointer, pointer, size,
+                                 pointer, pointer, pointer, pointer, pointer, pointer, pointer,
+                                 pointer, size],
         "tl_nary_backward_level": [size, size, size, size, pointer, pointer, pointer, pointer,
                                    pointer, pointer, pointer],
     }
@@ -470,4 +476,61 @@ def childsum_inference(lib: ctypes.CDLL, bounds: tuple[int, ...], edge_bounds: t
                               None if bias_forget is None else bias_forget.data_ptr(),
                               None if bias_gates is None else bias_gates.data_ptr(),
                               h_rows.data_ptr(), c_rows.data_ptr(), work.data_ptr(), most_edges)
+    return True
+
+
+def _level_sizes(bounds: tuple[int, ...], edge_bounds: tuple[int, ...]) -> tuple[int, int]:
+    """The most rows and the most child edges of a level above the leaves."""
+    levels = range(1, len(bounds) - 1)
+    return (max(bounds[k + 1] - bounds[k] for k in levels),
+            max(edge_bounds[k + 1] - edge_bounds[k] for k in levels))
+
+
+def childsum_forward(lib: ctypes.CDLL, bounds: tuple[int, ...], edge_bounds: tuple[int, ...],
+                     children: Tensor, parent: Tensor, weight_hh: Tensor, forget_bias: Tensor,
+                     node_bias: Tensor, h_rows: Tensor, c_rows: Tensor, activations: Tensor,
+                     h_sums: Tensor, forget: Tensor) -> bool:
+    """The Child-Sum training forward (input at the leaves only) in one C call
+    (``tl_childsum_forward``), writing the activations, the children's summed ``h`` and the
+    edges' forget gates the backward needs. Returns ``False`` (nothing done) where it cannot
+    run, as :func:`nary_levels`."""
+    gemm = sgemm_address()
+    tensors = (weight_hh, forget_bias, node_bias, activations, h_sums, forget)
+    if gemm is None or len(bounds) < 3 or not all(t.is_contiguous() for t in tensors):
+        return False
+    hidden_size = weight_hh.shape[1]
+    _, most_edges = _level_sizes(bounds, edge_bounds)
+    if not fits(most_edges, 4 * hidden_size):
+        return False
+    work = h_rows.new_empty(most_edges * hidden_size)
+    starts, edge_starts = torch.tensor(bounds), torch.tensor(edge_bounds)
+    lib.tl_childsum_forward(gemm, len(bounds) - 1, starts.data_ptr(), edge_starts.data_ptr(),
+                            children.data_ptr(), parent.data_ptr(), hidden_size,
+                            weight_hh.data_ptr(), forget_bias.data_ptr(), node_bias.data_ptr(),
+                            h_rows.data_ptr(), c_rows.data_ptr(), activations.data_ptr(),
+                            h_sums.data_ptr(), forget.data_ptr(), work.data_ptr())
+    return True
+
+
+def childsum_backward(lib: ctypes.CDLL, bounds: tuple[int, ...], edge_bounds: tuple[int, ...],
+                      children: Tensor, parent: Tensor, weight_hh: Tensor, grad_gates: Tensor,
+                      through: Tensor, grad_forget: Tensor, forget: Tensor, grad_h_rows: Tensor,
+                      grad_c_rows: Tensor) -> bool:
+    """The Child-Sum backward's levels in one C call (``tl_childsum_backward``). Returns
+    ``False`` (nothing done) where it cannot run, as :func:`nary_levels`."""
+    gemm = sgemm_address()
+    tensors = (weight_hh, grad_gates, through, grad_forget, forget)
+    if gemm is None or len(bounds) < 3 or not all(t.is_contiguous() for t in tensors):
+        return False
+    hidden_size = weight_hh.shape[1]
+    most_rows, most_edges = _level_sizes(bounds, edge_bounds)
+    if not fits(most_edges, 4 * hidden_size):
+        return False
+    work = grad_gates.new_empty((most_rows + most_edges) * hidden_size)
+    starts, edge_starts = torch.tensor(bounds), torch.tensor(edge_bounds)
+    lib.tl_childsum_backward(gemm, len(bounds) - 1, starts.data_ptr(), edge_starts.data_ptr(),
+                             children.data_ptr(), parent.data_ptr(), hidden_size,
+                             weight_hh.data_ptr(), grad_gates.data_ptr(), through.data_ptr(),
+                             grad_forget.data_ptr(), forget.data_ptr(), grad_h_rows.data_ptr(),
+                             grad_c_rows.data_ptr(), work.data_ptr(), most_rows)
     return True
