@@ -11,6 +11,7 @@ import reference
 from cases import CASES, full_binary, random_tree
 from conftest import BACKENDS
 from treelstm import TreeBatch, TreeLSTM, engine, functional
+from treelstm.engine import kernels
 
 CELLS = ["childsum", "nary"]
 
@@ -383,7 +384,8 @@ def test_host_syncs_do_not_grow_with_the_number_of_levels(cell, mode, bidirectio
                                                           monkeypatch):
     """A balanced tree (5 levels) and a caterpillar (16 levels) of 16 leaves each, through a
     classifier-style call (a table read through input_rows): the same, small number of sync
-    points for both, so none is inside a level loop (forward, backward, top-down)."""
+    points for both, so none is inside a level loop (forward, backward, top-down). The torch
+    ops run (kernels.use(False)): they are the CUDA path; the C steps are CPU-only."""
     def syncs(parent):
         torch.manual_seed(0)
         model = TreeLSTM(6, 5, cell=cell, arity=2 if cell == "nary" else None,
@@ -394,7 +396,7 @@ def test_host_syncs_do_not_grow_with_the_number_of_levels(cell, mode, bidirectio
         leaves = torch.nonzero(batch.num_children == 0).flatten()
         table = torch.randn(20, 6, requires_grad=mode == "training")
         rows = torch.arange(len(leaves)) % 20
-        with _SyncRecorder(monkeypatch) as recorder:
+        with _SyncRecorder(monkeypatch) as recorder, kernels.use(False):
             with torch.set_grad_enabled(mode == "training"):
                 output, (h, c) = model(table, batch, input_index=leaves, input_rows=rows)
                 if mode == "training":
