@@ -26,6 +26,16 @@ def forest(num_trees, seed=0, max_children=2, size=23):
                                    for t in range(num_trees)])
 
 
+def two_layer_case(num_trees, cell, arity, **options):
+    """A two-layer float32 model, a forest, a 40-word table and a row of it for every node."""
+    torch.manual_seed(0)
+    model = TreeLSTM(6, 5, num_layers=2, cell=cell, arity=arity, **options)
+    batch = forest(num_trees, max_children=arity or 4)
+    table = torch.randn(40, 6) * 2
+    rows = torch.randint(0, 40, (batch.num_nodes,), generator=torch.Generator().manual_seed(1))
+    return model, batch, table, rows
+
+
 def run(model, batch, where, table, rows, enabled):
     """The model's outputs under no_grad (or with autograd when ``where`` says so)."""
     leaves = torch.nonzero(batch.num_children == 0).flatten()
@@ -47,11 +57,7 @@ def test_c_steps_match_the_torch_ops_and_float64(num_trees, cell, arity, where, 
     """Inference (no_grad) with the C steps against the pure-torch ops (float32) and the float64
     model: one tree, a few, and 30 (N-ary: more than PAD_FROM inner nodes, padded products);
     two layers, so that the second reads every node's state."""
-    torch.manual_seed(0)
-    model = TreeLSTM(6, 5, num_layers=2, cell=cell, arity=arity, bias=bias)
-    batch = forest(num_trees, max_children=arity or 4)
-    table = torch.randn(40, 6) * 2
-    rows = torch.randint(0, 40, (batch.num_nodes,), generator=torch.Generator().manual_seed(1))
+    model, batch, table, rows = two_layer_case(num_trees, cell, arity, bias=bias)
     fused = run(model, batch, where, table, rows, True)
     plain = run(model, batch, where, table, rows, False)
     exact = run(copy.deepcopy(model).double(), batch, where, table.double(), rows, False)
@@ -305,11 +311,7 @@ def test_c_training_steps_match_the_torch_ops_and_float64(num_trees, cell, arity
         monkeypatch.setattr(kernels, "_sgemm_looked", True)
     elif kernels.sgemm_address() is None:
         pytest.skip("torch exports no sgemm here (not an x86 MKL build)")
-    torch.manual_seed(0)
-    model = TreeLSTM(6, 5, num_layers=2, cell=cell, arity=arity, bidirectional=True)
-    batch = forest(num_trees, max_children=arity or 4)
-    table = torch.randn(40, 6) * 2
-    rows = torch.randint(0, 40, (batch.num_nodes,), generator=torch.Generator().manual_seed(1))
+    model, batch, table, rows = two_layer_case(num_trees, cell, arity, bidirectional=True)
     fused = train_step(model, batch, where, table, rows, True)
     plain = train_step(model, batch, where, table, rows, False)
     exact = train_step(copy.deepcopy(model).double(), batch, where, table.double(), rows, False)

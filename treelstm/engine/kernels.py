@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, NamedTuple, Optional
 
 import torch
 from torch import Tensor
@@ -450,6 +450,34 @@ def nary_backward(lib: ctypes.CDLL, bounds: tuple[int, ...], children: Tensor, a
     return True
 
 
+class _ChildSumLayer(NamedTuple):
+    """What a Child-Sum layer's one C call needs besides its tensors."""
+
+    gemm: int  # sgemm's address
+    num_levels: int
+    starts: Tensor  # [num_levels + 1] the levels' first rows
+    edge_starts: Tensor  # [num_levels + 1] the levels' first child edges
+    most_rows: int  # of a level above the leaves
+    most_edges: int
+
+
+def _childsum_layer(bounds: tuple[int, ...], edge_bounds: tuple[int, ...], hidden_size: int,
+                    tensors: tuple[Optional[Tensor], ...]) -> Optional[_ChildSumLayer]:
+    """The sizes of one C call over a Child-Sum layer, or ``None`` where it cannot run: no
+    ``sgemm``, no level above the leaves, a tensor not contiguous, levels that torch would
+    split between several threads (see :func:`fits`)."""
+    gemm = sgemm_address()
+    if gemm is None or len(bounds) < 3 or \
+            not all(t is None or t.is_contiguous() for t in tensors):
+        return None
+    levels = range(1, len(bounds) - 1)
+    most_edges = max(edge_bounds[k + 1] - edge_bounds[k] for k in levels)
+    if not fits(most_edges, 4 * hidden_size):
+        return None
+    return _ChildSumLayer(gemm, len(bounds) - 1, torch.tensor(bounds), torch.tensor(edge_bounds),
+                          max(bounds[k + 1] - bounds[k] for k in levels), most_edges)
+
+
 def childsum_inference(lib: ctypes.CDLL, bounds: tuple[int, ...], edge_bounds: tuple[int, ...],
                        children: Tensor, parent: Tensor, weight_hh: Tensor,
                        bias_forget: Optional[Tensor], bias_gates: Optional[Tensor],
@@ -458,32 +486,19 @@ def childsum_inference(lib: ctypes.CDLL, bounds: tuple[int, ...], edge_bounds: t
     (``tl_childsum_inference``), with ``U`` = ``weight_hh`` ``[4H, H]`` and the biases of the
     forget gates ``[H]`` and of ``i | g | o`` ``[3H]``. Returns ``False`` (nothing done) where it
     cannot run, as :func:`nary_levels`."""
-    gemm = sgemm_address()
-    tensors = (weight_hh, bias_forget, bias_gates)
-    if gemm is None or len(bounds) < 3 or not all(t is None or t.is_contiguous() for t in tensors):
-        return False
     hidden_size = weight_hh.shape[1]
-    levels = range(1, len(bounds) - 1)
-    most_rows = max(bounds[k + 1] - bounds[k] for k in levels)
-    most_edges = max(edge_bounds[k + 1] - edge_bounds[k] for k in levels)
-    if not fits(most_edges, 4 * hidden_size):
+    call = _childsum_layer(bounds, edge_bounds, hidden_size, (weight_hh, bias_forget, bias_gates))
+    if call is None:
         return False
-    work = h_rows.new_empty((2 * most_edges + 4 * most_rows) * hidden_size)
-    starts, edge_starts = torch.tensor(bounds), torch.tensor(edge_bounds)
-    lib.tl_childsum_inference(gemm, len(bounds) - 1, starts.data_ptr(), edge_starts.data_ptr(),
-                              children.data_ptr(), parent.data_ptr(), hidden_size,
-                              weight_hh.data_ptr(),
+    work = h_rows.new_empty((2 * call.most_edges + 4 * call.most_rows) * hidden_size)
+    lib.tl_childsum_inference(call.gemm, call.num_levels, call.starts.data_ptr(),
+                              call.edge_starts.data_ptr(), children.data_ptr(),
+                              parent.data_ptr(), hidden_size, weight_hh.data_ptr(),
                               None if bias_forget is None else bias_forget.data_ptr(),
                               None if bias_gates is None else bias_gates.data_ptr(),
-                              h_rows.data_ptr(), c_rows.data_ptr(), work.data_ptr(), most_edges)
+                              h_rows.data_ptr(), c_rows.data_ptr(), work.data_ptr(),
+                              call.most_edges)
     return True
-
-
-def _level_sizes(bounds: tuple[int, ...], edge_bounds: tuple[int, ...]) -> tuple[int, int]:
-    """The most rows and the most child edges of a level above the leaves."""
-    levels = range(1, len(bounds) - 1)
-    return (max(bounds[k + 1] - bounds[k] for k in levels),
-            max(edge_bounds[k + 1] - edge_bounds[k] for k in levels))
 
 
 def childsum_forward(lib: ctypes.CDLL, bounds: tuple[int, ...], edge_bounds: tuple[int, ...],
@@ -494,21 +509,18 @@ def childsum_forward(lib: ctypes.CDLL, bounds: tuple[int, ...], edge_bounds: tup
     (``tl_childsum_forward``), writing the activations, the children's summed ``h`` and the
     edges' forget gates the backward needs. Returns ``False`` (nothing done) where it cannot
     run, as :func:`nary_levels`."""
-    gemm = sgemm_address()
-    tensors = (weight_hh, forget_bias, node_bias, activations, h_sums, forget)
-    if gemm is None or len(bounds) < 3 or not all(t.is_contiguous() for t in tensors):
-        return False
     hidden_size = weight_hh.shape[1]
-    _, most_edges = _level_sizes(bounds, edge_bounds)
-    if not fits(most_edges, 4 * hidden_size):
+    call = _childsum_layer(bounds, edge_bounds, hidden_size,
+                           (weight_hh, forget_bias, node_bias, activations, h_sums, forget))
+    if call is None:
         return False
-    work = h_rows.new_empty(most_edges * hidden_size)
-    starts, edge_starts = torch.tensor(bounds), torch.tensor(edge_bounds)
-    lib.tl_childsum_forward(gemm, len(bounds) - 1, starts.data_ptr(), edge_starts.data_ptr(),
-                            children.data_ptr(), parent.data_ptr(), hidden_size,
-                            weight_hh.data_ptr(), forget_bias.data_ptr(), node_bias.data_ptr(),
-                            h_rows.data_ptr(), c_rows.data_ptr(), activations.data_ptr(),
-                            h_sums.data_ptr(), forget.data_ptr(), work.data_ptr())
+    work = h_rows.new_empty(call.most_edges * hidden_size)
+    lib.tl_childsum_forward(call.gemm, call.num_levels, call.starts.data_ptr(),
+                            call.edge_starts.data_ptr(), children.data_ptr(), parent.data_ptr(),
+                            hidden_size, weight_hh.data_ptr(), forget_bias.data_ptr(),
+                            node_bias.data_ptr(), h_rows.data_ptr(), c_rows.data_ptr(),
+                            activations.data_ptr(), h_sums.data_ptr(), forget.data_ptr(),
+                            work.data_ptr())
     return True
 
 
@@ -518,19 +530,16 @@ def childsum_backward(lib: ctypes.CDLL, bounds: tuple[int, ...], edge_bounds: tu
                       grad_c_rows: Tensor) -> bool:
     """The Child-Sum backward's levels in one C call (``tl_childsum_backward``). Returns
     ``False`` (nothing done) where it cannot run, as :func:`nary_levels`."""
-    gemm = sgemm_address()
-    tensors = (weight_hh, grad_gates, through, grad_forget, forget)
-    if gemm is None or len(bounds) < 3 or not all(t.is_contiguous() for t in tensors):
-        return False
     hidden_size = weight_hh.shape[1]
-    most_rows, most_edges = _level_sizes(bounds, edge_bounds)
-    if not fits(most_edges, 4 * hidden_size):
+    call = _childsum_layer(bounds, edge_bounds, hidden_size,
+                           (weight_hh, grad_gates, through, grad_forget, forget))
+    if call is None:
         return False
-    work = grad_gates.new_empty((most_rows + most_edges) * hidden_size)
-    starts, edge_starts = torch.tensor(bounds), torch.tensor(edge_bounds)
-    lib.tl_childsum_backward(gemm, len(bounds) - 1, starts.data_ptr(), edge_starts.data_ptr(),
-                             children.data_ptr(), parent.data_ptr(), hidden_size,
-                             weight_hh.data_ptr(), grad_gates.data_ptr(), through.data_ptr(),
-                             grad_forget.data_ptr(), forget.data_ptr(), grad_h_rows.data_ptr(),
-                             grad_c_rows.data_ptr(), work.data_ptr(), most_rows)
+    work = grad_gates.new_empty((call.most_rows + call.most_edges) * hidden_size)
+    lib.tl_childsum_backward(call.gemm, call.num_levels, call.starts.data_ptr(),
+                             call.edge_starts.data_ptr(), children.data_ptr(), parent.data_ptr(),
+                             hidden_size, weight_hh.data_ptr(), grad_gates.data_ptr(),
+                             through.data_ptr(), grad_forget.data_ptr(), forget.data_ptr(),
+                             grad_h_rows.data_ptr(), grad_c_rows.data_ptr(), work.data_ptr(),
+                             call.most_rows)
     return True
