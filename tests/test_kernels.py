@@ -3,6 +3,7 @@ they replace and the float64 model, on special values, and how the library behav
 cannot be built or loaded."""
 import copy
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -199,6 +200,9 @@ def test_without_a_compiler_the_torch_ops_run_and_the_status_says_why(tmp_path):
         assert done.returncode == 0, done.stderr
         assert expected in done.stdout.splitlines()[0], done.stdout
         assert not list((tmp_path / "cache").iterdir())
+    if shutil.which("cc") or shutil.which("gcc"):  # a blank $CC is as none: cc or gcc
+        done = _status_in_subprocess(tmp_path, CC=" ", TREELSTM_KERNELS="")
+        assert "built and loaded" in done.stdout.splitlines()[0], done.stdout
 
 
 def test_kernels_required_but_unavailable_is_an_error(tmp_path):
@@ -218,6 +222,10 @@ def test_kernels_required_but_unavailable_is_an_error(tmp_path):
     assert line.startswith("python -m treelstm train: error: TREELSTM_KERNELS=1 but the C "
                            "kernels are unavailable: could not build"), line
     assert not out.exists()
+    done = subprocess.run([sys.executable, "-m", "treelstm", "bench", "--quick"],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert done.returncode == 2 and done.stdout == "", done
+    assert done.stderr.startswith("python -m treelstm bench: error: TREELSTM_KERNELS=1 but")
     done = subprocess.run([sys.executable, "-c", "from treelstm.engine import kernels; "
                            "print(kernels.status())"], capture_output=True, text=True, env=env,
                           cwd=ROOT, timeout=120)
@@ -225,14 +233,16 @@ def test_kernels_required_but_unavailable_is_an_error(tmp_path):
 
 
 @pytest.mark.parametrize("value", ["yes", "2", "true"])
-def test_an_unknown_setting_is_an_error(tmp_path, value):
+@pytest.mark.parametrize("command", [["predict", "no-such-checkpoint.pt", "no-such-input.txt"],
+                                     ["bench", "--quick"]])
+def test_an_unknown_setting_is_an_error(tmp_path, value, command):
     env = {**os.environ, "TREELSTM_KERNELS": value}
-    done = subprocess.run([sys.executable, "-m", "treelstm", "predict", "no-such-checkpoint.pt",
-                           "no-such-input.txt"], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "treelstm", *command], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=120)
     assert done.returncode == 2
-    assert done.stderr == (f"python -m treelstm predict: error: TREELSTM_KERNELS must be 0 (the "
-                           "pure-torch ops), 1 (the C kernels, or an error) or unset (the C "
+    assert done.stdout == ""
+    assert done.stderr == (f"python -m treelstm {command[0]}: error: TREELSTM_KERNELS must be 0 "
+                           "(the pure-torch ops), 1 (the C kernels, or an error) or unset (the C "
                            f"kernels when available); got {value!r}\n")
     done = _status_in_subprocess(tmp_path, TREELSTM_KERNELS=value)
     assert done.returncode != 0 and f"got {value!r}" in done.stderr.splitlines()[-1]

@@ -27,6 +27,12 @@ def bench_command(argv: Optional[Sequence[str]] = None, prog: Optional[str] = No
               "part of the installed package; run it from a checkout: python "
               "benchmarks/bench.py --help", file=sys.stderr)
         return 2
+    if not {"-h", "--help"} & set(argv or ()):
+        from .guard import check_kernels
+
+        refused = check_kernels(prog)
+        if refused is not None:
+            return refused
     # a spec with a loader: script is an existing .py file
     spec = cast("ModuleSpec", importlib.util.spec_from_file_location("treelstm_bench", script))
     bench = importlib.util.module_from_spec(spec)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable
+from typing import Callable, Optional
 
 #: What a command runs: ``run(args, parser)`` -> exit status.
 Run = Callable[[argparse.Namespace, argparse.ArgumentParser], int]
@@ -38,14 +38,9 @@ def guarded(run: Run, args: argparse.Namespace, parser: argparse.ArgumentParser,
                   file=sys.stderr)
             return 2
         sys.stdout = open(os.devnull, "w")
-    if os.environ.get("TREELSTM_KERNELS", "").strip() not in ("", "0"):  # asked for: load now
-        from ..engine import kernels
-
-        try:
-            kernels.require()
-        except (ValueError, kernels.Unavailable) as error:
-            print(f"{parser.prog}: error: {error}", file=sys.stderr)
-            return 2
+    refused = check_kernels(parser.prog)
+    if refused is not None:
+        return refused
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
@@ -76,6 +71,22 @@ def guarded(run: Run, args: argparse.Namespace, parser: argparse.ArgumentParser,
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def check_kernels(prog: str) -> Optional[int]:
+    """``TREELSTM_KERNELS`` before a command starts: set to 1, the C kernels are loaded now (the
+    command would fail at its first model call otherwise); another value than 0, 1 or unset is
+    refused. One line and exit status 2, or ``None`` when the command may run."""
+    if os.environ.get("TREELSTM_KERNELS", "").strip() in ("", "0"):
+        return None  # (nothing to check: no torch imported for it)
+    from ..engine import kernels
+
+    try:
+        kernels.require()
+    except (ValueError, kernels.Unavailable) as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    return None
 
 
 def reader_gone() -> int:

@@ -74,7 +74,7 @@ def _cpu_flags() -> str:
 
 def _compiler() -> Optional[str]:
     """``$CC`` (a command line: "ccache gcc" is two words), else ``cc`` or ``gcc`` on the path."""
-    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    return os.environ.get("CC", "").strip() or shutil.which("cc") or shutil.which("gcc")
 
 
 #: a temporary file of a build older than this (seconds) was left by a killed process
