@@ -434,8 +434,9 @@ def test_use_is_per_thread():
 
 @pytest.mark.parametrize("problem", ["not our library", "no source"])
 def test_a_foreign_cached_library_or_a_missing_source(tmp_path, problem, monkeypatch):
-    """A cached file that loads but is not the kernels is built again; without kernels.c the
-    torch ops run, and the status says why."""
+    """A cached file that is a library but not the kernels of this source is built again, never
+    loaded (its code would run in the process); without kernels.c the torch ops run, and the
+    status says why."""
     if problem == "no source":
         monkeypatch.setattr(kernels, "SOURCE", tmp_path / "gone.c")
         library, reason = kernels._load()
@@ -443,10 +444,22 @@ def test_a_foreign_cached_library_or_a_missing_source(tmp_path, problem, monkeyp
         return
     if kernels.library() is None:
         pytest.skip(f"the C kernels are unavailable here: {kernels.status()}")
-    monkeypatch.setenv("TREELSTM_CACHE", str(tmp_path))
-    first, _ = kernels._load()
-    [built] = tmp_path.glob("kernels-*.so")
-    built.write_bytes(open("/lib/x86_64-linux-gnu/libm.so.6", "rb").read()
-                      if os.path.exists("/lib/x86_64-linux-gnu/libm.so.6") else b"junk")
-    library, reason = kernels._load()
-    assert library is not None and reason.startswith("built and loaded"), reason
+    # in other processes: a library file is never rewritten in place under a process that
+    # loaded it (kernels.py renames new files into place)
+    done = _status_in_subprocess(tmp_path, TREELSTM_KERNELS="1")
+    assert "built and loaded" in done.stdout, done
+    [built] = (tmp_path / "cache").glob("kernels-*.so")
+    size = built.stat().st_size
+    # a library whose constructor leaves a mark when it is loaded
+    source, foreign, mark = tmp_path / "foreign.c", tmp_path / "foreign.so", tmp_path / "loaded"
+    source.write_text('#include <stdio.h>\n#include <stdlib.h>\n'
+                      '__attribute__((constructor)) static void mark(void) {\n'
+                      '    FILE *f = fopen(getenv("FOREIGN_MARK"), "w"); if (f) fclose(f); }\n')
+    subprocess.run([kernels._compiler() or "cc", "-shared", "-fPIC", "-o", str(foreign),
+                    str(source)], check=True, timeout=60)
+    os.replace(foreign, built)
+    done = _status_in_subprocess(tmp_path, TREELSTM_KERNELS="1", FOREIGN_MARK=str(mark))
+    assert done.returncode == 0, done.stderr
+    assert "built and loaded" in done.stdout, done.stdout
+    assert built.stat().st_size == size
+    assert not mark.exists()  # its code never ran

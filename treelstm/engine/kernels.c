@@ -12,6 +12,12 @@
 #include <string.h>
 #include <math.h>
 
+/* What kernels.py looks for in a cached library before it loads it: this build's key. */
+#ifndef TL_BUILD_KEY
+#define TL_BUILD_KEY "unknown"
+#endif
+__attribute__((used)) const char tl_build_key[] = "treelstm-kernels-" TL_BUILD_KEY;
+
 static inline float exp_f(float x) {
     float a = x > 88.3762626647949f ? 88.3762626647949f : x;
     a = a < -87.3365447504f ? -87.3365447504f : a;

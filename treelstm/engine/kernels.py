@@ -83,7 +83,7 @@ STALE_BUILD = 600
 COMPILE_SECONDS = 60
 
 
-def _build(target: Path, compiler: str) -> None:
+def _build(target: Path, compiler: str, key: str) -> None:
     """Compile ``SOURCE`` into ``target`` (a temporary file renamed into place); raises
     ``OSError`` with the compiler's message when it fails."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -98,7 +98,8 @@ def _build(target: Path, compiler: str) -> None:
         for extra in (("-march=native",), ()):  # a compiler without -march=native: generic
             try:
                 result = subprocess.run(
-                    [*shlex.split(compiler), *FLAGS, *extra, "-o", temporary, str(SOURCE)],
+                    [*shlex.split(compiler), *FLAGS, *extra, f"-DTL_BUILD_KEY=\"{key}\"",
+                     "-o", temporary, str(SOURCE)],
                     capture_output=True, text=True, timeout=COMPILE_SECONDS)
             except subprocess.TimeoutExpired:
                 raise OSError(f"{compiler} took more than {COMPILE_SECONDS} s") from None
@@ -132,22 +133,9 @@ def _whole(library: Path) -> bool:
     return library.stat().st_size >= end
 
 
-def _open(library: Path, fresh: bool) -> ctypes.CDLL:
-    """``ctypes.CDLL(library)``; ``fresh``: through a new name (a hard link, removed after),
-    since the dynamic loader hands back what it loaded before under the same name (a broken
-    file that loaded but was not the kernels)."""
-    if not fresh:
-        return ctypes.CDLL(str(library))
-    link = library.with_name(f"{library.stem}-{os.getpid()}-{threading.get_ident()}.so")
-    try:
-        os.link(library, link)
-    except OSError:
-        return ctypes.CDLL(str(library))
-    try:
-        return ctypes.CDLL(str(link))
-    finally:
-        with contextlib.suppress(OSError):
-            link.unlink()
+def _marker(key: str) -> bytes:
+    """The string a build of this source holds (``tl_build_key`` in kernels.c, set by -D)."""
+    return f"treelstm-kernels-{key}".encode()
 
 
 def _load() -> tuple[Optional[ctypes.CDLL], str]:
@@ -166,15 +154,17 @@ def _load() -> tuple[Optional[ctypes.CDLL], str]:
             if compiler is None:
                 return None, "no C compiler ($CC, cc or gcc) to build kernels.c"
             try:
-                _build(target, compiler)
+                _build(target, compiler, key)
             except (OSError, subprocess.SubprocessError) as error:
                 return None, f"could not build {target}: {error}"
-        try:
+        try:  # checked before it is loaded: a foreign library's code would run in the process
             if not _whole(target):
                 raise OSError("the file is cut short")
-            library = _open(target, fresh=attempt > 0)
+            if _marker(key) not in target.read_bytes():
+                raise OSError("not the kernels built from this kernels.c")
+            library = ctypes.CDLL(str(target))
             _declare(library)
-        except (OSError, AttributeError) as error:  # AttributeError: not our library
+        except (OSError, AttributeError) as error:  # AttributeError: a symbol missing
             reason = f"could not load {target}: {error}"
             continue
         return library, f"{'built and loaded' if built else 'loaded'} {target}"
