@@ -82,7 +82,7 @@ def check_kernels(prog: str) -> Optional[int]:
     from ..engine import kernels
 
     try:
-        kernels.require()
+        kernels.library()  # loads them now with TREELSTM_KERNELS=1, or raises
     except (ValueError, kernels.Unavailable) as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2

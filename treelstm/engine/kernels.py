@@ -5,13 +5,16 @@ A level of the engine's loop is a matrix product and a dozen small elementwise o
 tree or a small batch most of their time is per-op overhead, and in a large one each op is
 another pass over the level's rows. ``kernels.c`` does a level's node update (the gate
 nonlinearities, the children's forget terms read by row index, the new state) in one pass per
-row, and the row gathers by ``memcpy``; the products stay in torch.
+row, the backward's per-level steps likewise, and the row gathers by ``memcpy``. Where torch
+exports its BLAS ``sgemm`` (:func:`sgemm_address`), a whole layer's levels run in one C call
+that also does the products through it; elsewhere the products stay torch's, one per level.
 
 The C file is compiled once per machine, on first use, with the C compiler found as ``$CC`` or
-``cc``/``gcc`` (about 0.2 s), into ``$TREELSTM_CACHE`` or ``~/.cache/treelstm`` (written to a
-temporary file and renamed, so that concurrent processes do not collide), and loaded with
-:mod:`ctypes`. Without a compiler, or when compiling fails, the engine runs its pure-torch ops:
-same results up to float32 rounding (the C ``exp`` is Cephes' polynomial, about 1 ulp).
+``cc``/``gcc`` (0.3-0.6 s), into :func:`cache_dir` (written to a temporary file and renamed, so
+that concurrent processes do not collide; each build carries its key, checked before a cached
+file is loaded), and loaded with :mod:`ctypes`. Without a compiler, or when compiling fails,
+the engine runs its pure-torch ops: same results up to float32 rounding (the C ``exp`` is
+Cephes' polynomial, about 1 ulp).
 
 ``TREELSTM_KERNELS=0`` in the environment turns the C steps off; ``TREELSTM_KERNELS=1`` makes
 their absence an error (what CI uses, so that the tests run them); unset: used when available.
@@ -52,7 +55,8 @@ _forced = threading.local()  # use(): tests compare both paths, per thread
 
 
 def cache_dir() -> Path:
-    """Where the compiled library is kept: ``$TREELSTM_CACHE``, else ``~/.cache/treelstm``."""
+    """Where the compiled library is kept: ``$TREELSTM_CACHE``, else
+    ``$XDG_CACHE_HOME/treelstm`` or ``~/.cache/treelstm``."""
     explicit = os.environ.get("TREELSTM_CACHE")
     if explicit:
         return Path(explicit)
@@ -235,12 +239,6 @@ def library() -> Optional[ctypes.CDLL]:
     if _library is None and setting == "1":
         raise Unavailable(f"{ENVIRONMENT}=1 but the C kernels are unavailable: {_reason}")
     return _library
-
-
-def require() -> None:
-    """What a command checks before it starts: a valid ``TREELSTM_KERNELS`` and, with
-    ``TREELSTM_KERNELS=1``, the kernels loaded (raises as :func:`library`)."""
-    library()
 
 
 _sgemm: Optional[int] = None
