@@ -26,18 +26,18 @@ def childsum_forward(plan: Plan, project: Project, weight_hh: Tensor,
     forget = h_rows.new_empty(order.child_row.shape[0], hidden_size)  # f_k per child edge
     h_sums = h_rows.new_zeros(num_internal, hidden_size)  # sum_k h_k, for the weight gradient
     forget_rows = slice(hidden_size, 2 * hidden_size)
+    lib = kernels.for_call(h_rows) if x_rows is None else None
     if x_rows is None:  # no input above the leaves: the levels' weights and biases, once
         no_input = bias_ih if bias_ih is not None else h_rows.new_zeros(4 * hidden_size)
-        weight_iog_t = functional.iog(weight_hh, hidden_size, dim=0).t()
         node_bias = functional.leaf_preactivation(no_input, bias_hh)  # [3H]
-        weight_forget_t = weight_hh[forget_rows].t()
         forget_bias = no_input[forget_rows] if bias_hh is None else \
             no_input[forget_rows] + bias_hh[forget_rows]
-    lib = kernels.for_call(h_rows) if x_rows is None else None
-    if lib is not None and kernels.childsum_forward(
-            lib, bounds, order.edge_bounds, order.child_row, order.child_parent, weight_hh,
-            forget_bias, node_bias, h_rows, c_rows, activations, h_sums, forget):
-        return h_rows, c_rows, (leaf_activations, activations, forget, h_sums)  # in one C call
+        if lib is not None and kernels.childsum_forward(
+                lib, bounds, order.edge_bounds, order.child_row, order.child_parent, weight_hh,
+                forget_bias, node_bias, h_rows, c_rows, activations, h_sums, forget):
+            return h_rows, c_rows, (leaf_activations, activations, forget, h_sums)  # one C call
+        weight_iog_t = functional.iog(weight_hh, hidden_size, dim=0).t()  # (a copy: not above)
+        weight_forget_t = weight_hh[forget_rows].t()
     for k in range(1, len(bounds) - 1):
         start, stop = bounds[k], bounds[k + 1]
         level = slice(start - num_leaves, stop - num_leaves)
@@ -148,8 +148,6 @@ def childsum_backward(plan: Plan, saved: tuple, h_rows: Tensor, c_rows: Tensor,
     order, hidden_size = plan.batch.level_order, plan.hidden_size
     bounds, num_leaves, num_nodes = order.bounds, order.bounds[1], plan.batch.num_nodes
     leaf_activations, activations, forget, h_sums = saved
-    weight_iog = functional.iog(weight_hh, hidden_size, dim=0)
-    weight_forget = weight_hh[hidden_size:2 * hidden_size]
     # All that does not depend on the incoming gradients, at once; `grad_igo` (per internal row)
     # and `grad_forget` (per edge) then become pre-activation gradients, level by level.
     through, grad_igo = functional.backward_factors(activations, 0, hidden_size,
@@ -160,6 +158,9 @@ def childsum_backward(plan: Plan, saved: tuple, h_rows: Tensor, c_rows: Tensor,
     in_c = lib is not None and kernels.childsum_backward(  # every level in one C call
         lib, bounds, order.edge_bounds, order.child_row, order.child_parent, weight_hh,
         grad_igo, through, grad_forget, forget, grad_h_rows, grad_c_rows)
+    if not in_c:  # level by level (weight_iog: a copy the C call does without)
+        weight_iog = functional.iog(weight_hh, hidden_size, dim=0)
+        weight_forget = weight_hh[hidden_size:2 * hidden_size]
     for k in ([] if in_c else range(len(bounds) - 2, 0, -1)):
         start, stop = bounds[k], bounds[k + 1]
         level = slice(start - num_leaves, stop - num_leaves)

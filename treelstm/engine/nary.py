@@ -90,7 +90,10 @@ def _nary_inference(plan: Plan, project: Project, weight_hh: Tensor,
 
     With a cached table (:class:`~.cache.ProjectionCache`) whose rows are all the leaves' input, the
     first level (nodes whose children are all leaves: a quarter to a third of SST's inner nodes)
-    takes ``U_k h_leaf`` per slot from the per-word terms instead of a matrix product.
+    takes ``U_k h_leaf`` per slot from the per-word terms instead of a matrix product. Without
+    one, a table's leaves get their states once per distinct word (more than FEW_ROWS leaves).
+    On the CPU in float32 the levels run in C (:mod:`.kernels`): all in one call where torch
+    exports its ``sgemm``, else the update of each level.
     """
     arity, hidden_size, bounds = plan.num_forget, plan.hidden_size, plan.batch.level_order.bounds
     num_leaves, num_nodes = bounds[1], plan.batch.num_nodes

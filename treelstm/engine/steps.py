@@ -135,11 +135,9 @@ def leaf_states(plan: Plan, x_proj: Tensor, bias_ih: Optional[Tensor],
     ``keep``; else what is left of the pre-activations: inference in fewer ops)."""
     num_nodes, num_leaves, hidden_size = plan.batch.num_nodes, plan.num_leaves, plan.hidden_size
     if plan.leaves_only:  # x_proj holds i | g | o (+ padding): the leaves' pre-activations
-        bias = functional.leaf_bias(bias_ih, bias_hh, plan.num_forget)
         x_rows = None
-        if bias is not None and bias.shape[0] != x_proj.shape[1]:  # x_proj's padding
-            bias = F.pad(bias, [0, x_proj.shape[1] - bias.shape[0]])
-        activations = input_buffer(plan, x_proj, bias, num_leaves)
+        activations = input_buffer(plan, x_proj, _leaf_bias(plan, bias_ih, bias_hh, x_proj),
+                                   num_leaves)
     else:
         x_rows = input_buffer(plan, x_proj, bias_ih, num_nodes)
         activations = functional.leaf_preactivation(x_rows[:num_leaves], bias_hh,
@@ -148,13 +146,28 @@ def leaf_states(plan: Plan, x_proj: Tensor, bias_ih: Optional[Tensor],
     out = (h_rows[:num_leaves], c_rows[:num_leaves])
     if keep:
         functional.leaf_state(activations, hidden_size, out=out)
-    else:  # the leaves' i | g | o are an N-ary layout without forget gates
-        lib = kernels.for_call(activations)
-        if lib is not None and kernels.fits(*activations.shape) and activations.is_contiguous():
-            kernels.nary_update(lib, activations, None, None, 0, hidden_size, out=out)
-        else:
-            functional.nary_state_fused(activations, None, 0, hidden_size, out=out)
+    else:
+        _leaf_update(activations, hidden_size, out)
     return h_rows, c_rows, x_rows, activations
+
+
+def _leaf_bias(plan: Plan, bias_ih: Optional[Tensor], bias_hh: Optional[Tensor],
+               x_proj: Tensor) -> Optional[Tensor]:
+    """The leaves' ``i | g | o`` bias, padded like ``x_proj``'s columns."""
+    bias = functional.leaf_bias(bias_ih, bias_hh, plan.num_forget)
+    if bias is not None and bias.shape[0] != x_proj.shape[1]:  # x_proj's padding
+        bias = F.pad(bias, [0, x_proj.shape[1] - bias.shape[0]])
+    return bias
+
+
+def _leaf_update(preactivation: Tensor, hidden_size: int, out: tuple[Tensor, Tensor]) -> None:
+    """Leaves' ``h, c`` into ``out`` from their ``i | g | o`` pre-activations, without autograd
+    (an N-ary layout without forget gates): in C when it can (:mod:`.kernels`)."""
+    lib = kernels.for_call(preactivation)
+    if lib is not None and kernels.fits(*preactivation.shape) and preactivation.is_contiguous():
+        kernels.nary_update(lib, preactivation, None, None, 0, hidden_size, out=out)
+    else:
+        functional.nary_state_fused(preactivation, None, 0, hidden_size, out=out)
 
 
 def leaf_word_states(plan: Plan, x_distinct: Tensor, bias_ih: Optional[Tensor],
@@ -163,15 +176,11 @@ def leaf_word_states(plan: Plan, x_distinct: Tensor, bias_ih: Optional[Tensor],
     row of ``x_distinct``, the projections of the distinct rows): the state buffers with the
     leaves' states, computed once per distinct row and gathered."""
     num_nodes, num_leaves, hidden_size = plan.batch.num_nodes, plan.num_leaves, plan.hidden_size
-    bias = functional.leaf_bias(bias_ih, bias_hh, plan.num_forget)
+    bias = _leaf_bias(plan, bias_ih, bias_hh, x_distinct)
     if bias is not None:
-        x_distinct += F.pad(bias, [0, x_distinct.shape[1] - bias.shape[0]])
+        x_distinct += bias
     words = x_distinct.new_empty(2, x_distinct.shape[0], hidden_size)  # h, c per distinct row
-    lib = kernels.for_call(x_distinct)
-    if lib is not None and kernels.fits(*x_distinct.shape):
-        kernels.nary_update(lib, x_distinct, None, None, 0, hidden_size, out=(words[0], words[1]))
-    else:
-        functional.nary_state_fused(x_distinct, None, 0, hidden_size, out=(words[0], words[1]))
+    _leaf_update(x_distinct, hidden_size, (words[0], words[1]))
     h_rows, c_rows = state_buffers(x_distinct, num_nodes, hidden_size)
     gather = cast(Tensor, plan.gather)
     torch.index_select(words[0], 0, gather, out=h_rows[:num_leaves])
