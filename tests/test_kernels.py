@@ -463,3 +463,59 @@ def test_a_foreign_cached_library_or_a_missing_source(tmp_path, problem, monkeyp
     assert "built and loaded" in done.stdout, done.stdout
     assert built.stat().st_size == size
     assert not mark.exists()  # its code never ran
+
+
+@needs_kernels
+def test_transposed_is_the_rows_transposed_and_padded(monkeypatch):
+    """``kernels.transposed``: the blocks of rows, transposed, contiguous, zero columns up to the
+    width; ``None`` for what it does not take, and where no transposing copy is exported."""
+    if kernels.transposed(torch.ones(2, 2), ((0, 2),), 2) is None:
+        pytest.skip("torch exports no MKL_Somatcopy here (not an x86 MKL build)")
+    weight = torch.randn(12, 7)
+    out = kernels.transposed(weight, ((0, 3), (6, 12)), 16)
+    expected = torch.cat([weight[0:3], weight[6:12], torch.zeros(7, 7)]).t()
+    assert out.is_contiguous() and torch.equal(out, expected)
+    assert torch.equal(kernels.transposed(weight, ((0, 12),), 12), weight.t())
+    assert kernels.transposed(weight.t(), ((0, 7),), 7) is None  # not contiguous
+    assert kernels.transposed(weight.double(), ((0, 12),), 12) is None
+    monkeypatch.setattr(kernels, "_omatcopy", None)
+    monkeypatch.setattr(kernels, "_omatcopy_looked", True)
+    assert kernels.transposed(weight, ((0, 12),), 12) is None
+
+
+@needs_kernels
+@pytest.mark.parametrize("train", [False, True])
+@pytest.mark.parametrize("copy_found", [True, False])
+def test_levels_and_leaves_from_transposed_weights(monkeypatch, train, copy_found):
+    """A batch with more than TRANSPOSE_FROM rows above its leaves and more than FEW_ROWS
+    distinct words: the levels' products read a contiguous U^T and the leaves' a contiguous
+    i | g | o block of W_ih^T (copied by MKL's transposing copy), or, where no such copy is found,
+    the transposed views; outputs (and gradients) against the torch ops and float64."""
+    from treelstm.engine import steps
+    calls = []
+    original = kernels.transposed
+    monkeypatch.setattr(kernels, "transposed",
+                        lambda *a, **k: calls.append(a[0].shape) or original(*a, **k))
+    if not copy_found:
+        monkeypatch.setattr(kernels, "_omatcopy", None)
+        monkeypatch.setattr(kernels, "_omatcopy_looked", True)
+    elif original(torch.ones(2, 2), ((0, 2),), 2) is None:
+        pytest.skip("torch exports no MKL_Somatcopy here (not an x86 MKL build)")
+    torch.manual_seed(0)
+    model = TreeLSTM(6, 5, cell="nary", arity=2)
+    batch = forest(40)
+    assert batch.num_nodes - int((batch.num_children == 0).sum()) >= steps.TRANSPOSE_FROM
+    table = torch.randn(200, 6)
+    rows = torch.randint(0, 200, (batch.num_nodes,), generator=torch.Generator().manual_seed(1))
+    leaves = int((batch.num_children == 0).sum())
+    assert len(set(rows[:leaves].tolist())) > steps.FEW_ROWS
+    step = train_step if train else run
+    fused = step(model, batch, "leaves", table, rows, True)
+    # W_ih [4H, 6]; U [5H, 2H] (training: its rows padded to a multiple of 16)
+    assert (20, 6) in calls and ((32, 10) if train else (25, 10)) in calls, calls
+    plain = step(model, batch, "leaves", table, rows, False)
+    exact = step(copy.deepcopy(model).double(), batch, "leaves", table.double(), rows, False)
+    for ours, torch_ops, float64 in zip(fused, plain, exact):
+        scale = float64.abs().max().item() + 1
+        torch.testing.assert_close(ours, torch_ops, rtol=0, atol=2e-6 * scale)
+        torch.testing.assert_close(ours.double(), float64, rtol=0, atol=2e-6 * scale)

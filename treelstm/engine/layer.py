@@ -11,6 +11,7 @@ from torch.autograd.function import once_differentiable
 
 from .. import functional
 from ..batch import TreeBatch
+from . import kernels
 from .cache import ProjectionCache
 from .childsum import childsum_backward, childsum_forward
 from .nary import nary_backward, nary_forward
@@ -81,6 +82,19 @@ def _compute_dtype(input: Tensor) -> torch.dtype:
     return input.dtype
 
 
+def _leaf_weight_t(plan: Plan, weight_ih: Tensor, pad: bool) -> Optional[Tensor]:
+    """The leaves' ``W^T``: the ``i | g | o`` rows of ``weight_ih`` transposed, contiguous (with
+    ``pad``, zero columns up to a multiple of 16), by one transposing copy where the C steps
+    run (:func:`.kernels.transposed`; else ``None``): cheaper than gathering the rows, and the
+    product with it faster than with the transposed view."""
+    if kernels.for_call(weight_ih) is None:
+        return None
+    hidden_size = plan.hidden_size
+    width = 3 * hidden_size + (-3 * hidden_size % 16 if pad else 0)
+    return kernels.transposed(weight_ih, ((0, hidden_size), (2 * hidden_size, 4 * hidden_size)),
+                              width)
+
+
 def _cast(dtype: torch.dtype, *tensors: Optional[Tensor]) -> list[Optional[Tensor]]:
     return [None if t is None else t.to(dtype) for t in tensors]
 
@@ -118,6 +132,9 @@ def _cast_forward(plan: Plan, dtype: torch.dtype, input: Tensor, weight_ih: Tens
             if plan.leaves_only and input.shape[0] <= FEW_ROWS:  # cut the product, not W_ih
                 x_proj = functional.iog(input.to(dtype).mm(weight_ih.to(dtype).t()),
                                         plan.hidden_size)
+            elif plan.leaves_only and (weight_t := _leaf_weight_t(
+                    plan, weight_ih.to(dtype), input.shape[0] >= PAD_FROM)) is not None:
+                x_proj = input.to(dtype).mm(weight_t)
             else:
                 weight = projection_weight(plan.leaves_only, plan.hidden_size,
                                            weight_ih.to(dtype), pad=input.shape[0] >= PAD_FROM)

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from .. import functional
 from . import kernels
-from .steps import (FEW_ROWS, PAD_FROM, Plan, Project, bias_hh_grad, gradient_product,
+from .steps import (FEW_ROWS, PAD_FROM, TRANSPOSE_FROM, Plan, Project, bias_hh_grad, gradient_product,
                     leaf_backward, leaf_states, leaf_word_states, pad_column_blocks, pad_rows,
                     product, projection_weight, state_buffers, x_rows_grad)
 
@@ -37,8 +37,8 @@ def nary_forward(plan: Plan, project: Project, weight_hh: Tensor,
     activations = h_rows.new_empty(num_internal if keep else 0, weight_hh.shape[0])
     lib = kernels.for_call(h_rows)
     if keep and x_rows is None and lib is not None and kernels.nary_levels(
-            lib, 1, bounds, plan.batch.child_slots(arity), arity, hidden_size, weight_hh.t(),
-            bias_hh, h_rows, c_rows, activations):
+            lib, 1, bounds, plan.batch.child_slots(arity), arity, hidden_size,
+            _weight_t(weight_hh, num_internal), bias_hh, h_rows, c_rows, activations):
         return h_rows, c_rows, (leaf_activations, activations)  # every level in one C call
     sizes = [bounds[k + 1] - bounds[k] for k in range(len(bounds) - 1)]
     state_sizes = sizes + [1]  # the buffers' last row: an empty slot's zero state
@@ -63,6 +63,15 @@ def nary_forward(plan: Plan, project: Project, weight_hh: Tensor,
         functional.nary_state_fused(level_activations, child_c, arity, hidden_size,
                                     out=(h_level, c_level), keep_activations=True)
     return h_rows, c_rows, (leaf_activations, activations) if keep else None
+
+
+def _weight_t(weight_hh: Tensor, num_internal: int) -> Tensor:
+    """``U^T`` for the levels' products: contiguous (:func:`.kernels.transposed`) for a layer
+    with at least :data:`TRANSPOSE_FROM` rows above the leaves, else the transposed view."""
+    rows = weight_hh.shape[0]
+    weight_t = None if num_internal < TRANSPOSE_FROM else \
+        kernels.transposed(weight_hh, ((0, rows),), rows)
+    return weight_hh.t() if weight_t is None else weight_t
 
 
 class _LeafWordTerms(NamedTuple):
@@ -99,13 +108,22 @@ def _nary_inference(plan: Plan, project: Project, weight_hh: Tensor,
     num_leaves, num_nodes = bounds[1], plan.batch.num_nodes
     pad = plan.cache is not None or num_nodes - num_leaves >= PAD_FROM
 
+    lib = kernels.for_call(weight_hh)
+
     def prepare() -> tuple[Tensor, Optional[Tensor]]:
         bias = functional.nary_bias_without_input(bias_ih, bias_hh, arity)
-        if not pad:
+        # a contiguous, padded U^T: products with few rows run up to 2x as fast as with the
+        # view; made by MKL's transposing copy (kernels.transposed) where it can, and then
+        # cheap enough for a batch's call (TRANSPOSE_FROM)
+        rows = weight_hh.shape[0]
+        weight_t = None if lib is None or num_nodes - num_leaves < TRANSPOSE_FROM else \
+            kernels.transposed(weight_hh, ((0, rows),), rows + -rows % 16)
+        if weight_t is None and not pad:
             return weight_hh.t(), bias
-        weight_t = pad_rows(weight_hh).t()
-        if plan.cache is not None:  # kept: a contiguous U^T, whose products with few rows
-            weight_t = weight_t.contiguous()  # run up to 2x as fast as with the view
+        if weight_t is None:
+            weight_t = pad_rows(weight_hh).t()
+            if plan.cache is not None:  # kept: worth torch's slower transposing copy
+                weight_t = weight_t.contiguous()
         return weight_t, None if bias is None else pad_rows(bias)
 
     word_terms = None
@@ -128,7 +146,6 @@ def _nary_inference(plan: Plan, project: Project, weight_hh: Tensor,
     sizes = [bounds[k + 1] - bounds[k] for k in range(len(bounds) - 1)] + [1]
     levels = zip(plan.batch.level_children(arity), h_rows.split_with_sizes(sizes)[1:-1],
                  c_rows.split_with_sizes(sizes)[1:-1])
-    lib = kernels.for_call(h_rows)
     in_c = 1 if word_terms is None else 2  # kept: level 1 from the words' terms, below
     for k, (children, h_level, c_level) in enumerate(levels, 1):
         if k == in_c and lib is not None and kernels.nary_levels(
