@@ -430,3 +430,24 @@ def test_inference_leaf_states_per_distinct_word_match_the_autograd_path(arity, 
     torch.testing.assert_close(inferred[0], trained[0].detach())
     for ours, theirs in zip(inferred[1], trained[1]):
         torch.testing.assert_close(ours, theirs.detach())
+
+
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("cell", CELLS)
+def test_roots_only_and_cell_roots_only(cell, grad):
+    """engine.layer's roots_only (both states at the roots) and cell_roots_only (every h, the
+    roots' c) are the full outputs' rows, with and without autograd, and gradients flow."""
+    case = CASES["mixed forest"]
+    model, params = make_params(case, cell)
+    batch = TreeBatch.from_parents(case.parents, case.positions)
+    x = torch.randn(batch.num_nodes, 5, dtype=torch.float64)
+    with torch.set_grad_enabled(grad):
+        h, c = engine.layer(batch, x, *params[0], cell, case.arity)
+        h_roots, c_roots = engine.layer(batch, x, *params[0], cell, case.arity, roots_only=True)
+        h_all, c_only_roots = engine.layer(batch, x, *params[0], cell, case.arity,
+                                           cell_roots_only=True)
+    assert torch.equal(h_roots, h[batch.roots]) and torch.equal(c_roots, c[batch.roots])
+    assert torch.equal(h_all, h) and torch.equal(c_only_roots, c[batch.roots])
+    if grad:
+        (h_all.sum() + c_only_roots.sum()).backward()
+        assert all(p.grad is not None for p in params[0] if p is not None)

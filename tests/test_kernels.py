@@ -485,22 +485,25 @@ def test_transposed_is_the_rows_transposed_and_padded(monkeypatch):
 
 @needs_kernels
 @pytest.mark.parametrize("train", [False, True])
-@pytest.mark.parametrize("copy_found", [True, False])
-def test_levels_and_leaves_from_transposed_weights(monkeypatch, train, copy_found):
+@pytest.mark.parametrize("blas_found", [True, False])
+def test_levels_and_leaves_of_a_batch_in_c(monkeypatch, train, blas_found):
     """A batch with more than TRANSPOSE_FROM rows above its leaves and more than FEW_ROWS
-    distinct words: the levels' products read a contiguous U^T and the leaves' a contiguous
-    i | g | o block of W_ih^T (copied by MKL's transposing copy), or, where no such copy is found,
-    the transposed views; outputs (and gradients) against the torch ops and float64."""
+    distinct words: the levels' products read a contiguous U^T (MKL's transposing copy), the
+    leaves' projection is torch's sgemm on W_ih's i | g | o rows, and (inference) the biases
+    and the leaves' states are one C call each; where no MKL is found, the torch ops and views.
+    Outputs (and gradients) against the torch ops and float64."""
     from treelstm.engine import steps
     calls = []
-    original = kernels.transposed
-    monkeypatch.setattr(kernels, "transposed",
-                        lambda *a, **k: calls.append(a[0].shape) or original(*a, **k))
-    if not copy_found:
-        monkeypatch.setattr(kernels, "_omatcopy", None)
-        monkeypatch.setattr(kernels, "_omatcopy_looked", True)
-    elif original(torch.ones(2, 2), ((0, 2),), 2) is None:
-        pytest.skip("torch exports no MKL_Somatcopy here (not an x86 MKL build)")
+    for name in ("transposed", "project_rows", "nary_biases", "leaf_word_states"):
+        original = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name, lambda *a, _f=original, _n=name, **k:
+                            calls.append(_n) or _f(*a, **k))
+    if not blas_found:
+        for name in ("_omatcopy", "_sgemm"):
+            monkeypatch.setattr(kernels, name, None)
+            monkeypatch.setattr(kernels, name + "_looked", True)
+    elif kernels.sgemm_address() is None or kernels._somatcopy() is None:
+        pytest.skip("torch exports no MKL sgemm and somatcopy here (not an x86 MKL build)")
     torch.manual_seed(0)
     model = TreeLSTM(6, 5, cell="nary", arity=2)
     batch = forest(40)
@@ -511,11 +514,40 @@ def test_levels_and_leaves_from_transposed_weights(monkeypatch, train, copy_foun
     assert len(set(rows[:leaves].tolist())) > steps.FEW_ROWS
     step = train_step if train else run
     fused = step(model, batch, "leaves", table, rows, True)
-    # W_ih [4H, 6]; U [5H, 2H] (training: its rows padded to a multiple of 16)
-    assert (20, 6) in calls and ((32, 10) if train else (25, 10)) in calls, calls
+    expected = {"transposed", "project_rows"} | (set() if train else
+                                                 {"nary_biases", "leaf_word_states"})
+    assert expected <= set(calls), calls
     plain = step(model, batch, "leaves", table, rows, False)
     exact = step(copy.deepcopy(model).double(), batch, "leaves", table.double(), rows, False)
     for ours, torch_ops, float64 in zip(fused, plain, exact):
         scale = float64.abs().max().item() + 1
         torch.testing.assert_close(ours, torch_ops, rtol=0, atol=2e-6 * scale)
         torch.testing.assert_close(ours.double(), float64, rtol=0, atol=2e-6 * scale)
+
+
+def test_nary_biases_and_leaf_word_states_match_the_torch_ops():
+    """The C biases against functional.leaf_bias / nary_bias_without_input (each bias present
+    or absent, 2 and 3 slots), and the C leaf states against the torch update and gather."""
+    lib = kernels.library()
+    if lib is None:
+        pytest.skip(f"the C kernels are unavailable here: {kernels.status()}")
+    hidden = 5
+    for arity in (2, 3):
+        for with_ih, with_hh in ((True, True), (True, False), (False, True)):
+            b_ih = torch.randn(4 * hidden) if with_ih else None
+            b_hh = torch.randn((arity + 3) * hidden) if with_hh else None
+            leaf, inner = kernels.nary_biases(lib, b_ih, b_hh, arity, hidden, 16, 32)
+            expected_leaf = functional.leaf_bias(b_ih, b_hh, arity)
+            expected_inner = functional.nary_bias_without_input(b_ih, b_hh, arity)
+            assert torch.equal(leaf[:15], expected_leaf) and not leaf[15:].any()
+            assert torch.equal(inner[:len(expected_inner)], expected_inner)
+            assert not inner[len(expected_inner):].any()
+    assert kernels.nary_biases(lib, None, None, 2, hidden, 15, 25) is None
+    pre = torch.randn(7, 16) * 3
+    bias = torch.randn(15)
+    gather = torch.tensor([3, 0, 3, 6, 1])
+    h, c = torch.empty(5, hidden), torch.empty(5, hidden)
+    kernels.leaf_word_states(lib, pre.clone(), bias, gather, hidden, h, c)
+    h_words, c_words = functional.leaf_state(pre[:, :15] + bias, hidden)
+    torch.testing.assert_close(h, h_words[gather], rtol=0, atol=1e-6)
+    torch.testing.assert_close(c, c_words[gather], rtol=0, atol=1e-6)

@@ -327,7 +327,7 @@ class TreeLSTM(nn.Module):
             roots_only = not output and k == self.num_layers - 1 and not self.bidirectional
             h, c = self._bottom_up(batch, graph, layer_input, k, index, rows, roots_only)
             h_roots.append(h if roots_only else h[batch.roots])
-            c_roots.append(c if roots_only else c[batch.roots])
+            c_roots.append(c)
             if self.bidirectional:
                 h_down, c_down = self._top_down(batch, graph, h, k)
                 # under autocast the top-down pass's ops may leave float32: the bottom-up dtype
@@ -341,12 +341,13 @@ class TreeLSTM(nn.Module):
     def _bottom_up(self, batch: TreeBatch, graph: Any, input: Tensor, k: int,
                    index: Optional[Tensor], rows: Optional[Tensor], roots_only: bool
                    ) -> tuple[Tensor, Tensor]:
-        """Layer ``k``'s bottom-up pass: every node's ``h, c`` (only the roots' with
-        ``roots_only``)."""
+        """Layer ``k``'s bottom-up pass: every node's ``h`` (only the roots' with
+        ``roots_only``) and the roots' ``c`` (all a model reads of ``c``)."""
         weight_ih, weight_hh, bias_ih, bias_hh = self.layer_parameters(k)
         if graph is None:  # W_ih x only for the rows given, i | g | o only at leaves
             return engine.layer(batch, input, weight_ih, weight_hh, bias_ih, bias_hh, self.cell,
-                                self.arity, index, rows, self.projection_cache, roots_only)
+                                self.arity, index, rows, self.projection_cache, roots_only,
+                                cell_roots_only=True)
         from . import dgl as dgl_backend
 
         if rows is not None:
@@ -356,7 +357,7 @@ class TreeLSTM(nn.Module):
             no_input = functional.constant_input_gates(batch.num_nodes, weight_ih, bias_ih)
             x_gates = no_input.to(x_gates.dtype).index_copy(0, index, x_gates)
         h, c = dgl_backend.run_layer(graph, x_gates, weight_hh, bias_hh, self.cell, self.arity)
-        return (h[batch.roots], c[batch.roots]) if roots_only else (h, c)
+        return (h[batch.roots] if roots_only else h), c[batch.roots]
 
     def _top_down(self, batch: TreeBatch, graph: Any, h_up: Tensor, k: int
                   ) -> tuple[Tensor, Tensor]:

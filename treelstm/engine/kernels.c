@@ -433,3 +433,61 @@ int tl_childsum_backward(void *gemm_address, int64_t num_levels, const int64_t *
     }
     return 0;
 }
+
+/* The N-ary biases without input above the leaves, from b_ih [4H] (blocks i | f | g | o) and
+ * b_hh [(N+3)H] (i | f_1..f_N | g | o), either NULL (as zero): leaf [leaf_width], the leaves'
+ * i | g | o (both biases' i | g | o blocks), and inner [inner_width], the nodes above them
+ * (b_hh plus b_ih with its f block in each forget block); zero columns after. */
+void tl_nary_biases(const float *b_ih, const float *b_hh, int64_t arity, int64_t H, float *leaf,
+                    int64_t leaf_width, float *inner, int64_t inner_width) {
+    memset(leaf, 0, (size_t)leaf_width * sizeof(float));
+    memset(inner, 0, (size_t)inner_width * sizeof(float));
+    for (int64_t j = 0; j < H; j++) {
+        for (int64_t b = 0; b < arity + 3; b++) {  /* block b of inner: i, f_1..f_N, g, o */
+            float x = b_ih ? b_ih[(b == 0 ? 0 : b <= arity ? 1 : b - arity + 1) * H + j] : 0.0f;
+            float h = b_hh ? b_hh[b * H + j] : 0.0f;
+            inner[b * H + j] = x + h;
+            if (b == 0 || b > arity)  /* i, g, o: the leaves' blocks 0, 1, 2 */
+                leaf[(b == 0 ? 0 : b - arity) * H + j] = x + h;
+        }
+    }
+}
+
+/* out [n, ldc]: x [n, K] times the rows of weight [*, K] (row-major) of each block
+ * blocks[2b]..blocks[2b+1], transposed, side by side from column 0 (by sgemm, no copy of the
+ * weight); the columns after the blocks' up to ldc zero. Returns 0. */
+int tl_project_rows(void *gemm_address, int64_t n, int64_t K, const float *x,
+                    const float *weight, int64_t num_blocks, const int64_t *blocks, float *out,
+                    int64_t ldc) {
+    sgemm_f gemm = (sgemm_f)gemm_address;
+    float one = 1.0f, zero = 0.0f;
+    int64_t column = 0;
+    for (int64_t b = 0; b < num_blocks; b++) {
+        int m_ = (int)(blocks[2 * b + 1] - blocks[2 * b]), n_ = (int)n, k_ = (int)K;
+        int ldc_ = (int)ldc;
+        if (m_ > 0 && n_ > 0)
+            gemm("T", "N", &m_, &n_, &k_, &one, weight + blocks[2 * b] * K, &k_, x, &k_, &zero,
+                 out + column, &ldc_);
+        column += m_;
+    }
+    if (column < ldc)
+        for (int64_t r = 0; r < n; r++)
+            memset(out + r * ldc + column, 0, (size_t)(ldc - column) * sizeof(float));
+    return 0;
+}
+
+/* Leaves' states from their words: pre [D, W] the i | g | o pre-activations of D distinct
+ * words without bias, bias [3H] or NULL (added here, into pre); each word's h, c to
+ * words [2, D, H]; then leaf l's to rows l of h_rows, c_rows: those of word gather[l]. */
+void tl_leaf_word_states(int64_t D, int64_t H, int64_t W, float *pre, const float *bias,
+                         int64_t L, const int64_t *gather, float *h_rows, float *c_rows,
+                         float *words) {
+    if (bias)
+        for (int64_t r = 0; r < D; r++) {
+            float *p = pre + r * W;
+            for (int64_t j = 0; j < 3 * H; j++) p[j] += bias[j];
+        }
+    tl_nary_update(D, 0, H, W, pre, NULL, NULL, words, words + D * H, 0);
+    tl_gather_rows(words, H, gather, L, h_rows);
+    tl_gather_rows(words + D * H, H, gather, L, c_rows);
+}

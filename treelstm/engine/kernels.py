@@ -203,6 +203,10 @@ def _declare(library: ctypes.CDLL) -> None:
                                  pointer, size],
         "tl_nary_backward_level": [size, size, size, size, pointer, pointer, pointer, pointer,
                                    pointer, pointer, pointer],
+        "tl_nary_biases": [pointer, pointer, size, size, pointer, size, pointer, size],
+        "tl_project_rows": [pointer, size, size, pointer, pointer, size, pointer, pointer, size],
+        "tl_leaf_word_states": [size, size, size, pointer, pointer, size, pointer, pointer,
+                                pointer, pointer],
     }
     for name, argtypes in signatures.items():
         function = getattr(library, name)
@@ -432,6 +436,54 @@ def childsum_backward_level(lib: ctypes.CDLL, grad_gates: Tensor, through: Tenso
                                    forget.shape[0], grad_forget.data_ptr(), forget.data_ptr(),
                                    children.data_ptr(), parent.data_ptr(),
                                    grad_c_rows.data_ptr())
+
+
+def nary_biases(lib: ctypes.CDLL, bias_ih: Optional[Tensor], bias_hh: Optional[Tensor],
+                arity: int, hidden_size: int, leaf_width: int, inner_width: int
+                ) -> Optional[tuple[Tensor, Tensor]]:
+    """The N-ary biases of inference without input above the leaves, in one call: the leaves'
+    ``i | g | o`` (:func:`treelstm.functional.leaf_bias`) and the inner nodes'
+    (:func:`treelstm.functional.nary_bias_without_input`), each with zero columns up to its
+    width; ``None`` without biases, or for biases that are not contiguous float32 vectors."""
+    present = [b for b in (bias_ih, bias_hh) if b is not None]
+    if not present or any(b.dtype != torch.float32 or b.device.type != "cpu" or
+                          not b.is_contiguous() for b in present):
+        return None
+    out = present[0].new_empty(leaf_width + inner_width)
+    leaf, inner = out[:leaf_width], out[leaf_width:]
+    lib.tl_nary_biases(None if bias_ih is None else bias_ih.data_ptr(),
+                       None if bias_hh is None else bias_hh.data_ptr(), arity, hidden_size,
+                       leaf.data_ptr(), leaf_width, inner.data_ptr(), inner_width)
+    return leaf, inner
+
+
+def project_rows(lib: ctypes.CDLL, rows: Tensor, weight: Tensor,
+                 blocks: tuple[tuple[int, int], ...], width: int) -> Optional[Tensor]:
+    """``torch.cat([rows @ weight[a:b].t() for a, b in blocks], 1)`` with zero columns up to
+    ``width``, by torch's ``sgemm`` on the weight as it is (no copy of its rows); ``None`` where
+    torch exports no ``sgemm``, or for operands that are not contiguous float32."""
+    gemm = sgemm_address()
+    if gemm is None or not (rows.is_contiguous() and weight.is_contiguous()) or \
+            rows.dtype != torch.float32 or weight.dtype != torch.float32:
+        return None
+    out = rows.new_empty(rows.shape[0], width)
+    bounds = torch.tensor(blocks).flatten()
+    lib.tl_project_rows(gemm, rows.shape[0], rows.shape[1], rows.data_ptr(), weight.data_ptr(),
+                        len(blocks), bounds.data_ptr(), out.data_ptr(), width)
+    return out
+
+
+def leaf_word_states(lib: ctypes.CDLL, preactivation: Tensor, bias: Optional[Tensor],
+                     gather: Tensor, hidden_size: int, h_leaves: Tensor, c_leaves: Tensor
+                     ) -> None:
+    """The leaves' states from the ``i | g | o`` pre-activations of their distinct words
+    (``[D, W]``, without ``bias``: added in place): each word's once, then gathered into the
+    contiguous ``h_leaves``, ``c_leaves`` by ``gather`` (each leaf's word)."""
+    words = preactivation.new_empty(2, preactivation.shape[0], hidden_size)
+    lib.tl_leaf_word_states(preactivation.shape[0], hidden_size, preactivation.shape[1],
+                            preactivation.data_ptr(), None if bias is None else bias.data_ptr(),
+                            gather.shape[0], gather.data_ptr(), h_leaves.data_ptr(),
+                            c_leaves.data_ptr(), words.data_ptr())
 
 
 def nary_levels(lib: ctypes.CDLL, first: int, bounds: tuple[int, ...], children: Tensor,

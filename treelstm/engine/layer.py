@@ -22,7 +22,7 @@ def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
           bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], cell: str,
           arity: Optional[int] = None, input_index: Optional[Tensor] = None,
           input_rows: Optional[Tensor] = None, cache: Optional["ProjectionCache"] = None,
-          roots_only: bool = False) -> tuple[Tensor, Tensor]:
+          roots_only: bool = False, cell_roots_only: bool = False) -> tuple[Tensor, Tensor]:
     """Run one Tree-LSTM layer over ``batch`` from the layer's input.
 
     ``W_ih x`` is computed once per input row -- only its ``i | g | o`` rows when every input row
@@ -39,10 +39,12 @@ def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
 
         roots_only: return the states of the trees' roots only (what a sentence classifier
             reads), sparing the reordering of every node's.
+        cell_roots_only: every node's ``h``, but only the roots' ``c`` (what a model reads of
+            ``c``).
 
     Returns:
         ``h, c``: ``[num_nodes, H]`` each, rows in batch node order; ``[num_trees, H]`` (the
-        roots, tree by tree) with ``roots_only``.
+        roots, tree by tree) with ``roots_only`` (``c`` alone with ``cell_roots_only``).
     """
     if input_rows is None:
         cache = None  # only a table read through input_rows is kept
@@ -62,7 +64,8 @@ def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
                  leaves_only, rows.shape[0] == num_rows and _is_identity(rows), input_rows,
                  None if cache is None else input, cache,
                  () if cache is None else (weight_ih, weight_hh, bias_ih, bias_hh))
-    return _run(plan, input, weight_ih, weight_hh, bias_ih, bias_hh, roots_only)
+    return _run(plan, input, weight_ih, weight_hh, bias_ih, bias_hh, roots_only,
+                cell_roots_only)
 
 
 def _needs_grad(*tensors: Optional[Tensor]) -> bool:
@@ -82,17 +85,17 @@ def _compute_dtype(input: Tensor) -> torch.dtype:
     return input.dtype
 
 
-def _leaf_weight_t(plan: Plan, weight_ih: Tensor, pad: bool) -> Optional[Tensor]:
-    """The leaves' ``W^T``: the ``i | g | o`` rows of ``weight_ih`` transposed, contiguous (with
-    ``pad``, zero columns up to a multiple of 16), by one transposing copy where the C steps
-    run (:func:`.kernels.transposed`; else ``None``): cheaper than gathering the rows, and the
-    product with it faster than with the transposed view."""
-    if kernels.for_call(weight_ih) is None:
+def _leaf_projection(plan: Plan, input: Tensor, weight_ih: Tensor) -> Optional[Tensor]:
+    """``input`` times the ``i | g | o`` rows of ``weight_ih`` (transposed), with zero columns
+    up to a multiple of 16 for many rows (:data:`.steps.PAD_FROM`), by torch's ``sgemm`` on
+    ``weight_ih`` as it is, where the C steps run (else ``None``): no copy of its rows."""
+    lib = kernels.for_call(input)
+    if lib is None:
         return None
     hidden_size = plan.hidden_size
-    width = 3 * hidden_size + (-3 * hidden_size % 16 if pad else 0)
-    return kernels.transposed(weight_ih, ((0, hidden_size), (2 * hidden_size, 4 * hidden_size)),
-                              width)
+    width = 3 * hidden_size + (-3 * hidden_size % 16 if input.shape[0] >= PAD_FROM else 0)
+    return kernels.project_rows(lib, input, weight_ih,
+                                ((0, hidden_size), (2 * hidden_size, 4 * hidden_size)), width)
 
 
 def _cast(dtype: torch.dtype, *tensors: Optional[Tensor]) -> list[Optional[Tensor]]:
@@ -129,13 +132,13 @@ def _cast_forward(plan: Plan, dtype: torch.dtype, input: Tensor, weight_ih: Tens
         def project(distinct: bool = False) -> Tensor:
             """The input rows' projection; with ``distinct``, that of the distinct rows (the
             rows of ``input``, not yet gathered by ``plan.gather``)."""
-            if plan.leaves_only and input.shape[0] <= FEW_ROWS:  # cut the product, not W_ih
+            few_rows = input.shape[0] <= FEW_ROWS
+            x_proj = None if few_rows or not plan.leaves_only else \
+                _leaf_projection(plan, input.to(dtype), weight_ih.to(dtype))
+            if plan.leaves_only and few_rows:  # cut the product, not W_ih
                 x_proj = functional.iog(input.to(dtype).mm(weight_ih.to(dtype).t()),
                                         plan.hidden_size)
-            elif plan.leaves_only and (weight_t := _leaf_weight_t(
-                    plan, weight_ih.to(dtype), input.shape[0] >= PAD_FROM)) is not None:
-                x_proj = input.to(dtype).mm(weight_t)
-            else:
+            elif x_proj is None:
                 weight = projection_weight(plan.leaves_only, plan.hidden_size,
                                            weight_ih.to(dtype), pad=input.shape[0] >= PAD_FROM)
                 x_proj = input.to(dtype).mm(weight.t())
@@ -148,19 +151,19 @@ def _cast_forward(plan: Plan, dtype: torch.dtype, input: Tensor, weight_ih: Tens
 
 
 def _run(plan: Plan, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
-         bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], roots_only: bool = False
-         ) -> tuple[Tensor, Tensor]:
+         bias_ih: Optional[Tensor], bias_hh: Optional[Tensor], roots_only: bool = False,
+         cell_roots_only: bool = False) -> tuple[Tensor, Tensor]:
     tensors = (input, weight_ih, weight_hh, bias_ih, bias_hh)
     order = plan.batch.level_order
     if _needs_grad(*tensors):
         h, c = _Layer.apply(plan, *tensors)
-        if roots_only:
-            roots = plan.batch.roots
-            return h.index_select(0, roots), c.index_select(0, roots)
-        return h, c
+        roots = plan.batch.roots
+        return (h.index_select(0, roots) if roots_only else h,
+                c.index_select(0, roots) if roots_only or cell_roots_only else c)
     h_rows, c_rows, _ = _forward(plan, *tensors, keep=False)
-    row = order.root_row if roots_only else order.row
-    return h_rows.index_select(0, row), c_rows.index_select(0, row)
+    return (h_rows.index_select(0, order.root_row if roots_only else order.row),
+            c_rows.index_select(0, order.root_row if roots_only or cell_roots_only
+                                else order.row))
 
 
 class _Layer(torch.autograd.Function):

@@ -110,33 +110,39 @@ def _nary_inference(plan: Plan, project: Project, weight_hh: Tensor,
 
     lib = kernels.for_call(weight_hh)
 
-    def prepare() -> tuple[Tensor, Optional[Tensor]]:
-        bias = functional.nary_bias_without_input(bias_ih, bias_hh, arity)
+    def prepare() -> tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+        """``U^T`` for the levels' products (its columns padded with ``pad``), the inner nodes'
+        bias (as wide) and, where the C steps make both in one call, the leaves' bias."""
         # a contiguous, padded U^T: products with few rows run up to 2x as fast as with the
         # view; made by MKL's transposing copy (kernels.transposed) where it can, and then
         # cheap enough for a batch's call (TRANSPOSE_FROM)
         rows = weight_hh.shape[0]
         weight_t = None if lib is None or num_nodes - num_leaves < TRANSPOSE_FROM else \
             kernels.transposed(weight_hh, ((0, rows),), rows + -rows % 16)
-        if weight_t is None and not pad:
-            return weight_hh.t(), bias
         if weight_t is None:
-            weight_t = pad_rows(weight_hh).t()
+            weight_t = pad_rows(weight_hh).t() if pad else weight_hh.t()
             if plan.cache is not None:  # kept: worth torch's slower transposing copy
                 weight_t = weight_t.contiguous()
-        return weight_t, None if bias is None else pad_rows(bias)
+        biases = None if lib is None else kernels.nary_biases(
+            lib, bias_ih, bias_hh, arity, hidden_size, 3 * hidden_size, weight_t.shape[1])
+        if biases is not None:
+            return weight_t, biases[1], biases[0]
+        bias = functional.nary_bias_without_input(bias_ih, bias_hh, arity)
+        if bias is not None and bias.shape[0] < weight_t.shape[1]:
+            bias = pad_rows(bias)
+        return weight_t, bias, None
 
     word_terms = None
     if plan.cache is None:
-        weight_t, bias = prepare()
+        weight_t, bias, leaf_bias = prepare()
     else:  # kept with the weights they come from: a single tree's call is mostly overhead
-        weight_t, bias = plan.cache.kept_value(
+        weight_t, bias, leaf_bias = plan.cache.kept_value(
             "inference_weights", plan.weights[1:], (weight_hh.dtype, arity), prepare)
         word_terms = _leaf_word_terms(plan, weight_t, bias_ih, bias_hh)
     if plan.cache is None and plan.gather is not None and plan.identity_rows and \
             num_leaves > FEW_ROWS:  # (a single tree: about as many words as leaves)
         # each distinct word's leaf state once, then gathered: fewer rows than leaves
-        h_rows, c_rows = leaf_word_states(plan, project(True), bias_ih, bias_hh)
+        h_rows, c_rows = leaf_word_states(plan, project(True), bias_ih, bias_hh, leaf_bias)
     elif word_terms is None:
         h_rows, c_rows, _, _ = leaf_states(plan, project(), bias_ih, bias_hh, keep=False)
     else:  # the leaves' states are their words'

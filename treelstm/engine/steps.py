@@ -177,18 +177,27 @@ def _leaf_update(preactivation: Tensor, hidden_size: int, out: tuple[Tensor, Ten
 
 
 def leaf_word_states(plan: Plan, x_distinct: Tensor, bias_ih: Optional[Tensor],
-                     bias_hh: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+                     bias_hh: Optional[Tensor], leaf_bias: Optional[Tensor] = None
+                     ) -> tuple[Tensor, Tensor]:
     """Inference with input at the leaves only, read from a table (``plan.gather``: each leaf's
     row of ``x_distinct``, the projections of the distinct rows): the state buffers with the
-    leaves' states, computed once per distinct row and gathered."""
+    leaves' states, computed once per distinct row and gathered (in one C call where it can).
+    ``leaf_bias``: the leaves' ``i | g | o`` bias if already made (else made from the biases)."""
     num_nodes, num_leaves, hidden_size = plan.batch.num_nodes, plan.num_leaves, plan.hidden_size
+    h_rows, c_rows = state_buffers(x_distinct, num_nodes, hidden_size)
+    gather = cast(Tensor, plan.gather)
+    lib = kernels.for_call(x_distinct)
+    if lib is not None and kernels.fits(*x_distinct.shape) and x_distinct.is_contiguous():
+        if leaf_bias is None:
+            leaf_bias = functional.leaf_bias(bias_ih, bias_hh, plan.num_forget)
+        kernels.leaf_word_states(lib, x_distinct, leaf_bias, gather, hidden_size,
+                                 h_rows[:num_leaves], c_rows[:num_leaves])
+        return h_rows, c_rows
     bias = _leaf_bias(plan, bias_ih, bias_hh, x_distinct)
     if bias is not None:
         x_distinct += bias
     words = x_distinct.new_empty(2, x_distinct.shape[0], hidden_size)  # h, c per distinct row
     _leaf_update(x_distinct, hidden_size, (words[0], words[1]))
-    h_rows, c_rows = state_buffers(x_distinct, num_nodes, hidden_size)
-    gather = cast(Tensor, plan.gather)
     torch.index_select(words[0], 0, gather, out=h_rows[:num_leaves])
     torch.index_select(words[1], 0, gather, out=c_rows[:num_leaves])
     return h_rows, c_rows
