@@ -126,11 +126,9 @@ def input_buffer(plan: Plan, x_proj: Tensor, bias: Optional[Tensor], num_rows: i
 def state_buffers(like: Tensor, num_nodes: int, hidden_size: int) -> tuple[Tensor, Tensor]:
     """``h_rows``, ``c_rows``: ``[N + 1, H]`` each, by level-order row, to be written level by
     level; the last row is zero, the state of an empty N-ary slot."""
-    h_rows = like.new_empty(num_nodes + 1, hidden_size)
-    c_rows = torch.empty_like(h_rows)
-    h_rows[num_nodes] = 0
-    c_rows[num_nodes] = 0
-    return h_rows, c_rows
+    both = like.new_empty(2, num_nodes + 1, hidden_size)
+    both[:, num_nodes] = 0
+    return both[0], both[1]
 
 
 def leaf_states(plan: Plan, x_proj: Tensor, bias_ih: Optional[Tensor],
