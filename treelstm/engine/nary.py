@@ -149,15 +149,21 @@ def _nary_inference(plan: Plan, project: Project, weight_hh: Tensor,
         h_rows, c_rows = state_buffers(weight_t, num_nodes, hidden_size)
         torch.index_select(word_terms.h_leaf, 0, word_terms.leaf_rows, out=h_rows[:num_leaves])
         torch.index_select(word_terms.c_leaf, 0, word_terms.leaf_rows, out=c_rows[:num_leaves])
+
+    def in_c(first: int) -> bool:
+        """Levels ``first..`` done in one C call (where it can run)."""
+        return lib is not None and kernels.nary_levels(
+            lib, first, bounds, plan.batch.child_slots(arity), arity, hidden_size, weight_t,
+            bias, h_rows, c_rows)
+
+    if word_terms is None and in_c(1):
+        return h_rows, c_rows, None
     sizes = [bounds[k + 1] - bounds[k] for k in range(len(bounds) - 1)] + [1]
     levels = zip(plan.batch.level_children(arity), h_rows.split_with_sizes(sizes)[1:-1],
                  c_rows.split_with_sizes(sizes)[1:-1])
-    in_c = 1 if word_terms is None else 2  # kept: level 1 from the words' terms, below
     for k, (children, h_level, c_level) in enumerate(levels, 1):
-        if k == in_c and lib is not None and kernels.nary_levels(
-                lib, k, bounds, plan.batch.child_slots(arity), arity, hidden_size, weight_t,
-                bias, h_rows, c_rows):
-            break  # levels k.. done in one C call
+        if k == 2 and word_terms is not None and in_c(2):  # level 1 from the words' terms
+            break
         fused = lib if lib is not None and kernels.fits(h_level.shape[0], weight_t.shape[1]) \
             else None
         if k == 1 and word_terms is not None:  # every child a leaf (or an empty slot)
