@@ -672,7 +672,12 @@ def parse_args(argv: Optional[Sequence[str]] = None,
         args.batch_sizes = args.batch_sizes or [1, 4]
         args.repeats, args.min_time, args.budget = 1, 0.0, 2.0
         args.input_size, args.hidden_size = 8, 6
-    device = torch.device(args.device)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as error:
+        parser.error(f"--device {args.device!r}: {error}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: CUDA is not available on this machine")
     if args.batch_sizes is None:
         args.batch_sizes = [1, 25, 256, 1024] + ([4096] if device.type == "cuda" else [])
     if any(b <= 0 for b in args.batch_sizes) or args.repeats <= 0:

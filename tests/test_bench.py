@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 
 from conftest import HAS_DGL
 from helpers import load_script
@@ -69,6 +70,18 @@ def test_bad_arguments_exit_with_usage():
         bench.parse_args(["--methods", "native,cudnn"])
     with pytest.raises(SystemExit):
         bench.parse_args(["--batch-sizes", "0"])
+
+
+def test_an_unknown_or_absent_device_is_a_usage_error(capsys):
+    """--device names torch does not know, or CUDA on a machine without it: one usage line,
+    exit 2, no traceback."""
+    bad = ["tpu:x"] + ([] if torch.cuda.is_available() else ["cuda"])
+    for device in bad:
+        with pytest.raises(SystemExit) as exit_info:
+            bench.parse_args(["--device", device, "--quick"])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert f"--device {device}" in err.replace("'", "") and "Traceback" not in err
 
 
 def test_treelstm_bench_command_runs_the_script_of_the_checkout(capsys):

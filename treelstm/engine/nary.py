@@ -10,9 +10,10 @@ from torch import Tensor
 
 from .. import functional
 from . import kernels
-from .steps import (FEW_ROWS, PAD_FROM, TRANSPOSE_FROM, Plan, Project, bias_hh_grad, gradient_product,
-                    leaf_backward, leaf_states, leaf_word_states, pad_column_blocks, pad_rows,
-                    product, projection_weight, state_buffers, x_rows_grad)
+from .steps import (FEW_ROWS, PAD_FROM, TRANSPOSE_FROM, Plan, Project, bias_hh_grad,
+                    gradient_product, leaf_backward, leaf_states, leaf_update, leaf_word_states,
+                    pad_column_blocks, pad_rows, product, projection_weight, state_buffers,
+                    x_rows_grad)
 
 
 def nary_forward(plan: Plan, project: Project, weight_hh: Tensor,
@@ -202,17 +203,25 @@ def _leaf_word_terms(plan: Plan, weight_t: Tensor, bias_ih: Optional[Tensor],
     num_words, width = table.shape[0], weight_t.shape[1]
     if arity * (num_words + 1) * width * weight_t.element_size() > cache.max_bytes:
         return None
-    weight_ih = plan.weights[0]
+    weight_ih = plan.weights[0].to(weight_t.dtype)
+    lib = kernels.for_call(weight_t)
 
     def compute(words: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        weight = projection_weight(True, hidden_size, weight_ih.to(weight_t.dtype))
-        leaf = table.index_select(0, words).to(weight_t.dtype).mm(weight.t())
+        rows = table.index_select(0, words).to(weight_t.dtype)
+        leaf = None if lib is None else kernels.project_rows(  # (steps.pad_rows' width)
+            lib, rows, weight_ih, ((0, hidden_size), (2 * hidden_size, 4 * hidden_size)),
+            3 * hidden_size + -3 * hidden_size % 16)
+        if leaf is None:
+            leaf = rows.mm(projection_weight(True, hidden_size, weight_ih).t())
         leaf_bias = functional.leaf_bias(bias_ih, bias_hh, arity)
         if leaf_bias is not None:
             leaf += pad_rows(leaf_bias)
-        h_leaf, c_leaf = functional.leaf_state(leaf, hidden_size)
-        terms = torch.stack([h_leaf.mm(weight_t[slot * hidden_size:(slot + 1) * hidden_size])
-                             for slot in range(arity)])
+        h_leaf, c_leaf = leaf.new_empty(2, leaf.shape[0], hidden_size)
+        leaf_update(leaf, hidden_size, (h_leaf, c_leaf))  # (in C where it can)
+        terms = leaf.new_empty(arity, leaf.shape[0], width)
+        for slot in range(arity):
+            torch.mm(h_leaf, weight_t[slot * hidden_size:(slot + 1) * hidden_size],
+                     out=terms[slot])
         return terms, h_leaf, c_leaf
 
     # one more row (zero, the first): the terms of an empty slot

@@ -151,7 +151,7 @@ def leaf_states(plan: Plan, x_proj: Tensor, bias_ih: Optional[Tensor],
     if keep:
         functional.leaf_state(activations, hidden_size, out=out)
     else:
-        _leaf_update(activations, hidden_size, out)
+        leaf_update(activations, hidden_size, out)
     return h_rows, c_rows, x_rows, activations
 
 
@@ -164,7 +164,7 @@ def _leaf_bias(plan: Plan, bias_ih: Optional[Tensor], bias_hh: Optional[Tensor],
     return bias
 
 
-def _leaf_update(preactivation: Tensor, hidden_size: int, out: tuple[Tensor, Tensor]) -> None:
+def leaf_update(preactivation: Tensor, hidden_size: int, out: tuple[Tensor, Tensor]) -> None:
     """Leaves' ``h, c`` into ``out`` from their ``i | g | o`` pre-activations, without autograd
     (an N-ary layout without forget gates): in C when it can (:mod:`.kernels`)."""
     lib = kernels.for_call(preactivation)
@@ -195,7 +195,7 @@ def leaf_word_states(plan: Plan, x_distinct: Tensor, bias_ih: Optional[Tensor],
     if bias is not None:
         x_distinct += bias
     words = x_distinct.new_empty(2, x_distinct.shape[0], hidden_size)  # h, c per distinct row
-    _leaf_update(x_distinct, hidden_size, (words[0], words[1]))
+    leaf_update(x_distinct, hidden_size, (words[0], words[1]))
     torch.index_select(words[0], 0, gather, out=h_rows[:num_leaves])
     torch.index_select(words[1], 0, gather, out=c_rows[:num_leaves])
     return h_rows, c_rows
