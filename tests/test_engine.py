@@ -451,3 +451,45 @@ def test_roots_only_and_cell_roots_only(cell, grad):
     if grad:
         (h_all.sum() + c_only_roots.sum()).backward()
         assert all(p.grad is not None for p in params[0] if p is not None)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_parameters_of_the_wrong_shape_are_a_value_error(cell):
+    """A parameter replaced (through .data) with one of another shape is a ValueError naming it,
+    on every path: the C steps read parameters by pointer and must never see one (with them it
+    corrupted memory or read past the end)."""
+    arity = 2 if cell == "nary" else None
+    batch = TreeBatch.from_parents([[2, 2, -1]] * 100)
+    x = torch.randn(batch.num_nodes, 8)
+    table, rows = torch.randn(300, 8), torch.randint(0, 300, (200,))
+    leaves = torch.nonzero(batch.num_children == 0).flatten()
+    blocks = 5 if cell == "nary" else 4
+    wrong = {"weight_hh_l0": (blocks * 16 - 16, 32 if cell == "nary" else 16),
+             "bias_hh_l0": (blocks * 16 - 16,), "bias_ih_l0": (60,), "weight_ih_l0": (64, 9)}
+    for name, shape in wrong.items():
+        model = TreeLSTM(8, 16, cell=cell, arity=arity)
+        getattr(model, name).data = torch.randn(shape)
+        for enabled in (True, False):
+            with kernels.use(enabled), pytest.raises(ValueError, match=name.split("_l")[0]):
+                with torch.no_grad():
+                    model(table, batch, input_index=leaves, input_rows=rows)
+            with kernels.use(enabled), pytest.raises(ValueError, match=name.split("_l")[0]):
+                model(x, batch)[0].sum().backward()
+
+
+def test_a_zero_width_input_with_many_distinct_rows():
+    """engine.layer with input rows of no columns (X = 0; a TreeLSTM refuses input_size=0) and
+    more than FEW_ROWS distinct rows: the same with and without the C steps (sgemm refuses a
+    leading dimension of 0, so the leaves' projection stays with torch)."""
+    batch = TreeBatch.from_parents([[2, 2, -1]] * 100)
+    leaves = torch.nonzero(batch.num_children == 0).flatten()
+    torch.manual_seed(0)
+    params = (torch.randn(20, 0), torch.randn(25, 10), torch.randn(20), torch.randn(25))
+    table, rows = torch.randn(150, 0), torch.arange(200) % 150
+    with torch.no_grad():
+        outputs = []
+        for enabled in (True, False):
+            with kernels.use(enabled):
+                outputs.append(engine.layer(batch, table, *params, "nary", 2, leaves, rows))
+    for ours, torch_ops in zip(*outputs):
+        torch.testing.assert_close(ours, torch_ops, rtol=0, atol=1e-6)

@@ -551,3 +551,27 @@ def test_nary_biases_and_leaf_word_states_match_the_torch_ops():
     h_words, c_words = functional.leaf_state(pre[:, :15] + bias, hidden)
     torch.testing.assert_close(h, h_words[gather], rtol=0, atol=1e-6)
     torch.testing.assert_close(c, c_words[gather], rtol=0, atol=1e-6)
+
+
+@needs_kernels
+@pytest.mark.parametrize("scale", [1e-2, 1e-4, 1e-6])
+def test_small_activations_keep_their_relative_precision(scale):
+    """Inputs and weights small enough that the gates' pre-activations are near 0, where tanh x
+    ~ x: the C steps keep float32's relative precision there (a tanh from exp alone, 1 -
+    2/(exp(2x)+1), was 5% off at 1e-6), against float64, inference and gradients."""
+    torch.manual_seed(0)
+    model = TreeLSTM(6, 5, cell="nary", arity=2, bias=False)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(scale ** 0.5)
+    batch = forest(30)
+    table = torch.randn(200, 6) * scale ** 0.5
+    rows = torch.randint(0, 200, (batch.num_nodes,), generator=torch.Generator().manual_seed(1))
+    for step in (run, train_step):
+        ours = step(model, batch, "leaves", table, rows, True)
+        exact = step(copy.deepcopy(model).double(), batch, "leaves", table.double(), rows,
+                     False)
+        for value, reference in zip(ours, exact):
+            scale_of = reference.abs().max().item()
+            torch.testing.assert_close(value.double(), reference, rtol=0,
+                                       atol=1e-5 * scale_of)

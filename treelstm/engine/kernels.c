@@ -35,11 +35,16 @@ static inline float exp_f(float x) {
 
 static inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp_f(-x)); }
 
-/* tanh x = 1 - 2 / (exp(2x) + 1): one exp and one division, within ~1e-7 of tanh everywhere
- * (absolutely: near 0 not to the last bit relatively, as Cephes' polynomial there would be);
- * +-1 at +-inf, NaN propagates. */
+/* Cephes' tanhf: a polynomial below 0.625, 1 - 2 / (exp(2|x|) + 1) above. (The second alone
+ * is ~15% faster in the update but loses relative precision near 0: tanh(1e-6) off by 5%.) */
 static inline float tanh_f(float x) {
-    return 1.0f - 2.0f / (exp_f(x + x) + 1.0f);
+    float a = x < 0 ? -x : x;
+    float big = 1.0f - 2.0f / (exp_f(a + a) + 1.0f);
+    big = x < 0 ? -big : big;
+    float z = x * x;
+    float small = ((((-5.70498872745E-3f * z + 2.06390887954E-2f) * z - 5.37397155531E-2f) * z
+                    + 1.33314422036E-1f) * z - 3.33332819422E-1f) * z * x + x;
+    return a >= 0.625f ? big : small;
 }
 
 /* dst[r] = src[idx[r]], rows of row_len floats. */

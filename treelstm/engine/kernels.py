@@ -254,11 +254,11 @@ def sgemm_address() -> Optional[int]:
     by ``libtorch_cpu`` in torch's x86 wheels -- or ``None`` where torch does not export one
     (then the levels' products are torch's ``addmm``, one call per level from Python)."""
     global _sgemm, _sgemm_looked
-    if not _sgemm_looked:
-        _sgemm_looked = True
+    if not _sgemm_looked:  # (the flag after the value: a racing first call looks up too)
         path = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
         with contextlib.suppress(OSError, AttributeError):
             _sgemm = ctypes.cast(getattr(ctypes.CDLL(str(path)), "SGEMM"), ctypes.c_void_p).value
+        _sgemm_looked = True
     return _sgemm
 
 
@@ -270,8 +270,7 @@ def _somatcopy() -> Optional[Callable[..., None]]:
     """MKL's ``MKL_Somatcopy`` (a scaled, transposing matrix copy), exported by ``libtorch_cpu``
     beside its ``SGEMM``, or ``None``."""
     global _omatcopy, _omatcopy_looked
-    if not _omatcopy_looked:
-        _omatcopy_looked = True
+    if not _omatcopy_looked:  # (as sgemm_address)
         path = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
         with contextlib.suppress(OSError, AttributeError):
             function = getattr(ctypes.CDLL(str(path)), "MKL_Somatcopy")
@@ -280,6 +279,7 @@ def _somatcopy() -> Optional[Callable[..., None]]:
                                  ctypes.c_void_p, size, ctypes.c_void_p, size]
             function.restype = None
             _omatcopy = function
+        _omatcopy_looked = True
     return _omatcopy
 
 
@@ -464,8 +464,8 @@ def project_rows(lib: ctypes.CDLL, rows: Tensor, weight: Tensor,
     torch exports no ``sgemm``, or for operands that are not contiguous float32."""
     gemm = sgemm_address()
     if gemm is None or not (rows.is_contiguous() and weight.is_contiguous()) or \
-            rows.dtype != torch.float32 or weight.dtype != torch.float32:
-        return None
+            rows.dtype != torch.float32 or weight.dtype != torch.float32 or rows.shape[1] == 0:
+        return None  # (no columns: sgemm refuses a leading dimension of 0)
     out = rows.new_empty(rows.shape[0], width)
     bounds = torch.tensor(blocks).flatten()
     lib.tl_project_rows(gemm, rows.shape[0], rows.shape[1], rows.data_ptr(), weight.data_ptr(),

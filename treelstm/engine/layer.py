@@ -46,6 +46,7 @@ def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
         ``h, c``: ``[num_nodes, H]`` each, rows in batch node order; ``[num_trees, H]`` (the
         roots, tree by tree) with ``roots_only`` (``c`` alone with ``cell_roots_only``).
     """
+    _check_shapes(cell, arity, input, weight_ih, weight_hh, bias_ih, bias_hh)
     if input_rows is None:
         cache = None  # only a table read through input_rows is kept
     else:
@@ -66,6 +67,31 @@ def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
                  () if cache is None else (weight_ih, weight_hh, bias_ih, bias_hh))
     return _run(plan, input, weight_ih, weight_hh, bias_ih, bias_hh, roots_only,
                 cell_roots_only)
+
+
+def _check_shapes(cell: str, arity: Optional[int], input: Tensor, weight_ih: Tensor,
+                  weight_hh: Tensor, bias_ih: Optional[Tensor], bias_hh: Optional[Tensor]
+                  ) -> None:
+    """ValueError unless the parameters have the cell's shapes for ``input``'s width and the
+    hidden size ``H`` that ``weight_ih`` (``[4H, X]``) gives: the C steps read them by pointer,
+    so a parameter replaced with one of another shape must not reach them."""
+    if input.dim() != 2 or weight_ih.dim() != 2 or weight_ih.shape[0] % 4 or \
+            weight_ih.shape[0] == 0:
+        raise ValueError(f"Tree-LSTM layer: expected input [N, X] and weight_ih [4H, X] with "
+                         f"H > 0; got {list(input.shape)} and {list(weight_ih.shape)}")
+    hidden, width = weight_ih.shape[0] // 4, input.shape[1]
+    blocks = 4 if cell == "childsum" else cast(int, arity) + 3
+    expected = {"weight_ih": (weight_ih, [4 * hidden, width]),
+                "weight_hh": (weight_hh, [blocks * hidden,
+                                          hidden if cell == "childsum" else
+                                          cast(int, arity) * hidden]),
+                "bias_ih": (bias_ih, [4 * hidden]), "bias_hh": (bias_hh, [blocks * hidden])}
+    for name, (tensor, shape) in expected.items():
+        if tensor is not None and list(tensor.shape) != shape:
+            kind = "Child-Sum" if cell == "childsum" else f"{arity}-ary"
+            raise ValueError(f"Tree-LSTM layer: expected {name} of shape {shape} ({kind} cell, "
+                             f"hidden size {hidden}, input size {width}); got "
+                             f"{list(tensor.shape)}")
 
 
 def _needs_grad(*tensors: Optional[Tensor]) -> bool:
