@@ -92,11 +92,12 @@ def _nary_inference(plan: Plan, project: Project, weight_hh: Tensor,
     """The N-ary levels without autograd and without input above the leaves (constituency
     trees at inference), in a dozen fewer ops per level than :func:`nary_forward`: the levels'
     child rows and state rows are split once, and each level is two gathers, one matrix product
-    and the fused update :func:`~treelstm.functional.nary_state_fused`. Without a cache nothing is
-    prepared from the weights but their transposed view (and the summed bias), so a single
-    tree's call pays no per-call copies; with one, the kept ``U^T`` is contiguous (a product of
-    a few rows with it runs up to twice as fast as with the transposed view, which MKL's
-    small-matrix path handles poorly; a 750 x 300 transposing copy costs ~100 us a call).
+    and the fused update :func:`~treelstm.functional.nary_state_fused`. ``U^T`` is contiguous (a
+    product of a few rows with it runs up to twice as fast as with the transposed view, which
+    MKL's small-matrix path handles poorly) when kept, and, without a cache, in C for a batch
+    of at least :data:`~.steps.TRANSPOSE_FROM` rows above its leaves (MKL's transposing copy,
+    ~30-150 us for 750 x 300, once per call); otherwise nothing is prepared from the weights but
+    their transposed view and the biases, so a single tree's call pays no per-call copies.
 
     With a cached table (:class:`~.cache.ProjectionCache`) whose rows are all the leaves' input, the
     first level (nodes whose children are all leaves: a quarter to a third of SST's inner nodes)
@@ -116,9 +117,10 @@ def _nary_inference(plan: Plan, project: Project, weight_hh: Tensor,
         bias (as wide) and, where the C steps make both in one call, the leaves' bias."""
         # a contiguous, padded U^T: products with few rows run up to 2x as fast as with the
         # view; made by MKL's transposing copy (kernels.transposed) where it can, and then
-        # cheap enough for a batch's call (TRANSPOSE_FROM)
+        # cheap enough for a batch's call (TRANSPOSE_FROM), or kept
         rows = weight_hh.shape[0]
-        weight_t = None if lib is None or num_nodes - num_leaves < TRANSPOSE_FROM else \
+        small = plan.cache is None and num_nodes - num_leaves < TRANSPOSE_FROM
+        weight_t = None if lib is None or small else \
             kernels.transposed(weight_hh, ((0, rows),), rows + -rows % 16)
         if weight_t is None:
             weight_t = pad_rows(weight_hh).t() if pad else weight_hh.t()
@@ -203,10 +205,10 @@ def _leaf_word_terms(plan: Plan, weight_t: Tensor, bias_ih: Optional[Tensor],
     num_words, width = table.shape[0], weight_t.shape[1]
     if arity * (num_words + 1) * width * weight_t.element_size() > cache.max_bytes:
         return None
-    weight_ih = plan.weights[0].to(weight_t.dtype)
     lib = kernels.for_call(weight_t)
 
     def compute(words: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        weight_ih = plan.weights[0].to(weight_t.dtype)
         rows = table.index_select(0, words).to(weight_t.dtype)
         leaf = None if lib is None else kernels.project_rows(  # (steps.pad_rows' width)
             lib, rows, weight_ih, ((0, hidden_size), (2 * hidden_size, 4 * hidden_size)),
