@@ -67,7 +67,7 @@ def pad_column_blocks(weight: Tensor, num_blocks: int, multiple: int = 8) -> Ten
 #: in smaller ones the copy costs more than the alignment saves.
 PAD_FROM = 256
 
-#: Products of the levels of a layer with at least this many rows above the leaves read a
+#: In C, the levels' products of a layer with at least this many rows above the leaves read a
 #: contiguous ``U^T``, copied once per call (:func:`.kernels.transposed`): each level's product
 #: with few rows then runs up to twice as fast, which pays for the copy from about a hundred
 #: rows on (a single tree's call is ~20% slower with the copy, 25 trees' ~10% faster).
