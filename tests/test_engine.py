@@ -493,3 +493,19 @@ def test_a_zero_width_input_with_many_distinct_rows():
                 outputs.append(engine.layer(batch, table, *params, "nary", 2, leaves, rows))
     for ours, torch_ops in zip(*outputs):
         torch.testing.assert_close(ours, torch_ops, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int32])
+def test_engine_layer_takes_indices_of_any_integer_dtype(dtype):
+    """engine.layer's input_index and input_rows in a small integer dtype give what int64 ones
+    give (TreeLSTM accepts them; engine.layer used to fail in index_select)."""
+    batch = TreeBatch.from_parents([[2, 2, -1]] * 40)
+    leaves = torch.nonzero(batch.num_children == 0).flatten()
+    torch.manual_seed(0)
+    params = (torch.randn(20, 6), torch.randn(25, 10), torch.randn(20), torch.randn(25))
+    table, rows = torch.randn(100, 6), torch.arange(80) % 100
+    with torch.no_grad():
+        expected = engine.layer(batch, table, *params, "nary", 2, leaves, rows)
+        got = engine.layer(batch, table, *params, "nary", 2, leaves.to(dtype), rows.to(dtype))
+    for ours, int64_rows in zip(got, expected):
+        assert torch.equal(ours, int64_rows)

@@ -47,6 +47,9 @@ def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
         roots, tree by tree) with ``roots_only`` (``c`` alone with ``cell_roots_only``).
     """
     _check_shapes(cell, arity, input, weight_ih, weight_hh, bias_ih, bias_hh)
+    # any integer dtype (TreeLSTM accepts them): int64 for the gathers and the C steps
+    input_index, input_rows = (t if t is None or t.dtype == torch.long else t.long()
+                               for t in (input_index, input_rows))
     if input_rows is None:
         cache = None  # only a table read through input_rows is kept
     else:
