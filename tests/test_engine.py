@@ -477,15 +477,22 @@ def test_parameters_of_the_wrong_shape_are_a_value_error(cell):
                 model(x, batch)[0].sum().backward()
 
 
+def binary_leaf_case(num_trees, width, num_words):
+    """Binary trees of 2 leaves, a 2-ary layer's parameters (H=5) for input width ``width``, a
+    table of ``num_words`` rows and each leaf's row (``num_words`` distinct at most)."""
+    batch = TreeBatch.from_parents([[2, 2, -1]] * num_trees)
+    leaves = torch.nonzero(batch.num_children == 0).flatten()
+    torch.manual_seed(0)
+    params = (torch.randn(20, width), torch.randn(25, 10), torch.randn(20), torch.randn(25))
+    return batch, leaves, params, torch.randn(num_words, width), \
+        torch.arange(2 * num_trees) % num_words
+
+
 def test_a_zero_width_input_with_many_distinct_rows():
     """engine.layer with input rows of no columns (X = 0; a TreeLSTM refuses input_size=0) and
     more than FEW_ROWS distinct rows: the same with and without the C steps (sgemm refuses a
     leading dimension of 0, so the leaves' projection stays with torch)."""
-    batch = TreeBatch.from_parents([[2, 2, -1]] * 100)
-    leaves = torch.nonzero(batch.num_children == 0).flatten()
-    torch.manual_seed(0)
-    params = (torch.randn(20, 0), torch.randn(25, 10), torch.randn(20), torch.randn(25))
-    table, rows = torch.randn(150, 0), torch.arange(200) % 150
+    batch, leaves, params, table, rows = binary_leaf_case(100, 0, 150)
     with torch.no_grad():
         outputs = []
         for enabled in (True, False):
@@ -499,11 +506,7 @@ def test_a_zero_width_input_with_many_distinct_rows():
 def test_engine_layer_takes_indices_of_any_integer_dtype(dtype):
     """engine.layer's input_index and input_rows in a small integer dtype give what int64 ones
     give (TreeLSTM accepts them; engine.layer used to fail in index_select)."""
-    batch = TreeBatch.from_parents([[2, 2, -1]] * 40)
-    leaves = torch.nonzero(batch.num_children == 0).flatten()
-    torch.manual_seed(0)
-    params = (torch.randn(20, 6), torch.randn(25, 10), torch.randn(20), torch.randn(25))
-    table, rows = torch.randn(100, 6), torch.arange(80) % 100
+    batch, leaves, params, table, rows = binary_leaf_case(40, 6, 100)
     with torch.no_grad():
         expected = engine.layer(batch, table, *params, "nary", 2, leaves, rows)
         got = engine.layer(batch, table, *params, "nary", 2, leaves.to(dtype), rows.to(dtype))
