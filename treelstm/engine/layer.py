@@ -11,11 +11,10 @@ from torch.autograd.function import once_differentiable
 
 from .. import functional
 from ..batch import TreeBatch
-from . import kernels
 from .cache import ProjectionCache
 from .childsum import childsum_backward, childsum_forward
 from .nary import nary_backward, nary_forward
-from .steps import FEW_ROWS, PAD_FROM, Plan, gradient_product, projection_weight
+from .steps import FEW_ROWS, PAD_FROM, Plan, gradient_product, project_leaves
 
 
 def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
@@ -114,19 +113,6 @@ def _compute_dtype(input: Tensor) -> torch.dtype:
     return input.dtype
 
 
-def _leaf_projection(plan: Plan, input: Tensor, weight_ih: Tensor) -> Optional[Tensor]:
-    """``input`` times the ``i | g | o`` rows of ``weight_ih`` (transposed), with zero columns
-    up to a multiple of 16 for many rows (:data:`.steps.PAD_FROM`), by torch's ``sgemm`` on
-    ``weight_ih`` as it is, where the C steps run (else ``None``): no copy of its rows."""
-    lib = kernels.for_call(input)
-    if lib is None:
-        return None
-    hidden_size = plan.hidden_size
-    width = 3 * hidden_size + (-3 * hidden_size % 16 if input.shape[0] >= PAD_FROM else 0)
-    return kernels.project_rows(lib, input, weight_ih,
-                                ((0, hidden_size), (2 * hidden_size, 4 * hidden_size)), width)
-
-
 def _cast(dtype: torch.dtype, *tensors: Optional[Tensor]) -> list[Optional[Tensor]]:
     return [None if t is None else t.to(dtype) for t in tensors]
 
@@ -161,16 +147,14 @@ def _cast_forward(plan: Plan, dtype: torch.dtype, input: Tensor, weight_ih: Tens
         def project(distinct: bool = False) -> Tensor:
             """The input rows' projection; with ``distinct``, that of the distinct rows (the
             rows of ``input``, not yet gathered by ``plan.gather``)."""
-            few_rows = input.shape[0] <= FEW_ROWS
-            x_proj = None if few_rows or not plan.leaves_only else \
-                _leaf_projection(plan, input.to(dtype), weight_ih.to(dtype))
-            if plan.leaves_only and few_rows:  # cut the product, not W_ih
-                x_proj = functional.iog(input.to(dtype).mm(weight_ih.to(dtype).t()),
-                                        plan.hidden_size)
-            elif x_proj is None:
-                weight = projection_weight(plan.leaves_only, plan.hidden_size,
-                                           weight_ih.to(dtype), pad=input.shape[0] >= PAD_FROM)
-                x_proj = input.to(dtype).mm(weight.t())
+            rows, weight = input.to(dtype), weight_ih.to(dtype)
+            if plan.leaves_only and rows.shape[0] <= FEW_ROWS:  # cut the product, not W_ih
+                x_proj = functional.iog(rows.mm(weight.t()), plan.hidden_size)
+            elif plan.leaves_only:
+                x_proj = project_leaves(rows, weight, plan.hidden_size,
+                                        pad=rows.shape[0] >= PAD_FROM)
+            else:
+                x_proj = rows.mm(weight.t())
             return x_proj if plan.gather is None or distinct else \
                 x_proj.index_select(0, plan.gather)
     # _cast keeps a None bias None and a tensor a tensor

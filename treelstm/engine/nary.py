@@ -12,7 +12,7 @@ from .. import functional
 from . import kernels
 from .steps import (FEW_ROWS, PAD_FROM, TRANSPOSE_FROM, Plan, Project, bias_hh_grad,
                     gradient_product, leaf_backward, leaf_states, leaf_update, leaf_word_states,
-                    pad_column_blocks, pad_rows, product, projection_weight, state_buffers,
+                    pad_column_blocks, pad_rows, product, project_leaves, state_buffers,
                     x_rows_grad)
 
 
@@ -205,16 +205,10 @@ def _leaf_word_terms(plan: Plan, weight_t: Tensor, bias_ih: Optional[Tensor],
     num_words, width = table.shape[0], weight_t.shape[1]
     if arity * (num_words + 1) * width * weight_t.element_size() > cache.max_bytes:
         return None
-    lib = kernels.for_call(weight_t)
 
     def compute(words: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        weight_ih = plan.weights[0].to(weight_t.dtype)
-        rows = table.index_select(0, words).to(weight_t.dtype)
-        leaf = None if lib is None else kernels.project_rows(  # (steps.pad_rows' width)
-            lib, rows, weight_ih, ((0, hidden_size), (2 * hidden_size, 4 * hidden_size)),
-            3 * hidden_size + -3 * hidden_size % 16)
-        if leaf is None:
-            leaf = rows.mm(projection_weight(True, hidden_size, weight_ih).t())
+        leaf = project_leaves(table.index_select(0, words).to(weight_t.dtype),
+                              plan.weights[0].to(weight_t.dtype), hidden_size, pad=True)
         leaf_bias = functional.leaf_bias(bias_ih, bias_hh, arity)
         if leaf_bias is not None:
             leaf += pad_rows(leaf_bias)

@@ -107,6 +107,20 @@ def projection_weight(leaves_only: bool, hidden_size: int, weight_ih: Tensor, pa
     return weight_ih
 
 
+def project_leaves(rows: Tensor, weight_ih: Tensor, hidden_size: int, pad: bool) -> Tensor:
+    """``rows`` (leaves' input) times the ``i | g | o`` rows of ``weight_ih``, transposed (with
+    ``pad``, zero columns up to a multiple of 16): where the C steps run, by torch's ``sgemm``
+    on ``weight_ih`` as it is (:func:`.kernels.project_rows`: no copy of its rows), else a
+    product with the copied rows (:func:`projection_weight`)."""
+    lib = kernels.for_call(rows)
+    width = 3 * hidden_size + (-3 * hidden_size % 16 if pad else 0)
+    x_proj = None if lib is None else kernels.project_rows(
+        lib, rows, weight_ih, ((0, hidden_size), (2 * hidden_size, 4 * hidden_size)), width)
+    if x_proj is None:
+        x_proj = rows.mm(projection_weight(True, hidden_size, weight_ih, pad).t())
+    return x_proj
+
+
 def input_buffer(plan: Plan, x_proj: Tensor, bias: Optional[Tensor], num_rows: int) -> Tensor:
     """``[num_rows, width]``: ``x_proj + bias`` in the level-order rows of the input nodes,
     ``bias`` in the others; ``x_proj`` itself (a new tensor, see :func:`.layer._forward`) when it is
