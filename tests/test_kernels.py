@@ -44,6 +44,9 @@ def run(model, batch, where, table, rows, enabled):
         if where == "leaves":
             output, (h_n, c_n) = model(table, batch, input_index=leaves,
                                        input_rows=rows[:len(leaves)])
+        elif where == "leaf rows":  # the leaves' rows themselves, not a table's
+            output, (h_n, c_n) = model(table.index_select(0, rows[:len(leaves)]), batch,
+                                       input_index=leaves)
         else:  # a word at every node
             output, (h_n, c_n) = model(table.index_select(0, rows[:batch.num_nodes]), batch)
     return output, h_n, c_n
@@ -52,7 +55,7 @@ def run(model, batch, where, table, rows, enabled):
 @needs_kernels
 @pytest.mark.parametrize("num_trees", [1, 3, 30])
 @pytest.mark.parametrize("cell,arity", [("nary", 2), ("nary", 3), ("childsum", None)])
-@pytest.mark.parametrize("where", ["leaves", "every node"])
+@pytest.mark.parametrize("where", ["leaves", "leaf rows", "every node"])
 @pytest.mark.parametrize("bias", [True, False])
 def test_c_steps_match_the_torch_ops_and_float64(num_trees, cell, arity, where, bias):
     """Inference (no_grad) with the C steps against the pure-torch ops (float32) and the float64
@@ -72,7 +75,7 @@ def test_c_steps_are_the_ones_that_run(monkeypatch):
     """With the kernels available, float32 inference goes through them (both cells); with
     use(False), or in float64, it does not."""
     calls = []
-    for name in ("nary_update", "childsum_update"):
+    for name in ("nary_update", "childsum_update", "nary_inference"):
         original = getattr(kernels, name)
         monkeypatch.setattr(kernels, name,
                             lambda *args, _f=original, _n=name, **kw: calls.append(_n) or
@@ -340,12 +343,14 @@ def test_inference_in_one_c_call_and_level_by_level_agree(monkeypatch, cell, cac
     30 trees."""
     if kernels.sgemm_address() is None:
         pytest.skip("torch exports no sgemm here (not an x86 MKL build)")
-    name = "nary_levels" if cell == "nary" else "childsum_inference"
-    original = getattr(kernels, name)
+    # (N-ary without kept projections: a batch's whole layer is one call, nary_inference)
+    names = ("nary_levels", "nary_inference") if cell == "nary" else ("childsum_inference",)
+    originals = {name: getattr(kernels, name) for name in names}
     for num_trees in (1, 30):
         whole_calls = []
-        monkeypatch.setattr(kernels, name,
-                            lambda *a, **k: whole_calls.append(1) or original(*a, **k))
+        for name, original in originals.items():
+            monkeypatch.setattr(kernels, name, lambda *a, original=original, **k:
+                                whole_calls.append(1) or original(*a, **k))
         torch.manual_seed(0)
         model = TreeLSTM(6, 5, cell=cell, arity=2 if cell == "nary" else None)
         model.cache_projections(cache)
@@ -361,6 +366,30 @@ def test_inference_in_one_c_call_and_level_by_level_agree(monkeypatch, cell, cac
         for ours, per_level, torch_ops in zip(whole, by_level, plain):
             torch.testing.assert_close(ours, per_level, rtol=0, atol=1e-6)
             torch.testing.assert_close(ours, torch_ops, rtol=0, atol=2e-6)
+
+
+@needs_kernels
+@pytest.mark.parametrize("where", ["leaves", "leaf rows"])
+@pytest.mark.parametrize("num_trees", [1, 30])
+def test_an_nary_inference_layer_is_one_c_call(monkeypatch, where, num_trees):
+    """N-ary inference with input at the leaves only (a table's rows, or the leaves' own): the
+    whole layer (biases, leaves' projection and states, levels) is one C call, nary_inference,
+    for one tree (U^T as the transposed view) and 30 (contiguous U^T); it agrees with the torch
+    ops and float64. A second layer reads every node's state and runs level by level."""
+    if kernels.sgemm_address() is None:
+        pytest.skip("torch exports no sgemm here (not an x86 MKL build)")
+    results = []
+    original = kernels.nary_inference
+    monkeypatch.setattr(kernels, "nary_inference",
+                        lambda *a, **k: results.append(original(*a, **k)) or results[-1])
+    model, batch, table, rows = two_layer_case(num_trees, "nary", 2)
+    fused = run(model, batch, where, table, rows, True)
+    assert len(results) == 1 and results[0] is not None  # the first layer's, whole
+    plain = run(model, batch, where, table, rows, False)
+    exact = run(copy.deepcopy(model).double(), batch, where, table.double(), rows, False)
+    for ours, torch_ops, float64 in zip(fused, plain, exact):
+        torch.testing.assert_close(ours, torch_ops, rtol=0, atol=2e-6)
+        torch.testing.assert_close(ours.double(), float64, rtol=0, atol=2e-6)
 
 
 @needs_kernels
@@ -484,20 +513,24 @@ def test_transposed_is_the_rows_transposed_and_padded(monkeypatch):
 
 
 @needs_kernels
-@pytest.mark.parametrize("train", [False, True])
+@pytest.mark.parametrize("mode", ["train", "inference", "inference by steps"])
 @pytest.mark.parametrize("blas_found", [True, False])
-def test_levels_and_leaves_of_a_batch_in_c(monkeypatch, train, blas_found):
+def test_levels_and_leaves_of_a_batch_in_c(monkeypatch, mode, blas_found):
     """A batch with more than TRANSPOSE_FROM rows above its leaves and more than FEW_ROWS
     distinct words: the levels' products read a contiguous U^T (MKL's transposing copy), the
-    leaves' projection is torch's sgemm on W_ih's i | g | o rows, and (inference) the biases
-    and the leaves' states are one C call each; where no MKL is found, the torch ops and views.
-    Outputs (and gradients) against the torch ops and float64."""
+    leaves' projection is torch's sgemm on W_ih's i | g | o rows; at inference the whole layer
+    is one C call, or ("by steps": where that call cannot run) the biases and the leaves'
+    states are one C call each; where no MKL is found, the torch ops and views. Outputs (and
+    gradients) against the torch ops and float64."""
     from treelstm.engine import steps
     calls = []
-    for name in ("transposed", "project_rows", "nary_biases", "leaf_word_states"):
+    for name in ("transposed", "project_rows", "nary_biases", "leaf_word_states",
+                 "nary_inference"):
         original = getattr(kernels, name)
         monkeypatch.setattr(kernels, name, lambda *a, _f=original, _n=name, **k:
                             calls.append(_n) or _f(*a, **k))
+    if mode == "inference by steps":
+        monkeypatch.setattr(kernels, "nary_inference", lambda *a, **k: None)
     if not blas_found:
         for name in ("_omatcopy", "_sgemm"):
             monkeypatch.setattr(kernels, name, None)
@@ -512,10 +545,13 @@ def test_levels_and_leaves_of_a_batch_in_c(monkeypatch, train, blas_found):
     rows = torch.randint(0, 200, (batch.num_nodes,), generator=torch.Generator().manual_seed(1))
     leaves = int((batch.num_children == 0).sum())
     assert len(set(rows[:leaves].tolist())) > steps.FEW_ROWS
-    step = train_step if train else run
+    step = train_step if mode == "train" else run
     fused = step(model, batch, "leaves", table, rows, True)
-    expected = {"transposed", "project_rows"} | (set() if train else
-                                                 {"nary_biases", "leaf_word_states"})
+    expected = {"train": {"transposed", "project_rows"}, "inference": {"nary_inference"},
+                "inference by steps": {"transposed", "project_rows", "nary_biases",
+                                       "leaf_word_states"}}[mode]
+    if not blas_found:  # (the layer's call needs sgemm: the steps then, without MKL's)
+        expected = set() if mode == "train" else {"nary_biases", "leaf_word_states"}
     assert expected <= set(calls), calls
     plain = step(model, batch, "leaves", table, rows, False)
     exact = step(copy.deepcopy(model).double(), batch, "leaves", table.double(), rows, False)

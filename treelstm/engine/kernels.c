@@ -479,7 +479,8 @@ int tl_project_rows(void *gemm_address, int64_t n, int64_t K, const float *x,
 
 /* Leaves' states from their words: pre [D, W] the i | g | o pre-activations of D distinct
  * words without bias, bias [3H] or NULL (added here, into pre); each word's h, c to
- * words [2, D, H]; then leaf l's to rows l of h_rows, c_rows: those of word gather[l]. */
+ * words [2, D, H]; then leaf l's to rows l of h_rows, c_rows: those of word gather[l].
+ * gather NULL: the words are the leaves (D = L), their states go to h_rows, c_rows. */
 void tl_leaf_word_states(int64_t D, int64_t H, int64_t W, float *pre, const float *bias,
                          int64_t L, const int64_t *gather, float *h_rows, float *c_rows,
                          float *words) {
@@ -488,7 +489,38 @@ void tl_leaf_word_states(int64_t D, int64_t H, int64_t W, float *pre, const floa
             float *p = pre + r * W;
             for (int64_t j = 0; j < 3 * H; j++) p[j] += bias[j];
         }
+    if (!gather) {
+        tl_nary_update(D, 0, H, W, pre, NULL, NULL, h_rows, c_rows, 0);
+        return;
+    }
     tl_nary_update(D, 0, H, W, pre, NULL, NULL, words, words + D * H, 0);
     tl_gather_rows(words, H, gather, L, h_rows);
     tl_gather_rows(words + D * H, H, gather, L, c_rows);
+}
+
+/* A whole N-ary inference layer with input at its leaves only, in one call: the biases
+ * (tl_nary_biases), the i | g | o pre-activations of the D distinct input rows x [D, X] by
+ * sgemm on weight_ih's i and g | o rows (tl_project_rows), each distinct row's leaf state once,
+ * gathered into the L leaves' rows by gather (tl_leaf_word_states; gather NULL: the rows are
+ * the leaves', D = L), the zero state of an empty
+ * slot in row N of h_rows, c_rows ([N + 1, H]), then levels 1.. (tl_nary_levels; weight, W as
+ * there). leaf_W (>= 3H) the width of the leaves' pre-activation rows. work holds at least
+ * W + leaf_W + max(D * (leaf_W + 2H), max_level_rows * (arity * H + W)) floats. Returns 0. */
+int tl_nary_inference(void *gemm_address, int64_t num_levels, const int64_t *bounds,
+                      const int64_t *children, int64_t arity, int64_t H, int64_t W,
+                      const float *weight, int32_t transposed, const float *b_ih,
+                      const float *b_hh, int64_t D, int64_t X, const float *x,
+                      const float *weight_ih, int64_t leaf_W, const int64_t *gather,
+                      float *h_rows, float *c_rows, float *work) {
+    const int64_t N = bounds[num_levels], L = bounds[1];
+    float *inner_bias = work, *leaf_bias = work + W, *rest = work + W + leaf_W;
+    const int64_t blocks[4] = {0, H, 2 * H, 4 * H};  /* i, then g | o */
+    tl_nary_biases(b_ih, b_hh, arity, H, leaf_bias, leaf_W, inner_bias, W);
+    memset(h_rows + N * H, 0, (size_t)H * sizeof(float));
+    memset(c_rows + N * H, 0, (size_t)H * sizeof(float));
+    tl_project_rows(gemm_address, D, X, x, weight_ih, 2, blocks, rest, leaf_W);
+    tl_leaf_word_states(D, H, leaf_W, rest, leaf_bias, L, gather, h_rows, c_rows,
+                        rest + D * leaf_W);
+    return tl_nary_levels(gemm_address, 1, num_levels, bounds, children, arity, H, W, weight,
+                          transposed, inner_bias, h_rows, c_rows, NULL, rest);
 }

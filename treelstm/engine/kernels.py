@@ -207,6 +207,9 @@ def _declare(library: ctypes.CDLL) -> None:
         "tl_project_rows": [pointer, size, size, pointer, pointer, size, pointer, pointer, size],
         "tl_leaf_word_states": [size, size, size, pointer, pointer, size, pointer, pointer,
                                 pointer, pointer],
+        "tl_nary_inference": [pointer, size, pointer, pointer, size, size, size, pointer, flag,
+                              pointer, pointer, size, size, pointer, pointer, size, pointer,
+                              pointer, pointer, pointer],
     }
     for name, argtypes in signatures.items():
         function = getattr(library, name)
@@ -513,6 +516,51 @@ def nary_levels(lib: ctypes.CDLL, first: int, bounds: tuple[int, ...], children:
                        c_rows.data_ptr(), None if activations is None else activations.data_ptr(),
                        work.data_ptr())
     return True
+
+
+def nary_inference(lib: ctypes.CDLL, bounds: tuple[int, ...], children: Tensor, arity: int,
+                   hidden_size: int, weight_t: Tensor, bias_ih: Optional[Tensor],
+                   bias_hh: Optional[Tensor], rows: Tensor, weight_ih: Tensor,
+                   gather: Optional[Tensor]) -> Optional[tuple[Tensor, Tensor]]:
+    """A whole N-ary inference layer with input at its leaves only, in one C call
+    (``tl_nary_inference``): the biases (:func:`nary_biases`), the leaves' ``i | g | o``
+    projection of the distinct input ``rows`` ``[D, X]`` (:func:`project_rows`), each distinct
+    row's leaf state once, gathered by ``gather`` (each leaf's row: :func:`leaf_word_states`;
+    ``None``: ``rows`` are the leaves'), and the levels (:func:`nary_levels`, ``weight_t`` as
+    there). Returns the state buffers ``h_rows, c_rows`` ``[N + 1, H]`` (level order; the last
+    row zero), or ``None`` (nothing done) where the call cannot run: no ``sgemm``, operands
+    that are not contiguous float32, rows without columns, levels or leaves that several torch
+    threads would split."""
+    gemm = sgemm_address()
+    transposed = weight_t.is_contiguous()
+    biases = [b for b in (bias_ih, bias_hh) if b is not None]
+    if gemm is None or not (transposed or weight_t.t().is_contiguous()) or \
+            any(t.dtype != torch.float32 or not t.is_contiguous()
+                for t in (rows, weight_ih, *biases)) or rows.shape[1] == 0:
+        return None
+    width, leaf_width = weight_t.shape[1], 3 * hidden_size + -3 * hidden_size % 16
+    most = max(bounds[k + 1] - bounds[k] for k in range(1, len(bounds) - 1)) \
+        if len(bounds) > 2 else 0
+    distinct = rows.shape[0]
+    if not (fits(most, width) and fits(distinct, leaf_width)):
+        return None
+    states = rows.new_empty(2, bounds[-1] + 1, hidden_size)
+    work = rows.new_empty(width + leaf_width + max(distinct * (leaf_width + 2 * hidden_size),
+                                                   most * (arity * hidden_size + width)))
+    lib.tl_nary_inference(gemm, len(bounds) - 1, _int64s(bounds), children.data_ptr(), arity,
+                          hidden_size, width, weight_t.data_ptr(), int(transposed),
+                          None if bias_ih is None else bias_ih.data_ptr(),
+                          None if bias_hh is None else bias_hh.data_ptr(), distinct,
+                          rows.shape[1], rows.data_ptr(), weight_ih.data_ptr(), leaf_width,
+                          None if gather is None else gather.data_ptr(), states[0].data_ptr(),
+                          states[1].data_ptr(),
+                          work.data_ptr())
+    return states[0], states[1]
+
+
+def _int64s(values: tuple[int, ...]) -> "ctypes.Array[ctypes.c_int64]":
+    """``values`` as a C array of int64 for a call (a third of ``torch.tensor``'s time)."""
+    return (ctypes.c_int64 * len(values))(*values)
 
 
 def nary_backward(lib: ctypes.CDLL, bounds: tuple[int, ...], children: Tensor, arity: int,

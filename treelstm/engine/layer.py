@@ -14,7 +14,7 @@ from ..batch import TreeBatch
 from .cache import ProjectionCache
 from .childsum import childsum_backward, childsum_forward
 from .nary import nary_backward, nary_forward
-from .steps import FEW_ROWS, PAD_FROM, Plan, gradient_product, project_leaves
+from .steps import FEW_ROWS, PAD_FROM, Plan, Project, gradient_product, project_leaves
 
 
 def layer(batch: TreeBatch, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,
@@ -138,29 +138,53 @@ def _cast_forward(plan: Plan, dtype: torch.dtype, input: Tensor, weight_ih: Tens
                   weight_hh: Tensor, bias_ih: Optional[Tensor], bias_hh: Optional[Tensor],
                   keep: bool):
     """:func:`_forward` with the weights cast to ``dtype``, autocast off."""
-    cache = plan.cache
-    if cache is not None:  # kept only for a table read through input_rows (layer)
-        def project(distinct: bool = False) -> Tensor:  # (distinct: not asked with a cache)
-            return cache.projection(input, weight_ih, dtype, plan.leaves_only,
-                                    cast(Tensor, plan.gather))
-    else:
-        def project(distinct: bool = False) -> Tensor:
-            """The input rows' projection; with ``distinct``, that of the distinct rows (the
-            rows of ``input``, not yet gathered by ``plan.gather``)."""
-            rows, weight = input.to(dtype), weight_ih.to(dtype)
-            if plan.leaves_only and rows.shape[0] <= FEW_ROWS:  # cut the product, not W_ih
-                x_proj = functional.iog(rows.mm(weight.t()), plan.hidden_size)
-            elif plan.leaves_only:
-                x_proj = project_leaves(rows, weight, plan.hidden_size,
-                                        pad=rows.shape[0] >= PAD_FROM)
-            else:
-                x_proj = rows.mm(weight.t())
-            return x_proj if plan.gather is None or distinct else \
-                x_proj.index_select(0, plan.gather)
+    project: Project = _Product(plan, input.to(dtype), weight_ih.to(dtype)) \
+        if plan.cache is None else _Kept(plan, input, weight_ih, dtype)
     # _cast keeps a None bias None and a tensor a tensor
     weight_hh, bias_ih, bias_hh = cast("tuple[Tensor, Optional[Tensor], Optional[Tensor]]",
                                        _cast(dtype, weight_hh, bias_ih, bias_hh))
     return _FORWARD[plan.cell](plan, project, weight_hh, bias_ih, bias_hh, keep)
+
+
+class _Product:
+    """The input rows' projection, a product (see :class:`~.steps.Project`)."""
+
+    def __init__(self, plan: Plan, rows: Tensor, weight_ih: Tensor):
+        self.plan, self.rows, self.weight_ih = plan, rows, weight_ih
+
+    @property
+    def operands(self) -> tuple[Tensor, Tensor]:
+        return self.rows, self.weight_ih
+
+    def __call__(self, distinct: bool = False) -> Tensor:
+        """With ``distinct``, the projection of the distinct rows (the rows of ``input``, not
+        yet gathered by ``plan.gather``)."""
+        rows, weight, plan = self.rows, self.weight_ih, self.plan
+        if plan.leaves_only and rows.shape[0] <= FEW_ROWS:  # cut the product, not W_ih
+            x_proj = functional.iog(rows.mm(weight.t()), plan.hidden_size)
+        elif plan.leaves_only:
+            x_proj = project_leaves(rows, weight, plan.hidden_size,
+                                    pad=rows.shape[0] >= PAD_FROM)
+        else:
+            x_proj = rows.mm(weight.t())
+        return x_proj if plan.gather is None or distinct else \
+            x_proj.index_select(0, plan.gather)
+
+
+class _Kept:
+    """The input rows' projection from the kept one (``plan.cache``, see :func:`layer`)."""
+
+    def __init__(self, plan: Plan, table: Tensor, weight_ih: Tensor, dtype: torch.dtype):
+        self.plan, self.table, self.weight_ih, self.dtype = plan, table, weight_ih, dtype
+
+    @property
+    def operands(self) -> None:
+        return None
+
+    def __call__(self, distinct: bool = False) -> Tensor:  # (distinct: not asked with a cache)
+        plan = self.plan
+        return cast("ProjectionCache", plan.cache).projection(
+            self.table, self.weight_ih, self.dtype, plan.leaves_only, cast(Tensor, plan.gather))
 
 
 def _run(plan: Plan, input: Tensor, weight_ih: Tensor, weight_hh: Tensor,

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from .. import functional
-from . import kernels
+from . import kernels, layouts
 from .steps import (FEW_ROWS, PAD_FROM, TRANSPOSE_FROM, Plan, Project, bias_hh_grad,
                     gradient_product, leaf_backward, leaf_states, leaf_update, leaf_word_states,
                     pad_column_blocks, pad_rows, product, project_leaves, state_buffers,
@@ -112,20 +112,24 @@ def _nary_inference(plan: Plan, project: Project, weight_hh: Tensor,
 
     lib = kernels.for_call(weight_hh)
 
-    def prepare() -> tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
-        """``U^T`` for the levels' products (its columns padded with ``pad``), the inner nodes'
-        bias (as wide) and, where the C steps make both in one call, the leaves' bias."""
-        # a contiguous, padded U^T: products with few rows run up to 2x as fast as with the
-        # view; made by MKL's transposing copy (kernels.transposed) where it can, and then
-        # cheap enough for a batch's call (TRANSPOSE_FROM), or kept
+    def layout() -> Tensor:
+        """``U^T`` for the levels' products, its columns padded with ``pad``: contiguous where
+        MKL's transposing copy makes it (:func:`.layouts.transposed`; products with few rows
+        run up to 2x as fast as with the view) and a batch's call pays for it
+        (TRANSPOSE_FROM), or kept."""
         rows = weight_hh.shape[0]
         small = plan.cache is None and num_nodes - num_leaves < TRANSPOSE_FROM
         weight_t = None if lib is None or small else \
-            kernels.transposed(weight_hh, ((0, rows),), rows + -rows % 16)
+            layouts.transposed(weight_hh, rows + -rows % 16)
         if weight_t is None:
             weight_t = pad_rows(weight_hh).t() if pad else weight_hh.t()
             if plan.cache is not None:  # kept: worth torch's slower transposing copy
                 weight_t = weight_t.contiguous()
+        return weight_t
+
+    def prepare(weight_t: Tensor) -> tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+        """``weight_t``, the inner nodes' bias (as wide) and, where the C steps make both in
+        one call, the leaves' bias."""
         biases = None if lib is None else kernels.nary_biases(
             lib, bias_ih, bias_hh, arity, hidden_size, 3 * hidden_size, weight_t.shape[1])
         if biases is not None:
@@ -135,16 +139,27 @@ def _nary_inference(plan: Plan, project: Project, weight_hh: Tensor,
             bias = pad_rows(bias)
         return weight_t, bias, None
 
+    # a table's leaves: each distinct word's leaf state once, then gathered (fewer rows than
+    # leaves; a single tree has about as many words as leaves)
+    by_word = plan.cache is None and plan.gather is not None and plan.identity_rows and \
+        num_leaves > FEW_ROWS
     word_terms = None
     if plan.cache is None:
-        weight_t, bias, leaf_bias = prepare()
+        weight_t = layout()
+        states = None if lib is None or project.operands is None or \
+            not plan.identity_rows else \
+            kernels.nary_inference(lib, bounds, plan.batch.child_slots(arity), arity,
+                                   hidden_size, weight_t, bias_ih, bias_hh, *project.operands,
+                                   plan.gather)
+        if states is not None:  # the whole layer in one C call
+            return states[0], states[1], None
+        weight_t, bias, leaf_bias = prepare(weight_t)
     else:  # kept with the weights they come from: a single tree's call is mostly overhead
         weight_t, bias, leaf_bias = plan.cache.kept_value(
-            "inference_weights", plan.weights[1:], (weight_hh.dtype, arity), prepare)
+            "inference_weights", plan.weights[1:], (weight_hh.dtype, arity),
+            lambda: prepare(layout()))
         word_terms = _leaf_word_terms(plan, weight_t, bias_ih, bias_hh)
-    if plan.cache is None and plan.gather is not None and plan.identity_rows and \
-            num_leaves > FEW_ROWS:  # (a single tree: about as many words as leaves)
-        # each distinct word's leaf state once, then gathered: fewer rows than leaves
+    if by_word:
         h_rows, c_rows = leaf_word_states(plan, project(True), bias_ih, bias_hh, leaf_bias)
     elif word_terms is None:
         h_rows, c_rows, _, _ = leaf_states(plan, project(), bias_ih, bias_hh, keep=False)

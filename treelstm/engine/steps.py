@@ -21,7 +21,11 @@ if TYPE_CHECKING:
 class Project(Protocol):
     """What a kernel calls for the input rows' projection (a new tensor, asked only when
     needed); ``distinct=True``: that of the distinct rows of a table, not gathered (without a
-    cache only)."""
+    cache only). ``operands``: the rows and ``W_ih`` (in the compute dtype) whose product the
+    projection is, for a kernel that computes it itself; ``None`` with kept projections."""
+
+    @property
+    def operands(self) -> Optional[tuple[Tensor, Tensor]]: ...
 
     def __call__(self, distinct: bool = False) -> Tensor: ...
 
