@@ -335,6 +335,32 @@ def test_c_training_steps_match_the_torch_ops_and_float64(num_trees, cell, arity
 
 
 @needs_kernels
+@pytest.mark.parametrize("cell,arity", [("nary", 2), ("nary", 3), ("childsum", None)])
+@pytest.mark.parametrize("where", ["leaves", "every node"])
+def test_the_backward_of_a_layer_is_one_c_call_and_leaves_are_in_c(monkeypatch, cell, arity,
+                                                                   where):
+    """Training where torch exports sgemm: an N-ary layer's backward (levels and leaves) is one
+    C call, nary_backward; a Child-Sum layer's leaves get their gradients in one C pass,
+    leaf_grads. Outputs and every gradient against the torch ops and float64."""
+    if kernels.sgemm_address() is None:
+        pytest.skip("torch exports no sgemm here (not an x86 MKL build)")
+    results = []
+    name = "nary_backward" if cell == "nary" else "leaf_grads"
+    original = getattr(kernels, name)
+    monkeypatch.setattr(kernels, name,
+                        lambda *a, **k: results.append(original(*a, **k)) or results[-1])
+    model, batch, table, rows = two_layer_case(30, cell, arity)
+    fused = train_step(model, batch, where, table, rows, True)
+    assert len(results) == 2 and all(r is not None for r in results)  # one per layer
+    plain = train_step(model, batch, where, table, rows, False)
+    exact = train_step(copy.deepcopy(model).double(), batch, where, table.double(), rows, False)
+    for ours, torch_ops, float64 in zip(fused, plain, exact):
+        scale = float64.abs().max().item() + 1
+        torch.testing.assert_close(ours, torch_ops, rtol=0, atol=1e-5 * scale)
+        torch.testing.assert_close(ours.double(), float64, rtol=0, atol=1e-5 * scale)
+
+
+@needs_kernels
 @pytest.mark.parametrize("cell,cache", [("nary", False), ("nary", True), ("childsum", False)])
 def test_inference_in_one_c_call_and_level_by_level_agree(monkeypatch, cell, cache):
     """Where torch exports its BLAS sgemm, inference with input at the leaves runs all levels in

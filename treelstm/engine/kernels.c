@@ -178,6 +178,44 @@ void tl_nary_backward_level(int64_t n, int64_t arity, int64_t H, int64_t W, floa
     }
 }
 
+/* The backward of n N-ary rows (arity 0: leaves, blocks i | g | o) from their activations act
+ * [n, W] (i | f_1..f_N | g | o after their nonlinearities, + padding), their c [n, H] and the
+ * gradients of their h and c [n, H], in one pass (functional.backward_factors and
+ * preactivation_grads): with total = grad_c + grad_h o (1 - tanh(c)^2), grad_pre [n, W] gets
+ * the pre-activation gradients, i: total g i (1 - i), f_k: total c_k f_k (1 - f_k),
+ * g: total i (1 - g^2), o: grad_h tanh(c) o (1 - o), zero in the padding; each child's c row
+ * (children[r * arity + k] of c_rows and grad_c_rows) gets total f_k. total: H floats. */
+void tl_nary_grads(int64_t n, int64_t arity, int64_t H, int64_t W, const float *act,
+                   const float *c, const float *c_rows, const int64_t *children,
+                   const float *grad_h, const float *grad_c, float *grad_pre,
+                   float *grad_c_rows, float *total) {
+    for (int64_t r = 0; r < n; r++) {
+        const float *a = act + r * W, *cr = c + r * H, *gh = grad_h + r * H, *gc = grad_c + r * H;
+        const float *ai = a, *ag = a + (arity + 1) * H, *ao = a + (arity + 2) * H;
+        float *gp = grad_pre + r * W;
+        float *gi = gp, *gg = gp + (arity + 1) * H, *go = gp + (arity + 2) * H;
+        for (int64_t j = 0; j < H; j++) {
+            float t = tanh_f(cr[j]), i = ai[j], g = ag[j], o = ao[j];
+            float all = gc[j] + gh[j] * (o - o * (t * t));
+            total[j] = all;
+            gi[j] = (i - i * i) * g * all;
+            gg[j] = (i - i * g * g) * all;
+            go[j] = (o - o * o) * t * gh[j];
+        }
+        for (int64_t k = 0; k < arity; k++) {
+            const int64_t child = children[r * arity + k];
+            const float *f = a + (k + 1) * H, *ck = c_rows + child * H;
+            float *gf = gp + (k + 1) * H, *gck = grad_c_rows + child * H;
+            for (int64_t j = 0; j < H; j++) {
+                gf[j] = (f[j] - f[j] * f[j]) * ck[j] * total[j];
+                gck[j] += total[j] * f[j];
+            }
+        }
+        if (W > (arity + 3) * H)
+            memset(gp + (arity + 3) * H, 0, (size_t)(W - (arity + 3) * H) * sizeof(float));
+    }
+}
+
 /* The Child-Sum node update for training: as tl_childsum_update, and gates' i | g | o and the
  * edges' forget pre-activations become their activations (what the backward needs). */
 void tl_childsum_update_keep(int64_t n, int64_t H, int64_t W, int64_t g_col, int64_t o_col,
@@ -284,31 +322,39 @@ int tl_nary_levels(void *gemm_address, int64_t first, int64_t num_levels, const 
     return 0;
 }
 
-/* The N-ary backward over levels num_levels-1..1, top-down (see nary.nary_backward): per
- * level tl_nary_backward_level, then the children's h gradients grad_pre P by sgemm (P
- * [W, arity * Hp] row-major: U with each slot's block of columns padded to Hp) added into
- * grad_h_rows by children. grad_pre, through, activations [rows above the leaves, W or H];
- * work at least max_level_rows * arity * Hp floats. Returns 0. */
+/* The N-ary backward over levels num_levels-1..1, top-down (see nary.nary_backward), then the
+ * leaves: per level tl_nary_grads (the rows' pre-activation gradients into grad_pre from their
+ * activations and c, the children's c gradients into grad_c_rows), then the children's h
+ * gradients grad_pre P by sgemm (P [W, arity * Hp] row-major: U with each slot's block of
+ * columns padded to Hp) added into grad_h_rows by children; last, the leaves' tl_nary_grads
+ * (arity 0) from leaf_activations [L, leaf_W] into grad_leaf [L, leaf_W]. grad_pre,
+ * activations [rows above the leaves, W]; c_rows, grad_h_rows, grad_c_rows [N + 1, H] by
+ * level-order row (the last: an empty slot's); work at least
+ * max_level_rows * arity * Hp + H floats. Returns 0. */
 int tl_nary_backward(void *gemm_address, int64_t num_levels, const int64_t *bounds,
                      const int64_t *children, int64_t arity, int64_t H, int64_t W, int64_t Hp,
-                     const float *padded_weight, float *grad_pre, const float *through,
-                     const float *activations, float *grad_h_rows, float *grad_c_rows,
+                     const float *padded_weight, const float *activations, const float *c_rows,
+                     float *grad_pre, float *grad_h_rows, float *grad_c_rows,
+                     const float *leaf_activations, int64_t leaf_W, float *grad_leaf,
                      float *work) {
     sgemm_f gemm = (sgemm_f)gemm_address;
     const int64_t Kp = arity * Hp;
     float one = 1.0f, zero = 0.0f;
+    float *total = work, *products = work + H;
     for (int64_t level = num_levels - 1; level >= 1; level--) {
         int64_t start = bounds[level], n = bounds[level + 1] - start, row = start - bounds[1];
         const int64_t *level_children = children + arity * row;
         float *level_grad = grad_pre + row * W;
-        tl_nary_backward_level(n, arity, H, W, level_grad, through + row * H,
-                               grad_h_rows + start * H, grad_c_rows + start * H,
-                               activations + row * W, level_children, grad_c_rows);
+        tl_nary_grads(n, arity, H, W, activations + row * W, c_rows + start * H, c_rows,
+                      level_children, grad_h_rows + start * H, grad_c_rows + start * H,
+                      level_grad, grad_c_rows, total);
         int m_ = (int)Kp, n_ = (int)n, k_ = (int)W, ldp = (int)Kp, ldg = (int)W;
-        gemm("N", "N", &m_, &n_, &k_, &one, padded_weight, &ldp, level_grad, &ldg, &zero, work,
-             &ldp);
-        tl_scatter_add_rows(work, Hp, H, level_children, n * arity, grad_h_rows);
+        gemm("N", "N", &m_, &n_, &k_, &one, padded_weight, &ldp, level_grad, &ldg, &zero,
+             products, &ldp);
+        tl_scatter_add_rows(products, Hp, H, level_children, n * arity, grad_h_rows);
     }
+    tl_nary_grads(bounds[1], 0, H, leaf_W, leaf_activations, c_rows, NULL, NULL, grad_h_rows,
+                  grad_c_rows, grad_leaf, NULL, total);
     return 0;
 }
 

@@ -192,7 +192,10 @@ def _declare(library: ctypes.CDLL) -> None:
         "tl_nary_levels": [pointer, size, size, pointer, pointer, size, size, size, pointer, flag,
                            pointer, pointer, pointer, pointer, pointer],
         "tl_nary_backward": [pointer, size, pointer, pointer, size, size, size, size, pointer,
-                             pointer, pointer, pointer, pointer, pointer, pointer],
+                             pointer, pointer, pointer, pointer, pointer, pointer, size, pointer,
+                             pointer],
+        "tl_nary_grads": [size, size, size, size, pointer, pointer, pointer, pointer, pointer,
+                          pointer, pointer, pointer, pointer],
         "tl_childsum_inference": [pointer, size, pointer, pointer, pointer, pointer, size,
                                   pointer, pointer, pointer, pointer, pointer, pointer, size],
         "tl_childsum_forward": [pointer, size, pointer, pointer, pointer, pointer, size, pointer,
@@ -564,26 +567,48 @@ def _int64s(values: tuple[int, ...]) -> "ctypes.Array[ctypes.c_int64]":
 
 
 def nary_backward(lib: ctypes.CDLL, bounds: tuple[int, ...], children: Tensor, arity: int,
-                  padded_weight: Tensor, grad_pre: Tensor, through: Tensor, activations: Tensor,
-                  grad_h_rows: Tensor, grad_c_rows: Tensor) -> bool:
-    """The N-ary backward's levels in one C call (``tl_nary_backward``), ``padded_weight``
-    ``[W, N * Hp]`` (``U``, each slot's columns padded to ``Hp``). Returns ``False`` (nothing
-    done) where it cannot run, as :func:`nary_levels`."""
+                  padded_weight: Tensor, activations: Tensor, c_rows: Tensor,
+                  grad_h_rows: Tensor, grad_c_rows: Tensor, leaf_activations: Tensor
+                  ) -> Optional[tuple[Tensor, Tensor]]:
+    """The N-ary backward of a layer in one C call (``tl_nary_backward``): the levels top-down,
+    each level's pre-activation gradients from its activations and ``c`` (:func:`nary_grads`),
+    the children's ``h`` gradients by sgemm with ``padded_weight`` ``[W, N * Hp]`` (``U``, each
+    slot's columns padded to ``Hp``), then the leaves'. Returns the pre-activation gradients of
+    the rows above the leaves (laid out as ``activations``) and of the leaves (as
+    ``leaf_activations``), or ``None`` (nothing done) where it cannot run, as
+    :func:`nary_levels`."""
     gemm = sgemm_address()
-    if gemm is None or len(bounds) < 3 or not padded_weight.is_contiguous():
-        return False
+    if gemm is None or len(bounds) < 3 or not padded_weight.is_contiguous() or \
+            not (activations.is_contiguous() and leaf_activations.is_contiguous()):
+        return None
     most = max(bounds[k + 1] - bounds[k] for k in range(1, len(bounds) - 1))
-    width = grad_pre.shape[1]
-    if not fits(most, width):
-        return False
-    hidden_size, padded_hidden = through.shape[1], padded_weight.shape[1] // arity
-    work = grad_pre.new_empty(most * arity * padded_hidden)
-    starts = torch.tensor(bounds)
-    lib.tl_nary_backward(gemm, len(bounds) - 1, starts.data_ptr(), children.data_ptr(), arity,
+    width, hidden_size = activations.shape[1], grad_h_rows.shape[1]
+    if not (fits(most, width) and fits(*leaf_activations.shape)):
+        return None
+    padded_hidden = padded_weight.shape[1] // arity
+    grad_pre, grad_leaf = activations.new_empty(activations.shape), \
+        leaf_activations.new_empty(leaf_activations.shape)
+    work = grad_pre.new_empty(most * arity * padded_hidden + hidden_size)
+    lib.tl_nary_backward(gemm, len(bounds) - 1, _int64s(bounds), children.data_ptr(), arity,
                          hidden_size, width, padded_hidden, padded_weight.data_ptr(),
-                         grad_pre.data_ptr(), through.data_ptr(), activations.data_ptr(),
-                         grad_h_rows.data_ptr(), grad_c_rows.data_ptr(), work.data_ptr())
-    return True
+                         activations.data_ptr(), c_rows.data_ptr(), grad_pre.data_ptr(),
+                         grad_h_rows.data_ptr(), grad_c_rows.data_ptr(),
+                         leaf_activations.data_ptr(), leaf_activations.shape[1],
+                         grad_leaf.data_ptr(), work.data_ptr())
+    return grad_pre, grad_leaf
+
+
+def leaf_grads(lib: ctypes.CDLL, activations: Tensor, c: Tensor, grad_h: Tensor,
+               grad_c: Tensor) -> Tensor:
+    """The leaves' ``i | g | o`` pre-activation gradients (laid out as ``activations``
+    ``[L, W]``, zero padding) from their activations, ``c`` and the gradients of their ``h`` and
+    ``c`` ``[L, H]`` (all contiguous), in one pass (``tl_nary_grads`` with arity 0)."""
+    grad = activations.new_empty(activations.shape)
+    total = activations.new_empty(c.shape[1])
+    lib.tl_nary_grads(activations.shape[0], 0, c.shape[1], activations.shape[1],
+                      activations.data_ptr(), c.data_ptr(), None, None, grad_h.data_ptr(),
+                      grad_c.data_ptr(), grad.data_ptr(), None, total.data_ptr())
+    return grad
 
 
 class _ChildSumLayer(NamedTuple):

@@ -3,6 +3,7 @@ for inference that can take the leaves' terms from a :class:`~.cache.ProjectionC
 hand-written backward."""
 from __future__ import annotations
 
+import ctypes
 from typing import NamedTuple, Optional, cast
 
 import torch
@@ -244,32 +245,22 @@ def _leaf_word_terms(plan: Plan, weight_t: Tensor, bias_ih: Optional[Tensor],
     return _LeafWordTerms(terms, term_of_row, h_leaf, c_leaf, place)
 
 
-def nary_backward(plan: Plan, saved: tuple[Tensor, Tensor], h_rows: Tensor, c_rows: Tensor,
-                   grad_h_rows: Tensor, grad_c_rows: Tensor, weight_hh: Tensor
-                   ) -> tuple[Tensor, Tensor, Tensor]:
+def _backward_by_level(plan: Plan, lib: Optional[ctypes.CDLL], activations: Tensor,
+                       leaf_activations: Tensor, c_rows: Tensor, grad_h_rows: Tensor,
+                       grad_c_rows: Tensor, padded_weight: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`nary_backward`'s levels and leaves where one C call cannot run them: the
+    pre-activation gradients of the rows above the leaves and of the leaves ``[L, 3H]``."""
     arity, hidden_size, bounds = plan.num_forget, plan.hidden_size, plan.batch.level_order.bounds
     num_leaves, num_nodes = bounds[1], plan.batch.num_nodes
-    width = (arity + 3) * hidden_size
-    leaf_activations, activations = saved
     slots = plan.batch.child_slots(arity)
-    # rows padded like the forward's (its activations tell); then columns too, so that
-    # grad @ weight has aligned rows
-    padded_weight = weight_hh
-    if activations.shape[1] > width:
-        padded_weight = pad_rows(pad_column_blocks(weight_hh, arity))
     child_c = c_rows.index_select(0, slots.view(-1)).view(-1, arity, hidden_size)
     # All that does not depend on the incoming gradients, at once; `grad_pre` then becomes the
     # internal rows' pre-activation gradients, i | f_1..f_N | g | o (+ zero padding), level by
-    # level.
+    # level, walked top-down (the rows of every level cut at once).
     through, grad_pre = functional.backward_factors(activations, arity, hidden_size,
                                                     c_rows[num_leaves:num_nodes], child_c)
-    lib = kernels.for_call(grad_h_rows)
-    in_c = lib is not None and kernels.nary_backward(  # every level in one C call
-        lib, bounds, slots, arity, padded_weight, grad_pre, through, activations, grad_h_rows,
-        grad_c_rows)
-    # else the rows of every level cut at once, walked top-down
     sizes = [bounds[k + 1] - bounds[k] for k in range(len(bounds) - 1)]
-    levels = [] if in_c else list(zip(
+    levels = list(zip(
         plan.batch.level_children(arity), grad_pre.split_with_sizes(sizes[1:]),
         through.split_with_sizes(sizes[1:]), activations.split_with_sizes(sizes[1:]),
         grad_h_rows.split_with_sizes(sizes + [1])[1:-1],
@@ -289,9 +280,32 @@ def nary_backward(plan: Plan, saved: tuple[Tensor, Tensor], h_rows: Tensor, c_ro
         level_forget = level_activations[:, hidden_size:(arity + 1) * hidden_size]
         grad_c_rows.index_add_(0, children, (grad_c_total.unsqueeze(1) * level_forget.view(
             -1, arity, hidden_size)).view(-1, hidden_size))
-    grad_leaf = leaf_backward(leaf_activations, c_rows, grad_h_rows, grad_c_rows, num_leaves,
-                               hidden_size)
+    return grad_pre, leaf_backward(leaf_activations, c_rows, grad_h_rows, grad_c_rows,
+                                   num_leaves, hidden_size)
 
+
+def nary_backward(plan: Plan, saved: tuple[Tensor, Tensor], h_rows: Tensor, c_rows: Tensor,
+                   grad_h_rows: Tensor, grad_c_rows: Tensor, weight_hh: Tensor
+                   ) -> tuple[Tensor, Tensor, Tensor]:
+    arity, hidden_size, bounds = plan.num_forget, plan.hidden_size, plan.batch.level_order.bounds
+    width = (arity + 3) * hidden_size
+    leaf_activations, activations = saved
+    slots = plan.batch.child_slots(arity)
+    # rows padded like the forward's (its activations tell); then columns too, so that
+    # grad @ weight has aligned rows
+    padded_weight = weight_hh
+    if activations.shape[1] > width:
+        padded_weight = pad_rows(pad_column_blocks(weight_hh, arity))
+    lib = kernels.for_call(grad_h_rows)
+    grads = None if lib is None else kernels.nary_backward(  # the whole layer in one C call
+        lib, bounds, slots, arity, padded_weight, activations, c_rows, grad_h_rows,
+        grad_c_rows, leaf_activations)
+    if grads is None:
+        grad_pre, grad_leaf = _backward_by_level(plan, lib, activations, leaf_activations,
+                                                 c_rows, grad_h_rows, grad_c_rows,
+                                                 padded_weight)
+    else:
+        grad_pre, grad_leaf = grads[0], grads[1][:, :3 * hidden_size]
     child_h = h_rows.index_select(0, slots.view(-1)).view(-1, arity * hidden_size)
     grad_weight_hh = gradient_product(grad_pre, child_h, transposed=True)[:width]
     total = grad_pre.sum(0)

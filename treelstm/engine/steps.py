@@ -165,11 +165,7 @@ def leaf_states(plan: Plan, x_proj: Tensor, bias_ih: Optional[Tensor],
         activations = functional.leaf_preactivation(x_rows[:num_leaves], bias_hh,
                                                     plan.num_forget)
     h_rows, c_rows = state_buffers(activations, num_nodes, hidden_size)
-    out = (h_rows[:num_leaves], c_rows[:num_leaves])
-    if keep:
-        functional.leaf_state(activations, hidden_size, out=out)
-    else:
-        leaf_update(activations, hidden_size, out)
+    leaf_update(activations, hidden_size, (h_rows[:num_leaves], c_rows[:num_leaves]), keep)
     return h_rows, c_rows, x_rows, activations
 
 
@@ -182,12 +178,17 @@ def _leaf_bias(plan: Plan, bias_ih: Optional[Tensor], bias_hh: Optional[Tensor],
     return bias
 
 
-def leaf_update(preactivation: Tensor, hidden_size: int, out: tuple[Tensor, Tensor]) -> None:
+def leaf_update(preactivation: Tensor, hidden_size: int, out: tuple[Tensor, Tensor],
+                keep: bool = False) -> None:
     """Leaves' ``h, c`` into ``out`` from their ``i | g | o`` pre-activations, without autograd
-    (an N-ary layout without forget gates): in C when it can (:mod:`.kernels`)."""
+    (an N-ary layout without forget gates): in C when it can (:mod:`.kernels`). With ``keep``
+    the pre-activations become the activations (what :func:`leaf_backward` reads)."""
     lib = kernels.for_call(preactivation)
     if lib is not None and kernels.fits(*preactivation.shape) and preactivation.is_contiguous():
-        kernels.nary_update(lib, preactivation, None, None, 0, hidden_size, out=out)
+        kernels.nary_update(lib, preactivation, None, None, 0, hidden_size, out=out,
+                            keep_activations=keep)
+    elif keep:
+        functional.leaf_state(preactivation, hidden_size, out=out)
     else:
         functional.nary_state_fused(preactivation, None, 0, hidden_size, out=out)
 
@@ -221,7 +222,13 @@ def leaf_word_states(plan: Plan, x_distinct: Tensor, bias_ih: Optional[Tensor],
 
 def leaf_backward(activations: Tensor, c_rows: Tensor, grad_h_rows: Tensor,
                    grad_c_rows: Tensor, num_leaves: int, hidden_size: int) -> Tensor:
-    """``[L, 3H]`` gradients of the leaves' ``i | g | o`` pre-activations."""
+    """``[L, 3H]`` gradients of the leaves' ``i | g | o`` pre-activations (in one C pass where
+    it can: :func:`.kernels.leaf_grads`)."""
+    lib = kernels.for_call(activations)
+    if lib is not None and kernels.fits(*activations.shape) and activations.is_contiguous():
+        return kernels.leaf_grads(lib, activations, c_rows[:num_leaves],
+                                  grad_h_rows[:num_leaves], grad_c_rows[:num_leaves]
+                                  )[:, :3 * hidden_size]
     through, factors = functional.backward_factors(activations, 0, hidden_size,
                                                    c_rows[:num_leaves])
     functional.preactivation_grads(factors, through, grad_h_rows[:num_leaves],
