@@ -116,3 +116,25 @@ def test_level_cost_trees_and_table(capsys):
     assert out.count("fixed ms") == 2 and out.count("\nlstm ") == 2
     with pytest.raises(SystemExit):
         level_cost.main(["--words", "5"])  # one length: no line to fit
+
+
+def test_interleaved_prints_a_ratio_and_refuses_a_folder_without_the_benchmark(tmp_path):
+    """benchmarks/interleaved.py: one line with the engine's and nn.LSTM's times and their ratio;
+    a --checkout without benchmarks/bench.py is a usage error (exit 2), nothing measured."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "interleaved.py"
+    done = subprocess.run([sys.executable, str(script), "--batch-size", "2", "--mode", "train",
+                           "--method", "native", "--turns", "1", "--turn-time", "0.01"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    match = re.fullmatch(r".* B=2 native train: engine ([\d.]+) ms, nn\.LSTM ([\d.]+) ms, "
+                         r"ratio ([\d.]+)x\n", done.stdout)
+    assert match and all(float(value) > 0 for value in match.groups()), done.stdout
+    refused = subprocess.run([sys.executable, str(script), "--checkout", str(tmp_path)],
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "no benchmarks/bench.py there" in refused.stderr
+    assert refused.stdout == ""
