@@ -308,6 +308,16 @@ def train_step(model, batch, where, table, rows, enabled):
     return [output.detach(), table.grad] + [p.grad for p in model.parameters()]
 
 
+def assert_training_matches(fused, model, batch, where, table, rows):
+    """``fused`` (a train_step with the C steps) against the torch ops and the float64 model."""
+    plain = train_step(model, batch, where, table, rows, False)
+    exact = train_step(copy.deepcopy(model).double(), batch, where, table.double(), rows, False)
+    for ours, torch_ops, float64 in zip(fused, plain, exact):
+        scale = float64.abs().max().item() + 1
+        torch.testing.assert_close(ours, torch_ops, rtol=0, atol=1e-5 * scale)
+        torch.testing.assert_close(ours.double(), float64, rtol=0, atol=1e-5 * scale)
+
+
 @needs_kernels
 @pytest.mark.parametrize("num_trees", [1, 3, 30])
 @pytest.mark.parametrize("cell,arity", [("nary", 2), ("nary", 3), ("childsum", None)])
@@ -326,12 +336,7 @@ def test_c_training_steps_match_the_torch_ops_and_float64(num_trees, cell, arity
         pytest.skip("torch exports no sgemm here (not an x86 MKL build)")
     model, batch, table, rows = two_layer_case(num_trees, cell, arity, bidirectional=True)
     fused = train_step(model, batch, where, table, rows, True)
-    plain = train_step(model, batch, where, table, rows, False)
-    exact = train_step(copy.deepcopy(model).double(), batch, where, table.double(), rows, False)
-    for ours, torch_ops, float64 in zip(fused, plain, exact):
-        scale = float64.abs().max().item() + 1
-        torch.testing.assert_close(ours, torch_ops, rtol=0, atol=1e-5 * scale)
-        torch.testing.assert_close(ours.double(), float64, rtol=0, atol=1e-5 * scale)
+    assert_training_matches(fused, model, batch, where, table, rows)
 
 
 @needs_kernels
@@ -352,12 +357,7 @@ def test_the_backward_of_a_layer_is_one_c_call_and_leaves_are_in_c(monkeypatch, 
     model, batch, table, rows = two_layer_case(30, cell, arity)
     fused = train_step(model, batch, where, table, rows, True)
     assert len(results) == 2 and all(r is not None for r in results)  # one per layer
-    plain = train_step(model, batch, where, table, rows, False)
-    exact = train_step(copy.deepcopy(model).double(), batch, where, table.double(), rows, False)
-    for ours, torch_ops, float64 in zip(fused, plain, exact):
-        scale = float64.abs().max().item() + 1
-        torch.testing.assert_close(ours, torch_ops, rtol=0, atol=1e-5 * scale)
-        torch.testing.assert_close(ours.double(), float64, rtol=0, atol=1e-5 * scale)
+    assert_training_matches(fused, model, batch, where, table, rows)
 
 
 @needs_kernels

@@ -105,7 +105,10 @@ def _nary_inference(plan: Plan, project: Project, weight_hh: Tensor,
     takes ``U_k h_leaf`` per slot from the per-word terms instead of a matrix product. Without
     one, a table's leaves get their states once per distinct word (more than FEW_ROWS leaves).
     On the CPU in float32 the levels run in C (:mod:`.kernels`): all in one call where torch
-    exports its ``sgemm``, else the update of each level.
+    exports its ``sgemm``, else the update of each level; without kept projections, where the
+    input rows are the leaves' (or a table's distinct rows), that one call also makes the
+    biases and the leaves' projection and states (:func:`.kernels.nary_inference`), and a
+    parameter's contiguous ``U^T`` is kept between calls (:mod:`.layouts`).
     """
     arity, hidden_size, bounds = plan.num_forget, plan.hidden_size, plan.batch.level_order.bounds
     num_leaves, num_nodes = bounds[1], plan.batch.num_nodes
