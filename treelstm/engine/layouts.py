@@ -39,7 +39,7 @@ class _Kept(NamedTuple):
 
 
 _kept: dict[tuple[int, int], _Kept] = {}  # (id of the parameter, width)
-_lock = threading.Lock()
+_lock = threading.RLock()  # (re-entrant: a collection inside it may call _forget)
 _memcmp: Optional[Callable[..., int]] = None
 _memcmp_looked = False
 
@@ -58,7 +58,8 @@ def _compare() -> Optional[Callable[..., int]]:
 
 
 def _same_bytes(compare: Callable[..., int], kept: Tensor, weight: Tensor) -> bool:
-    return kept.shape == weight.shape and weight.is_contiguous() and \
+    return kept.shape == weight.shape and kept.dtype == weight.dtype and \
+        weight.is_contiguous() and \
         compare(kept.data_ptr(), weight.data_ptr(), weight.numel() * weight.element_size()) == 0
 
 
@@ -80,8 +81,9 @@ def transposed(weight: Tensor, width: int) -> Optional[Tensor]:
         return None
     owner: "weakref.ref[Tensor]" = weakref.ref(cast(Tensor, weight),
                                                lambda ref: _forget(key, ref))
+    kept = _Kept(owner, weight.detach().clone(), layout)
     with _lock:
-        _kept[key] = _Kept(owner, weight.detach().clone(), layout)
+        _kept[key] = kept
     return layout
 
 
