@@ -120,3 +120,24 @@ def test_threads_calling_one_model_get_its_results():
     for thread in threads:
         thread.join()
     assert not errors
+
+
+@needs_transpose
+def test_a_write_while_the_layout_is_made_does_not_leave_it_stale(monkeypatch):
+    """Another thread's write to the weight while its layout is being made (stood in for by a
+    write right after the transposing copy): the next calls see the weight as it is, not a
+    layout of the old bytes kept against the new ones."""
+    weight = nn.Parameter(torch.randn(15, 6))
+    real = kernels.transposed
+
+    def then_a_write(source, blocks, width):
+        layout = real(source, blocks, width)
+        with torch.no_grad():
+            weight.mul_(-1.0)
+        monkeypatch.setattr(kernels, "transposed", real)  # once
+        return layout
+
+    monkeypatch.setattr(kernels, "transposed", then_a_write)
+    layouts.transposed(weight, 16)
+    torch.testing.assert_close(layouts.transposed(weight, 16), expected(weight, 16), rtol=0,
+                               atol=0)

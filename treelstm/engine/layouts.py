@@ -76,12 +76,15 @@ def transposed(weight: Tensor, width: int) -> Optional[Tensor]:
     kept = _kept.get(key)
     if kept is not None and kept.owner() is weight and _same_bytes(compare, kept.source, weight):
         return kept.layout
-    layout = kernels.transposed(weight, ((0, weight.shape[0]),), width)
+    # the layout from the copy it is checked against: a write to the weight meanwhile (another
+    # thread's) cannot leave a layout that disagrees with the kept bytes
+    source = weight.detach().clone()
+    layout = kernels.transposed(source, ((0, source.shape[0]),), width)
     if layout is None:
         return None
     owner: "weakref.ref[Tensor]" = weakref.ref(cast(Tensor, weight),
                                                lambda ref: _forget(key, ref))
-    kept = _Kept(owner, weight.detach().clone(), layout)
+    kept = _Kept(owner, source, layout)
     with _lock:
         _kept[key] = kept
     return layout
