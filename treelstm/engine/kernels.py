@@ -512,8 +512,7 @@ def nary_levels(lib: ctypes.CDLL, first: int, bounds: tuple[int, ...], children:
     if not fits(most, width):
         return False
     work = h_rows.new_empty(most * (arity * hidden_size + (width if activations is None else 0)))
-    starts = torch.tensor(bounds)
-    lib.tl_nary_levels(gemm, first, len(bounds) - 1, starts.data_ptr(), children.data_ptr(),
+    lib.tl_nary_levels(gemm, first, len(bounds) - 1, _int64s(bounds), children.data_ptr(),
                        arity, hidden_size, width, weight_t.data_ptr(), int(transposed),
                        None if bias is None else bias.data_ptr(), h_rows.data_ptr(),
                        c_rows.data_ptr(), None if activations is None else activations.data_ptr(),
