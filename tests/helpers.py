@@ -66,11 +66,11 @@ def grad_or_zero(param):
 
 
 def reference_params(model):
-    """Detached copies of ``model``'s parameters that the reference differentiates, in the layout
-    of :mod:`reference`: per layer ``(weight_ih, weight_hh, bias_ih, bias_hh)`` (``None`` for a
-    missing bias), or ``(up, down)`` of those for a bidirectional model."""
+    """Detached CPU copies of ``model``'s parameters that the reference differentiates, in the
+    layout of :mod:`reference`: per layer ``(weight_ih, weight_hh, bias_ih, bias_hh)`` (``None``
+    for a missing bias), or ``(up, down)`` of those for a bidirectional model."""
     def leaves(k, reverse):
-        return tuple(None if p is None else p.detach().clone().requires_grad_(True)
+        return tuple(None if p is None else p.detach().to("cpu", copy=True).requires_grad_(True)
                      for p in model.layer_parameters(k, reverse))
 
     if model.bidirectional:
@@ -94,30 +94,38 @@ def assert_gradients_match(model, params):
     theirs = named_reference_params(model, params)
     checked = 0
     for name, ours in model.named_parameters():
-        torch.testing.assert_close(grad_or_zero(ours), grad_or_zero(theirs[name]),
+        torch.testing.assert_close(grad_or_zero(ours).cpu(), grad_or_zero(theirs[name]),
                                    msg=lambda text: f"gradient of {name}: {text}")
         checked += 1
     assert checked == sum(p is not None for p in theirs.values())
 
 
-def assert_matches_reference(model, case, x, input_index=None):
+def assert_matches_reference(model, case, x, input_index=None, device=None):
     """``model`` on ``case``'s trees agrees with the float64 per-node recursion of
     :mod:`reference` (``tree_lstm``, or ``bidirectional_tree_lstm`` for a bidirectional model)
-    run on copies of its weights: ``output``, ``h_n``, ``c_n``, and the gradients of
+    run on CPU copies of its weights: ``output``, ``h_n``, ``c_n``, and the gradients of
     :func:`weighted_loss` with respect to ``x`` and to every parameter.
 
     Args:
         model: a float64 ``TreeLSTM``; its parameters' ``.grad`` must be unset.
         case: a ``cases.Case`` (parents and positions).
-        x: the input, a leaf that requires grad: one row per node, or with ``input_index`` one
-            row per listed node (the reference then gets zero rows for the other nodes).
+        x: the input, a CPU leaf that requires grad: one row per node, or with ``input_index``
+            one row per listed node (the reference then gets zero rows for the other nodes).
+        device: run a copy of ``model`` there (and the batch, ``x``, ``input_index``), the
+            same steps for ``"cpu"``; ``None``: ``model`` itself, on the CPU.
 
     Returns:
-        the model's ``(output, h_n, c_n)``, for further checks (shapes).
+        the model's ``(output, h_n, c_n)``, for further checks (shapes), on its device.
     """
     batch = TreeBatch.from_parents(case.parents, case.positions)
-    output, (h_n, c_n) = model(x, batch, input_index=input_index)
-    weighted_loss(output, h_n, c_n).backward()
+    x_in, index_in = x, input_index
+    if device is not None:
+        model = copy.deepcopy(model).to(device)
+        batch = batch.to(device)
+        x_in = x.to(device)  # differentiable: x.grad is the CPU gradient
+        index_in = None if input_index is None else input_index.to(device)
+    output, (h_n, c_n) = model(x_in, batch, input_index=index_in)
+    weighted_loss(output.cpu(), h_n.cpu(), c_n.cpu()).backward()
 
     params = reference_params(model)
     if input_index is None:
@@ -131,9 +139,9 @@ def assert_matches_reference(model, case, x, input_index=None):
                                                case.positions, model.arity)
     weighted_loss(ref_output, ref_h, ref_c).backward()
 
-    torch.testing.assert_close(output, ref_output)
-    torch.testing.assert_close(h_n, ref_h)
-    torch.testing.assert_close(c_n, ref_c)
+    torch.testing.assert_close(output.cpu(), ref_output)
+    torch.testing.assert_close(h_n.cpu(), ref_h)
+    torch.testing.assert_close(c_n.cpu(), ref_c)
     x_ref_grad = x_ref.grad if input_index is None else x_ref.grad[input_index]
     torch.testing.assert_close(x.grad, x_ref_grad)
     assert_gradients_match(model, params)
