@@ -42,6 +42,15 @@ def full_binary(depth):
     return [-1] + [(v - 1) // 2 for v in range(1, n)]
 
 
+def caterpillar(num_leaves):
+    """A binary tree whose inner nodes form a chain: ``num_leaves - 1`` levels."""
+    parent, spine = [-1], 0
+    for _ in range(num_leaves - 1):
+        parent += [spine, spine]
+        spine = len(parent) - 1
+    return parent
+
+
 def random_tree(n, seed, max_children=None):
     """A random tree with shuffled node ids (children before or after parents)."""
     rng = random.Random(seed)

@@ -20,7 +20,7 @@ import pytest
 import torch
 from torch import nn
 
-from cases import CASES, chain, full_binary, random_tree
+from cases import CASES, caterpillar, chain, full_binary, random_tree
 from conftest import DEVICES, needs_cuda
 from helpers import REPO, assert_matches_reference, load_script, make_model
 from treelstm import TreeBatch, TreeLSTM
@@ -137,15 +137,6 @@ def test_chain_equals_nn_lstm_on_the_device(device):
 
 
 # --------------------------------------------------------------------- host syncs (CUDA only)
-def _caterpillar(num_leaves):
-    """A binary tree whose inner nodes form a chain: ``num_leaves - 1`` levels."""
-    parent, spine = [-1], 0
-    for _ in range(num_leaves - 1):
-        parent += [spine, spine]
-        spine = len(parent) - 1
-    return parent
-
-
 @needs_cuda
 @pytest.mark.cuda
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -184,7 +175,7 @@ def test_cuda_syncs_do_not_grow_with_the_number_of_levels(cell, mode, bidirectio
             torch.cuda.set_sync_debug_mode(previous)
         return [str(w.message).splitlines()[0] for w in caught]
 
-    shallow, deep = syncs(full_binary(4)), syncs(_caterpillar(16))
+    shallow, deep = syncs(full_binary(4)), syncs(caterpillar(16))
     assert len(shallow) == len(deep), f"syncs: balanced {shallow}, caterpillar {deep}"
     assert len(deep) <= 12, deep
 

@@ -8,7 +8,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import reference
-from cases import CASES, full_binary, random_tree
+from cases import CASES, caterpillar, full_binary, random_tree
 from conftest import BACKENDS
 from treelstm import TreeBatch, TreeLSTM, engine, functional
 from treelstm.engine import kernels
@@ -367,16 +367,6 @@ class _SyncRecorder(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def _caterpillar(num_leaves):
-    """A binary tree whose inner nodes form a chain: ``num_leaves - 1`` levels."""
-    parent = [-1]
-    spine = 0
-    for _ in range(num_leaves - 1):
-        parent += [spine, spine]
-        spine = len(parent) - 1
-    return parent
-
-
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("mode", ["inference", "kept projections", "training"])
 @pytest.mark.parametrize("cell", CELLS)
@@ -404,8 +394,8 @@ def test_host_syncs_do_not_grow_with_the_number_of_levels(cell, mode, bidirectio
         monkeypatch.undo()
         return recorder.events
 
-    shallow, deep = syncs(full_binary(4)), syncs(_caterpillar(16))
-    assert TreeBatch.from_parents([_caterpillar(16)]).num_levels == 16
+    shallow, deep = syncs(full_binary(4)), syncs(caterpillar(16))
+    assert TreeBatch.from_parents([caterpillar(16)]).num_levels == 16
     assert shallow == deep, f"syncs: balanced {shallow}, caterpillar {deep}"
     assert len(deep) <= 12, deep
 
