@@ -113,14 +113,14 @@ def test_float32_batch_matches_cpu_float64(cell, bidirectional, mode, device):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_chain_equals_nn_lstm_on_the_device(device):
-    """Float32: on a GPU nn.LSTM is cuDNN's."""
+    """On a GPU nn.LSTM is cuDNN's (which takes float64 too, and TF32 never applies to it)."""
     torch.manual_seed(0)
-    lstm = nn.LSTM(7, 6, num_layers=2).to(device)
-    model = TreeLSTM(7, 6, num_layers=2).to(device)
+    lstm = nn.LSTM(7, 6, num_layers=2, dtype=torch.float64).to(device)
+    model = TreeLSTM(7, 6, num_layers=2, dtype=torch.float64).to(device)
     model.load_state_dict(lstm.state_dict())
     lengths = [9, 1, 4]
     batch = TreeBatch.from_parents([chain(n) for n in lengths]).to(device)
-    x = torch.randn(sum(lengths), 7, device=device, requires_grad=True)
+    x = torch.randn(sum(lengths), 7, dtype=torch.float64, device=device, requires_grad=True)
     output, (h_n, _) = model(x, batch)
     (output.sum() + h_n.sum()).backward()
     ours = x.grad.clone()
@@ -128,12 +128,12 @@ def test_chain_equals_nn_lstm_on_the_device(device):
     start, total = 0, 0
     for t, n in enumerate(lengths):
         lstm_out, (lstm_h, _) = lstm(x[start:start + n].unsqueeze(1))
-        torch.testing.assert_close(output[start:start + n], lstm_out[:, 0], rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(h_n[:, t], lstm_h[:, 0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(output[start:start + n], lstm_out[:, 0], rtol=0, atol=1e-12)
+        torch.testing.assert_close(h_n[:, t], lstm_h[:, 0], rtol=0, atol=1e-12)
         total = total + lstm_out.sum() + lstm_h.sum()
         start += n
     total.backward()
-    torch.testing.assert_close(ours, x.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours, x.grad, rtol=0, atol=1e-12)
 
 
 # --------------------------------------------------------------------- host syncs (CUDA only)
@@ -175,9 +175,9 @@ def test_cuda_syncs_do_not_grow_with_the_number_of_levels(cell, mode, bidirectio
             torch.cuda.set_sync_debug_mode(previous)
         return [str(w.message).splitlines()[0] for w in caught]
 
+    # the sync debug mode also counts blocking copies, so the count is not test_engine's
     shallow, deep = syncs(full_binary(4)), syncs(caterpillar(16))
     assert len(shallow) == len(deep), f"syncs: balanced {shallow}, caterpillar {deep}"
-    assert len(deep) <= 12, deep
 
 
 # ------------------------------------------------------------ training, predicting, benchmark
@@ -198,11 +198,28 @@ class Interrupted(Exception):
     pass
 
 
+@pytest.fixture
+def deterministic(device):
+    """On a GPU, torch's deterministic algorithms: CUDA's ``index_add_`` (a word's gradient
+    rows, summed) adds in any order otherwise, so two runs may differ in the last bits
+    (cuBLAS needs CUBLAS_WORKSPACE_CONFIG too, which gpu_check.sh sets: else only a warning)."""
+    if device == "cpu":
+        yield
+        return
+    before, warn_only = (torch.are_deterministic_algorithms_enabled(),
+                         torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    yield
+    torch.use_deterministic_algorithms(before, warn_only=warn_only)
+
+
 @pytest.mark.parametrize("device", DEVICES)
-def test_training_matches_the_cpu_and_resumes_bit_for_bit(device, splits, tmp_path):
+def test_training_matches_the_cpu_and_resumes_bit_for_bit(device, splits, tmp_path,
+                                                          deterministic):
     """One epoch without dropout on ``device``: the loss as on the CPU (up to float rounding);
     two with dropout (CUDA draws its masks from its own generator): a run interrupted after one
-    epoch and resumed ends with the same weights, bit for bit."""
+    epoch and resumed ends with the same weights, bit for bit (on a GPU under deterministic
+    algorithms)."""
     epoch = [train(_config(where, epochs=1, dropout=0.0), splits=splits)
              for where in ("cpu", device)]
     assert next(epoch[1].model.parameters()).device.type == device

@@ -80,7 +80,8 @@ def _add_train_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue from --out/checkpoint.pt if it exists: the run ends with "
                              "the same weights as an uninterrupted one (bit for bit with the "
-                             "same --device and --threads); --epochs may be raised to train "
+                             "same --device and --threads; on a GPU, whose index_add_ adds in "
+                             "any order, up to float rounding); --epochs may be raised to train "
                              "longer; the other settings must match the checkpoint (and "
                              "best.pt must be this run's)")
     parser.add_argument("--overwrite", action="store_true",

@@ -68,7 +68,10 @@ def train(config: TrainConfig, out_dir: Optional[PathLike] = None, resume: bool 
         config: the settings.
         out_dir: where the files go; ``None`` keeps everything in memory.
         resume: continue from ``out_dir/checkpoint.pt`` if it exists (the result is the same,
-            bit for bit, as an uninterrupted run). ``config.epochs`` may be raised to train on.
+            bit for bit, as an uninterrupted run on the same device and threads; on CUDA,
+            whose ``index_add_`` adds in any order, only under
+            ``torch.use_deterministic_algorithms(True)``). ``config.epochs`` may be raised to
+            train on.
         overwrite: start afresh in an ``out_dir`` that already holds a run, replacing its files
             as the new run writes them. Without ``resume`` or ``overwrite`` such an ``out_dir``
             is refused (FileExistsError), so a finished run is never lost by accident.
