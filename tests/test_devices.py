@@ -29,9 +29,9 @@ from treelstm.data import read_ptb
 from treelstm.predict import Predictor
 from treelstm.training import TrainConfig, load_checkpoint, save_checkpoint, train
 
-from test_predict import DATA
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
+
+DATA = REPO / "treelstm" / "datasets" / "sentiment"
 
 CELLS = ["childsum", "nary"]
 LAYOUTS = [pytest.param(False, 1, id="uni-1"), pytest.param(True, 2, id="bi-2")]
